@@ -1,0 +1,23 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""crnn: the Elman recurrent network with exact gradients, in compiled Cython.
+
+    Z^t = U X^t + W S^{t-1},   S^t = tanh(Z^t),   Y^t = V S^t
+    E   = g sum_t sum_k (target^t_k - Y^t_k)^2
+
+:class:`RNN` runs the network and computes the exact gradient of E with
+respect to U, W, V and S^0, by backpropagation through time or by real-time
+recurrent learning. :mod:`crnn.reference` holds the same equations as plain
+Python loops, the oracle the compiled kernels are tested against.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from crnn import reference
+from crnn._rnn import RNN, Gradient
+
+try:
+    __version__ = version("crnn")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = ["RNN", "Gradient", "__version__", "reference"]

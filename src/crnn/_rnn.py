@@ -1,0 +1,509 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The public model class: validation and allocation around ``crnn._core``."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from crnn import _core
+from crnn._validation import (
+    as_float_array,
+    available_cpus,
+    check_alloc,
+    check_dtype,
+    check_g,
+    check_method,
+    check_n_threads,
+    check_shape,
+    check_size,
+)
+
+__all__ = ["RNN", "Gradient"]
+
+# Below this many multiply-adds per call, a second thread costs more than it saves.
+_PARALLEL_MIN_WORK = 200_000
+
+# Sequences whose gradients are held at once before they are added to the total.
+_SLOTS_PER_THREAD = 4
+
+
+@dataclass(frozen=True, repr=False)
+class Gradient:
+    """The exact gradient of the loss E, as returned by :meth:`RNN.gradient`.
+
+    Attributes
+    ----------
+    U : ndarray of shape (hidden_size, input_size)
+        dE/dU.
+    W : ndarray of shape (hidden_size, hidden_size)
+        dE/dW.
+    V : ndarray of shape (output_size, hidden_size)
+        dE/dV.
+    s0 : ndarray of shape (hidden_size,) or (N, hidden_size)
+        dE/dS^0, the gradient with respect to the initial state, with the
+        shape of the ``s0`` that was used (see :meth:`RNN.gradient`).
+    loss : float
+        E, summed over the batch.
+    method : str
+        ``"bptt"`` or ``"rtrl"``.
+    """
+
+    U: np.ndarray
+    W: np.ndarray
+    V: np.ndarray
+    s0: np.ndarray
+    loss: float
+    method: str
+
+    def __repr__(self):
+        return (
+            f"Gradient(method={self.method!r}, loss={self.loss!r}, U: {self.U.shape}, "
+            f"W: {self.W.shape}, V: {self.V.shape}, s0: {self.s0.shape}, dtype={self.U.dtype})"
+        )
+
+
+class RNN:
+    r"""The Elman recurrent network of crnn's seed, with exact gradients.
+
+    .. math::
+
+        Z^t = U X^t + W S^{t-1}, \quad S^t = \tanh(Z^t), \quad Y^t = V S^t
+
+        E = g \sum_t \sum_k (\hat Y^t_k - Y^t_k)^2
+
+    for t = 1..T, where :math:`\hat Y^t` is the target and :math:`S^0` the
+    initial state (zeros unless given). There are no biases.
+
+    Parameters
+    ----------
+    input_size : int
+        n, the size of each input X^t.
+    hidden_size : int
+        d, the size of the state S^t.
+    output_size : int, optional
+        m, the size of each output Y^t. Defaults to ``input_size``, as in
+        the seed.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the weights and of every computation. Data of another
+        dtype is converted to this one.
+    seed : None, int or numpy.random.Generator, optional
+        Source of the initial weights, for reproducibility.
+    n_threads : int, optional
+        Threads over the sequences of a batch (OpenMP builds only).
+        None chooses from the size of the work; -1 means all CPUs, -2 all
+        but one. Results are bit-for-bit the same for every thread count.
+
+    Attributes
+    ----------
+    U : ndarray of shape (hidden_size, input_size)
+    W : ndarray of shape (hidden_size, hidden_size)
+    V : ndarray of shape (output_size, hidden_size)
+        The weights. They may be assigned (the value is checked and copied)
+        or changed in place.
+
+    Notes
+    -----
+    The initial weights are drawn uniformly from
+    :math:`[-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}}]`, with
+    fan_in = n for U and d for W and V (the rule PyTorch's ``nn.RNN`` uses).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import crnn
+    >>> rnn = crnn.RNN(2, 8, seed=0)
+    >>> X = np.random.default_rng(0).normal(size=(50, 2))
+    >>> S, Y = rnn.forward(X)
+    >>> S.shape, Y.shape
+    ((50, 8), (50, 2))
+    >>> G = rnn.gradient(X[:-1], X[1:])
+    >>> G.U.shape, G.W.shape, G.V.shape
+    ((8, 2), (8, 8), (2, 8))
+    """
+
+    def __init__(
+        self, input_size, hidden_size, output_size=None, *, dtype=np.float64, seed=None,
+        n_threads=None,
+    ):
+        n = check_size(input_size, "input_size")
+        d = check_size(hidden_size, "hidden_size")
+        m = n if output_size is None else check_size(output_size, "output_size")
+        self._dtype = check_dtype(dtype)
+        self.n_threads = n_threads
+        for shape, name in (((d, n), "U"), ((d, d), "W"), ((m, d), "V")):
+            check_alloc(shape, self._dtype, f"weight {name}")
+        rng = np.random.default_rng(seed)
+        self._U = self._init((d, n), n, rng)
+        self._W = self._init((d, d), d, rng)
+        self._V = self._init((m, d), d, rng)
+
+    def _init(self, shape, fan_in, rng):
+        bound = 1.0 / np.sqrt(fan_in)
+        return rng.uniform(-bound, bound, size=shape).astype(self._dtype)
+
+    @classmethod
+    def from_weights(cls, U, W, V, *, dtype=None, n_threads=None):
+        """Build a model from given weights (copied).
+
+        Parameters
+        ----------
+        U, W, V : array_like
+            Weights of shapes (d, n), (d, d) and (m, d).
+        dtype : {None, numpy.float64, numpy.float32}
+            Precision of the model. None keeps float32 when all three weights
+            are float32 and uses float64 otherwise.
+        n_threads : int, optional
+            As in :class:`RNN`.
+
+        Returns
+        -------
+        RNN
+        """
+        if dtype is None:
+            dts = {np.asarray(w).dtype for w in (U, W, V)}
+            dtype = np.float32 if dts == {np.dtype(np.float32)} else np.float64
+        dtype = check_dtype(dtype)
+        U = as_float_array(U, "U", dtype, 2)
+        W = as_float_array(W, "W", dtype, 2)
+        V = as_float_array(V, "V", dtype, 2)
+        d, n = U.shape
+        if d == 0 or n == 0:
+            raise ValueError(f"U must have shape (d, n) with d, n >= 1, got {U.shape}")
+        check_shape(W, "W (hidden_size x hidden_size, from U's rows)", (d, d))
+        if V.shape[0] == 0:
+            raise ValueError(f"V must have shape (m, {d}) with m >= 1, got {V.shape}")
+        check_shape(V, "V", (V.shape[0], d))
+        self = cls.__new__(cls)
+        self._dtype = dtype
+        self.n_threads = n_threads
+        self._U, self._W, self._V = U.copy(), W.copy(), V.copy()
+        return self
+
+    # ------------------------------------------------------------------ attributes
+
+    @property
+    def input_size(self):
+        """n, the size of each input."""
+        return self._U.shape[1]
+
+    @property
+    def hidden_size(self):
+        """d, the size of the state."""
+        return self._U.shape[0]
+
+    @property
+    def output_size(self):
+        """m, the size of each output."""
+        return self._V.shape[0]
+
+    @property
+    def dtype(self):
+        """The model's floating dtype."""
+        return self._dtype
+
+    @property
+    def n_threads(self):
+        """Threads over a batch: None (choose), a positive count, or -1 for all CPUs."""
+        return self._n_threads
+
+    @n_threads.setter
+    def n_threads(self, value):
+        check_n_threads(value)
+        self._n_threads = value
+
+    def _set_weight(self, name, value, shape):
+        arr = as_float_array(value, name, self._dtype, 2)
+        check_shape(arr, name, shape)
+        setattr(self, "_" + name, arr.copy())
+
+    @property
+    def U(self):
+        """Input-to-hidden weights, shape (hidden_size, input_size)."""
+        return self._U
+
+    @U.setter
+    def U(self, value):
+        self._set_weight("U", value, (self.hidden_size, self.input_size))
+
+    @property
+    def W(self):
+        """Hidden-to-hidden weights, shape (hidden_size, hidden_size)."""
+        return self._W
+
+    @W.setter
+    def W(self, value):
+        self._set_weight("W", value, (self.hidden_size, self.hidden_size))
+
+    @property
+    def V(self):
+        """Hidden-to-output weights, shape (output_size, hidden_size)."""
+        return self._V
+
+    @V.setter
+    def V(self, value):
+        self._set_weight("V", value, (self.output_size, self.hidden_size))
+
+    def __repr__(self):
+        return (
+            f"RNN(input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"output_size={self.output_size}, dtype={self._dtype.name})"
+        )
+
+    # ------------------------------------------------------------------ preparation
+
+    def _weights(self, check_finite):
+        """The weights as the kernels need them, checked again.
+
+        The arrays are public and may have been changed in place (values,
+        dtype-preserving shape changes), so their shapes and values are
+        checked at every call, which is cheap next to any kernel.
+        """
+        d, n, m = self.hidden_size, self.input_size, self.output_size
+        out = []
+        for name, shape in (("U", (d, n)), ("W", (d, d)), ("V", (m, d))):
+            arr = as_float_array(getattr(self, "_" + name), name, self._dtype, 2, check_finite)
+            check_shape(arr, name, shape)
+            out.append(arr)
+        return out
+
+    def _data(self, X, target, s0, check_finite, need_target):
+        """Validate and convert X, target and s0 to (N, T, n), (N, T, m), (N, d)."""
+        dt = self._dtype
+        X = as_float_array(X, "X", dt, (2, 3), check_finite)
+        batched = X.ndim == 3
+        X3 = X if batched else X[np.newaxis]
+        N, T, n = X3.shape
+        if n != self.input_size:
+            raise ValueError(
+                f"X must have {self.input_size} features in its last axis (the model's "
+                f"input_size), got shape {X.shape}"
+            )
+        target3 = None
+        if need_target:
+            target = as_float_array(target, "target", dt, X.ndim, check_finite)
+            expected = (*X.shape[:-1], self.output_size)
+            if target.shape != expected:
+                raise ValueError(
+                    f"target must have shape {expected} (X's "
+                    f"{'batch and time' if batched else 'time'} axes and the model's "
+                    f"output_size {self.output_size}), got {target.shape}"
+                )
+            target3 = target if batched else target[np.newaxis]
+        d = self.hidden_size
+        if s0 is None:
+            s0_kind = "none"
+            s02 = np.zeros((N, d), dtype=dt)
+        else:
+            s0 = as_float_array(s0, "s0", dt, (1, 2) if batched else 1, check_finite)
+            if s0.ndim == 1:
+                check_shape(s0, "s0", (d,))
+                s0_kind = "shared"
+                s02 = np.ascontiguousarray(np.broadcast_to(s0, (N, d)))
+            else:
+                check_shape(s0, "s0", (N, d))
+                s0_kind = "batch"
+                s02 = s0
+        return X3, target3, s02, batched, s0_kind
+
+    def _threads(self, N, work):
+        """The thread count for a call on N sequences with `work` multiply-adds."""
+        chosen = check_n_threads(self._n_threads)
+        if chosen is None:
+            chosen = available_cpus() if work >= _PARALLEL_MIN_WORK else 1
+        if not _core._openmp_enabled():
+            return 1
+        return max(1, min(chosen, N))
+
+    def _step_work(self):
+        """Multiply-adds of one forward step."""
+        d, n, m = self.hidden_size, self.input_size, self.output_size
+        return d * (n + d + m)
+
+    # ------------------------------------------------------------------ computation
+
+    def forward(self, X, s0=None, *, check_finite=True):
+        r"""Run the network over one sequence or a batch of sequences.
+
+        .. math:: S^t = \tanh(U X^t + W S^{t-1}), \quad Y^t = V S^t
+
+        Parameters
+        ----------
+        X : array_like of shape (T, n) or (N, T, n)
+            One sequence of T inputs, or N sequences. Integer, boolean,
+            non-contiguous and read-only arrays are accepted and converted to
+            the model's dtype.
+        s0 : array_like of shape (d,) or (N, d), optional
+            Initial state; zeros by default. A (d,) state is used for every
+            sequence of a batch.
+        check_finite : bool, default True
+            Refuse NaN and infinity in X, s0 and the weights.
+
+        Returns
+        -------
+        S : ndarray of shape (T, d) or (N, T, d)
+            States S^1 .. S^T.
+        Y : ndarray of shape (T, m) or (N, T, m)
+            Outputs Y^1 .. Y^T.
+
+        Raises
+        ------
+        ValueError, TypeError
+            If an argument has the wrong shape, type or values.
+        """
+        U, W, V = self._weights(check_finite)
+        X3, _, s02, batched, _ = self._data(X, None, s0, check_finite, need_target=False)
+        N, T, _ = X3.shape
+        d, m = self.hidden_size, self.output_size
+        check_alloc((N, T, d + m), self._dtype, "the states and outputs")
+        S = np.empty((N, T, d), dtype=self._dtype)
+        Y = np.empty((N, T, m), dtype=self._dtype)
+        if N * T:
+            nt = self._threads(N, N * T * self._step_work())
+            _core._forward(U, W, V, X3, s02, S, Y, nt)
+        return (S, Y) if batched else (S[0], Y[0])
+
+    def predict(self, X, s0=None, *, check_finite=True):
+        """Return the outputs Y of :meth:`forward`.
+
+        Parameters
+        ----------
+        X, s0, check_finite
+            As in :meth:`forward`.
+
+        Returns
+        -------
+        Y : ndarray of shape (T, m) or (N, T, m)
+        """
+        return self.forward(X, s0, check_finite=check_finite)[1]
+
+    def loss(self, X, target, s0=None, g=1.0, *, check_finite=True):
+        r"""Return the loss E, summed over time, outputs and the batch.
+
+        .. math:: E = g \sum_{\text{sequences}} \sum_t \sum_k (\hat Y^t_k - Y^t_k)^2
+
+        Parameters
+        ----------
+        X : array_like of shape (T, n) or (N, T, n)
+            Inputs.
+        target : array_like of shape (T, m) or (N, T, m)
+            What the outputs should be, :math:`\hat Y`.
+        s0 : array_like of shape (d,) or (N, d), optional
+            Initial state, zeros by default.
+        g : float, default 1.0
+            Loss scale, > 0.
+        check_finite : bool, default True
+            Refuse NaN and infinity in the arguments and the weights.
+
+        Returns
+        -------
+        float
+        """
+        g = check_g(g)
+        U, W, V = self._weights(check_finite)
+        X3, t3, s02, _, _ = self._data(X, target, s0, check_finite, need_target=True)
+        N, T, _ = X3.shape
+        E = np.zeros(N, dtype=self._dtype)
+        if N * T:
+            nt = self._threads(N, N * T * self._step_work())
+            size = _core._loss_work_size(T, *self._sizes())
+            work = np.empty((nt, size), dtype=self._dtype)
+            _core._loss(U, W, V, X3, t3, s02, g, E, work, nt)
+        return float(np.sum(E, dtype=np.float64))
+
+    def _sizes(self):
+        return self.input_size, self.hidden_size, self.output_size
+
+    def gradient(self, X, target, s0=None, g=1.0, method="bptt", *, check_finite=True):
+        r"""Return the exact gradient of E with respect to U, W, V and S^0.
+
+        Both methods give the same numbers (to rounding); they differ in cost.
+
+        ``"bptt"`` (backpropagation through time) keeps every state and runs
+        backwards:
+
+        .. math::
+
+            \delta^t = f'(Z^t) \odot (V^\top e^t + W^\top \delta^{t+1}),
+            \quad \delta^{T+1} = 0, \quad e^t = -2g(\hat Y^t - Y^t)
+
+            \frac{\partial E}{\partial U} = \sum_t \delta^t (X^t)^\top,\;
+            \frac{\partial E}{\partial W} = \sum_t \delta^t (S^{t-1})^\top,\;
+            \frac{\partial E}{\partial V} = \sum_t e^t (S^t)^\top,\;
+            \frac{\partial E}{\partial S^0} = W^\top \delta^1
+
+        in O(T (dn + d^2 + md)) time and O(T d) memory per sequence.
+
+        ``"rtrl"`` (real-time recurrent learning, the seed's method) carries
+        the sensitivities of the state forward in time,
+
+        .. math::
+
+            \frac{\partial s^t_l}{\partial u_{ij}} = f'(z^t_l) \Big(x^t_j \delta_{li}
+            + \sum_m w_{lm} \frac{\partial s^{t-1}_m}{\partial u_{ij}}\Big),
+            \quad
+            \frac{\partial E^t}{\partial u_{ij}} = \sum_k \sum_l e^t_k v_{kl}
+            \frac{\partial s^t_l}{\partial u_{ij}}
+
+        (likewise for W and S^0), in O(T d^3 (n + d)) time and memory that
+        does not depend on T.
+
+        Parameters
+        ----------
+        X, target, s0, g, check_finite
+            As in :meth:`loss`.
+        method : {"bptt", "rtrl"}, default "bptt"
+
+        Returns
+        -------
+        Gradient
+            ``G.U``, ``G.W``, ``G.V`` (summed over the batch), ``G.s0`` and
+            ``G.loss`` (E, as :meth:`loss` returns it). ``G.s0`` has shape
+            (d,) for a single sequence or when a (d,) ``s0`` was shared by a
+            batch (then it is summed over the batch), and (N, d), one row per
+            sequence, when ``s0`` was None or (N, d) for a batch.
+
+        References
+        ----------
+        R. J. Williams and D. Zipser, "A learning algorithm for continually
+        running fully recurrent neural networks", Neural Computation 1(2),
+        270-280, 1989.
+
+        P. J. Werbos, "Backpropagation through time: what it does and how to
+        do it", Proceedings of the IEEE 78(10), 1550-1560, 1990.
+        """
+        code = check_method(method)
+        g = check_g(g)
+        U, W, V = self._weights(check_finite)
+        X3, t3, s02, batched, s0_kind = self._data(X, target, s0, check_finite, need_target=True)
+        N, T, _ = X3.shape
+        n, d, m = self._sizes()
+        P = d * n + d * d + m * d
+        dt = self._dtype
+        grad = np.zeros(P, dtype=dt)
+        ds0 = np.zeros((N, d), dtype=dt)
+        E = np.zeros(N, dtype=dt)
+        if N * T:
+            if code == 0:
+                size = _core._bptt_work_size(T, n, d, m)
+                work = self._step_work() * 3
+            else:
+                size = _core._rtrl_work_size(T, n, d, m)
+                work = d * d * (d * n + d * d + d)
+            nt = self._threads(N, N * T * work)
+            k = min(N, _SLOTS_PER_THREAD * nt)
+            check_alloc((nt, size), dt, f"the {method} workspace")
+            check_alloc((k, P), dt, "the gradient slots")
+            work_buf = np.empty((nt, size), dtype=dt)
+            slots = np.empty((k, P), dtype=dt)
+            _core._gradient(U, W, V, X3, t3, s02, g, code, grad, ds0, E, slots, work_buf, nt)
+        dU = grad[: d * n].reshape(d, n)
+        dW = grad[d * n : d * n + d * d].reshape(d, d)
+        dV = grad[d * n + d * d :].reshape(m, d)
+        if not batched:
+            ds0 = ds0[0]
+        elif s0_kind == "shared":
+            ds0 = ds0.sum(axis=0)
+        return Gradient(
+            U=dU, W=dW, V=dV, s0=ds0, loss=float(np.sum(E, dtype=np.float64)),
+            method=method.lower(),
+        )

@@ -1,0 +1,241 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The oracle: the seed's equations as plain Python loops, one sequence at a time.
+
+Everything here is written to be read next to ``SEED.md``, not to be fast:
+nested lists of floats, explicit loops, no numpy. The compiled kernels of
+:mod:`crnn` are tested against these functions on small sizes.
+
+Notation (as in ``SEED.md``): ``U`` is (d, n), ``W`` is (d, d), ``V`` is
+(m, d), ``X`` is a list of T inputs of length n, ``target`` a list of T
+targets of length m, ``s0`` the initial state of length d (zeros by default)
+and ``g`` the loss scale::
+
+    z^t = U x^t + W s^{t-1},   s^t = tanh(z^t),   y^t = V s^t
+    E   = sum_t E^t,           E^t = g sum_k (target^t_k - y^t_k)^2
+
+Arguments may be nested lists or numpy arrays; results are nested lists of
+Python floats (and a float for the loss).
+"""
+
+import math
+
+__all__ = ["forward", "gradient_bptt", "gradient_rtrl", "loss"]
+
+
+def _matrix(A):
+    """Return A as a list of lists of floats."""
+    if hasattr(A, "tolist"):
+        A = A.tolist()
+    return [[float(a) for a in row] for row in A]
+
+
+def _vector(a):
+    """Return a as a list of floats."""
+    if hasattr(a, "tolist"):
+        a = a.tolist()
+    return [float(v) for v in a]
+
+
+def _zeros(rows, cols):
+    return [[0.0] * cols for _ in range(rows)]
+
+
+def _setup(U, W, V, X, s0):
+    U, W, V, X = _matrix(U), _matrix(W), _matrix(V), _matrix(X)
+    d = len(W)
+    s0 = [0.0] * d if s0 is None else _vector(s0)
+    return U, W, V, X, s0
+
+
+def forward(U, W, V, X, s0=None):
+    """Run the RNN over one sequence.
+
+    Returns
+    -------
+    S : list of T lists of d floats
+        The states s^1 .. s^T.
+    Y : list of T lists of m floats
+        The outputs y^1 .. y^T.
+    """
+    U, W, V, X, s_prev = _setup(U, W, V, X, s0)
+    d, n, m = len(U), len(U[0]) if U else 0, len(V)
+    S, Y = [], []
+    for x in X:
+        # z^t_i = sum_j u_ij x^t_j + sum_j w_ij s^{t-1}_j
+        z = [
+            sum(U[i][j] * x[j] for j in range(n)) + sum(W[i][j] * s_prev[j] for j in range(d))
+            for i in range(d)
+        ]
+        s = [math.tanh(z_i) for z_i in z]
+        # y^t_k = sum_l v_kl s^t_l
+        y = [sum(V[k][l] * s[l] for l in range(d)) for k in range(m)]
+        S.append(s)
+        Y.append(y)
+        s_prev = s
+    return S, Y
+
+
+def loss(U, W, V, X, target, s0=None, g=1.0):
+    """Return E = g * sum_t sum_k (target^t_k - y^t_k)^2 for one sequence."""
+    _, Y = forward(U, W, V, X, s0)
+    target = _matrix(target)
+    g = float(g)
+    E = 0.0
+    for t in range(len(Y)):
+        E += g * sum((target[t][k] - Y[t][k]) ** 2 for k in range(len(Y[t])))
+    return E
+
+
+def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0):
+    """Gradient of E by real-time recurrent learning, as the seed writes it.
+
+    The sensitivities ds^t_l/du_ij and ds^t_l/dw_ij are carried forward::
+
+        ds^0_l/du_ij = 0
+        ds^t_l/du_ij = f'(z^t_l) (x^t_j delta_li + sum_m w_lm ds^{t-1}_m/du_ij)
+        ds^t_l/dw_ij = f'(z^t_l) (s^{t-1}_j delta_li + sum_m w_lm ds^{t-1}_m/dw_ij)
+
+    and at every step the double sum over k and l gives::
+
+        dE^t/du_ij = sum_k sum_l -2g (target^t_k - y^t_k) v_kl ds^t_l/du_ij
+        dE^t/dv_ij = -2g (target^t_i - y^t_i) s^t_j
+
+    The initial state is a parameter too: ds^0_l/ds0_j = delta_lj, and
+    ds^t_l/ds0_j = f'(z^t_l) sum_m w_lm ds^{t-1}_m/ds0_j.
+
+    Returns
+    -------
+    dict
+        ``"U"``, ``"W"``, ``"V"``, ``"s0"`` (nested lists, the gradients) and
+        ``"loss"`` (E).
+    """
+    U, W, V, X, s_prev = _setup(U, W, V, X, s0)
+    target = _matrix(target)
+    g = float(g)
+    d, n, m = len(U), len(U[0]) if U else 0, len(V)
+    delta = [[1.0 if a == b else 0.0 for b in range(d)] for a in range(d)]
+
+    # sensitivities: dSdU[l][i][j] = ds_l/du_ij, dSdW[l][i][j] = ds_l/dw_ij,
+    # dSds0[l][j] = ds_l/ds0_j
+    dSdU = [_zeros(d, n) for _ in range(d)]
+    dSdW = [_zeros(d, d) for _ in range(d)]
+    dSds0 = [row[:] for row in delta]
+
+    dU, dW, dV = _zeros(d, n), _zeros(d, d), _zeros(m, d)
+    ds0 = [0.0] * d
+    E = 0.0
+    for t, x in enumerate(X):
+        z = [
+            sum(U[i][j] * x[j] for j in range(n)) + sum(W[i][j] * s_prev[j] for j in range(d))
+            for i in range(d)
+        ]
+        s = [math.tanh(z_i) for z_i in z]
+        y = [sum(V[k][l] * s[l] for l in range(d)) for k in range(m)]
+        f_prime = [1.0 - s_l * s_l for s_l in s]  # f'(z) = 1 - tanh(z)^2
+
+        # the sensitivity recursion, from step t-1 to step t
+        new_dSdU, new_dSdW, new_dSds0 = [], [], []
+        for l in range(d):
+            new_dSdU.append(
+                [
+                    [
+                        f_prime[l]
+                        * (
+                            x[j] * delta[l][i]
+                            + sum(W[l][mm] * dSdU[mm][i][j] for mm in range(d))
+                        )
+                        for j in range(n)
+                    ]
+                    for i in range(d)
+                ]
+            )
+            new_dSdW.append(
+                [
+                    [
+                        f_prime[l]
+                        * (
+                            s_prev[j] * delta[l][i]
+                            + sum(W[l][mm] * dSdW[mm][i][j] for mm in range(d))
+                        )
+                        for j in range(d)
+                    ]
+                    for i in range(d)
+                ]
+            )
+            new_dSds0.append(
+                [f_prime[l] * sum(W[l][mm] * dSds0[mm][j] for mm in range(d)) for j in range(d)]
+            )
+        dSdU, dSdW, dSds0 = new_dSdU, new_dSdW, new_dSds0
+
+        # dE^t/dy_k = -2g (target^t_k - y^t_k)
+        e = [-2.0 * g * (target[t][k] - y[k]) for k in range(m)]
+        E += g * sum((target[t][k] - y[k]) ** 2 for k in range(m))
+
+        # the seed's double sum over k and l
+        for i in range(d):
+            for j in range(n):
+                dU[i][j] += sum(
+                    e[k] * V[k][l] * dSdU[l][i][j] for k in range(m) for l in range(d)
+                )
+            for j in range(d):
+                dW[i][j] += sum(
+                    e[k] * V[k][l] * dSdW[l][i][j] for k in range(m) for l in range(d)
+                )
+        for j in range(d):
+            ds0[j] += sum(e[k] * V[k][l] * dSds0[l][j] for k in range(m) for l in range(d))
+        for i in range(m):
+            for j in range(d):
+                dV[i][j] += e[i] * s[j]
+        s_prev = s
+    return {"U": dU, "W": dW, "V": dV, "s0": ds0, "loss": E}
+
+
+def gradient_bptt(U, W, V, X, target, s0=None, g=1.0):
+    """Gradient of E by backpropagation through time.
+
+    ::
+
+        delta^{T+1} = 0
+        delta^t = f'(z^t) * (V^T e^t + W^T delta^{t+1}),  e^t_k = -2g (target^t_k - y^t_k)
+        dE/dU = sum_t delta^t (x^t)^T,  dE/dW = sum_t delta^t (s^{t-1})^T,
+        dE/dV = sum_t e^t (s^t)^T,      dE/ds0 = W^T delta^1
+
+    Returns
+    -------
+    dict
+        The same keys as :func:`gradient_rtrl`.
+    """
+    U, W, V, X, s_init = _setup(U, W, V, X, s0)
+    target = _matrix(target)
+    g = float(g)
+    d, n, m = len(U), len(U[0]) if U else 0, len(V)
+    S, Y = forward(U, W, V, X, s_init)
+    states = [s_init, *S]  # states[t] = s^t, t = 0..T
+    T = len(X)
+
+    dU, dW, dV = _zeros(d, n), _zeros(d, d), _zeros(m, d)
+    E = 0.0
+    delta_next = [0.0] * d
+    for t in range(T - 1, -1, -1):  # step t+1 of the seed (1-based)
+        s, s_prev, x = states[t + 1], states[t], X[t]
+        e = [-2.0 * g * (target[t][k] - Y[t][k]) for k in range(m)]
+        E += g * sum((target[t][k] - Y[t][k]) ** 2 for k in range(m))
+        delta = [
+            (1.0 - s[l] * s[l])
+            * (
+                sum(V[k][l] * e[k] for k in range(m))
+                + sum(W[i][l] * delta_next[i] for i in range(d))
+            )
+            for l in range(d)
+        ]
+        for i in range(d):
+            for j in range(n):
+                dU[i][j] += delta[i] * x[j]
+            for j in range(d):
+                dW[i][j] += delta[i] * s_prev[j]
+        for k in range(m):
+            for j in range(d):
+                dV[k][j] += e[k] * s[j]
+        delta_next = delta
+    ds0 = [sum(W[i][j] * delta_next[i] for i in range(d)) for j in range(d)]
+    return {"U": dU, "W": dW, "V": dV, "s0": ds0, "loss": E}
