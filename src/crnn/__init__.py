@@ -10,14 +10,10 @@ recurrent learning. :mod:`crnn.reference` holds the same equations as plain
 Python loops, the oracle the compiled kernels are tested against.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from crnn import reference
 from crnn._rnn import RNN, Gradient
 
-try:
-    __version__ = version("crnn")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+# The one place the version is written; the build reads it from here.
+__version__ = "0.1.0"
 
 __all__ = ["RNN", "Gradient", "__version__", "reference"]

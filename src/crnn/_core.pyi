@@ -1,10 +1,12 @@
 # Stubs for the compiled kernels (crnn/_core.pyx). Every array is C-contiguous
 # and of one dtype, float32 or float64, for all arguments of a call; inputs are
 # const memoryviews, outputs and scratch writable ones.
+from typing import TypeAlias
+
 import numpy as np
 from numpy.typing import NDArray
 
-_F = NDArray[np.floating]
+_F: TypeAlias = NDArray[np.floating]
 
 def _openmp_enabled() -> bool: ...
 def _debug_build() -> bool: ...
@@ -22,7 +24,10 @@ def _forward(
     n_threads: int,
 ) -> None: ...
 def _loss(
-    U: _F, W: _F, V: _F, X: _F,
+    U: _F,
+    W: _F,
+    V: _F,
+    X: _F,
     target: _F,  # const floating[:, :, ::1] (N, T, m)
     s0: _F,
     g: float,
@@ -31,7 +36,12 @@ def _loss(
     n_threads: int,
 ) -> None: ...
 def _gradient(
-    U: _F, W: _F, V: _F, X: _F, target: _F, s0: _F,
+    U: _F,
+    W: _F,
+    V: _F,
+    X: _F,
+    target: _F,
+    s0: _F,
     g: float,
     method: int,  # 0 = BPTT, 1 = RTRL
     grad: _F,  # floating[::1] (d*n + d*d + m*d,), OUT

@@ -263,7 +263,7 @@ cdef floating _rtrl_one(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef Py_ssize_t T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t Q = d * n + d * d + d
-    cdef Py_ssize_t t, i, j, l, mm, q
+    cdef Py_ssize_t t, j, l, mm, q
     cdef floating* s_prev = work                    # (d,)
     cdef floating* s = work + d                     # (d,)
     cdef floating* c = work + 2 * d                 # (d,): V.T e^t

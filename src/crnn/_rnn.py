@@ -122,7 +122,13 @@ class RNN:
     """
 
     def __init__(
-        self, input_size, hidden_size, output_size=None, *, dtype=np.float64, seed=None,
+        self,
+        input_size,
+        hidden_size,
+        output_size=None,
+        *,
+        dtype=np.float64,
+        seed=None,
         n_threads=None,
     ):
         n = check_size(input_size, "input_size")
@@ -133,6 +139,7 @@ class RNN:
         for shape, name in (((d, n), "U"), ((d, d), "W"), ((m, d), "V")):
             check_alloc(shape, self._dtype, f"weight {name}")
         rng = np.random.default_rng(seed)
+        self._size = (n, d, m)  # fixed: an in-place reshape of a weight cannot change it
         self._U = self._init((d, n), n, rng)
         self._W = self._init((d, d), d, rng)
         self._V = self._init((m, d), d, rng)
@@ -160,7 +167,12 @@ class RNN:
         RNN
         """
         if dtype is None:
-            dts = {np.asarray(w).dtype for w in (U, W, V)}
+            dts = set()
+            for w in (U, W, V):
+                try:
+                    dts.add(np.asarray(w).dtype)
+                except (ValueError, TypeError):  # refused, with its name, below
+                    dts.add(None)
             dtype = np.float32 if dts == {np.dtype(np.float32)} else np.float64
         dtype = check_dtype(dtype)
         U = as_float_array(U, "U", dtype, 2)
@@ -176,6 +188,7 @@ class RNN:
         self = cls.__new__(cls)
         self._dtype = dtype
         self.n_threads = n_threads
+        self._size = (n, d, V.shape[0])
         self._U, self._W, self._V = U.copy(), W.copy(), V.copy()
         return self
 
@@ -184,17 +197,17 @@ class RNN:
     @property
     def input_size(self):
         """n, the size of each input."""
-        return self._U.shape[1]
+        return self._size[0]
 
     @property
     def hidden_size(self):
         """d, the size of the state."""
-        return self._U.shape[0]
+        return self._size[1]
 
     @property
     def output_size(self):
         """m, the size of each output."""
-        return self._V.shape[0]
+        return self._size[2]
 
     @property
     def dtype(self):
@@ -252,7 +265,7 @@ class RNN:
     # ------------------------------------------------------------------ preparation
 
     def _weights(self, check_finite):
-        """The weights as the kernels need them, checked again.
+        """Return the weights as the kernels need them, checked again.
 
         The arrays are public and may have been changed in place (values,
         dtype-preserving shape changes), so their shapes and values are
@@ -272,7 +285,7 @@ class RNN:
         X = as_float_array(X, "X", dt, (2, 3), check_finite)
         batched = X.ndim == 3
         X3 = X if batched else X[np.newaxis]
-        N, T, n = X3.shape
+        N, _, n = X3.shape
         if n != self.input_size:
             raise ValueError(
                 f"X must have {self.input_size} features in its last axis (the model's "
@@ -292,12 +305,14 @@ class RNN:
         d = self.hidden_size
         if s0 is None:
             s0_kind = "none"
+            check_alloc((N, d), dt, "the initial states s0")
             s02 = np.zeros((N, d), dtype=dt)
         else:
             s0 = as_float_array(s0, "s0", dt, (1, 2) if batched else 1, check_finite)
             if s0.ndim == 1:
                 check_shape(s0, "s0", (d,))
                 s0_kind = "shared"
+                check_alloc((N, d), dt, "the initial states s0")
                 s02 = np.ascontiguousarray(np.broadcast_to(s0, (N, d)))
             else:
                 check_shape(s0, "s0", (N, d))
@@ -306,7 +321,7 @@ class RNN:
         return X3, target3, s02, batched, s0_kind
 
     def _threads(self, N, work):
-        """The thread count for a call on N sequences with `work` multiply-adds."""
+        """Return the thread count for a call on N sequences with `work` multiply-adds."""
         chosen = check_n_threads(self._n_threads)
         if chosen is None:
             chosen = available_cpus() if work >= _PARALLEL_MIN_WORK else 1
@@ -398,7 +413,7 @@ class RNN:
         -------
         float
         """
-        g = check_g(g)
+        g = check_g(g, self._dtype)
         U, W, V = self._weights(check_finite)
         X3, t3, s02, _, _ = self._data(X, target, s0, check_finite, need_target=True)
         N, T, _ = X3.shape
@@ -472,7 +487,7 @@ class RNN:
         do it", Proceedings of the IEEE 78(10), 1550-1560, 1990.
         """
         code = check_method(method)
-        g = check_g(g)
+        g = check_g(g, self._dtype)
         U, W, V = self._weights(check_finite)
         X3, t3, s02, batched, s0_kind = self._data(X, target, s0, check_finite, need_target=True)
         N, T, _ = X3.shape
@@ -504,6 +519,10 @@ class RNN:
         elif s0_kind == "shared":
             ds0 = ds0.sum(axis=0)
         return Gradient(
-            U=dU, W=dW, V=dV, s0=ds0, loss=float(np.sum(E, dtype=np.float64)),
+            U=dU,
+            W=dW,
+            V=dV,
+            s0=ds0,
+            loss=float(np.sum(E, dtype=np.float64)),
             method=method.lower(),
         )

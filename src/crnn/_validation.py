@@ -10,8 +10,8 @@ what came.
 
 import math
 import numbers
-import os
 import operator
+import os
 
 import numpy as np
 
@@ -50,13 +50,23 @@ def check_dtype(dtype, name="dtype"):
     return dt
 
 
-def check_g(g):
-    """Return the loss scale g as a finite float > 0."""
+def check_g(g, dtype=None):
+    """Return the loss scale g as a finite float > 0 (also once converted to dtype)."""
     if isinstance(g, (bool, np.bool_)) or not isinstance(g, numbers.Real):
         raise TypeError(f"g must be a real number > 0, got {_describe(g)}")
-    g = float(g)
+    try:
+        g = float(g)
+    except OverflowError:  # an int beyond the float range (too long to print, maybe)
+        raise ValueError("g must be a finite real number > 0, got an int beyond it") from None
     if not (math.isfinite(g) and g > 0):
         raise ValueError(f"g must be a finite real number > 0, got {g}")
+    if dtype is not None:
+        with np.errstate(over="ignore", under="ignore"):
+            cast = np.dtype(dtype).type(g)
+        if not (np.isfinite(cast) and cast > 0):
+            raise ValueError(
+                f"g must be a finite number > 0 in the model's dtype {np.dtype(dtype)}, got {g}"
+            )
     return g
 
 
@@ -119,7 +129,11 @@ def as_float_array(value, name, dtype, ndim, check_finite=True):
     if arr.ndim not in ndims:
         want = " or ".join(f"{k}-D" for k in ndims)
         raise ValueError(f"{name} must be {want}, got {arr.ndim}-D with shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype != dtype or not arr.flags.c_contiguous:
+        # a copy is made: refuse one that cannot fit (a broadcast view may be huge)
+        check_alloc(arr.shape, dtype, name)
+    with np.errstate(over="ignore"):  # overflow to inf is reported just below
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     if check_finite and not np.isfinite(arr).all():
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(

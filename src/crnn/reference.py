@@ -140,10 +140,7 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0):
                 [
                     [
                         f_prime[l]
-                        * (
-                            x[j] * delta[l][i]
-                            + sum(W[l][mm] * dSdU[mm][i][j] for mm in range(d))
-                        )
+                        * (x[j] * delta[l][i] + sum(W[l][mm] * dSdU[mm][i][j] for mm in range(d)))
                         for j in range(n)
                     ]
                     for i in range(d)
@@ -174,13 +171,9 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0):
         # the seed's double sum over k and l
         for i in range(d):
             for j in range(n):
-                dU[i][j] += sum(
-                    e[k] * V[k][l] * dSdU[l][i][j] for k in range(m) for l in range(d)
-                )
+                dU[i][j] += sum(e[k] * V[k][l] * dSdU[l][i][j] for k in range(m) for l in range(d))
             for j in range(d):
-                dW[i][j] += sum(
-                    e[k] * V[k][l] * dSdW[l][i][j] for k in range(m) for l in range(d)
-                )
+                dW[i][j] += sum(e[k] * V[k][l] * dSdW[l][i][j] for k in range(m) for l in range(d))
         for j in range(d):
             ds0[j] += sum(e[k] * V[k][l] * dSds0[l][j] for k in range(m) for l in range(d))
         for i in range(m):

@@ -1,0 +1,150 @@
+"""Gradients: finite differences, RTRL against BPTT, linearity, batches, threads."""
+
+import numpy as np
+import pytest
+from helpers import make_problem
+
+import crnn
+from crnn import _core
+
+METHODS = ["bptt", "rtrl"]
+
+
+def _finite_differences(rnn, X, target, s0, g, h=1e-6):
+    """Central differences of the compiled loss for U, W, V and s0."""
+    out = {}
+    for name in ("U", "W", "V"):
+        value = getattr(rnn, name)
+        fd = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            old = value[idx]
+            value[idx] = old + h
+            Ep = rnn.loss(X, target, s0, g)
+            value[idx] = old - h
+            Em = rnn.loss(X, target, s0, g)
+            value[idx] = old
+            fd[idx] = (Ep - Em) / (2 * h)
+        out[name] = fd
+    fd = np.zeros_like(s0)
+    for idx in np.ndindex(s0.shape):
+        plus, minus = s0.copy(), s0.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        fd[idx] = (rnn.loss(X, target, plus, g) - rnn.loss(X, target, minus, g)) / (2 * h)
+    out["s0"] = fd
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("N", "T", "n", "d", "m"), [(1, 1, 1, 1, 1), (2, 6, 3, 4, 2), (3, 12, 2, 5, 3)]
+)
+def test_gradient_matches_finite_differences(rng, method, N, T, n, d, m):
+    rnn, X, target, s0 = make_problem(rng, N, T, n, d, m, w_scale=1.2)
+    G = rnn.gradient(X, target, s0, g=0.9, method=method)
+    fd = _finite_differences(rnn, X, target, s0, 0.9)
+    for key, value in fd.items():
+        np.testing.assert_allclose(getattr(G, key), value, rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+@pytest.mark.parametrize(
+    ("N", "T", "n", "d", "m"), [(4, 30, 3, 8, 2), (1, 100, 1, 6, 1), (7, 3, 5, 3, 5)]
+)
+def test_rtrl_equals_bptt(rng, N, T, n, d, m):
+    rnn, X, target, s0 = make_problem(rng, N, T, n, d, m, w_scale=1.5)
+    A = rnn.gradient(X, target, s0, method="bptt")
+    B = rnn.gradient(X, target, s0, method="rtrl")
+    for key in ("U", "W", "V", "s0"):
+        np.testing.assert_allclose(getattr(A, key), getattr(B, key), rtol=1e-9, atol=1e-11)
+    assert A.loss == B.loss  # the same forward pass, summed the same way
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradient_and_loss_are_linear_in_g(rng, method):
+    rnn, X, target, s0 = make_problem(rng, 3, 10, 2, 4, 3)
+    G1 = rnn.gradient(X, target, s0, g=1.0, method=method)
+    G3 = rnn.gradient(X, target, s0, g=3.0, method=method)
+    for key in ("U", "W", "V", "s0"):
+        ref = 3 * getattr(G1, key)
+        atol = 1e-14 * np.abs(ref).max()  # cancellation in sums of terms of mixed sign
+        np.testing.assert_allclose(getattr(G3, key), ref, rtol=1e-13, atol=atol)
+    assert G3.loss == pytest.approx(3 * G1.loss, rel=1e-14)
+    assert rnn.loss(X, target, s0, g=3.0) == pytest.approx(3 * rnn.loss(X, target, s0), rel=1e-14)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_batch_equals_sum_of_sequences(rng, method):
+    rnn, X, target, s0 = make_problem(rng, 5, 8, 2, 3, 2)
+    G = rnn.gradient(X, target, s0, method=method)
+    parts = [rnn.gradient(X[b], target[b], s0[b], method=method) for b in range(5)]
+    for key in ("U", "W", "V"):
+        np.testing.assert_allclose(
+            getattr(G, key), sum(getattr(p, key) for p in parts), rtol=1e-13, atol=1e-15
+        )
+    np.testing.assert_array_equal(G.s0, np.stack([p.s0 for p in parts]))
+    assert G.loss == pytest.approx(sum(p.loss for p in parts), rel=1e-14)
+    S, Y = rnn.forward(X, s0)
+    for b in range(5):
+        Sb, Yb = rnn.forward(X[b], s0[b])
+        np.testing.assert_array_equal(S[b], Sb)
+        np.testing.assert_array_equal(Y[b], Yb)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_shared_initial_state_gradient_is_summed(rng, method):
+    rnn, X, target, s0 = make_problem(rng, 4, 5, 2, 3, 2)
+    shared = s0[0]
+    G_shared = rnn.gradient(X, target, shared, method=method)
+    G_rows = rnn.gradient(X, target, np.tile(shared, (4, 1)), method=method)
+    assert G_shared.s0.shape == (3,)
+    assert G_rows.s0.shape == (4, 3)
+    np.testing.assert_allclose(G_shared.s0, G_rows.s0.sum(axis=0), rtol=1e-14, atol=1e-15)
+    np.testing.assert_array_equal(G_shared.U, G_rows.U)
+    G_none = rnn.gradient(X, target, method=method)
+    G_zero = rnn.gradient(X, target, np.zeros((4, 3)), method=method)
+    assert G_none.s0.shape == (4, 3)
+    np.testing.assert_array_equal(G_none.s0, G_zero.s0)
+
+
+@pytest.mark.skipif(not _core._openmp_enabled(), reason="built without OpenMP")
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_thread_count_does_not_change_a_bit(rng, method, dtype):
+    # 37 sequences: with 4 slots per thread the chunks differ between thread counts
+    rnn, X, target, s0 = make_problem(rng, 37, 20 if method == "bptt" else 4, 3, 6, 2, dtype)
+    results = []
+    for n_threads in (1, 2, 3, -1):
+        rnn.n_threads = n_threads
+        G = rnn.gradient(X, target, s0, method=method)
+        S, Y = rnn.forward(X, s0)
+        results.append((G, S, Y, rnn.loss(X, target, s0)))
+    G1, S1, Y1, E1 = results[0]
+    for G, S, Y, E in results[1:]:
+        for key in ("U", "W", "V", "s0"):
+            np.testing.assert_array_equal(getattr(G, key), getattr(G1, key))
+        assert G.loss == G1.loss
+        assert E == E1
+        np.testing.assert_array_equal(S, S1)
+        np.testing.assert_array_equal(Y, Y1)
+
+
+def test_float32_is_close_to_float64(rng):
+    rnn64, X, target, s0 = make_problem(rng, 4, 50, 3, 8, 3)
+    rnn32 = crnn.RNN.from_weights(rnn64.U, rnn64.W, rnn64.V, dtype=np.float32)
+    for method in METHODS:
+        G64 = rnn64.gradient(X, target, s0, method=method)
+        G32 = rnn32.gradient(X, target, s0, method=method)
+        for key in ("U", "W", "V"):
+            ref = getattr(G64, key)
+            err = np.abs(getattr(G32, key) - ref).max() / np.abs(ref).max()
+            assert err < 1e-4, (method, key, err)
+
+
+def test_gradient_descent_step_lowers_the_loss(rng):
+    # the sign convention: stepping against the gradient must reduce E
+    rnn, X, target, s0 = make_problem(rng, 3, 15, 2, 5, 2)
+    E0 = rnn.loss(X, target, s0)
+    G = rnn.gradient(X, target, s0)
+    for key in ("U", "W", "V"):
+        setattr(rnn, key, getattr(rnn, key) - 1e-3 * getattr(G, key))
+    assert rnn.loss(X, target, s0) < E0
