@@ -336,7 +336,7 @@ class RNN:
 
     # ------------------------------------------------------------------ computation
 
-    def forward(self, X, s0=None, *, check_finite=True):
+    def forward(self, X, s0=None, *, return_state=False, check_finite=True):
         r"""Run the network over one sequence or a batch of sequences.
 
         .. math:: S^t = \tanh(U X^t + W S^{t-1}), \quad Y^t = V S^t
@@ -350,6 +350,10 @@ class RNN:
         s0 : array_like of shape (d,) or (N, d), optional
             Initial state; zeros by default. A (d,) state is used for every
             sequence of a batch.
+        return_state : bool, default False
+            Also return the final state S^T (s0 when T = 0), to pass as the
+            ``s0`` of the next chunk of a long series: feeding a series in
+            chunks gives the same result as one call.
         check_finite : bool, default True
             Refuse NaN and infinity in X, s0 and the weights.
 
@@ -359,6 +363,8 @@ class RNN:
             States S^1 .. S^T.
         Y : ndarray of shape (T, m) or (N, T, m)
             Outputs Y^1 .. Y^T.
+        state : ndarray of shape (d,) or (N, d)
+            The final state, only when ``return_state`` is True.
 
         Raises
         ------
@@ -375,21 +381,28 @@ class RNN:
         if N * T:
             nt = self._threads(N, N * T * self._step_work())
             _core._forward(U, W, V, X3, s02, S, Y, nt)
-        return (S, Y) if batched else (S[0], Y[0])
+        out = (S, Y) if batched else (S[0], Y[0])
+        if return_state:
+            final = (S[:, -1] if T else s02).copy()
+            out = (*out, final if batched else final[0])
+        return out
 
-    def predict(self, X, s0=None, *, check_finite=True):
+    def predict(self, X, s0=None, *, return_state=False, check_finite=True):
         """Return the outputs Y of :meth:`forward`.
 
         Parameters
         ----------
-        X, s0, check_finite
+        X, s0, return_state, check_finite
             As in :meth:`forward`.
 
         Returns
         -------
         Y : ndarray of shape (T, m) or (N, T, m)
+        state : ndarray of shape (d,) or (N, d)
+            The final state, only when ``return_state`` is True.
         """
-        return self.forward(X, s0, check_finite=check_finite)[1]
+        out = self.forward(X, s0, return_state=return_state, check_finite=check_finite)
+        return (out[1], out[2]) if return_state else out[1]
 
     def loss(self, X, target, s0=None, g=1.0, *, check_finite=True):
         r"""Return the loss E, summed over time, outputs and the batch.
@@ -526,3 +539,244 @@ class RNN:
             loss=float(np.sum(E, dtype=np.float64)),
             method=method.lower(),
         )
+
+    # ------------------------------------------------------------------ training
+
+    def fit(
+        self,
+        X,
+        target,
+        *,
+        epochs=200,
+        optimizer="adam",
+        lr=None,
+        momentum=0.9,
+        nesterov=False,
+        batch_size=None,
+        shuffle=True,
+        method="bptt",
+        clip=None,
+        truncate=None,
+        tol=1e-6,
+        n_iter_no_change=20,
+        validation_fraction=None,
+        validation_data=None,
+        g=1.0,
+        seed=None,
+        warm_start=False,
+        verbose=False,
+    ):
+        """Train the weights on sequences by gradient descent on the exact gradient.
+
+        Each update uses the exact gradient of E (see :meth:`gradient`) of a
+        mini-batch of sequences, divided by the number of predicted values
+        (N T m), so that the learning rate does not depend on how much data
+        there is.
+
+        Parameters
+        ----------
+        X : array_like of shape (T, n) or (N, T, n)
+            Input sequences.
+        target : array_like of shape (T, m) or (N, T, m)
+            Targets.
+        epochs : int, default 200
+            The most passes over the data.
+        optimizer : {"adam", "sgd", "adagrad"}, default "adam"
+        lr : float, optional
+            Learning rate; default 0.01 for "adam" and "sgd", 0.1 for "adagrad".
+        momentum : float, default 0.9
+            Momentum of "sgd", in [0, 1).
+        nesterov : bool, default False
+            Nesterov momentum for "sgd".
+        batch_size : int, optional
+            Sequences per update; all of them (full batch) by default.
+        shuffle : bool, default True
+            Shuffle the sequences before each epoch.
+        method : {"bptt", "rtrl"}, default "bptt"
+            How the gradient is computed (the same numbers either way).
+        clip : float, optional
+            Largest Euclidean norm of the gradient (of U, W and V together);
+            larger gradients are scaled down to it.
+        truncate : int, optional
+            Truncated BPTT: update after every window of this many steps,
+            carrying the state from one window to the next.
+        tol : float, default 1e-6
+            An epoch improves when the loss (validation loss, if there is
+            validation data) falls by more than tol below the best so far.
+        n_iter_no_change : int, default 20
+            Stop after this many epochs without improvement.
+        validation_fraction : float in (0, 1), optional
+            Hold out this fraction of the sequences (or, for one sequence,
+            its last steps) to score each epoch; the best weights are kept.
+        validation_data : (X_val, target_val), optional
+            Held-out data to score each epoch; the best weights are kept.
+        g : float, default 1.0
+            Loss scale.
+        seed : None, int or numpy.random.Generator
+            Source of shuffling and of the validation split; the same seed,
+            data and initial weights give the same numbers.
+        warm_start : bool, default False
+            Continue the optimizer's state, ``loss_curve_`` and ``n_iter_``
+            of the previous fit. Either way, training starts from the
+            current weights.
+        verbose : bool, default False
+            Show progress (a tqdm bar when tqdm is installed, otherwise a
+            line on stderr every few epochs).
+
+        Returns
+        -------
+        RNN
+            The model itself, trained.
+
+        Raises
+        ------
+        FloatingPointError
+            If the loss, the gradient or the weights stop being finite; the
+            model keeps the last finite weights.
+
+        Notes
+        -----
+        After a fit the model has ``loss_curve_`` (the mean loss per
+        predicted value of each epoch, measured during the epoch),
+        ``validation_scores_`` (the mean validation loss per predicted value
+        of each epoch, lower is better, or None), ``best_loss_``,
+        ``best_validation_score_`` and ``n_iter_`` (epochs run).
+        """
+        from crnn._fit import fit
+
+        return fit(
+            self,
+            X,
+            target,
+            epochs=epochs,
+            optimizer=optimizer,
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            method=method,
+            clip=clip,
+            truncate=truncate,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            validation_fraction=validation_fraction,
+            validation_data=validation_data,
+            g=g,
+            seed=seed,
+            warm_start=warm_start,
+            verbose=verbose,
+        )
+
+    def partial_fit(self, X, target, *, g=1.0, method="bptt", clip=None, optimizer="adam", lr=None):
+        """Make one update on one mini-batch, continuing the previous fit.
+
+        The optimizer (and its state) of the previous :meth:`fit` or
+        ``partial_fit`` is reused; ``optimizer`` and ``lr`` are used only when
+        there is none yet.
+
+        Returns
+        -------
+        RNN
+            The model itself.
+        """
+        from crnn._fit import partial_fit
+
+        return partial_fit(
+            self, X, target, g=g, method=method, clip=clip, optimizer=optimizer, lr=lr
+        )
+
+    # ------------------------------------------------------------------ stateful use
+
+    @property
+    def state(self):
+        """The state :meth:`step` continues from: None (zeros), (d,) or (N, d)."""
+        return getattr(self, "_state", None)
+
+    @state.setter
+    def state(self, value):
+        if value is None:
+            self._state = None
+            return
+        arr = as_float_array(value, "state", self._dtype, (1, 2))
+        check_shape(arr, "state", (*arr.shape[:-1], self.hidden_size))
+        self._state = arr.copy()
+
+    def reset(self):
+        """Forget the state of :meth:`step` (back to zeros)."""
+        self._state = None
+
+    def step(self, x):
+        """Advance one time step from :attr:`state` and return the output.
+
+        Parameters
+        ----------
+        x : array_like of shape (n,) or (N, n)
+            The input of this step, for one sequence or N at once.
+
+        Returns
+        -------
+        y : ndarray of shape (m,) or (N, m)
+            The output; :attr:`state` becomes the new state.
+
+        Notes
+        -----
+        A model's state is not shared safely between threads: give each
+        thread its own model (``copy.deepcopy``) for stateful use.
+        """
+        x = as_float_array(x, "x", self._dtype, (1, 2))
+        X = x[..., np.newaxis, :]
+        state = self.state
+        if state is not None and state.ndim != x.ndim:
+            raise ValueError(
+                f"x has shape {x.shape} but the state has shape {state.shape}; "
+                "call reset() before switching between one sequence and a batch"
+            )
+        if state is not None and x.ndim == 2 and state.shape[0] != x.shape[0]:
+            raise ValueError(f"x holds {x.shape[0]} sequences, the state {state.shape[0]}")
+        _, Y, final = self.forward(X, state, return_state=True)
+        self._state = final
+        return Y[..., 0, :]
+
+    def generate(self, n_steps, warmup=None, *, s0=None, x0=None):
+        """Forecast in closed loop: each output is fed back as the next input.
+
+        Parameters
+        ----------
+        n_steps : int
+            Number of steps to generate.
+        warmup : array_like of shape (T, n) or (N, T, n), optional
+            Observed inputs to run first; the last output they give is the
+            first generated value.
+        s0 : array_like of shape (d,) or (N, d), optional
+            Initial state (of the warm-up, if any).
+        x0 : array_like of shape (n,) or (N, n), optional
+            The first input when there is no warm-up.
+
+        Returns
+        -------
+        ndarray of shape (n_steps, m) or (N, n_steps, m)
+            The generated outputs.
+        """
+        if self.output_size != self.input_size:
+            raise ValueError(
+                "generate feeds outputs back as inputs, so output_size must equal "
+                f"input_size; this model has {self.output_size} and {self.input_size}"
+            )
+        n_steps = check_size(n_steps, "n_steps")
+        if (warmup is None) == (x0 is None):
+            raise ValueError("give exactly one of warmup (observed inputs) and x0 (a first input)")
+        if warmup is not None:
+            _, Y, state = self.forward(warmup, s0, return_state=True)
+            x = Y[..., -1, :]
+            out = [x]
+        else:
+            x = as_float_array(x0, "x0", self._dtype, (1, 2))
+            check_shape(x, "x0", (*x.shape[:-1], self.input_size))
+            state = s0
+            out = []
+        while len(out) < n_steps:
+            _, Y, state = self.forward(x[..., np.newaxis, :], state, return_state=True)
+            x = Y[..., 0, :]
+            out.append(x)
+        return np.stack(out, axis=-2)

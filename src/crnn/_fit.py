@@ -1,0 +1,334 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Training loops behind :meth:`RNN.fit` and :meth:`RNN.partial_fit`.
+
+Every update is one exact gradient of a mini-batch of sequences (one call of
+the compiled kernels) followed by a vectorised optimizer step; nothing loops
+over time steps or weight elements in Python.
+
+The optimizers see the *mean* loss per predicted value, E / (N T m), so that
+learning rates do not depend on how much data there is; ``loss_curve_`` and
+the validation scores are on the same scale.
+"""
+
+import math
+import numbers
+import sys
+
+import numpy as np
+
+from crnn._optim import clip_by_norm, make_optimizer
+from crnn._validation import as_float_array, check_g, check_method
+
+__all__ = ["fit"]
+
+_WEIGHTS = ("U", "W", "V")
+
+
+def _count(value, name, minimum, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _real(value, name, minimum=0.0, allow_none=False, strict=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
+        raise ValueError(
+            f"{name} must be a finite number {'>' if strict else '>='} {minimum}, got {value}"
+        )
+    return value
+
+
+class _Progress:
+    """A tqdm bar when tqdm is installed, else a line to stderr now and then."""
+
+    def __init__(self, epochs, enabled):
+        self.enabled = enabled
+        self.epochs = epochs
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=epochs, desc="fit", unit="epoch", leave=True)
+
+    def update(self, epoch, loss, val):
+        if not self.enabled:
+            return
+        info = {"loss": f"{loss:.4g}"}
+        if val is not None:
+            info["val_loss"] = f"{val:.4g}"
+        if self.bar is not None:
+            self.bar.set_postfix(info, refresh=False)
+            self.bar.update(1)
+        elif epoch == 1 or epoch % max(1, self.epochs // 20) == 0 or epoch == self.epochs:
+            text = "  ".join(f"{k} {v}" for k, v in info.items())
+            print(f"epoch {epoch}/{self.epochs}  {text}", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _as_batch(model, X, target, name_x="X", name_t="target"):
+    """Return X, target as (N, T, n), (N, T, m) arrays of the model's dtype."""
+    X = as_float_array(X, name_x, model.dtype, (2, 3))
+    target = as_float_array(target, name_t, model.dtype, X.ndim)
+    if X.ndim == 2:
+        X, target = X[np.newaxis], target[np.newaxis]
+    if X.shape[-1] != model.input_size:
+        raise ValueError(
+            f"{name_x} must have {model.input_size} features in its last axis, got shape {X.shape}"
+        )
+    expected = (*X.shape[:-1], model.output_size)
+    if target.shape != expected:
+        raise ValueError(f"{name_t} must have shape {expected}, got {target.shape}")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name_x} must have at least one time step, got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{name_x} must hold at least one sequence, got shape {X.shape}")
+    return X, target
+
+
+def _split(X, target, fraction, rng):
+    """Hold out a fraction of the data for validation.
+
+    Several sequences: a random fraction of the sequences. One sequence: its
+    last steps, which are then scored from the state the training part ends in.
+    """
+    N, T, _ = X.shape
+    if N > 1:
+        n_val = max(1, round(fraction * N))
+        if n_val >= N:
+            raise ValueError(f"validation_fraction={fraction} leaves no sequence to train on")
+        order = rng.permutation(N)
+        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+        return X[train], target[train], (X[val], target[val], False)
+    n_val = max(1, round(fraction * T))
+    if n_val >= T:
+        raise ValueError(f"validation_fraction={fraction} leaves no time step to train on")
+    cut = T - n_val
+    return X[:, :cut], target[:, :cut], (X[:, cut:], target[:, cut:], True)
+
+
+class _Trainer:
+    """One fit's settings and the loop over epochs and mini-batches."""
+
+    def __init__(self, model, *, g, method, batch_size, shuffle, clip, truncate):
+        self.model = model
+        self.g = g
+        self.method = method
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.clip = clip
+        self.truncate = truncate
+
+    def _params(self):
+        m = self.model
+        return {k: getattr(m, "_" + k) for k in _WEIGHTS}
+
+    def _update(self, optimizer, X, target, s0):
+        """One exact gradient and one optimizer step; return (E, values scored)."""
+        model = self.model
+        G = model.gradient(X, target, s0, self.g, self.method, check_finite=False)
+        count = target.size
+        grads = {k: getattr(G, k) / count for k in _WEIGHTS}
+        if not (math.isfinite(G.loss) and all(np.isfinite(v).all() for v in grads.values())):
+            raise FloatingPointError(
+                "fit diverged: the loss or its gradient is not finite; the model keeps the "
+                "last finite weights (try a smaller lr, or clip=1.0)"
+            )
+        clip_by_norm(grads, self.clip)
+        params = self._params()
+        backup = {k: v.copy() for k, v in params.items()}
+        optimizer.step(params, grads)
+        if not all(np.isfinite(v).all() for v in params.values()):
+            for k, v in params.items():
+                v[...] = backup[k]
+            raise FloatingPointError(
+                "fit diverged: an update made the weights overflow; the model keeps the "
+                "last finite weights (try a smaller lr, or clip=1.0)"
+            )
+        return G.loss, count
+
+    def epoch(self, optimizer, X, target, rng):
+        """One pass over the data; return the mean loss per predicted value."""
+        N, T, _ = X.shape
+        order = rng.permutation(N) if self.shuffle else np.arange(N)
+        size = N if self.batch_size is None else min(self.batch_size, N)
+        total, count = 0.0, 0
+        for start in range(0, N, size):
+            idx = (
+                np.sort(order[start : start + size])
+                if self.shuffle
+                else order[start : start + size]
+            )
+            Xb, tb = X[idx], target[idx]
+            if self.truncate is None or self.truncate >= T:
+                E, c = self._update(optimizer, Xb, tb, None)
+                total, count = total + E, count + c
+                continue
+            # truncated BPTT: windows of `truncate` steps, the state carried across
+            state = np.zeros((len(idx), self.model.hidden_size), dtype=self.model.dtype)
+            for t0 in range(0, T, self.truncate):
+                Xw = Xb[:, t0 : t0 + self.truncate]
+                tw = tb[:, t0 : t0 + self.truncate]
+                S, _ = self.model.forward(Xw, state, check_finite=False)
+                E, c = self._update(optimizer, Xw, tw, state)
+                total, count = total + E, count + c
+                state = np.ascontiguousarray(S[:, -1])
+        return total / count
+
+    def validation_loss(self, val, X_train):
+        """Mean loss per predicted value on the held-out data."""
+        Xv, tv, continues = val
+        s0 = None
+        if continues:  # the tail of one sequence: start from where training ends
+            S, _ = self.model.forward(X_train, check_finite=False)
+            s0 = S[:, -1]
+        return self.model.loss(Xv, tv, s0, self.g, check_finite=False) / tv.size
+
+
+def fit(
+    model,
+    X,
+    target,
+    *,
+    epochs,
+    optimizer,
+    lr,
+    momentum,
+    nesterov,
+    batch_size,
+    shuffle,
+    method,
+    clip,
+    truncate,
+    tol,
+    n_iter_no_change,
+    validation_fraction,
+    validation_data,
+    g,
+    seed,
+    warm_start,
+    verbose,
+):
+    """Train model in place; see :meth:`RNN.fit` for the parameters."""
+    epochs = _count(epochs, "epochs", 1)
+    batch_size = _count(batch_size, "batch_size", 1, allow_none=True)
+    truncate = _count(truncate, "truncate", 1, allow_none=True)
+    n_iter_no_change = _count(n_iter_no_change, "n_iter_no_change", 1)
+    clip = _real(clip, "clip", allow_none=True, strict=True)
+    tol = _real(tol, "tol")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
+    if not isinstance(warm_start, (bool, np.bool_)):
+        raise TypeError(f"warm_start must be True or False, got {type(warm_start).__name__}")
+    check_method(method)
+    g = check_g(g, model.dtype)
+    X, target = _as_batch(model, X, target)
+
+    rng = np.random.default_rng(seed)
+    val = None
+    if validation_data is not None and validation_fraction is not None:
+        raise ValueError("give validation_data or validation_fraction, not both")
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise TypeError("validation_data must be a pair (X_val, target_val)")
+        Xv, tv = _as_batch(model, *validation_data, "validation_data[0]", "validation_data[1]")
+        val = (Xv, tv, False)
+    elif validation_fraction is not None:
+        fraction = _real(validation_fraction, "validation_fraction", strict=True)
+        if fraction >= 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+        X, target, val = _split(X, target, fraction, rng)
+
+    state = getattr(model, "_fit_state", None)
+    if warm_start and state is not None:
+        opt = state["optimizer"]
+    else:
+        opt = make_optimizer(optimizer, lr, momentum, nesterov)
+        model.loss_curve_ = []
+        model.validation_scores_ = [] if val is not None else None
+        model.n_iter_ = 0
+        model.best_loss_ = math.inf
+        model.best_validation_score_ = math.inf if val is not None else None
+    if val is not None and model.validation_scores_ is None:
+        model.validation_scores_ = []
+        model.best_validation_score_ = math.inf
+    model._fit_state = {"optimizer": opt}
+
+    trainer = _Trainer(
+        model,
+        g=g,
+        method=method,
+        batch_size=batch_size,
+        shuffle=bool(shuffle),
+        clip=clip,
+        truncate=truncate,
+    )
+    progress = _Progress(epochs, bool(verbose))
+    best_weights = None
+    since_best = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            loss = trainer.epoch(opt, X, target, rng)
+            model.loss_curve_.append(float(loss))
+            model.n_iter_ += 1
+            score = None
+            if val is not None:
+                score = float(trainer.validation_loss(val, X))
+                model.validation_scores_.append(score)
+                improved = score < model.best_validation_score_ - tol
+                if score < model.best_validation_score_:
+                    model.best_validation_score_ = score
+                    best_weights = {k: v.copy() for k, v in trainer._params().items()}
+            else:
+                improved = loss < model.best_loss_ - tol
+            model.best_loss_ = min(model.best_loss_, float(loss))
+            progress.update(epoch, loss, score)
+            since_best = 0 if improved else since_best + 1
+            if since_best >= n_iter_no_change:
+                break
+    finally:
+        progress.close()
+    if best_weights is not None:  # early stopping keeps the best weights seen
+        for k, v in trainer._params().items():
+            v[...] = best_weights[k]
+    return model
+
+
+def partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
+    """One pass over (X, target) as one mini-batch, continuing any earlier fit."""
+    check_method(method)
+    g = check_g(g, model.dtype)
+    clip = _real(clip, "clip", allow_none=True, strict=True)
+    X, target = _as_batch(model, X, target)
+    state = getattr(model, "_fit_state", None)
+    if state is None:
+        state = {"optimizer": make_optimizer(optimizer, lr)}
+        model._fit_state = state
+        model.loss_curve_ = []
+        model.validation_scores_ = None
+        model.n_iter_ = 0
+        model.best_loss_ = math.inf
+        model.best_validation_score_ = None
+    trainer = _Trainer(
+        model, g=g, method=method, batch_size=None, shuffle=False, clip=clip, truncate=None
+    )
+    E, count = trainer._update(state["optimizer"], X, target, None)
+    loss = E / count
+    model.loss_curve_.append(float(loss))
+    model.n_iter_ += 1
+    model.best_loss_ = min(model.best_loss_, float(loss))
+    return model
