@@ -163,3 +163,36 @@ def test_demo_command_rejects_bad_options():
     )
     assert proc.returncode == 2
     assert "--hidden-size" in proc.stderr
+
+
+@pytest.mark.parametrize("init", ["uniform", "glorot", "normal", "orthogonal"])
+def test_initialisers(init):
+    rnn = crnn.RNN(3, 40, 2, init=init, seed=0)
+    assert rnn.U.shape == (40, 3)
+    assert np.isfinite(rnn.W).all()
+    if init == "orthogonal":
+        np.testing.assert_allclose(rnn.W @ rnn.W.T, np.eye(40), atol=1e-12)
+    if init == "glorot":
+        assert np.abs(rnn.W).max() <= np.sqrt(6 / 80)
+        assert np.abs(rnn.W).max() > 0.9 * np.sqrt(6 / 80)
+    if init == "normal":
+        assert rnn.W.std() == pytest.approx(1 / np.sqrt(40), rel=0.1)
+    other = crnn.RNN(3, 40, 2, init=init, seed=1)
+    assert not np.array_equal(rnn.W, other.W)
+
+
+def test_spectral_radius_and_callable_init():
+    rnn = crnn.RNN(2, 30, init="normal", spectral_radius=0.9, seed=0)
+    assert np.max(np.abs(np.linalg.eigvals(rnn.W))) == pytest.approx(0.9, rel=1e-10)
+    const = crnn.RNN(2, 3, init=lambda shape, fan_in, fan_out, rng: np.full(shape, 0.5))
+    np.testing.assert_array_equal(const.V, np.full((2, 3), 0.5))
+    with pytest.raises(ValueError, match="init"):
+        crnn.RNN(2, 3, init="zeros")
+    with pytest.raises(ValueError, match="init"):
+        crnn.RNN(2, 3, init=lambda shape, *a: np.zeros(2))
+    with pytest.raises(ValueError, match="spectral_radius"):
+        crnn.RNN(2, 3, spectral_radius=-1.0)
+    with pytest.raises(TypeError, match="spectral_radius"):
+        crnn.RNN(2, 3, spectral_radius="big")
+    with pytest.raises(ValueError, match="spectral_radius"):
+        crnn.RNN(2, 3, init=lambda shape, *a: np.zeros(shape), spectral_radius=1.0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crnn import _core
+from crnn._init import initial_weights
 from crnn._validation import (
     as_float_array,
     available_cpus,
@@ -92,6 +93,14 @@ class RNN:
         Threads over the sequences of a batch (OpenMP builds only).
         None chooses from the size of the work; -1 means all CPUs, -2 all
         but one. Results are bit-for-bit the same for every thread count.
+    init : {"uniform", "glorot", "normal", "orthogonal"} or callable, default "uniform"
+        How the initial weights are drawn: "uniform" is
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's rule for ``nn.RNN``),
+        "glorot" U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), "normal"
+        N(0, 1/fan_in), "orthogonal" a random orthogonal W (Glorot U and V).
+        A callable ``init(shape, fan_in, fan_out, rng)`` returns each array.
+    spectral_radius : float, optional
+        Scale the initial W so that its largest eigenvalue modulus is this.
 
     Attributes
     ----------
@@ -103,9 +112,7 @@ class RNN:
 
     Notes
     -----
-    The initial weights are drawn uniformly from
-    :math:`[-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}}]`, with
-    fan_in = n for U and d for W and V (the rule PyTorch's ``nn.RNN`` uses).
+    fan_in is n for U and d for W and V; fan_out is d for U and W and m for V.
 
     Examples
     --------
@@ -130,6 +137,8 @@ class RNN:
         dtype=np.float64,
         seed=None,
         n_threads=None,
+        init="uniform",
+        spectral_radius=None,
     ):
         n = check_size(input_size, "input_size")
         d = check_size(hidden_size, "hidden_size")
@@ -140,13 +149,9 @@ class RNN:
             check_alloc(shape, self._dtype, f"weight {name}")
         rng = np.random.default_rng(seed)
         self._size = (n, d, m)  # fixed: an in-place reshape of a weight cannot change it
-        self._U = self._init((d, n), n, rng)
-        self._W = self._init((d, d), d, rng)
-        self._V = self._init((m, d), d, rng)
-
-    def _init(self, shape, fan_in, rng):
-        bound = 1.0 / np.sqrt(fan_in)
-        return rng.uniform(-bound, bound, size=shape).astype(self._dtype)
+        self._U, self._W, self._V = initial_weights(
+            n, d, m, init, spectral_radius, rng, self._dtype
+        )
 
     @classmethod
     def from_weights(cls, U, W, V, *, dtype=None, n_threads=None):

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Weight initialisers for :class:`crnn.RNN` (the ``init=`` option)."""
+
+import numbers
+
+import numpy as np
+
+__all__ = ["INITS", "initial_weights"]
+
+
+def _uniform(shape, fan_in, fan_out, rng):
+    """Draw from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's rule for nn.RNN."""
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=shape)
+
+
+def _glorot(shape, fan_in, fan_out, rng):
+    """Draw from U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-bound, bound, size=shape)
+
+
+def _normal(shape, fan_in, fan_out, rng):
+    """Draw from N(0, 1/fan_in) (LeCun)."""
+    return rng.normal(scale=1.0 / np.sqrt(fan_in), size=shape)
+
+
+def _orthogonal(shape, fan_in, fan_out, rng):
+    """Draw a random orthogonal W (Saxe et al., 2014); Glorot for U and V."""
+    if shape[0] != shape[1]:
+        return _glorot(shape, fan_in, fan_out, rng)
+    q, r = np.linalg.qr(rng.normal(size=shape))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)  # uniform over the orthogonal group
+
+
+INITS = {"uniform": _uniform, "glorot": _glorot, "normal": _normal, "orthogonal": _orthogonal}
+
+
+def initial_weights(n, d, m, init, spectral_radius, rng, dtype):
+    """Return U, W, V drawn by the initialiser `init`, W scaled to a spectral radius."""
+    if callable(init):
+        draw = init
+    elif isinstance(init, str) and init.lower() in INITS:
+        draw = INITS[init.lower()]
+    else:
+        raise ValueError(f"init must be one of {sorted(INITS)} or a callable, got {init!r}")
+    weights = []
+    for name, shape, fan_in, fan_out in (
+        ("U", (d, n), n, d),
+        ("W", (d, d), d, d),
+        ("V", (m, d), d, m),
+    ):
+        value = np.asarray(draw(shape, fan_in, fan_out, rng), dtype=np.float64)
+        if value.shape != shape or not np.isfinite(value).all():
+            raise ValueError(
+                f"init returned for {name} an array of shape {value.shape} (finite: "
+                f"{bool(np.isfinite(value).all())}); expected finite values of shape {shape}"
+            )
+        weights.append(value)
+    if spectral_radius is not None:
+        if isinstance(spectral_radius, (bool, np.bool_)) or not isinstance(
+            spectral_radius, numbers.Real
+        ):
+            raise TypeError(
+                f"spectral_radius must be a number > 0, got {type(spectral_radius).__name__}"
+            )
+        rho = float(spectral_radius)
+        if not (np.isfinite(rho) and rho > 0):
+            raise ValueError(f"spectral_radius must be a finite number > 0, got {rho}")
+        current = float(np.max(np.abs(np.linalg.eigvals(weights[1]))))
+        if current == 0:
+            raise ValueError(
+                "spectral_radius cannot be set: the initial W has no nonzero eigenvalue"
+            )
+        weights[1] = weights[1] * (rho / current)
+    return [np.ascontiguousarray(w, dtype=dtype) for w in weights]
