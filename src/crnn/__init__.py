@@ -8,12 +8,15 @@
 respect to U, W, V and S^0, by backpropagation through time or by real-time
 recurrent learning. :mod:`crnn.reference` holds the same equations as plain
 Python loops, the oracle the compiled kernels are tested against.
+:func:`save` and :func:`load` keep a model in one ``.npz`` file;
+:mod:`crnn.datasets` generates sine waves and the Mackey-Glass series.
 """
 
-from crnn import reference
+from crnn import datasets, reference
+from crnn._io import load, save
 from crnn._rnn import RNN, Gradient
 
 # The one place the version is written; the build reads it from here.
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "Gradient", "__version__", "reference"]
+__all__ = ["RNN", "Gradient", "__version__", "datasets", "load", "reference", "save"]

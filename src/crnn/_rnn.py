@@ -785,3 +785,41 @@ class RNN:
             x = Y[..., 0, :]
             out.append(x)
         return np.stack(out, axis=-2)
+
+    # ------------------------------------------------------------------ save and load
+    # (crnn._io holds the file format; these two methods only forward to it)
+
+    def save(self, path):
+        """Save the model to one ``.npz`` file, atomically: see :func:`crnn.save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write, exactly as given (no suffix is added).
+
+        Returns
+        -------
+        str
+            The path written.
+        """
+        from crnn._io import save
+
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model saved by :meth:`save` or :func:`crnn.save`: see :func:`crnn.load`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file, exactly as given.
+
+        Returns
+        -------
+        RNN
+            A model (of this class) that predicts bit for bit what the saved one did.
+        """
+        from crnn._io import _load
+
+        return _load(path, cls)

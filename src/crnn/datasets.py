@@ -1,0 +1,632 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Data for examples and tests, generated locally with numpy alone.
+
+Generators
+    :func:`sine_waves`    sine waves of several frequencies and phases, (N, T, 1)
+    :func:`mackey_glass`  the Mackey-Glass chaotic series, (T, 1)
+
+Helpers
+    :func:`next_step`         a series -> (X, target) pairs, target = X shifted by ``horizon``
+    :func:`windows`           a long series -> (N, length, k) sub-sequences
+    :func:`train_test_split`  along time for one series, along the batch for several
+
+Every function is deterministic: the same arguments (and the same ``seed``)
+give the same numbers, bit for bit. Nothing is downloaded.
+
+Examples
+--------
+>>> from crnn import datasets
+>>> series = datasets.mackey_glass(1200, seed=0)  # (1200, 1)
+>>> X, target = datasets.next_step(series)  # (1199, 1) each
+>>> X_train, X_test, t_train, t_test = datasets.train_test_split(X, target, 0.25)
+>>> Xw, tw = datasets.windows(X_train, 100), datasets.windows(t_train, 100)
+>>> Xw.shape, X_test.shape
+((8, 100, 1), (300, 1))
+"""
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+from crnn._validation import _describe, check_dtype, check_size
+
+__all__ = ["mackey_glass", "next_step", "sine_waves", "train_test_split", "windows"]
+
+#: Frequencies (cycles per step) drawn by :func:`sine_waves` when none are given.
+DEFAULT_FREQUENCIES = (0.02, 0.2)
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def _real(value, name, *, low=None, high=None, low_open=False, high_open=False):
+    """Return value as a finite float within [low, high] (ends open when asked)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be a finite real number, got an int beyond it") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+def _rng(seed):
+    """Return a numpy Generator from None, an int or a Generator."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"seed must be None, a non-negative int or a numpy.random.Generator, "
+            f"got {_describe(seed)}"
+        )
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed}")
+    return np.random.default_rng(operator.index(seed))
+
+
+def _series(value, name, ndims=(2, 3)):
+    """Return value as a real ndarray of one of the ranks in ndims (not copied)."""
+    if value is None:
+        raise TypeError(f"{name} must be an array of numbers, got None")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a rectangular array of numbers: {exc}") from None
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    if arr.ndim not in ndims:
+        want = " or ".join(f"{k}-D" for k in ndims)
+        hint = f" (use {name}[:, None] for a single feature)" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be {want}, got {arr.ndim}-D with shape {arr.shape}{hint}")
+    return arr
+
+
+def _per_series(value, name, n_series, default, unit_draws, low, high, high_open):
+    """Resolve a frequencies/phases argument to an array of shape (n_series,).
+
+    None draws from ``default``; a tuple (lo, hi) draws uniformly from [lo, hi);
+    a real number is used for every series; any other array_like must hold one
+    value per series. ``unit_draws`` are the uniform [0, 1) numbers to draw with.
+    """
+    if value is None:
+        value = default
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ValueError(
+                f"{name} given as a tuple must be a range (low, high); got {len(value)} "
+                "values (pass a list or an array for one value per series)"
+            )
+        lo = _real(value[0], f"{name}[0] (low)", low=low, high=high, high_open=high_open)
+        hi = _real(value[1], f"{name}[1] (high)", low=low, high=high, high_open=high_open)
+        if lo > hi:
+            raise ValueError(f"{name} range (low, high) must have low <= high, got {value}")
+        return lo + (hi - lo) * unit_draws
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return np.full(n_series, _real(value, name, low=low, high=high, high_open=high_open))
+    arr = _series(value, name, ndims=(1,)).astype(np.float64)
+    if arr.shape != (n_series,):
+        raise ValueError(
+            f"{name} must be None, a number, a (low, high) tuple or one value per series "
+            f"(shape ({n_series},)), got shape {arr.shape}"
+        )
+    bad = ~np.isfinite(arr) | (arr < low) | ((arr >= high) if high_open else (arr > high))
+    if bad.any():
+        i = int(np.argmax(bad))
+        bracket = ")" if high_open else "]"
+        raise ValueError(
+            f"{name} must be finite, in [{low}, {high}{bracket}; {name}[{i}] is {arr[i]}"
+        )
+    return arr
+
+
+# ---------------------------------------------------------------------- sine waves
+
+
+def sine_waves(
+    n_series=16,
+    length=100,
+    *,
+    frequencies=None,
+    phases=None,
+    noise=0.0,
+    seed=None,
+    dtype=np.float64,
+):
+    r"""Return sine waves of several frequencies and phases.
+
+    .. math:: x_i(t) = \sin(2 \pi f_i t + \varphi_i) + \sigma \varepsilon_{i,t},
+        \quad t = 0, 1, \ldots, \text{length} - 1
+
+    with :math:`\varepsilon` standard normal noise.
+
+    Parameters
+    ----------
+    n_series : int, default 16
+        N, the number of series.
+    length : int, default 100
+        T, the number of time steps of each series.
+    frequencies : None, float, tuple (low, high) or array_like of shape (n_series,)
+        Frequencies :math:`f_i` in cycles per time step, in (0, 0.5]
+        (0.5 is the Nyquist frequency: two steps per cycle). None draws
+        each uniformly from [0.02, 0.2) (periods of 5 to 50 steps); a tuple
+        (low, high) draws uniformly from [low, high); a number is used for
+        every series; a list or an array gives one frequency per series.
+    phases : None, float, tuple (low, high) or array_like of shape (n_series,)
+        Phases :math:`\varphi_i` in radians, in the same forms. None draws
+        them uniformly from [0, 2 pi).
+    noise : float, default 0.0
+        :math:`\sigma`, the standard deviation of Gaussian noise added to
+        every value (0 for clean waves).
+    seed : None, int or numpy.random.Generator
+        Source of the random frequencies, phases and noise. An int gives the
+        same series every time; None gives fresh ones.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+
+    Returns
+    -------
+    ndarray of shape (n_series, length, 1)
+        One feature per step, ready for :func:`next_step`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument has the wrong type or value; the message names it.
+
+    Notes
+    -----
+    The random numbers are drawn in a fixed order (one uniform per series
+    for the frequencies, one for the phases, then the noise), and the draws
+    are made even when they are not needed, so that with the same seed,
+    giving the frequencies does not change the phases and vice versa.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from crnn.datasets import sine_waves
+    >>> sine_waves(4, 50, seed=0).shape
+    (4, 50, 1)
+    >>> x = sine_waves(1, 5, frequencies=0.25, phases=0.0)[0, :, 0]
+    >>> np.round(x, 12) + 0.0
+    array([ 0.,  1.,  0., -1.,  0.])
+    """
+    n_series = check_size(n_series, "n_series")
+    length = check_size(length, "length")
+    noise = _real(noise, "noise", low=0.0)
+    dtype = check_dtype(dtype)
+    rng = _rng(seed)
+    u_freq = rng.random(n_series)
+    u_phase = rng.random(n_series)
+    freq = _per_series(
+        frequencies, "frequencies", n_series, DEFAULT_FREQUENCIES, u_freq, 0.0, 0.5, False
+    )
+    if (freq <= 0).any():
+        raise ValueError(f"frequencies must be > 0 cycles per step, got {freq.min()}")
+    phase = _per_series(
+        phases, "phases", n_series, (0.0, 2 * np.pi), u_phase, -np.inf, np.inf, False
+    )
+    t = np.arange(length, dtype=np.float64)
+    x = np.sin(2 * np.pi * freq[:, np.newaxis] * t + phase[:, np.newaxis])
+    if noise > 0:
+        x += noise * rng.standard_normal(x.shape)
+    return x[..., np.newaxis].astype(dtype)
+
+
+# ---------------------------------------------------------------------- Mackey-Glass
+
+
+def _hermite(theta):
+    """Cubic Hermite basis at theta in [0, 1): weights of x_j, h f_j, x_j+1, h f_j+1."""
+    t2, t3 = theta * theta, theta * theta * theta
+    return (2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + theta, -2 * t3 + 3 * t2, t3 - t2)
+
+
+def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
+    """Integrate the Mackey-Glass equation by RK4; return x at the given step indices.
+
+    x(t) = history for t <= 0. ``record`` is an increasing sequence of step
+    indices k (times k * dt) whose values are returned. Pure Python floats:
+    the recurrence is serial and a numpy scalar per operation would be slower.
+    """
+    q = tau / dt
+    if abs(q - round(q)) <= 1e-9 * max(1.0, q):
+        q = float(round(q))  # the delay falls on the grid: no interpolation at whole steps
+    # For each RK4 stage time t_k + c dt, the delayed time t_k + c dt - tau is at
+    # step position k + s with s = c - q = off + theta, 0 <= theta < 1.
+    stages = []
+    for c in (0.0, 0.5, 1.0):
+        s = c - q
+        off = math.floor(s)
+        theta = s - off
+        stages.append((off, theta, *_hermite(theta)))
+    size = math.ceil(q) + 3  # ring buffer: steps k - ceil(q) - 1 .. k
+    xs = [0.0] * size
+    fs = [0.0] * size
+    half, sixth = 0.5 * dt, dt / 6.0
+
+    def interpolate(j, theta, h00, h10, h01, h11):
+        # cubic Hermite interpolation between steps j and j + 1, with the stored
+        # derivatives: error O(dt^4), the order of RK4 itself
+        if j + theta <= 0:  # at or before t = 0: the initial history
+            return history
+        a = j % size
+        if theta == 0.0:
+            return xs[a]
+        b = (j + 1) % size
+        return h00 * xs[a] + dt * (h10 * fs[a] + h11 * fs[b]) + h01 * xs[b]
+
+    def delayed(k, stage):
+        off, theta, h00, h10, h01, h11 = stage
+        return interpolate(k + off, theta, h00, h10, h01, h11)
+
+    def delayed_at(pos):  # x(t - tau) at t = pos * dt, for any pos
+        j = math.floor(pos - q)
+        theta = pos - q - j
+        return interpolate(j, theta, *_hermite(theta))
+
+    def F(x, xd):
+        return beta * xd / (1.0 + xd**n) - gamma * x
+
+    def rk4(x, pos, h):  # one RK4 step of length h from t = pos * dt
+        k1 = F(x, delayed_at(pos))
+        dh = delayed_at(pos + 0.5 * h / dt)
+        k2 = F(x + 0.5 * h * k1, dh)
+        k3 = F(x + 0.5 * h * k2, dh)
+        k4 = F(x + h * k3, delayed_at(pos + h / dt))
+        return x + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+    # x(t - tau) has a derivative jump at t = tau (the history meets the solution
+    # at t = 0), so dx/dt has a kink there. When tau falls inside a step, that
+    # step is split at tau, or it would be integrated to second order only.
+    kink = math.floor(q) if q != math.floor(q) else -1
+
+    out = []
+    record = iter(record)
+    want = next(record, None)
+    x = history
+    s0, sh, s1 = stages
+    for k in range(steps + 1):
+        i = k % size
+        xs[i] = x
+        d0 = delayed(k, s0)
+        k1 = beta * d0 / (1.0 + d0**n) - gamma * x
+        fs[i] = k1  # x'(t_k), the right derivative at t = 0
+        if k == want:
+            out.append(x)
+            want = next(record, None)
+            if want is None:
+                break
+        if k == kink:
+            h1 = (q - k) * dt
+            x = rk4(rk4(x, k, h1), q, dt - h1)
+            continue
+        dh = delayed(k, sh)
+        p = beta * dh / (1.0 + dh**n)
+        k2 = p - gamma * (x + half * k1)
+        k3 = p - gamma * (x + half * k2)
+        d1 = delayed(k, s1)
+        k4 = beta * d1 / (1.0 + d1**n) - gamma * (x + dt * k3)
+        x = x + sixth * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    return out
+
+
+def mackey_glass(
+    length=1000,
+    *,
+    tau=17.0,
+    beta=0.2,
+    gamma=0.1,
+    n=10.0,
+    dt=0.1,
+    subsample=1.0,
+    x0=1.2,
+    discard=1000.0,
+    seed=None,
+    dtype=np.float64,
+):
+    r"""Return the Mackey-Glass chaotic time series.
+
+    The solution of the delay differential equation
+
+    .. math:: \frac{dx}{dt} = \beta \frac{x(t - \tau)}{1 + x(t - \tau)^n} - \gamma x(t)
+
+    with the constant history :math:`x(t) = x_0` for :math:`t \le 0`,
+    integrated with the classical fourth-order Runge-Kutta method at step
+    ``dt``. The first ``discard`` time units (the transient) are dropped,
+    then one value is kept every ``subsample`` time units.
+
+    Parameters
+    ----------
+    length : int, default 1000
+        T, the number of values returned.
+    tau : float, default 17
+        The delay :math:`\tau`, >= ``dt``. With the default beta, gamma
+        and n, tau = 17 gives the classic chaotic benchmark; see Notes.
+    beta, gamma, n : float, defaults 0.2, 0.1, 10
+        The equation's constants, > 0.
+    dt : float, default 0.1
+        Integration step, in the equation's time units. When tau is a whole
+        multiple of dt the delayed values fall on the grid; otherwise they
+        are interpolated.
+    subsample : float, default 1.0
+        Time between returned values; a whole multiple of dt.
+    x0 : float, default 1.2
+        The initial history, > 0.
+    discard : float, default 1000
+        Time integrated and thrown away before the first returned value
+        (rounded to a whole number of steps); 0 keeps the transient.
+    seed : None, int or numpy.random.Generator
+        None keeps the history at exactly ``x0``. Otherwise the history is
+        the constant ``x0 * (1 + u)`` with u drawn uniformly from
+        [-0.1, 0.1): different seeds give different trajectories on the same
+        attractor, the same seed the same one.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        dtype of the result (the integration is always in float64).
+
+    Returns
+    -------
+    ndarray of shape (length, 1)
+        x at times ``discard + i * subsample``, i = 0 .. length - 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument has the wrong type or value; the message names it.
+
+    Notes
+    -----
+    Integration: every RK4 stage needs :math:`x(t - \tau)` at a step or a
+    half step back in time; values between stored steps come from cubic
+    Hermite interpolation through the two neighbouring steps and the
+    derivatives there (which the equation gives), accurate to
+    :math:`O(dt^4)`, so the whole scheme stays fourth order: halving dt
+    divides the error by about 16. The derivative of x jumps at t = 0
+    (where the constant history meets the solution), so dx/dt has a kink at
+    t = tau; when tau is not a whole multiple of dt, the step holding t = tau
+    is split there. Only the last ``tau / dt + 3`` steps are kept in
+    memory, and the cost is about 10 microseconds per time unit at dt = 0.1
+    (pure Python: the recurrence is serial).
+
+    Dynamics, for beta = 0.2, gamma = 0.1, n = 10: x* = 1 is the positive
+    fixed point (beta / (1 + 1) = gamma). Linearised there,
+    :math:`\dot u(t) = -a u(t) - b u(t - \tau)` with :math:`a = \gamma = 0.1`
+    and :math:`b = \beta (n - 2) / 4 = 0.4`, so x* is stable for
+    :math:`\tau < \arccos(-a/b) / \sqrt{b^2 - a^2} \approx 4.71`. Beyond,
+    a Hopf bifurcation gives a periodic orbit (e.g. tau = 7), period doubling
+    follows (two alternating peak heights at tau = 14), and tau = 17 is
+    chaotic (Mackey and Glass 1977; Farmer 1982), with values in about
+    (0.4, 1.35). The test suite checks each of these.
+
+    References
+    ----------
+    M. C. Mackey and L. Glass, "Oscillation and chaos in physiological
+    control systems", Science 197(4300), 287-289, 1977.
+
+    J. D. Farmer, "Chaotic attractors of an infinite-dimensional dynamical
+    system", Physica D 4(3), 366-393, 1982.
+
+    Examples
+    --------
+    >>> from crnn.datasets import mackey_glass
+    >>> x = mackey_glass(500)
+    >>> x.shape, bool(0.2 < x.min() and x.max() < 1.4)
+    ((500, 1), True)
+    """
+    length = check_size(length, "length")
+    tau = _real(tau, "tau", low=0.0, low_open=True)
+    beta = _real(beta, "beta", low=0.0, low_open=True)
+    gamma = _real(gamma, "gamma", low=0.0, low_open=True)
+    n = _real(n, "n", low=0.0, low_open=True)
+    dt = _real(dt, "dt", low=0.0, low_open=True)
+    subsample = _real(subsample, "subsample", low=0.0, low_open=True)
+    x0 = _real(x0, "x0", low=0.0, low_open=True)
+    discard = _real(discard, "discard", low=0.0)
+    dtype = check_dtype(dtype)
+    if dt > tau:
+        raise ValueError(f"dt must not exceed tau; got dt={dt} > tau={tau}")
+    stride = round(subsample / dt)
+    if stride < 1 or abs(stride * dt - subsample) > 1e-9 * subsample:
+        raise ValueError(
+            f"subsample must be a whole multiple of dt; got subsample={subsample}, dt={dt}"
+        )
+    start = round(discard / dt)
+    steps = start + (length - 1) * stride
+    if steps > 10**9:
+        raise ValueError(
+            f"length, discard and subsample ask for {steps} integration steps of dt={dt}, "
+            "more than 10^9"
+        )
+    history = x0
+    if seed is not None:
+        history = x0 * (1.0 + _rng(seed).uniform(-0.1, 0.1))
+    record = range(start, steps + 1, stride)
+    x = _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history)
+    out = np.asarray(x, dtype=np.float64)[:, np.newaxis]
+    if not np.isfinite(out).all():  # pragma: no cover - positive inputs keep x bounded
+        raise ValueError("the integration diverged; try a smaller dt")
+    return out.astype(dtype)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def next_step(series, horizon=1):
+    """Return (X, target) pairs for predicting ``horizon`` steps ahead.
+
+    ``target[..., t, :]`` is ``series[..., t + horizon, :]`` and
+    ``X[..., t, :]`` is ``series[..., t, :]``, so a model trained on them
+    learns to forecast ``horizon`` steps ahead.
+
+    Parameters
+    ----------
+    series : array_like of shape (T, k) or (N, T, k)
+        One series of T steps with k features, or N of them.
+    horizon : int, default 1
+        How far ahead the target is, in steps; 1 <= horizon < T.
+
+    Returns
+    -------
+    X : ndarray of shape (T - horizon, k) or (N, T - horizon, k)
+    target : ndarray of the same shape
+        Views into ``series`` when it is an ndarray (no copy is made; copy
+        them before changing them in place).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If series is not a 2-D or 3-D real array or horizon is not an int
+        in [1, T).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, target = next_step(np.arange(5.0)[:, None])
+    >>> X[:, 0], target[:, 0]
+    (array([0., 1., 2., 3.]), array([1., 2., 3., 4.]))
+    """
+    series = _series(series, "series")
+    horizon = check_size(horizon, "horizon")
+    T = series.shape[-2]
+    if horizon >= T:
+        raise ValueError(
+            f"horizon must be less than the series' length {T} (axis -2 of shape "
+            f"{series.shape}), got {horizon}"
+        )
+    return series[..., : T - horizon, :], series[..., horizon:, :]
+
+
+def windows(series, length, step=None):
+    """Cut a long series into sub-sequences of ``length`` steps.
+
+    Window i covers steps ``i * step`` to ``i * step + length - 1``; steps
+    after the last whole window are dropped.
+
+    Parameters
+    ----------
+    series : array_like of shape (T, k) or (N, T, k)
+        One series, or N series cut one after the other.
+    length : int
+        Steps per window, <= T.
+    step : int, optional
+        Steps between the starts of consecutive windows. None means
+        ``length``: windows side by side, not overlapping. Less than
+        ``length`` makes them overlap.
+
+    Returns
+    -------
+    ndarray of shape (n_windows, length, k)
+        ``n_windows = (T - length) // step + 1`` (times N for several
+        series, all windows of the first series first). A new C-contiguous
+        array of the input's dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If series is not a 2-D or 3-D real array, or length or step is not
+        a positive int, or length exceeds T.
+
+    Notes
+    -----
+    Apply it to X and to the target with the same arguments to keep them
+    paired; each window then starts from the model's initial state, which
+    loses the context before it (see ``truncate`` in training to carry the
+    state across windows instead).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> windows(np.arange(7)[:, None], 3)[..., 0]
+    array([[0, 1, 2],
+           [3, 4, 5]])
+    >>> windows(np.arange(7)[:, None], 3, step=2)[..., 0]
+    array([[0, 1, 2],
+           [2, 3, 4],
+           [4, 5, 6]])
+    """
+    series = _series(series, "series")
+    length = check_size(length, "length")
+    step = length if step is None else check_size(step, "step")
+    batch = series if series.ndim == 3 else series[np.newaxis]
+    T = batch.shape[1]
+    if length > T:
+        raise ValueError(
+            f"length must not exceed the series' length {T} (axis -2 of shape "
+            f"{series.shape}), got {length}"
+        )
+    count = (T - length) // step + 1
+    starts = np.arange(count) * step
+    idx = starts[:, np.newaxis] + np.arange(length)  # (count, length)
+    out = batch[:, idx, :]  # (N, count, length, k): fancy indexing makes a copy
+    return np.ascontiguousarray(out.reshape(-1, length, batch.shape[2]))
+
+
+def train_test_split(X, target, test_fraction=0.2):
+    """Split (X, target) into a training part and a test part, without shuffling.
+
+    - One series, (T, k): split **along time**. The first steps train, the
+      last ``round(test_fraction * T)`` steps test, so the test part lies in
+      the future of the training part, as in forecasting.
+    - Several series, (N, T, k): split **along the batch**. The first
+      sequences train, the last ``round(test_fraction * N)`` test; shuffle
+      the batch first if its order means something.
+
+    Each part keeps at least one step (or sequence).
+
+    Parameters
+    ----------
+    X : array_like of shape (T, n) or (N, T, n)
+    target : array_like of shape (T, m) or (N, T, m)
+        Paired with X: the same rank and the same leading axes.
+    test_fraction : float, default 0.2
+        Share of the steps (one series) or sequences (several) for testing,
+        in (0, 1).
+
+    Returns
+    -------
+    X_train, X_test, target_train, target_test : ndarray
+        In scikit-learn's order. Views into the inputs when they are ndarrays.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If X or target is not a 2-D or 3-D real array, they do not pair, the
+        fraction is outside (0, 1), or there is too little data for two parts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(10.0)[:, None]
+    >>> a, b, c, d = train_test_split(x[:-1], x[1:], test_fraction=0.3)
+    >>> a.shape, b.shape, float(b[0, 0]), float(d[0, 0])
+    ((6, 1), (3, 1), 6.0, 7.0)
+    """
+    X = _series(X, "X")
+    target = _series(target, "target")
+    test_fraction = _real(
+        test_fraction, "test_fraction", low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    if target.ndim != X.ndim or target.shape[:-1] != X.shape[:-1]:
+        raise ValueError(
+            f"target must have X's leading axes {X.shape[:-1]} (and X's rank {X.ndim}), "
+            f"got shape {target.shape}"
+        )
+    axis_name = "steps" if X.ndim == 2 else "sequences"
+    total = X.shape[0]
+    if total < 2:
+        raise ValueError(
+            f"X must have at least 2 {axis_name} to split (axis 0 of shape {X.shape}), got {total}"
+        )
+    n_test = min(max(round(test_fraction * total), 1), total - 1)
+    cut = total - n_test
+    return X[:cut], X[cut:], target[:cut], target[cut:]

@@ -1,0 +1,623 @@
+"""Save and load: round trips bit for bit, atomic writes, and every kind of bad file."""
+
+import copy
+import hashlib
+import json
+import os
+import pickle
+import stat
+import zipfile
+
+import numpy as np
+import pytest
+
+import crnn
+from crnn import _io
+
+N, T, n, d, m = 3, 7, 3, 5, 2
+META = _io.METADATA_KEY
+
+
+def make_rnn(dtype=np.float64, **kw):
+    return crnn.RNN(n, d, m, dtype=dtype, seed=0, **kw)
+
+
+def data(rng):
+    return rng.normal(size=(N, T, n)), rng.normal(size=(N, T, m)), rng.uniform(-0.5, 0.5, d)
+
+
+def read_entries(path):
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def metadata(entries):
+    return json.loads(str(entries[META][()]))
+
+
+def write_entries(path, entries, meta=None, rehash=True):
+    """Write an archive of the given entries (numpy.savez), fixing the checksums."""
+    entries = dict(entries)
+    meta = metadata(entries) if meta is None else meta
+    if rehash and isinstance(meta, dict) and isinstance(meta.get("arrays"), dict):
+        for name, info in meta["arrays"].items():
+            if name in entries and isinstance(info, dict):
+                arr = np.ascontiguousarray(entries[name])
+                info["sha256"] = hashlib.sha256(arr.tobytes()).hexdigest()
+                info["shape"] = list(arr.shape)
+    entries[META] = np.array(json.dumps(meta))
+    np.savez(path, **entries)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A float64 model saved to tmp_path / "model.npz", and its entries."""
+    rnn = make_rnn(n_threads=1)
+    path = tmp_path / "model.npz"
+    crnn.save(rnn, path)
+    return rnn, path, read_entries(path)
+
+
+# ---------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [None, 1, -1, 3])
+def test_loaded_model_predicts_bit_for_bit(tmp_path, rng, dtype, n_threads):
+    rnn = make_rnn(dtype, n_threads=n_threads)
+    X, target, s0 = data(rng)
+    rnn.W[...] += rng.normal(scale=0.1, size=(d, d))  # not just the seed's weights
+    rnn.V[0, 0] = -0.0  # a signed zero survives too
+    path = tmp_path / "model.npz"
+    assert crnn.save(rnn, path) == str(path)
+    back = crnn.load(path)
+    assert type(back) is crnn.RNN
+    assert repr(back) == repr(rnn)
+    assert back.dtype == np.dtype(dtype)
+    assert back.n_threads == n_threads
+    for k in "UWV":
+        a, b = getattr(rnn, k), getattr(back, k)
+        assert b.dtype == a.dtype
+        np.testing.assert_array_equal(b, a)
+        assert b.tobytes() == a.tobytes()  # bit for bit, signed zeros included
+    for args in ((X,), (X, s0), (X[0],)):
+        for out_a, out_b in zip(rnn.forward(*args), back.forward(*args), strict=True):
+            assert out_a.tobytes() == out_b.tobytes()
+    assert back.loss(X, target, s0) == rnn.loss(X, target, s0)
+    G, H = rnn.gradient(X, target, s0), back.gradient(X, target, s0)
+    for k in ("U", "W", "V", "s0"):
+        assert getattr(G, k).tobytes() == getattr(H, k).tobytes()
+
+
+def test_method_forms_and_subclasses(tmp_path, rng):
+    class MyRNN(crnn.RNN):
+        pass
+
+    rnn = make_rnn(np.float32)
+    path = tmp_path / "m.npz"
+    assert rnn.save(path) == str(path)
+    back = crnn.RNN.load(path)
+    assert type(back) is crnn.RNN
+    sub = MyRNN.load(str(path))
+    assert type(sub) is MyRNN
+    X = rng.normal(size=(T, n))
+    np.testing.assert_array_equal(sub.predict(X), rnn.predict(X))
+
+
+def test_loaded_weights_are_independent_writable_arrays(saved, rng):
+    rnn, path, _ = saved
+    a, b = crnn.load(path), crnn.load(path)
+    assert a.W.flags.writeable
+    assert a.W.flags.c_contiguous
+    a.W[0, 0] += 1.0
+    assert b.W[0, 0] == rnn.W[0, 0]
+    assert crnn.load(path).W[0, 0] == rnn.W[0, 0]
+
+
+def test_loaded_models_pickle_and_deepcopy(saved, rng):
+    rnn, path, _ = saved
+    back = crnn.load(path)
+    X = rng.normal(size=(N, T, n))
+    for clone in (pickle.loads(pickle.dumps(back)), copy.deepcopy(back)):
+        assert clone.n_threads == 1
+        np.testing.assert_array_equal(clone.predict(X), rnn.predict(X))
+
+
+def test_the_file_is_plain_npz_with_documented_metadata(saved):
+    rnn, path, entries = saved
+    assert zipfile.is_zipfile(path)
+    assert list(entries) == [META, "U", "W", "V"]
+    meta = metadata(entries)
+    assert meta["format"] == "crnn.RNN"
+    assert meta["format_version"] == _io.FORMAT_VERSION == 1
+    assert isinstance(meta["format_version"], int)
+    assert meta["crnn_version"] == crnn.__version__
+    assert (meta["input_size"], meta["hidden_size"], meta["output_size"]) == (n, d, m)
+    assert meta["dtype"] == "float64"
+    assert meta["options"] == {"n_threads": 1}
+    assert meta["arrays"]["W"]["shape"] == [d, d]
+    for k in "UWV":
+        np.testing.assert_array_equal(entries[k], getattr(rnn, k))
+        assert meta["arrays"][k]["sha256"] == hashlib.sha256(entries[k].tobytes()).hexdigest()
+    with zipfile.ZipFile(path) as zf:  # uncompressed, no pickle anywhere
+        assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
+
+
+def test_saving_the_same_model_twice_gives_identical_files(tmp_path):
+    rnn = make_rnn()
+    crnn.save(rnn, tmp_path / "a.npz")
+    crnn.save(copy.deepcopy(rnn), tmp_path / "b.npz")
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+# ---------------------------------------------------------------------- paths
+
+
+def test_the_exact_path_is_written_with_or_without_suffix(tmp_path, rng):
+    rnn = make_rnn()
+    for name in ("model", "model.npz", "model.bin"):
+        crnn.save(rnn, tmp_path / name)
+    assert sorted(os.listdir(tmp_path)) == ["model", "model.bin", "model.npz"]
+    X = rng.normal(size=(T, n))
+    for name in ("model", "model.npz", "model.bin"):
+        np.testing.assert_array_equal(crnn.load(tmp_path / name).predict(X), rnn.predict(X))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        crnn.load(tmp_path / "nothing.npz")
+    assert info.value.filename == str(tmp_path / "nothing.npz")
+    crnn.save(make_rnn(), tmp_path / "model.npz")
+    with pytest.raises(FileNotFoundError, match=r"but '.*model\.npz' exists"):
+        crnn.load(tmp_path / "model")
+
+
+def test_save_replaces_and_keeps_permissions(tmp_path, rng):
+    path = tmp_path / "model.npz"
+    crnn.save(make_rnn(), path)
+    os.chmod(path, 0o600)
+    other = crnn.RNN(n, d, m, seed=1)
+    crnn.save(other, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    np.testing.assert_array_equal(crnn.load(path).W, other.W)
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_new_file_gets_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        crnn.save(make_rnn(), tmp_path / "model.npz")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "model.npz").st_mode) == 0o644
+
+
+def test_save_through_a_symlink_replaces_its_target(tmp_path):
+    real = tmp_path / "real.npz"
+    crnn.save(make_rnn(), real)
+    link = tmp_path / "link.npz"
+    link.symlink_to(real)
+    other = crnn.RNN(n, d, m, seed=2)
+    crnn.save(other, link)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(crnn.load(real).W, other.W)
+
+
+# ---------------------------------------------------------------------- atomicity
+
+
+class Boom(Exception):
+    pass
+
+
+def _fail_mid_archive(monkeypatch, exc):
+    """Make the second array's write fail halfway through its bytes."""
+    original = np.lib.format.write_array
+    calls = []
+
+    def write_array(fp, array, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # metadata, U, then W
+            fp.write(b"\x00" * (array.nbytes // 2))
+            raise exc
+        return original(fp, array, *args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", write_array)
+
+
+def _fail_fsync(monkeypatch, exc):
+    def fsync(fd):
+        raise exc
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def _fail_replace(monkeypatch, exc):
+    def replace(src, dst):
+        assert os.path.getsize(src) > 0  # the complete temporary file exists
+        raise exc
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("where", [_fail_mid_archive, _fail_fsync, _fail_replace])
+@pytest.mark.parametrize(
+    "exc", [OSError(28, "No space left on device"), KeyboardInterrupt(), Boom()]
+)
+def test_a_failed_save_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch, where, exc):
+    path = tmp_path / "model.npz"
+    first = make_rnn()
+    crnn.save(first, path)
+    before = path.read_bytes()
+    where(monkeypatch, exc)
+    with pytest.raises(type(exc)):
+        crnn.save(crnn.RNN(n, d, m, seed=9), path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["model.npz"]
+    assert path.read_bytes() == before
+    np.testing.assert_array_equal(crnn.load(path).W, first.W)
+
+
+@pytest.mark.parametrize("where", [_fail_mid_archive, _fail_fsync, _fail_replace])
+def test_a_failed_first_save_leaves_nothing(tmp_path, monkeypatch, where):
+    where(monkeypatch, Boom())
+    with pytest.raises(Boom):
+        crnn.save(make_rnn(), tmp_path / "model.npz")
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_into_a_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        crnn.save(make_rnn(), tmp_path / "no" / "model.npz")
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------- bad arguments to save
+
+
+def test_save_refuses_bad_arguments(tmp_path):
+    rnn = make_rnn()
+    with pytest.raises(TypeError, match=r"model must be a crnn\.RNN"):
+        crnn.save("not a model", tmp_path / "m.npz")
+    with pytest.raises(TypeError, match="path"):
+        crnn.save(rnn, 123)
+    with pytest.raises(TypeError, match="path"):
+        crnn.save(rnn, None)
+    with pytest.raises(TypeError, match="path"):
+        crnn.save(rnn, b"m.npz")
+    with pytest.raises(ValueError, match="path must not be empty"):
+        crnn.save(rnn, "")
+    with pytest.raises(TypeError, match="path"):
+        crnn.load(3.5)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_save_refuses_non_finite_weights(tmp_path, value):
+    rnn = make_rnn()
+    rnn.W[1, 2] = value
+    with pytest.raises(ValueError, match="array W holds NaN or infinity"):
+        crnn.save(rnn, tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_refuses_a_weight_reshaped_in_place(tmp_path):
+    rnn = crnn.RNN(2, 4, 2, seed=0)
+    rnn.W.shape = (2, 8)
+    with pytest.raises(ValueError, match="W has shape"):
+        crnn.save(rnn, tmp_path / "m.npz")
+
+
+# ---------------------------------------------------------------------- bad files
+
+
+def expect_bad(path, *fragments):
+    with pytest.raises(ValueError, match="cannot load a crnn model from") as info:
+        crnn.load(path)
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"", "empty or too short"),
+        (b"PK", "empty or too short"),
+        (b"hello, this is text\n", "not an .npz"),
+        (bytes(range(256)) * 4, "not an .npz"),
+        (b"PK\x03\x04" + b"\x00" * 100, "truncated or damaged"),
+    ],
+)
+def test_files_that_are_not_archives(tmp_path, content, fragment):
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    expect_bad(path, fragment)
+
+
+def test_a_npy_file(tmp_path):
+    path = tmp_path / "model.npy"
+    np.save(path, np.zeros(3))
+    expect_bad(path, "a .npy array")
+
+
+def test_foreign_npz_files(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, x=np.arange(3), y=np.zeros((2, 2)))
+    expect_bad(path, "not a crnn model file", "crnn_metadata", "x, y")
+    np.savez(path)  # an empty archive
+    expect_bad(path, "not a crnn model file")
+    np.savez(path, crnn_metadata=np.arange(3))
+    expect_bad(path, "not a JSON string")
+    np.savez(path, crnn_metadata=np.array('{"format": "someone.else"}'))
+    expect_bad(path, "not a crnn model file")
+
+
+@pytest.mark.parametrize("keep", [0.05, 0.3, 0.5, 0.8, 0.99, -1])
+def test_truncated_files(saved, keep):
+    _, path, _ = saved
+    raw = path.read_bytes()
+    cut = len(raw) - 1 if keep == -1 else int(len(raw) * keep)
+    path.write_bytes(raw[:cut])
+    expect_bad(path)
+
+
+@pytest.mark.parametrize("array", ["U", "W", "V", "metadata"])
+def test_a_flipped_byte_is_detected(saved, array):
+    rnn, path, entries = saved
+    raw = bytearray(path.read_bytes())
+    if array == "metadata":
+        needle = str(entries[META][()]).encode("utf-32-le")
+    else:
+        needle = getattr(rnn, array).tobytes()
+    at = raw.find(needle)
+    assert at > 0
+    raw[at + len(needle) // 2] ^= 0x10
+    path.write_bytes(bytes(raw))
+    expect_bad(path)
+
+
+def test_a_changed_value_with_a_valid_zip_is_caught_by_the_checksum(saved):
+    _, path, entries = saved
+    entries["W"] = entries["W"].copy()
+    entries["W"][0, 0] += 1e-12
+    write_entries(path, entries, rehash=False)
+    expect_bad(path, "array 'W' is damaged: its checksum does not match")
+
+
+def test_the_helper_writes_loadable_files(saved):
+    # the tampering helper itself, unchanged, gives a good file
+    rnn, path, entries = saved
+    write_entries(path, entries)
+    np.testing.assert_array_equal(crnn.load(path).V, rnn.V)
+
+
+def _tamper(saved, change):
+    _, path, entries = saved
+    meta = metadata(entries)
+    change(entries, meta)
+    write_entries(path, entries, meta)
+    return path
+
+
+def _set_meta(key, value):
+    def change(entries, meta):
+        meta[key] = value
+
+    return change
+
+
+def _del_meta(key):
+    def change(entries, meta):
+        del meta[key]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "fragments"),
+    [
+        (
+            _set_meta("format_version", 2),
+            (
+                "format version 2, newer than this crnn reads",
+                "reads format versions 1 to 1",
+                "upgrade crnn",
+            ),
+        ),
+        (_set_meta("format_version", 99), ("format version 99", "upgrade")),
+        (_set_meta("format_version", 0), ("unknown format version 0", "1 to 1")),
+        (_set_meta("format_version", -3), ("unknown format version -3",)),
+        (_set_meta("format_version", "1"), ("unknown format version '1'",)),
+        (_set_meta("format_version", 1.5), ("unknown format version 1.5",)),
+        (_set_meta("format_version", True), ("unknown format version True",)),
+        (_del_meta("format_version"), ("unknown format version None",)),
+        (_del_meta("format"), ("not a crnn model file",)),
+        (_set_meta("hidden_size", 0), ("'hidden_size' must be a positive integer",)),
+        (_set_meta("input_size", "3"), ("'input_size' must be a positive integer",)),
+        (_del_meta("output_size"), ("no 'output_size' field",)),
+        (_set_meta("dtype", "float16"), ("'dtype' must be one of",)),
+        (_set_meta("dtype", "float32"), ("dtype float64, not the model's float32",)),
+        (_set_meta("options", []), ("'options' must be a JSON object",)),
+        (_set_meta("options", {"n_threads": 0}), ("n_threads",)),
+        (
+            _set_meta("options", {"n_threads": 1, "bias": True}),
+            ("options ['bias']", "cannot restore"),
+        ),
+        (_set_meta("arrays", None), ("'arrays' must be a JSON object",)),
+        (_set_meta("hidden_size", d + 1), ("array 'U' has shape (5, 3), expected (6, 3)",)),
+    ],
+)
+def test_bad_metadata(saved, change, fragments):
+    expect_bad(_tamper(saved, change), *fragments)
+
+
+def test_metadata_that_is_not_json(saved):
+    _, path, entries = saved
+    entries = dict(entries)
+    entries[META] = np.array("{not json")
+    np.savez(path, **entries)
+    expect_bad(path, "not valid JSON")
+    entries[META] = np.array("[1, 2]")
+    np.savez(path, **entries)
+    expect_bad(path, "not a crnn model file")
+
+
+def test_missing_array(saved):
+    def drop(entries, meta):
+        del entries["W"]
+
+    expect_bad(_tamper(saved, drop), "missing array 'W'")
+
+
+def test_array_not_listed(saved):
+    def unlist(entries, meta):
+        del meta["arrays"]["V"]
+
+    expect_bad(_tamper(saved, unlist), "lists no array 'V'")
+
+
+def test_unlisted_entry(saved):
+    def add(entries, meta):
+        entries["extra"] = np.zeros(2)
+
+    expect_bad(_tamper(saved, add), "entries the metadata does not list: ['extra']")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("W", np.zeros((d, d + 1)), "array 'W' has shape (5, 6), expected (5, 5)"),
+        ("V", np.zeros((m + 1, d)), "array 'V' has shape (3, 5), expected (2, 5)"),
+        ("U", np.zeros(d * n), "array 'U' has shape (15,)"),
+        ("U", np.zeros((d, n), np.float32), "array 'U' has dtype float32"),
+        ("U", np.zeros((d, n), np.int64), "array 'U' has dtype int64"),
+        ("W", np.full((d, d), np.nan), "array 'W' holds NaN or infinity"),
+        ("V", np.full((m, d), -np.inf), "array 'V' holds NaN or infinity"),
+    ],
+)
+def test_bad_arrays(saved, name, value, fragment):
+    def change(entries, meta):
+        entries[name] = value
+
+    expect_bad(_tamper(saved, change), fragment)
+
+
+def test_pickled_entry_is_refused_without_unpickling(saved):
+    _, path, entries = saved
+    entries = dict(entries)
+    entries["W"] = np.array([{"a": 1}], dtype=object)
+    np.savez(path, **entries)
+    expect_bad(path, "pickled")
+
+
+def test_an_array_this_crnn_cannot_restore(saved):
+    def add_bias(entries, meta):
+        entries["b"] = np.zeros(d)
+        meta["arrays"]["b"] = {"shape": [d]}
+
+    expect_bad(_tamper(saved, add_bias), "arrays ['b']", "cannot restore")
+
+
+def test_bad_array_names(saved):
+    def bad_name(entries, meta):
+        meta["arrays"]["not a name"] = {"shape": [1]}
+
+    expect_bad(_tamper(saved, bad_name), "invalid array name")
+
+
+# ---------------------------------------------------------------------- the hooks
+
+
+class BiasRNN(crnn.RNN):
+    """A model with one more array and one more option, through the three hooks."""
+
+    def _state_arrays(self):
+        return {"U": self.U, "W": self.W, "V": self.V, "b": self.b}
+
+    def _state_options(self):
+        return {"n_threads": self.n_threads, "note": self.note}
+
+    @classmethod
+    def _from_state(cls, arrays, options, dtype):
+        if arrays["b"].shape != (arrays["W"].shape[0],):
+            raise ValueError(f"b must have shape (d,), got {arrays['b'].shape}")
+        self = cls.from_weights(
+            arrays["U"], arrays["W"], arrays["V"], dtype=dtype, n_threads=options["n_threads"]
+        )
+        self.b = arrays["b"].copy()
+        self.note = options["note"]
+        return self
+
+
+def make_bias_rnn(dtype=np.float64):
+    rnn = BiasRNN.from_weights(*(getattr(make_rnn(dtype), k) for k in "UWV"))
+    rnn.b = np.linspace(-1, 1, d).astype(dtype)
+    rnn.note = "hello"
+    return rnn
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hooks_save_and_restore_more_arrays_and_options(tmp_path, dtype):
+    rnn = make_bias_rnn(dtype)
+    path = tmp_path / "bias.npz"
+    rnn.save(path)
+    meta = metadata(read_entries(path))
+    assert meta["options"] == {"n_threads": None, "note": "hello"}
+    assert set(meta["arrays"]) == {"U", "W", "V", "b"}
+    back = BiasRNN.load(path)
+    assert type(back) is BiasRNN
+    assert back.note == "hello"
+    assert back.b.tobytes() == rnn.b.tobytes()
+    # the plain RNN refuses what it cannot restore
+    expect_bad(path, "arrays ['b']", "cannot restore")
+
+
+def test_hook_refusals_and_faulty_hooks_name_the_file(tmp_path):
+    rnn = make_bias_rnn()
+    rnn.b = np.zeros(d + 1)
+    path = tmp_path / "bias.npz"
+    rnn.save(path)
+    with pytest.raises(ValueError, match="cannot be rebuilt: b must have shape") as info:
+        BiasRNN.load(path)
+    assert str(path) in str(info.value)
+
+    class Forgetful(BiasRNN):
+        @classmethod
+        def _from_state(cls, arrays, options, dtype):
+            self = super()._from_state(arrays, options, dtype)
+            self.b = self.b + 1  # not what was saved
+            return self
+
+    make_bias_rnn().save(path)
+    with pytest.raises(ValueError, match="does not hold the saved arrays"):
+        Forgetful.load(path)
+
+
+def test_default_hook_saves_optional_biases(tmp_path):
+    # without the hooks, arrays named b and c are still saved when present
+    rnn = make_rnn()
+    rnn.c = np.ones(m)
+    path = tmp_path / "c.npz"
+    crnn.save(rnn, path)
+    assert set(metadata(read_entries(path))["arrays"]) == {"U", "W", "V", "c"}
+    expect_bad(path, "arrays ['c']", "cannot restore")
+
+
+def test_save_checks_the_hook_output(tmp_path):
+    rnn = make_bias_rnn()
+    rnn.b = rnn.b.astype(np.float32)
+    with pytest.raises(ValueError, match="array b has dtype float32"):
+        rnn.save(tmp_path / "x.npz")
+    rnn = make_bias_rnn()
+    rnn.note = object()
+    with pytest.raises(ValueError, match="options cannot be stored as JSON"):
+        rnn.save(tmp_path / "x.npz")
+    rnn = make_bias_rnn()
+    rnn.note = float("nan")
+    with pytest.raises(ValueError, match="options cannot be stored as JSON"):
+        rnn.save(tmp_path / "x.npz")
+    assert os.listdir(tmp_path) == []
