@@ -3,8 +3,6 @@
 import copy
 import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -134,35 +132,6 @@ def test_version_and_public_names():
 
     assert crnn.__version__ == version("crnn")
     assert set(crnn.__all__) >= {"RNN", "Gradient", "reference"}
-
-
-def test_demo_command_trains_and_checks_gradients():
-    out = subprocess.run(
-        [sys.executable, "-m", "crnn", "demo", "--steps", "60", "--hidden-size", "8"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    assert "RTRL and BPTT gradients agree to" in out
-    agree = float(out.split("agree to ")[1].split()[0])
-    assert agree < 1e-10
-    lines = [line for line in out.splitlines() if "test loss" in line and "step" in line]
-    first = float(lines[0].split("test loss")[1])
-    last = float(lines[-1].split("test loss")[1])
-    assert last < first / 5
-
-
-def test_demo_command_rejects_bad_options():
-    proc = subprocess.run(
-        [sys.executable, "-m", "crnn", "demo", "--hidden-size", "0"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert "--hidden-size" in proc.stderr
 
 
 @pytest.mark.parametrize("init", ["uniform", "glorot", "normal", "orthogonal"])

@@ -787,7 +787,43 @@ class RNN:
         return np.stack(out, axis=-2)
 
     # ------------------------------------------------------------------ save and load
-    # (crnn._io holds the file format; these two methods only forward to it)
+    # (crnn._io holds the file format; these methods only forward to it)
+
+    #: Optional per-feature arrays saved with the model: the scaling the
+    #: ``crnn`` command applies to data (``(x - data_mean_) / data_scale_``).
+    _SCALING = ("data_mean_", "data_scale_")
+
+    def _state_arrays(self):
+        arrays = {"U": self._U, "W": self._W, "V": self._V}
+        for name in self._SCALING:
+            value = getattr(self, name, None)
+            if value is not None:
+                arrays[name] = np.asarray(value, dtype=self._dtype)
+        return arrays
+
+    def _state_options(self):
+        return {"n_threads": self.n_threads}
+
+    @classmethod
+    def _from_state(cls, arrays, options, dtype):
+        unknown = sorted(set(options) - {"n_threads"})
+        if unknown:
+            raise ValueError(f"unknown options {unknown}")
+        model = cls.from_weights(
+            arrays.pop("U"),
+            arrays.pop("W"),
+            arrays.pop("V"),
+            dtype=dtype,
+            n_threads=options.get("n_threads"),
+        )
+        for name in cls._SCALING:
+            if name in arrays:
+                value = arrays.pop(name)
+                check_shape(value, name, (model.input_size,))
+                setattr(model, name, value)
+        if arrays:
+            raise ValueError(f"unknown arrays {sorted(arrays)}")
+        return model
 
     def save(self, path):
         """Save the model to one ``.npz`` file, atomically: see :func:`crnn.save`.
