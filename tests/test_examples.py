@@ -10,11 +10,11 @@ SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 
 
 def test_examples_are_there():
-    assert {p.name for p in SCRIPTS} >= {"sine.py", "mackey_glass.py"}
+    assert {p.name for p in SCRIPTS} >= {"sine.py", "mackey_glass.py", "online_drift.py"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_example_runs_quickly_and_beats_persistence(script, capsys):
+def test_example_runs_quickly_and_beats_its_baseline(script, capsys):
     main = runpy.run_path(str(script))["main"]
     error, naive = main(quick=True)
     assert error < naive

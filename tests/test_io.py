@@ -599,12 +599,18 @@ def test_hook_refusals_and_faulty_hooks_name_the_file(tmp_path):
 
 def test_default_hook_saves_optional_biases(tmp_path):
     # without the hooks, arrays named b and c are still saved when present
-    rnn = make_rnn()
+    class Bare(crnn.RNN):
+        _state_arrays = _state_options = _from_state = None
+
+    plain = make_rnn()
+    rnn = Bare.from_weights(plain.U, plain.W, plain.V)
     rnn.c = np.ones(m)
     path = tmp_path / "c.npz"
     crnn.save(rnn, path)
     assert set(metadata(read_entries(path))["arrays"]) == {"U", "W", "V", "c"}
     expect_bad(path, "arrays ['c']", "cannot restore")
+    with pytest.raises(ValueError, match="cannot restore"):
+        Bare.load(path)
 
 
 def test_save_checks_the_hook_output(tmp_path):
@@ -621,3 +627,17 @@ def test_save_checks_the_hook_output(tmp_path):
     with pytest.raises(ValueError, match="options cannot be stored as JSON"):
         rnn.save(tmp_path / "x.npz")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_commands_data_scaling_is_saved(tmp_path):
+    rnn = make_rnn()
+    rnn.data_mean_, rnn.data_scale_ = np.arange(n, dtype=float), np.full(n, 2.0)
+    path = tmp_path / "scaled.npz"
+    rnn.save(path)
+    back = crnn.load(path)
+    np.testing.assert_array_equal(back.data_mean_, rnn.data_mean_)
+    np.testing.assert_array_equal(back.data_scale_, rnn.data_scale_)
+    rnn.data_mean_ = np.zeros(n + 1)
+    rnn.save(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="data_mean_ must have shape"):
+        crnn.load(tmp_path / "bad.npz")

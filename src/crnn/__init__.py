@@ -14,9 +14,10 @@ Python loops, the oracle the compiled kernels are tested against.
 
 from crnn import datasets, reference
 from crnn._io import load, save
+from crnn._online import OnlineRTRL
 from crnn._rnn import RNN, Gradient
 
 # The one place the version is written; the build reads it from here.
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "Gradient", "__version__", "datasets", "load", "reference", "save"]
+__all__ = ["RNN", "Gradient", "OnlineRTRL", "__version__", "datasets", "load", "reference", "save"]

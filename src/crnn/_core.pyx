@@ -34,7 +34,7 @@ layout.
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport tanh, tanhf
+from libc.math cimport sqrt, tanh, tanhf
 from libc.string cimport memset
 
 cdef extern from *:
@@ -137,6 +137,40 @@ cdef inline floating _output_error(const floating* V, Py_ssize_t m, Py_ssize_t d
         sq = sq + r * r
         e[k] = -2 * g * r
     return sq
+
+
+cdef inline void _sensitivity_step(const floating* W, Py_ssize_t d, Py_ssize_t n,
+                                   Py_ssize_t Q, const floating* x,
+                                   const floating* s_prev, const floating* s,
+                                   const floating* P_prev, floating* P) noexcept nogil:
+    """One step of the seed's sensitivity recursion, P = f'(Z) * (direct + W @ P_prev).
+
+    P and P_prev are (d, Q) with Q >= d*n + d*d: column i*n + j holds
+    dS_l/du_ij, column d*n + i*d + j holds dS_l/dw_ij (any further columns,
+    such as the initial state's, have no direct term). direct[l, u_ij] =
+    delta_li x_j and direct[l, w_ij] = delta_li s_prev_j; f'(Z) = 1 - s^2.
+    P must not alias P_prev.
+    """
+    cdef Py_ssize_t l, mm, j, q
+    cdef floating* row
+    cdef const floating* row_prev
+    cdef floating wlm, fp
+    for l in range(d):
+        row = P + l * Q
+        for q in range(Q):
+            row[q] = 0
+        for mm in range(d):                         # row += w_lm P_prev[m, :]
+            wlm = W[l * d + mm]
+            row_prev = P_prev + mm * Q
+            for q in range(Q):
+                row[q] = row[q] + wlm * row_prev[q]
+        for j in range(n):                          # delta_li x_j, i = l
+            row[l * n + j] = row[l * n + j] + x[j]
+        for j in range(d):                          # delta_li s_prev_j, i = l
+            row[d * n + l * d + j] = row[d * n + l * d + j] + s_prev[j]
+        fp = 1 - s[l] * s[l]
+        for q in range(Q):
+            row[q] = row[q] * fp
 
 
 # ---------------------------------------------------------------------------
@@ -263,7 +297,7 @@ cdef floating _rtrl_one(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef Py_ssize_t T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t Q = d * n + d * d + d
-    cdef Py_ssize_t t, j, l, mm, q
+    cdef Py_ssize_t t, j, l, q
     cdef floating* s_prev = work                    # (d,)
     cdef floating* s = work + d                     # (d,)
     cdef floating* c = work + 2 * d                 # (d,): V.T e^t
@@ -273,8 +307,7 @@ cdef floating _rtrl_one(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef floating* tmp
     cdef floating* dV = grad + d * n + d * d
     cdef floating* row
-    cdef floating* row_prev
-    cdef floating wlm, fp, cl, sq = 0
+    cdef floating cl, sq = 0
 
     memset(grad, 0, (d * n + d * d + m * d) * sizeof(floating))
     memset(ds0, 0, d * sizeof(floating))
@@ -287,23 +320,7 @@ cdef floating _rtrl_one(const floating[:, ::1] U, const floating[:, ::1] W,
         _state_step(&U[0, 0], &W[0, 0], d, n, &X[b, t, 0], s_prev, s)
         sq = sq + _output_error(&V[0, 0], m, d, s, &target[b, t, 0], g, e)
 
-        # P^t = f'(Z^t) * (direct^t + W @ P^{t-1})
-        for l in range(d):
-            row = P + l * Q
-            for q in range(Q):
-                row[q] = 0
-            for mm in range(d):
-                wlm = W[l, mm]
-                row_prev = P_prev + mm * Q
-                for q in range(Q):
-                    row[q] = row[q] + wlm * row_prev[q]
-            for j in range(n):                      # delta_li x_j, i = l
-                row[l * n + j] = row[l * n + j] + X[b, t, j]
-            for j in range(d):                      # delta_li s^{t-1}_j, i = l
-                row[d * n + l * d + j] = row[d * n + l * d + j] + s_prev[j]
-            fp = 1 - s[l] * s[l]
-            for q in range(Q):
-                row[q] = row[q] * fp
+        _sensitivity_step(&W[0, 0], d, n, Q, &X[b, t, 0], s_prev, s, P_prev, P)
 
         # dE^t/dtheta = sum_k sum_l e_k v_kl P^t[l, :], summed over k first
         for l in range(d):
@@ -414,3 +431,94 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                     acc = acc + slots[b, p]
                 grad[p] = acc
             start = stop
+
+
+# ---------------------------------------------------------------------------
+# online learning: RTRL one step at a time, the weights updated at every step
+# ---------------------------------------------------------------------------
+
+def _online_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
+    """Scalars of workspace ``_rtrl_online`` needs."""
+    return 2 * d + m + d * (d * n + d * d) + (d * n + d * d + m * d)
+
+
+def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
+                 const floating[:, ::1] X, const floating[:, ::1] target,
+                 floating[::1] s, floating[:, ::1] P,
+                 floating g, floating lr, floating clip,
+                 floating[:, ::1] Y, floating[::1] E, floating[::1] grad_sum,
+                 floating[::1] work):
+    """Real-time recurrent learning over a chunk of one stream (Williams and Zipser).
+
+    At each step t: the state and output from the current weights; the
+    sensitivities P^t = f'(Z^t) (direct^t + W P^{t-1}) (columns: u_ij at
+    i*n + j, then w_ij at d*n + i*d + j); the gradient of E^t alone,
+    dE^t/dtheta = sum_k sum_l e^t_k v_kl P^t[l, :] and e^t S^t.T for V; its
+    norm clipped to ``clip`` (0: no clipping); then theta -= lr dE^t/dtheta
+    when lr > 0. The cost of a step does not depend on how long the stream
+    has run.
+
+    IN/OUT: U, W, V (updated when lr > 0), s (d,) the state, P (d, d*n + d*d)
+    the sensitivities, grad_sum (d*n + d*d + m*d,) += every step's gradient.
+    IN: X (T, n), target (T, m). OUT: Y (T, m) the outputs (from the weights
+    before the step's update), E (T,) each step's E^t.
+    SCRATCH: work (_online_work_size(n, d, m),).
+    """
+    cdef Py_ssize_t T = X.shape[0], n = X.shape[1], d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t Q = d * n + d * d, NP = d * n + d * d + m * d
+    cdef Py_ssize_t t, i, j, l, q, k
+    cdef floating* s_new = &work[0]                 # (d,)
+    cdef floating* c = s_new + d                    # (d,): V.T e^t
+    cdef floating* e = c + d                        # (m,)
+    cdef floating* Pn = e + m                       # (d, Q)
+    cdef floating* gstep = Pn + d * Q               # (NP,): dE^t/dtheta
+    cdef floating* row
+    cdef floating cl, norm, scale
+    with nogil:
+        for t in range(T):
+            _state_step(&U[0, 0], &W[0, 0], d, n, &X[t, 0], &s[0], s_new)
+            for k in range(m):
+                Y[t, k] = 0
+            _matvec(&V[0, 0], m, d, s_new, &Y[t, 0])
+            E[t] = g * _output_error(&V[0, 0], m, d, s_new, &target[t, 0], g, e)
+            _sensitivity_step(&W[0, 0], d, n, Q, &X[t, 0], &s[0], s_new, &P[0, 0], Pn)
+
+            # the gradient of E^t: the seed's double sum, the k-sum first
+            for l in range(d):
+                c[l] = 0
+            _matTvec(&V[0, 0], m, d, e, c)
+            for q in range(NP):
+                gstep[q] = 0
+            for l in range(d):
+                cl = c[l]
+                row = Pn + l * Q
+                for q in range(Q):
+                    gstep[q] = gstep[q] + cl * row[q]
+            _outer(gstep + Q, m, d, e, s_new)
+
+            if clip > 0:
+                norm = 0
+                for q in range(NP):
+                    norm = norm + gstep[q] * gstep[q]
+                norm = sqrt(norm)
+                if norm > clip:
+                    scale = clip / norm
+                    for q in range(NP):
+                        gstep[q] = gstep[q] * scale
+            for q in range(NP):
+                grad_sum[q] = grad_sum[q] + gstep[q]
+
+            # carry the state and the sensitivities, then update the weights
+            for l in range(d):
+                s[l] = s_new[l]
+                for q in range(Q):
+                    P[l, q] = Pn[l * Q + q]
+            if lr > 0:
+                for i in range(d):
+                    for j in range(n):
+                        U[i, j] = U[i, j] - lr * gstep[i * n + j]
+                    for j in range(d):
+                        W[i, j] = W[i, j] - lr * gstep[d * n + i * d + j]
+                for k in range(m):
+                    for j in range(d):
+                        V[k, j] = V[k, j] - lr * gstep[Q + k * d + j]

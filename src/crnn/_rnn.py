@@ -806,23 +806,19 @@ class RNN:
 
     @classmethod
     def _from_state(cls, arrays, options, dtype):
+        unknown = sorted(set(arrays) - {"U", "W", "V", *cls._SCALING})
+        if unknown:
+            raise ValueError(f"it holds arrays {unknown} that this crnn cannot restore")
         unknown = sorted(set(options) - {"n_threads"})
         if unknown:
-            raise ValueError(f"unknown options {unknown}")
+            raise ValueError(f"it holds options {unknown} that this crnn cannot restore")
         model = cls.from_weights(
-            arrays.pop("U"),
-            arrays.pop("W"),
-            arrays.pop("V"),
-            dtype=dtype,
-            n_threads=options.get("n_threads"),
+            arrays["U"], arrays["W"], arrays["V"], dtype=dtype, n_threads=options.get("n_threads")
         )
         for name in cls._SCALING:
             if name in arrays:
-                value = arrays.pop(name)
-                check_shape(value, name, (model.input_size,))
-                setattr(model, name, value)
-        if arrays:
-            raise ValueError(f"unknown arrays {sorted(arrays)}")
+                check_shape(arrays[name], name, (model.input_size,))
+                setattr(model, name, arrays[name])
         return model
 
     def save(self, path):

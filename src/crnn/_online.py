@@ -1,0 +1,268 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Exact online learning: real-time recurrent learning on a stream."""
+
+import math
+import numbers
+
+import numpy as np
+
+from crnn import _core
+from crnn._rnn import Gradient
+from crnn._validation import as_float_array, check_g, check_shape
+
+__all__ = ["OnlineRTRL"]
+
+
+class OnlineRTRL:
+    r"""Learn from a stream, one time step at a time, by real-time recurrent learning.
+
+    Given the input :math:`x^t` and the target :math:`\hat y^t` of step t, it
+    returns the prediction :math:`y^t` made by the current weights, then
+    updates U, W and V at once by the exact gradient of that step's error
+    :math:`E^t = g \sum_k (\hat y^t_k - y^t_k)^2`,
+
+    .. math::
+
+        \frac{\partial E^t}{\partial u_{ij}} = \sum_k \sum_l e^t_k v_{kl}
+        \frac{\partial s^t_l}{\partial u_{ij}}
+
+    (likewise for W; :math:`e^t_k s^t_j` for V), with the sensitivities
+    :math:`\partial s^t_l / \partial u_{ij}` carried forward from step to step
+    (Williams and Zipser, 1989). The state and the sensitivities live in this
+    object between calls, so a stream can be fed in pieces of any length; the
+    cost of a step does not depend on how long the stream has run
+    (O(d^3 (n + d)) time, O(d^2 (n + d)) memory).
+
+    Parameters
+    ----------
+    model : RNN
+        The model to train; its weights are updated in place.
+    lr : float, default 0.01
+        Learning rate of the per-step update ``theta -= lr * dE^t/dtheta``.
+        0 only accumulates gradients (then ``gradient_sum_`` over a sequence
+        equals the BPTT gradient of the whole sequence).
+    g : float, default 1.0
+        Loss scale.
+    clip : float, optional
+        Largest Euclidean norm of one step's gradient.
+    s0 : array_like of shape (d,), optional
+        The state the stream starts from; zeros by default.
+
+    Attributes
+    ----------
+    state : ndarray of shape (d,)
+        The current state (assignable).
+    sensitivities : ndarray of shape (d, d*n + d*d)
+        A copy of dS_l/du_ij (column i*n + j) and dS_l/dw_ij (column
+        d*n + i*d + j).
+    gradient_sum_ : Gradient
+        The sum of the per-step gradients since the last :meth:`reset`
+        (``s0`` holds zeros: the initial state is not learned online).
+    n_steps_ : int
+        Steps seen since the last :meth:`reset`.
+    loss_ : float
+        Sum of E^t since the last :meth:`reset`.
+
+    Notes
+    -----
+    With lr > 0 the sensitivities mix derivatives taken at the successive
+    weights, as in every online RTRL; with lr = 0 they are exact.
+
+    References
+    ----------
+    R. J. Williams and D. Zipser, "A learning algorithm for continually
+    running fully recurrent neural networks", Neural Computation 1(2),
+    270-280, 1989.
+    """
+
+    def __init__(self, model, lr=0.01, g=1.0, clip=None, s0=None):
+        from crnn._rnn import RNN
+
+        if not isinstance(model, RNN):
+            raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
+        self._model = model
+        self.lr = lr
+        self.g = g
+        self.clip = clip
+        self._s0 = None
+        self.reset(s0)
+
+    # ------------------------------------------------------------------ options
+
+    @property
+    def model(self):
+        """The model being trained (fixed for the life of the trainer)."""
+        return self._model
+
+    @property
+    def lr(self):
+        """The learning rate (>= 0)."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = _nonnegative(value, "lr")
+
+    @property
+    def g(self):
+        """The loss scale (> 0)."""
+        return self._g
+
+    @g.setter
+    def g(self, value):
+        self._g = check_g(value, self.model.dtype)
+
+    @property
+    def clip(self):
+        """The largest norm of one step's gradient, or None."""
+        return self._clip
+
+    @clip.setter
+    def clip(self, value):
+        if value is not None and _nonnegative(value, "clip") == 0:
+            raise ValueError("clip must be None or a number > 0, got 0")
+        self._clip = None if value is None else float(value)
+
+    # ------------------------------------------------------------------ stream
+
+    def reset(self, s0=None):
+        """Start a new stream: the state from s0 (zeros), sensitivities and sums zero."""
+        m = self.model
+        n, d, k = m.input_size, m.hidden_size, m.output_size
+        if s0 is None:
+            self._state = np.zeros(d, dtype=m.dtype)
+        else:
+            s0 = as_float_array(s0, "s0", m.dtype, 1)
+            check_shape(s0, "s0", (d,))
+            self._state = s0.copy()
+        self._P = np.zeros((d, d * n + d * d), dtype=m.dtype)
+        self._grad = np.zeros(d * n + d * d + k * d, dtype=m.dtype)
+        self._work = np.empty(_core._online_work_size(n, d, k), dtype=m.dtype)
+        self.n_steps_ = 0
+        self.loss_ = 0.0
+
+    @property
+    def state(self):
+        """The current state, shape (d,)."""
+        return self._state
+
+    @state.setter
+    def state(self, value):
+        value = as_float_array(value, "state", self.model.dtype, 1)
+        check_shape(value, "state", (self.model.hidden_size,))
+        self._state = value.copy()
+
+    @property
+    def sensitivities(self):
+        """A copy of dS_l/dtheta, shape (d, d*n + d*d): u_ij at i*n + j, w_ij at d*n + i*d + j."""
+        return self._P.copy()
+
+    def step(self, x, target):
+        """Predict one step, then learn from its target.
+
+        Parameters
+        ----------
+        x : array_like of shape (n,)
+        target : array_like of shape (m,)
+
+        Returns
+        -------
+        ndarray of shape (m,)
+            The prediction y^t, made before the update.
+        """
+        x = as_float_array(x, "x", self.model.dtype, 1)
+        target = as_float_array(target, "target", self.model.dtype, 1)
+        return self.learn(x[np.newaxis], target[np.newaxis])[0]
+
+    def learn(self, X, target):
+        """Run over a chunk of the stream, learning at every step.
+
+        Parameters
+        ----------
+        X : array_like of shape (T, n)
+        target : array_like of shape (T, m)
+
+        Returns
+        -------
+        ndarray of shape (T, m)
+            The predictions, each made before its step's update.
+
+        Raises
+        ------
+        FloatingPointError
+            If the weights stop being finite; the model, state and
+            sensitivities are then put back as they were before this call.
+        """
+        m = self.model
+        X = as_float_array(X, "X", m.dtype, 2)
+        target = as_float_array(target, "target", m.dtype, 2)
+        if X.shape[1] != m.input_size:
+            raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
+        check_shape(target, "target", (X.shape[0], m.output_size))
+        U, W, V = m._weights(check_finite=True)
+        if not (U is m._U and W is m._W and V is m._V):  # the kernel updates them in place
+            m._U, m._W, m._V = U, W, V
+        T = X.shape[0]
+        Y = np.empty((T, m.output_size), dtype=m.dtype)
+        E = np.empty(T, dtype=m.dtype)
+        if T == 0:
+            return Y
+        carried = (U, W, V, self._state, self._P, self._grad)
+        backup = [a.copy() for a in carried]
+        _core._rtrl_online(
+            U,
+            W,
+            V,
+            X,
+            target,
+            self._state,
+            self._P,
+            self._g,
+            self._lr,
+            0.0 if self._clip is None else self._clip,
+            Y,
+            E,
+            self._grad,
+            self._work,
+        )
+        loss = float(np.sum(E, dtype=np.float64))
+        if not (math.isfinite(loss) and all(np.isfinite(a).all() for a in (U, W, V))):
+            for a, old in zip(carried, backup, strict=True):
+                a[...] = old
+            raise FloatingPointError(
+                "online learning diverged: the loss or the weights are no longer finite; "
+                "the model and the stream are as before this call (try a smaller lr or clip)"
+            )
+        self.n_steps_ += T
+        self.loss_ += loss
+        return Y
+
+    @property
+    def gradient_sum_(self):
+        """The sum of the per-step gradients since the last reset, as a Gradient."""
+        m = self.model
+        n, d, k = m.input_size, m.hidden_size, m.output_size
+        grad = self._grad
+        return Gradient(
+            U=grad[: d * n].reshape(d, n).copy(),
+            W=grad[d * n : d * n + d * d].reshape(d, d).copy(),
+            V=grad[d * n + d * d :].reshape(k, d).copy(),
+            s0=np.zeros(d, dtype=m.dtype),
+            loss=self.loss_,
+            method="rtrl",
+        )
+
+    def __repr__(self):
+        return (
+            f"OnlineRTRL({self.model!r}, lr={self._lr}, g={self._g}, clip={self._clip}, "
+            f"n_steps_={self.n_steps_})"
+        )
+
+
+def _nonnegative(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
