@@ -71,7 +71,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.set_postfix(info, refresh=False)
             self.bar.update(1)
-        elif epoch == 1 or epoch % max(1, self.epochs // 20) == 0 or epoch == self.epochs:
+        elif epoch == 1 or epoch % max(1, self.epochs // 10) == 0 or epoch == self.epochs:
             text = "  ".join(f"{k} {v}" for k, v in info.items())
             print(f"epoch {epoch}/{self.epochs}  {text}", file=sys.stderr, flush=True)
 
