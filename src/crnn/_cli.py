@@ -231,28 +231,26 @@ def cmd_train(args, out):
     return 0
 
 
-def cmd_predict(args, out):
-    """One-step-ahead predictions: row t of the output predicts row t+1 of DATA."""
+def _apply(args, compute, column):
+    """Load MODEL and DATA, run compute(model, standardised data), write CSV."""
     model = _load_model(args.model)
     series = read_table(args.data)
     _check_columns(model, series, args.data)
     mean, scale = _scaling(model)
-    pred = model.predict((series - mean) / scale) * scale + mean
+    result = compute(model, (series - mean) / scale) * scale + mean
     path = None if args.output in (None, "-") else output_path(args.output, None, args.force)
-    write_csv(path, pred, [f"prediction_{j}" for j in range(pred.shape[1])])
+    write_csv(path, result, [f"{column}_{j}" for j in range(result.shape[1])])
     return 0
+
+
+def cmd_predict(args, out):
+    """One-step-ahead predictions: row t of the output predicts row t+1 of DATA."""
+    return _apply(args, lambda model, z: model.predict(z), "prediction")
 
 
 def cmd_forecast(args, out):
     """Run over DATA, then forecast STEPS steps in closed loop."""
-    model = _load_model(args.model)
-    series = read_table(args.data)
-    _check_columns(model, series, args.data)
-    mean, scale = _scaling(model)
-    future = model.generate(args.steps, (series - mean) / scale) * scale + mean
-    path = None if args.output in (None, "-") else output_path(args.output, None, args.force)
-    write_csv(path, future, [f"forecast_{j}" for j in range(future.shape[1])])
-    return 0
+    return _apply(args, lambda model, z: model.generate(args.steps, z), "forecast")
 
 
 def cmd_demo(args, out):

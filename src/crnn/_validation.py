@@ -107,12 +107,12 @@ def check_n_threads(n_threads):
     return n_threads
 
 
-def as_float_array(value, name, dtype, ndim, check_finite=True):
-    """Return value as a C-contiguous array of dtype with one of the ranks in ndim.
+def as_real_array(value, name, ndim, hints=None):
+    """Return value as an ndarray of real numbers with one of the ranks in ndim (not copied).
 
-    Integer, boolean and other floating inputs are converted; complex,
-    object, string and other non-numeric inputs are refused. The result may
-    share memory with the input, so kernels must only read it.
+    Integer, boolean and floating inputs pass; complex, object, string and
+    other non-numeric inputs are refused. ``hints`` maps a wrong rank to a
+    text added to its message.
     """
     if value is None:
         raise TypeError(f"{name} must be an array of numbers, got None")
@@ -128,7 +128,19 @@ def as_float_array(value, name, dtype, ndim, check_finite=True):
     ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
     if arr.ndim not in ndims:
         want = " or ".join(f"{k}-D" for k in ndims)
-        raise ValueError(f"{name} must be {want}, got {arr.ndim}-D with shape {arr.shape}")
+        hint = (hints or {}).get(arr.ndim, "")
+        raise ValueError(f"{name} must be {want}, got {arr.ndim}-D with shape {arr.shape}{hint}")
+    return arr
+
+
+def as_float_array(value, name, dtype, ndim, check_finite=True):
+    """Return value as a C-contiguous array of dtype with one of the ranks in ndim.
+
+    Integer, boolean and other floating inputs are converted; complex,
+    object, string and other non-numeric inputs are refused. The result may
+    share memory with the input, so kernels must only read it.
+    """
+    arr = as_real_array(value, name, ndim)
     if arr.dtype != dtype or not arr.flags.c_contiguous:
         # a copy is made: refuse one that cannot fit (a broadcast view may be huge)
         check_alloc(arr.shape, dtype, name)

@@ -30,7 +30,7 @@ import operator
 
 import numpy as np
 
-from crnn._validation import _describe, check_dtype, check_size
+from crnn._validation import _describe, as_real_array, check_dtype, check_size
 
 __all__ = ["mackey_glass", "next_step", "sine_waves", "train_test_split", "windows"]
 
@@ -76,21 +76,7 @@ def _rng(seed):
 
 def _series(value, name, ndims=(2, 3)):
     """Return value as a real ndarray of one of the ranks in ndims (not copied)."""
-    if value is None:
-        raise TypeError(f"{name} must be an array of numbers, got None")
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be a rectangular array of numbers: {exc}") from None
-    if arr.dtype.kind == "c":
-        raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
-    if arr.ndim not in ndims:
-        want = " or ".join(f"{k}-D" for k in ndims)
-        hint = f" (use {name}[:, None] for a single feature)" if arr.ndim == 1 else ""
-        raise ValueError(f"{name} must be {want}, got {arr.ndim}-D with shape {arr.shape}{hint}")
-    return arr
+    return as_real_array(value, name, ndims, {1: f" (use {name}[:, None] for a single feature)"})
 
 
 def _per_series(value, name, n_series, default, unit_draws, low, high, high_open):
