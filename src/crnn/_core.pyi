@@ -1,4 +1,5 @@
-# Stubs for the compiled kernels (crnn/_core.pyx). Every array is C-contiguous
+# Stubs for the compiled kernels (crnn/_core.pyx, built once per instruction set
+# as crnn._core_baseline, _core_avx2, _core_avx512; crnn/_core.py imports one). Every array is C-contiguous
 # and of one dtype, float32 or float64, for all arguments of a call; inputs are
 # const memoryviews, outputs and scratch writable ones.
 from typing import TypeAlias
@@ -8,11 +9,21 @@ from numpy.typing import NDArray
 
 _F: TypeAlias = NDArray[np.floating]
 
+#: The variant in use ("baseline", "avx2" or "avx512"), and the ones known.
+variant: str
+VARIANTS: dict[str, tuple[str, ...]]
+
+def supported(variant: str) -> bool: ...
+def available() -> list[str]: ...
 def _openmp_enabled() -> bool: ...
 def _debug_build() -> bool: ...
-def _loss_work_size(T: int, n: int, d: int, m: int) -> int: ...
-def _bptt_work_size(T: int, n: int, d: int, m: int) -> int: ...
-def _rtrl_work_size(T: int, n: int, d: int, m: int) -> int: ...
+def _simd_info() -> tuple[str, int, int]: ...
+def _tanh_array(z: _F) -> None: ...  # floating[::1], IN/OUT
+def _pack_size(n: int, d: int, m: int) -> int: ...
+def _forward_work_size(R: int, n: int, d: int, m: int) -> int: ...
+def _bptt_buffer_sizes(N: int, T: int, n: int, d: int, m: int) -> tuple[int, int]: ...
+def _rtrl_work_size(n: int, d: int, m: int, nch: int) -> int: ...
+def _blocks(N: int, n_threads: int) -> int: ...
 def _forward(
     U: _F,  # const floating[:, ::1] (d, n)
     W: _F,  # const floating[:, ::1] (d, d)
@@ -21,6 +32,8 @@ def _forward(
     s0: _F,  # const floating[:, ::1] (N, d)
     S: _F,  # floating[:, :, ::1] (N, T, d), OUT
     Y: _F,  # floating[:, :, ::1] (N, T, m), OUT
+    pack: _F,  # floating[::1] (_pack_size,), SCRATCH
+    work: _F,  # floating[:, ::1] (n_threads, _forward_work_size(_blocks(N, n_threads), ...))
     n_threads: int,
 ) -> None: ...
 def _loss(
@@ -32,7 +45,8 @@ def _loss(
     s0: _F,
     g: float,
     E: _F,  # floating[::1] (N,), OUT
-    work: _F,  # floating[:, ::1] (n_threads, _loss_work_size), SCRATCH
+    pack: _F,  # as in _forward, SCRATCH
+    work: _F,  # as in _forward, SCRATCH
     n_threads: int,
 ) -> None: ...
 def _gradient(
@@ -44,10 +58,14 @@ def _gradient(
     s0: _F,
     g: float,
     method: int,  # 0 = BPTT, 1 = RTRL
-    grad: _F,  # floating[::1] (d*n + d*d + m*d,), OUT
+    grad: _F,  # floating[::1] (d*(n+d) + m*d,): [dU dW] (d, n+d) then dV (m, d), OUT
     ds0: _F,  # floating[:, ::1] (N, d), OUT
     E: _F,  # floating[::1] (N,), OUT
-    slots: _F,  # floating[:, ::1] (K, d*n + d*d + m*d), SCRATCH
-    work: _F,  # floating[:, ::1] (n_threads, work size), SCRATCH
+    slots: _F,  # floating[:, ::1] (K, d*(n+d) + m*d), SCRATCH
+    pack: _F,  # floating[::1] (_pack_size,), SCRATCH
+    A: _F,  # floating[::1] BPTT: (_bptt_buffer_sizes[0],), SCRATCH
+    B: _F,  # floating[::1] BPTT: (_bptt_buffer_sizes[1],), SCRATCH
+    work: _F,  # floating[:, ::1] RTRL: (n_threads, _rtrl_work_size(..., nch)), SCRATCH
+    nch: int,  # RTRL: each sequence's sensitivity columns in nch chunks
     n_threads: int,
 ) -> None: ...

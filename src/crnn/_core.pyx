@@ -34,7 +34,7 @@ layout.
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.math cimport sqrt, tanh, tanhf
+from libc.math cimport copysign, copysignf, fabs, fabsf, sqrt
 from libc.string cimport memset
 
 cdef extern from *:
@@ -53,6 +53,49 @@ cdef extern from *:
     const int CRNN_OPENMP
     const int CRNN_DEBUG
 
+# SIMD vectors of this build (GCC/Clang vector extensions; one lane elsewhere),
+# used by the register tiles of section (a'). The module is compiled once per
+# instruction set (baseline, AVX2+FMA, AVX-512) and ``crnn._core`` picks one.
+cdef extern from *:
+    """
+    #if (defined(__GNUC__) || defined(__clang__)) && !defined(CRNN_NO_SIMD)
+    #  if defined(__AVX512F__)
+    #    define CRNN_VB 64
+    #  elif defined(__AVX__)
+    #    define CRNN_VB 32
+    #  else
+    #    define CRNN_VB 16
+    #  endif
+    typedef double crnn_vd __attribute__((vector_size(CRNN_VB), aligned(8), may_alias));
+    typedef float crnn_vf __attribute__((vector_size(CRNN_VB), aligned(4), may_alias));
+    #  define CRNN_VWD (CRNN_VB / 8)
+    #  define CRNN_VWF (CRNN_VB / 4)
+    #  define CRNN_ZD ((crnn_vd){0})
+    #  define CRNN_ZF ((crnn_vf){0})
+    #else
+    typedef double crnn_vd;
+    typedef float crnn_vf;
+    #  define CRNN_VWD 1
+    #  define CRNN_VWF 1
+    #  define CRNN_ZD 0.0
+    #  define CRNN_ZF 0.0f
+    #endif
+    #if defined(__AVX512F__)
+    #  define CRNN_ISA "avx512"
+    #elif defined(__AVX2__) && defined(__FMA__)
+    #  define CRNN_ISA "avx2"
+    #else
+    #  define CRNN_ISA "baseline"
+    #endif
+    """
+    ctypedef double vd "crnn_vd"
+    ctypedef float vf "crnn_vf"
+    const Py_ssize_t CRNN_VWD
+    const Py_ssize_t CRNN_VWF
+    const vd CRNN_ZD
+    const vf CRNN_ZF
+    const char* CRNN_ISA
+
 
 def _openmp_enabled():
     """Return True when the kernels were compiled with OpenMP."""
@@ -67,13 +110,6 @@ def _debug_build():
 # ---------------------------------------------------------------------------
 # (a) one-step helpers on raw pointers (row-major, unit stride)
 # ---------------------------------------------------------------------------
-
-cdef inline floating _tanh(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
-
 
 cdef inline void _matvec(const floating* A, Py_ssize_t rows, Py_ssize_t cols,
                          const floating* x, floating* y) noexcept nogil:
@@ -119,8 +155,7 @@ cdef inline void _state_step(const floating* U, const floating* W,
         s[i] = 0
     _matvec(U, d, n, x, s)
     _matvec(W, d, d, s_prev, s)
-    for i in range(d):
-        s[i] = _tanh(s[i])
+    _tanh_inplace(s, d)
 
 
 cdef inline floating _output_error(const floating* V, Py_ssize_t m, Py_ssize_t d,
@@ -174,223 +209,690 @@ cdef inline void _sensitivity_step(const floating* W, Py_ssize_t d, Py_ssize_t n
 
 
 # ---------------------------------------------------------------------------
-# (b) one sequence
+# (a') SIMD building blocks: register-tiled products, packed panels, tanh
+# ---------------------------------------------------------------------------
+#
+# Every product below, O (R x C) (+)= A (R x K) B (K x C), computes each
+# element O[r, c] as one chain, O (or 0) + A[r, 0] B[0, c] + A[r, 1] B[1, c]
+# + ..., in the order of k, whatever R is, whichever row tile or column panel
+# the element falls in. So a sequence's numbers do not depend on which other
+# sequences share its block, nor on the thread count. Columns run in panels
+# of CT = 2 SIMD vectors (4 rows x 2 vectors of accumulators in registers);
+# columns past the last whole panel run one by one, with the same chain.
+
+cdef inline Py_ssize_t _ct(floating dummy) noexcept nogil:
+    """Columns of one panel: two SIMD vectors of this build."""
+    if floating is double:
+        return 2 * CRNN_VWD
+    else:
+        return 2 * CRNN_VWF
+
+
+cdef inline void _tile_d(Py_ssize_t K, const double* a0, const double* a1,
+                         const double* a2, const double* a3, Py_ssize_t aks,
+                         const double* b, Py_ssize_t ldb,
+                         double* o0, double* o1, double* o2, double* o3,
+                         Py_ssize_t nr, bint acc) noexcept nogil:
+    """o_i[0:CT] (+)= sum_k a_i[k aks] b[k ldb : k ldb + CT] for rows i < nr."""
+    cdef vd c00, c01, c10, c11, c20, c21, c30, c31, b0, b1
+    cdef double x0, x1, x2, x3
+    cdef Py_ssize_t k, w = CRNN_VWD
+    if acc:
+        c00 = (<vd*>o0)[0]
+        c01 = (<vd*>(o0 + w))[0]
+        c10 = (<vd*>o1)[0]
+        c11 = (<vd*>(o1 + w))[0]
+        c20 = (<vd*>o2)[0]
+        c21 = (<vd*>(o2 + w))[0]
+        c30 = (<vd*>o3)[0]
+        c31 = (<vd*>(o3 + w))[0]
+    else:
+        c00 = CRNN_ZD
+        c01 = CRNN_ZD
+        c10 = CRNN_ZD
+        c11 = CRNN_ZD
+        c20 = CRNN_ZD
+        c21 = CRNN_ZD
+        c30 = CRNN_ZD
+        c31 = CRNN_ZD
+    for k in range(K):
+        b0 = (<const vd*>(b + k * ldb))[0]
+        b1 = (<const vd*>(b + k * ldb + w))[0]
+        x0 = a0[k * aks]
+        x1 = a1[k * aks]
+        x2 = a2[k * aks]
+        x3 = a3[k * aks]
+        c00 = c00 + x0 * b0
+        c01 = c01 + x0 * b1
+        c10 = c10 + x1 * b0
+        c11 = c11 + x1 * b1
+        c20 = c20 + x2 * b0
+        c21 = c21 + x2 * b1
+        c30 = c30 + x3 * b0
+        c31 = c31 + x3 * b1
+    (<vd*>o0)[0] = c00
+    (<vd*>(o0 + w))[0] = c01
+    if nr > 1:
+        (<vd*>o1)[0] = c10
+        (<vd*>(o1 + w))[0] = c11
+    if nr > 2:
+        (<vd*>o2)[0] = c20
+        (<vd*>(o2 + w))[0] = c21
+    if nr > 3:
+        (<vd*>o3)[0] = c30
+        (<vd*>(o3 + w))[0] = c31
+
+
+cdef inline void _tile_f(Py_ssize_t K, const float* a0, const float* a1,
+                         const float* a2, const float* a3, Py_ssize_t aks,
+                         const float* b, Py_ssize_t ldb,
+                         float* o0, float* o1, float* o2, float* o3,
+                         Py_ssize_t nr, bint acc) noexcept nogil:
+    """float32 twin of ``_tile_d``."""
+    cdef vf c00, c01, c10, c11, c20, c21, c30, c31, b0, b1
+    cdef float x0, x1, x2, x3
+    cdef Py_ssize_t k, w = CRNN_VWF
+    if acc:
+        c00 = (<vf*>o0)[0]
+        c01 = (<vf*>(o0 + w))[0]
+        c10 = (<vf*>o1)[0]
+        c11 = (<vf*>(o1 + w))[0]
+        c20 = (<vf*>o2)[0]
+        c21 = (<vf*>(o2 + w))[0]
+        c30 = (<vf*>o3)[0]
+        c31 = (<vf*>(o3 + w))[0]
+    else:
+        c00 = CRNN_ZF
+        c01 = CRNN_ZF
+        c10 = CRNN_ZF
+        c11 = CRNN_ZF
+        c20 = CRNN_ZF
+        c21 = CRNN_ZF
+        c30 = CRNN_ZF
+        c31 = CRNN_ZF
+    for k in range(K):
+        b0 = (<const vf*>(b + k * ldb))[0]
+        b1 = (<const vf*>(b + k * ldb + w))[0]
+        x0 = a0[k * aks]
+        x1 = a1[k * aks]
+        x2 = a2[k * aks]
+        x3 = a3[k * aks]
+        c00 = c00 + x0 * b0
+        c01 = c01 + x0 * b1
+        c10 = c10 + x1 * b0
+        c11 = c11 + x1 * b1
+        c20 = c20 + x2 * b0
+        c21 = c21 + x2 * b1
+        c30 = c30 + x3 * b0
+        c31 = c31 + x3 * b1
+    (<vf*>o0)[0] = c00
+    (<vf*>(o0 + w))[0] = c01
+    if nr > 1:
+        (<vf*>o1)[0] = c10
+        (<vf*>(o1 + w))[0] = c11
+    if nr > 2:
+        (<vf*>o2)[0] = c20
+        (<vf*>(o2 + w))[0] = c21
+    if nr > 3:
+        (<vf*>o3)[0] = c30
+        (<vf*>(o3 + w))[0] = c31
+
+
+cdef inline void _tile(Py_ssize_t K, const floating* a0, const floating* a1,
+                       const floating* a2, const floating* a3, Py_ssize_t aks,
+                       const floating* b, Py_ssize_t ldb,
+                       floating* o0, floating* o1, floating* o2, floating* o3,
+                       Py_ssize_t nr, bint acc) noexcept nogil:
+    if floating is double:
+        _tile_d(K, a0, a1, a2, a3, aks, b, ldb, o0, o1, o2, o3, nr, acc)
+    else:
+        _tile_f(K, a0, a1, a2, a3, aks, b, ldb, o0, o1, o2, o3, nr, acc)
+
+
+cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
+                const floating* A, Py_ssize_t ars, Py_ssize_t aks,
+                const floating* B, Py_ssize_t pstride, Py_ssize_t bld, Py_ssize_t rld,
+                floating* O, Py_ssize_t ldo, bint acc) noexcept nogil:
+    """O (+)= A B, O[r, c] at O[r ldo + c], A[r, k] at A[r ars + k aks].
+
+    B is given by panels: panel p (columns p CT .. p CT + CT - 1) starts at
+    B + p pstride with rows bld apart; the columns past the last whole panel
+    start at B + npanels pstride with rows rld apart. Packed (``_pack``):
+    pstride = K CT, bld = CT, rld = C mod CT. Row-major with row stride L:
+    pstride = CT, bld = rld = L.
+    """
+    cdef Py_ssize_t ct = _ct(<floating>0), npan = C // ct, rem = C - npan * ct
+    cdef Py_ssize_t p, r, j, k, nr
+    cdef const floating* bp
+    cdef const floating* a0
+    cdef floating* o0
+    cdef floating x
+    cdef floating racc[32]                          # rem < CT <= 32
+    for p in range(npan):
+        bp = B + p * pstride
+        r = 0
+        while r < R:
+            nr = R - r if R - r < 4 else 4
+            a0 = A + r * ars
+            o0 = O + r * ldo + p * ct
+            _tile(K, a0, a0 + ars if nr > 1 else a0, a0 + 2 * ars if nr > 2 else a0,
+                  a0 + 3 * ars if nr > 3 else a0, aks, bp, bld,
+                  o0, o0 + ldo if nr > 1 else o0, o0 + 2 * ldo if nr > 2 else o0,
+                  o0 + 3 * ldo if nr > 3 else o0, nr, acc)
+            r = r + 4
+    if rem > 0:
+        # the same chain per element, in axpy form: an elementwise loop, which
+        # the compiler may vectorise without changing a bit (a reduction loop
+        # it could split into products and sums, without the fused multiply-add)
+        bp = B + npan * pstride
+        for r in range(R):
+            o0 = O + r * ldo + npan * ct
+            for j in range(rem):
+                racc[j] = o0[j] if acc else 0
+            for k in range(K):
+                x = A[r * ars + k * aks]
+                for j in range(rem):
+                    racc[j] = racc[j] + x * bp[k * rld + j]
+            for j in range(rem):
+                o0[j] = racc[j]
+
+
+cdef inline void _gemm_packed(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
+                              const floating* A, Py_ssize_t ars, Py_ssize_t aks,
+                              const floating* Bp, floating* O, Py_ssize_t ldo,
+                              bint acc) noexcept nogil:
+    """O (+)= A B with B (K x C) packed by ``_pack``."""
+    cdef Py_ssize_t ct = _ct(<floating>0)
+    _gemm(R, K, C, A, ars, aks, Bp, K * ct, ct, C % ct, O, ldo, acc)
+
+
+cdef void _pack(const floating* B, Py_ssize_t Kp, Py_ssize_t C, Py_ssize_t bks,
+                Py_ssize_t bjs, floating* out, Py_ssize_t K, Py_ssize_t k0) noexcept nogil:
+    """Write B[k, j] = B[k bks + j bjs] (Kp x C) as rows k0 .. k0 + Kp of the
+    panel layout of a K x C matrix at out (K C scalars): panel p holds rows
+    0 .. K - 1 of its CT columns one after the other, then the C mod CT last
+    columns, row after row."""
+    cdef Py_ssize_t ct = _ct(<floating>0), npan = C // ct, rem = C - npan * ct
+    cdef Py_ssize_t p, k, j
+    for p in range(npan):
+        for k in range(Kp):
+            for j in range(ct):
+                out[(p * K + k0 + k) * ct + j] = B[k * bks + (p * ct + j) * bjs]
+    for k in range(Kp):
+        for j in range(rem):
+            out[npan * K * ct + (k0 + k) * rem + j] = B[k * bks + (npan * ct + j) * bjs]
+
+
+cdef void _pack_weights(const floating* U, const floating* W, const floating* V,
+                        Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+                        floating* pack) noexcept nogil:
+    """Pack the weights once per call (``_pack_size`` scalars), in this order:
+
+    UW = [U.T; W.T] ((n + d) x d: Z = [x, s] UW), Vt = V.T (d x m: y = s Vt),
+    VW = [V; W] ((m + d) x d: [e, delta] VW = V.T e + W.T delta),
+    Wr = W (d x d: W.T delta) and Vr = V (m x d: V.T e).
+    """
+    cdef floating* UW = pack
+    cdef floating* Vt = UW + (n + d) * d
+    cdef floating* VW = Vt + d * m
+    cdef floating* Wr = VW + (m + d) * d
+    cdef floating* Vr = Wr + d * d
+    _pack(U, n, d, 1, n, UW, n + d, 0)
+    _pack(W, d, d, 1, d, UW, n + d, n)
+    _pack(V, d, m, 1, d, Vt, d, 0)
+    _pack(V, m, d, d, 1, VW, m + d, 0)
+    _pack(W, d, d, d, 1, VW, m + d, m)
+    _pack(W, d, d, d, 1, Wr, d, 0)
+    _pack(V, m, d, d, 1, Vr, m, 0)
+
+
+cdef inline floating _residuals(const floating* target, floating* ye, Py_ssize_t m,
+                                floating g, floating sq) noexcept nogil:
+    """ye = e = -2 g (target - y) in place of y; return sq + sum_k (target_k - y_k)^2.
+
+    The squares are stored before they are added, in order, so that the sum
+    is the same bits wherever this is inlined and however the compiler
+    vectorises it (no multiply-add contraction across the two loops).
+    """
+    cdef floating q[64]
+    cdef floating rr
+    cdef Py_ssize_t j0 = 0, j, c
+    while j0 < m:
+        c = m - j0 if m - j0 < 64 else 64
+        for j in range(c):
+            rr = target[j0 + j] - ye[j0 + j]
+            q[j] = rr * rr
+            ye[j0 + j] = -2 * g * rr
+        for j in range(c):
+            sq = sq + q[j]
+        j0 = j0 + 64
+    return sq
+
+
+cdef inline void _tanh_inplace(floating* z, Py_ssize_t count) noexcept nogil:
+    """z = tanh(z), branch-free so that the compiler vectorises it.
+
+    tanh|x| = expm1(2|x|) / (expm1(2|x|) + 2), with expm1(y) = 2^k (1 + p(r))
+    - 1 = 2^k p(r) + (2^k - 1), y = k ln2 + r, |r| <= ln2 / 2, and p the Taylor
+    polynomial of expm1 (degree 13 in float64, 8 in float32: truncation below
+    1e-17 and 1e-8 relative). k = 0 keeps small |x| exact to a few ulp. y is
+    clamped where tanh rounds to 1 (|x| >= 20, or 10 in float32). The sign is
+    copied back. A few ulp from the correctly rounded tanh (tests bound it).
+    """
+    cdef Py_ssize_t i
+    cdef floating x, y, r, p, kd, two, em
+    cdef int k, kh
+    for i in range(count):
+        x = z[i]
+        if floating is double:
+            y = 2 * fabs(x)
+            if y > 40.0:
+                y = 40.0
+            k = <int>(y * 1.4426950408889634 + 0.5)
+            kd = k
+            r = (y - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10
+            p = 1.0 / 6227020800.0                   # Horner: 1/13! .. 1/1!
+            p = 1.0 / 479001600 + r * p
+            p = 1.0 / 39916800 + r * p
+            p = 1.0 / 3628800 + r * p
+            p = 1.0 / 362880 + r * p
+            p = 1.0 / 40320 + r * p
+            p = 1.0 / 5040 + r * p
+            p = 1.0 / 720 + r * p
+            p = 1.0 / 120 + r * p
+            p = 1.0 / 24 + r * p
+            p = 1.0 / 6 + r * p
+            p = 0.5 + r * p
+            p = 1.0 + r * p
+            p = r * p                               # expm1(r)
+            kh = k >> 1
+            two = (<double>(1 << kh)) * (<double>(1 << (k - kh)))
+            em = two * p + (two - 1)
+            z[i] = copysign(em / (em + 2), x)
+        else:
+            y = 2 * fabsf(x)
+            if y > 20:
+                y = 20
+            k = <int>(y * <float>1.44269504 + <float>0.5)
+            kd = k
+            r = (y - kd * <float>0.693145751953125) - kd * <float>1.428606765330187045e-06
+            p = <float>(1.0 / 40320)
+            p = <float>(1.0 / 5040) + r * p
+            p = <float>(1.0 / 720) + r * p
+            p = <float>(1.0 / 120) + r * p
+            p = <float>(1.0 / 24) + r * p
+            p = <float>(1.0 / 6) + r * p
+            p = <float>0.5 + r * p
+            p = 1 + r * p
+            p = r * p
+            two = <float>(1 << k)
+            em = two * p + (two - 1)
+            z[i] = copysignf(em / (em + 2), x)
+
+
+def _tanh_array(floating[::1] z):
+    """z = tanh(z) in place by the kernels' tanh (a test hook)."""
+    if z.shape[0] > 0:
+        _tanh_inplace(&z[0], z.shape[0])
+
+
+def _simd_info():
+    """(instruction set name, float64 lanes, float32 lanes) of this build."""
+    return (CRNN_ISA.decode(), CRNN_VWD, CRNN_VWF)
+
+
+# ---------------------------------------------------------------------------
+# (b) blocks of sequences, time-major: one matrix product per step
 # ---------------------------------------------------------------------------
 
-cdef void _forward_one(const floating[:, ::1] U, const floating[:, ::1] W,
-                       const floating[:, ::1] V, const floating[:, :, ::1] X,
-                       const floating[:, ::1] s0, floating[:, :, ::1] S,
-                       floating[:, :, ::1] Y, Py_ssize_t b) noexcept nogil:
-    """Forward pass of sequence b. OUT: S[b], Y[b]."""
-    cdef Py_ssize_t T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0], t, k
-    cdef const floating* s_prev = &s0[b, 0]
-    for t in range(T):
-        _state_step(&U[0, 0], &W[0, 0], d, n, &X[b, t, 0], s_prev, &S[b, t, 0])
-        for k in range(m):
-            Y[b, t, k] = 0
-        _matvec(&V[0, 0], m, d, &S[b, t, 0], &Y[b, t, 0])
-        s_prev = &S[b, t, 0]
+cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
+                         Py_ssize_t d, Py_ssize_t m, const floating* X,
+                         const floating* s0, const floating* pack,
+                         floating* S, floating* Y, const floating* target,
+                         floating g, floating* E, floating* work) noexcept nogil:
+    """Forward pass of sequences b0 .. b0 + R - 1, all R at each step.
 
-
-cdef floating _loss_one(const floating[:, ::1] U, const floating[:, ::1] W,
-                        const floating[:, ::1] V, const floating[:, :, ::1] X,
-                        const floating[:, :, ::1] target, const floating[:, ::1] s0,
-                        floating g, floating* work, Py_ssize_t b) noexcept nogil:
-    """Return E of sequence b; work holds 2 d + m scalars (two states, e)."""
-    cdef Py_ssize_t T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0], t, i
-    cdef floating* s_prev = work
-    cdef floating* s = work + d
-    cdef floating* e = work + 2 * d
-    cdef floating* tmp
-    cdef floating sq = 0
-    for i in range(d):
-        s_prev[i] = s0[b, i]
-    for t in range(T):
-        _state_step(&U[0, 0], &W[0, 0], d, n, &X[b, t, 0], s_prev, s)
-        sq = sq + _output_error(&V[0, 0], m, d, s, &target[b, t, 0], g, e)
-        tmp = s_prev
-        s_prev = s
-        s = tmp
-    return g * sq
-
-
-cdef floating _bptt_one(const floating[:, ::1] U, const floating[:, ::1] W,
-                        const floating[:, ::1] V, const floating[:, :, ::1] X,
-                        const floating[:, :, ::1] target, const floating[:, ::1] s0,
-                        floating g, floating* grad, floating* ds0,
-                        floating* work, Py_ssize_t b) noexcept nogil:
-    """Backpropagation through time for sequence b; return its E.
-
-    OUT: grad (d*n + d*d + m*d: dE/dU, dE/dW, dE/dV, overwritten),
-    ds0 (d: dE/dS^0, overwritten). work holds (T+1) d + T m + 2 d scalars.
+    OUT: S (states) and Y (outputs) of those sequences when not NULL, and,
+    when target is not NULL, E[b] = g sum_t sum_k (target - Y)^2.
+    work holds 2 R (n + d) + R m scalars: the rows [x^t, s^{t-1}] of the
+    step and of the next one, and the outputs of a step.
     """
-    cdef Py_ssize_t T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0], t, i
-    cdef floating* hs = work                        # (T+1, d): S^0 .. S^T
-    cdef floating* es = work + (T + 1) * d          # (T, m): e^t = dE^t/dY^t
-    cdef floating* delta = es + T * m               # (d,): delta^t
-    cdef floating* delta_next = delta + d           # (d,): delta^{t+1}
+    cdef Py_ssize_t K1 = n + d, t, r, j
+    cdef const floating* UW = pack
+    cdef const floating* Vt = pack + K1 * d
+    cdef floating* cur = work
+    cdef floating* nxt = work + R * K1
+    cdef floating* y = nxt + R * K1
     cdef floating* tmp
-    cdef floating* dU = grad
-    cdef floating* dW = grad + d * n
-    cdef floating* dV = dW + d * d
-    cdef floating sq = 0
-
-    # forward, keeping every state and every output error
-    for i in range(d):
-        hs[i] = s0[b, i]
+    for r in range(R):
+        for j in range(d):
+            cur[r * K1 + n + j] = s0[(b0 + r) * d + j]
+        if target != NULL:
+            E[b0 + r] = 0
     for t in range(T):
-        _state_step(&U[0, 0], &W[0, 0], d, n, &X[b, t, 0], hs + t * d, hs + (t + 1) * d)
-        sq = sq + _output_error(&V[0, 0], m, d, hs + (t + 1) * d,
-                                &target[b, t, 0], g, es + t * m)
+        for r in range(R):
+            for j in range(n):
+                cur[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
+        # Z = [x, s] [U.T; W.T], then S = tanh(Z), into the next row's s part
+        _gemm_packed(R, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
+        for r in range(R):
+            _tanh_inplace(nxt + r * K1 + n, d)
+        if S != NULL:
+            for r in range(R):
+                for j in range(d):
+                    S[((b0 + r) * T + t) * d + j] = nxt[r * K1 + n + j]
+        if Y != NULL:                               # Y = S V.T
+            _gemm_packed(R, d, m, nxt + n, K1, 1, Vt, Y + (b0 * T + t) * m, T * m, 0)
+        if target != NULL:
+            _gemm_packed(R, d, m, nxt + n, K1, 1, Vt, y, m, 0)
+            for r in range(R):
+                E[b0 + r] = _residuals(target + ((b0 + r) * T + t) * m, y + r * m, m, g,
+                                       E[b0 + r])
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+    if target != NULL:
+        for r in range(R):
+            E[b0 + r] = g * E[b0 + r]
 
-    # backward: delta^t = f'(Z^t) * (V.T e^t + W.T delta^{t+1}), delta^{T+1} = 0
-    memset(grad, 0, (d * n + d * d + m * d) * sizeof(floating))
-    memset(delta_next, 0, d * sizeof(floating))
+
+cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
+                      Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* X,
+                      const floating* target, const floating* s0, floating g,
+                      const floating* pack, floating* A, floating* B,
+                      floating* E, floating* ds0) noexcept nogil:
+    """The two recurrences of BPTT for sequences b0 .. b0 + R - 1.
+
+    A ((T + 1) x N x (n + d), time-major) gets row [x^t, s^{t-1}] of sequence
+    b at A[t, b] for t = 0 .. T - 1 (0-based steps; S^0 = s0) and S^T in
+    A[T, b, n:]. B ((T + 1) x N x (m + d)) gets [e^{t-1}, delta^t] at B[t, b]:
+    e^t = -2 g (target^t - Y^t) and delta^t = f'(Z^t) (V.T e^t + W.T
+    delta^{t+1}), delta^T = 0, so that one product per step, [e^t,
+    delta^{t+1}] [V; W], runs the backward recurrence.
+    OUT: E[b] (the loss of each sequence), ds0[b] = W.T delta^0.
+    """
+    cdef Py_ssize_t K1 = n + d, K2 = m + d, t, r, j
+    cdef const floating* UW = pack
+    cdef const floating* Vt = UW + K1 * d
+    cdef const floating* VW = Vt + d * m
+    cdef const floating* Wr = VW + K2 * d
+    cdef floating* At
+    cdef floating* An
+    cdef floating* Bt
+    cdef floating* Bn
+    cdef floating s
+    At = A + b0 * K1
+    for r in range(R):
+        for j in range(d):
+            At[r * K1 + n + j] = s0[(b0 + r) * d + j]
+        E[b0 + r] = 0
+    for t in range(T):
+        At = A + (t * N + b0) * K1
+        An = At + N * K1
+        Bn = B + ((t + 1) * N + b0) * K2
+        for r in range(R):
+            for j in range(n):
+                At[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
+        _gemm_packed(R, K1, d, At, K1, 1, UW, An + n, K1, 0)
+        for r in range(R):
+            _tanh_inplace(An + r * K1 + n, d)
+        _gemm_packed(R, d, m, An + n, K1, 1, Vt, Bn, K2, 0)
+        for r in range(R):
+            E[b0 + r] = _residuals(target + ((b0 + r) * T + t) * m, Bn + r * K2, m, g,
+                                   E[b0 + r])
+    for r in range(R):
+        E[b0 + r] = g * E[b0 + r]
+        for j in range(d):                          # delta^T = 0
+            B[(T * N + b0 + r) * K2 + m + j] = 0
     for t in range(T - 1, -1, -1):
-        for i in range(d):
-            delta[i] = 0
-        _matTvec(&V[0, 0], m, d, es + t * m, delta)
-        _matTvec(&W[0, 0], d, d, delta_next, delta)
-        for i in range(d):
-            delta[i] = delta[i] * (1 - hs[(t + 1) * d + i] * hs[(t + 1) * d + i])
-        _outer(dU, d, n, delta, &X[b, t, 0])           # dE/dU += delta^t X^t.T
-        _outer(dW, d, d, delta, hs + t * d)           # dE/dW += delta^t S^{t-1}.T
-        _outer(dV, m, d, es + t * m, hs + (t + 1) * d)  # dE/dV += e^t S^t.T
-        tmp = delta_next
-        delta_next = delta
-        delta = tmp
-
-    # dE/dS^0 = W.T delta^1
-    for i in range(d):
-        ds0[i] = 0
-    _matTvec(&W[0, 0], d, d, delta_next, ds0)
-    return g * sq
-
-
-cdef floating _rtrl_one(const floating[:, ::1] U, const floating[:, ::1] W,
-                        const floating[:, ::1] V, const floating[:, :, ::1] X,
-                        const floating[:, :, ::1] target, const floating[:, ::1] s0,
-                        floating g, floating* grad, floating* ds0,
-                        floating* work, Py_ssize_t b) noexcept nogil:
-    """Real-time recurrent learning for sequence b; return its E.
-
-    The sensitivities dS^t_l/dtheta_q of the state to every parameter are
-    carried forward in time (the seed's recursion), in a (d, Q) matrix P with
-    Q = d*n + d*d + d columns: u_ij at i*n + j, w_ij at d*n + i*d + j and the
-    initial state s0_j at d*n + d*d + j::
-
-        P^0 = [0 | 0 | I]
-        P^t[l, q] = f'(z^t_l) (direct^t[l, q] + sum_m w_lm P^{t-1}[m, q])
-        direct^t[l, u_ij] = delta_li x^t_j,  direct^t[l, w_ij] = delta_li s^{t-1}_j
-
-    and the seed's double sum over k and l gives the gradient at each step::
-
-        dE^t/dtheta_q = sum_k sum_l e^t_k v_kl P^t[l, q]
-                      = sum_l c^t_l P^t[l, q],  c^t = V.T e^t
-
-    OUT: grad (d*n + d*d + m*d, overwritten), ds0 (d, overwritten).
-    work holds 3 d + m + 2 d Q scalars; memory does not depend on T.
-    """
-    cdef Py_ssize_t T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
-    cdef Py_ssize_t Q = d * n + d * d + d
-    cdef Py_ssize_t t, j, l, q
-    cdef floating* s_prev = work                    # (d,)
-    cdef floating* s = work + d                     # (d,)
-    cdef floating* c = work + 2 * d                 # (d,): V.T e^t
-    cdef floating* e = work + 3 * d                 # (m,)
-    cdef floating* P_prev = e + m                   # (d, Q)
-    cdef floating* P = P_prev + d * Q               # (d, Q)
-    cdef floating* tmp
-    cdef floating* dV = grad + d * n + d * d
-    cdef floating* row
-    cdef floating cl, sq = 0
-
-    memset(grad, 0, (d * n + d * d + m * d) * sizeof(floating))
-    memset(ds0, 0, d * sizeof(floating))
-    memset(P_prev, 0, d * Q * sizeof(floating))
-    for l in range(d):
-        P_prev[l * Q + d * n + d * d + l] = 1       # dS^0/dS^0 = I
-        s_prev[l] = s0[b, l]
-
-    for t in range(T):
-        _state_step(&U[0, 0], &W[0, 0], d, n, &X[b, t, 0], s_prev, s)
-        sq = sq + _output_error(&V[0, 0], m, d, s, &target[b, t, 0], g, e)
-
-        _sensitivity_step(&W[0, 0], d, n, Q, &X[b, t, 0], s_prev, s, P_prev, P)
-
-        # dE^t/dtheta = sum_k sum_l e_k v_kl P^t[l, :], summed over k first
-        for l in range(d):
-            c[l] = 0
-        _matTvec(&V[0, 0], m, d, e, c)
-        for l in range(d):
-            cl = c[l]
-            row = P + l * Q
-            for q in range(d * n + d * d):
-                grad[q] = grad[q] + cl * row[q]
+        Bt = B + (t * N + b0) * K2
+        Bn = Bt + N * K2
+        An = A + ((t + 1) * N + b0) * K1
+        _gemm_packed(R, K2, d, Bn, K2, 1, VW, Bt + m, K2, 0)
+        for r in range(R):
             for j in range(d):
-                ds0[j] = ds0[j] + cl * row[d * n + d * d + j]
-        _outer(dV, m, d, e, s)                      # dE^t/dV = e^t S^t.T
+                s = An[r * K1 + n + j]
+                Bt[r * K2 + m + j] = Bt[r * K2 + m + j] * (1 - s * s)
+    _gemm_packed(R, d, d, B + b0 * K2 + m, K2, 1, Wr, ds0 + b0 * d, d, 0)
 
-        tmp = P_prev
-        P_prev = P
-        P = tmp
-        tmp = s_prev
-        s_prev = s
-        s = tmp
-    return g * sq
+
+cdef void _bptt_products(Py_ssize_t b, Py_ssize_t N, Py_ssize_t T, Py_ssize_t n,
+                         Py_ssize_t d, Py_ssize_t m, const floating* A,
+                         const floating* B, floating* grad) noexcept nogil:
+    """The gradient of sequence b from its rows of A and B (see ``_bptt_block``).
+
+    OUT: grad = [dE/d[U W] (d x (n + d)), dE/dV (m x d)], overwritten:
+    [dU dW] = sum_t delta^t [x^t, s^{t-1}] and dV = sum_t e^t (S^t).T, each a
+    product over the T steps.
+    """
+    cdef Py_ssize_t K1 = n + d, K2 = m + d, ct = _ct(<floating>0)
+    _gemm(d, T, K1, B + b * K2 + m, 1, N * K2, A + b * K1, ct, N * K1, N * K1,
+          grad, K1, 0)
+    _gemm(m, T, d, B + (N + b) * K2, 1, N * K2, A + (N + b) * K1 + n, ct, N * K1, N * K1,
+          grad + d * K1, d, 0)
+
+
+cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t npan,
+                       const floating* W, const floating* Pp, floating* Pn,
+                       const floating* xs, const floating* fp, const floating* c,
+                       floating* gq) noexcept nogil:
+    """One RTRL step on the sensitivity panels p0 .. p0 + npan - 1.
+
+    P (d x Q) is held by panels of CT columns, panel-major (panel, row l,
+    column): Pn = f'(Z) (W Pp + direct) with direct[l, l K1 + j] = xs[j]
+    (the row [x^t, s^{t-1}]), then gq += c.T Pn (c = V.T e).
+    """
+    cdef Py_ssize_t ct = _ct(<floating>0), pl, l, i, j, q0, lo, hi, nr
+    cdef const floating* bp
+    cdef floating* op
+    cdef floating* orow
+    cdef floating* grow
+    cdef floating v, fl, cl
+    for pl in range(npan):
+        q0 = (p0 + pl) * ct
+        bp = Pp + pl * d * ct
+        op = Pn + pl * d * ct
+        grow = gq + pl * ct
+        l = 0
+        while l < d:
+            nr = d - l if d - l < 4 else 4
+            _tile(d, W + l * d, W + (l + 1) * d if nr > 1 else W + l * d,
+                  W + (l + 2) * d if nr > 2 else W + l * d,
+                  W + (l + 3) * d if nr > 3 else W + l * d, 1, bp, ct,
+                  op + l * ct, op + (l + 1) * ct if nr > 1 else op + l * ct,
+                  op + (l + 2) * ct if nr > 2 else op + l * ct,
+                  op + (l + 3) * ct if nr > 3 else op + l * ct, nr, 0)
+            for i in range(nr):
+                orow = op + (l + i) * ct
+                lo = (l + i) * K1
+                hi = lo + K1
+                if lo < q0 + ct and hi > q0:          # the direct term meets the panel
+                    for j in range(lo if lo > q0 else q0, hi if hi < q0 + ct else q0 + ct):
+                        orow[j - q0] = orow[j - q0] + xs[j - lo]
+                fl = fp[l + i]
+                cl = c[l + i]
+                for j in range(ct):
+                    v = orow[j] * fl
+                    orow[j] = v
+                    grow[j] = grow[j] + cl * v
+            l = l + 4
+
+
+cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
+                     Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* X,
+                     const floating* target, const floating* s0, floating g,
+                     const floating* W, const floating* pack, floating* grad,
+                     floating* ds0, floating* E, floating* work) noexcept nogil:
+    """RTRL for sequence b, sensitivity columns of chunk ch of nch.
+
+    The sensitivities dS^t_l/dtheta_q are carried forward in a (d, Q)
+    matrix P, Q = d (n + d) + d: [u_i., w_i.] at i (n + d) .. i (n + d) + n + d - 1
+    (row i of [U W]), then s0_j at d (n + d) + j::
+
+        P^0 = [0 | I],  P^t = f'(Z^t) (W P^{t-1} + direct^t),
+        direct^t[l, l (n + d) + j] = [x^t, s^{t-1}]_j
+        dE^t/dtheta_q = sum_k sum_l e^t_k v_kl P^t[l, q] = sum_l c^t_l P^t[l, q]
+
+    (the seed's recursion and double sum, k summed first: c^t = V.T e^t).
+    A column's values depend on that column alone, so the columns are split
+    into chunks, each run by one thread through all T steps (the forward
+    pass, cheap next to P, is run by each). Chunk 0 also computes E[b] and
+    dE/dV. OUT: its columns of grad ([U W] part) and ds0; chunk 0: the V part
+    of grad and E[b]. work: ``_rtrl_work_size``; memory does not grow with T.
+    """
+    cdef Py_ssize_t K1 = n + d, Q = d * K1 + d, ct = _ct(<floating>0)
+    cdef Py_ssize_t ntot = (Q + ct - 1) // ct
+    cdef Py_ssize_t p0 = ch * ntot // nch, p1 = (ch + 1) * ntot // nch
+    cdef Py_ssize_t npan = p1 - p0, Qc = npan * ct, t, j, l, k, q
+    cdef const floating* UW = pack
+    cdef const floating* Vt = UW + K1 * d
+    cdef const floating* Vr = Vt + d * m + (m + d) * d + d * d
+    cdef floating* cur = work                       # (K1,): [x^t, s^{t-1}]
+    cdef floating* nxt = cur + K1                   # (K1,): [., s^t]
+    cdef floating* e = nxt + K1                     # (m,): Y^t, then e^t
+    cdef floating* c = e + m                        # (d,)
+    cdef floating* fp = c + d                       # (d,)
+    cdef floating* gq = fp + d                      # (Qc,)
+    cdef floating* Pp = gq + Qc                     # (d, Qc) by panels
+    cdef floating* Pn = Pp + d * Qc
+    cdef floating* dV = grad + d * K1
+    cdef floating* tmp
+    cdef floating s, sq = 0
+    for j in range(d):
+        cur[n + j] = s0[b * d + j]
+    memset(gq, 0, Qc * sizeof(floating))
+    memset(Pp, 0, d * Qc * sizeof(floating))
+    for l in range(d):                              # dS^0/dS^0 = I
+        q = d * K1 + l
+        if q >= p0 * ct and q < p1 * ct:
+            Pp[((q // ct - p0) * d + l) * ct + q % ct] = 1
+    if ch == 0:
+        memset(dV, 0, m * d * sizeof(floating))
+    for t in range(T):
+        for j in range(n):
+            cur[j] = X[(b * T + t) * n + j]
+        _gemm_packed(1, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
+        _tanh_inplace(nxt + n, d)
+        _gemm_packed(1, d, m, nxt + n, K1, 1, Vt, e, m, 0)
+        sq = _residuals(target + (b * T + t) * m, e, m, g, sq)
+        _gemm_packed(1, m, d, e, m, 1, Vr, c, d, 0)
+        for l in range(d):
+            s = nxt[n + l]
+            fp[l] = 1 - s * s
+        _rtrl_panels(d, K1, p0, npan, W, Pp, Pn, cur, fp, c, gq)
+        if ch == 0:                                 # dE^t/dV = e^t (S^t).T
+            for k in range(m):
+                for j in range(d):
+                    dV[k * d + j] = dV[k * d + j] + e[k] * nxt[n + j]
+        tmp = Pp
+        Pp = Pn
+        Pn = tmp
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+    for j in range(Qc):
+        q = p0 * ct + j
+        if q < d * K1:
+            grad[q] = gq[j]
+        elif q < Q:
+            ds0[q - d * K1] = gq[j]
+    if ch == 0:
+        E[b] = g * sq
 
 
 # ---------------------------------------------------------------------------
 # (c) entry points over a batch
 # ---------------------------------------------------------------------------
 
-def _loss_work_size(Py_ssize_t T, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
-    """Scalars of workspace one thread needs for ``_loss``."""
-    return 2 * d + m
+def _pack_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
+    """Scalars of the packed weights (``_pack_weights``)."""
+    return (n + d) * d + d * m + (m + d) * d + d * d + m * d
 
 
-def _bptt_work_size(Py_ssize_t T, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
-    """Scalars of workspace one thread needs for ``_gradient(method=0)``."""
-    return (T + 1) * d + T * m + 2 * d
+def _forward_work_size(Py_ssize_t R, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
+    """Scalars of workspace one thread needs for a block of R sequences."""
+    return 2 * R * (n + d) + R * m
 
 
-def _rtrl_work_size(Py_ssize_t T, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
-    """Scalars of workspace one thread needs for ``_gradient(method=1)``."""
-    return 3 * d + m + 2 * d * (d * n + d * d + d)
+def _bptt_buffer_sizes(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
+                       Py_ssize_t m):
+    """Scalars of BPTT's two time-major buffers A and B (see ``_bptt_block``)."""
+    return (T + 1) * N * (n + d), (T + 1) * N * (m + d)
+
+
+def _rtrl_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch):
+    """Scalars of workspace one thread needs for one RTRL chunk of nch."""
+    cdef Py_ssize_t ct = 2 * CRNN_VWF     # the wider of the two dtypes' panels
+    cdef Py_ssize_t Qc = (d * (n + d) + d + nch - 1) // nch + 2 * ct
+    return 2 * (n + d) + m + 2 * d + Qc + 2 * d * Qc
+
+
+def _blocks(Py_ssize_t N, int n_threads):
+    """Rows per block when N sequences are split over n_threads threads."""
+    return (N + n_threads - 1) // n_threads
 
 
 def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
              const floating[:, ::1] V, const floating[:, :, ::1] X,
              const floating[:, ::1] s0,
              floating[:, :, ::1] S, floating[:, :, ::1] Y,
-             int n_threads):
+             floating[::1] pack, floating[:, ::1] work, int n_threads):
     """Forward pass over a batch.
 
     IN: U (d, n), W (d, d), V (m, d), X (N, T, n), s0 (N, d).
     OUT: S (N, T, d), Y (N, T, m), overwritten.
+    SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
+    with R = _blocks(N, n_threads).
     """
-    cdef Py_ssize_t N = X.shape[0], b
-    for b in prange(N, nogil=True, num_threads=n_threads, schedule="static"):
-        _forward_one(U, W, V, X, s0, S, Y, b)
+    cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
+    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t R = _blocks(N, n_threads), blk, b0, Rb
+    with nogil:
+        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
+            b0 = blk * R
+            Rb = N - b0 if N - b0 < R else R
+            if Rb > 0:
+                _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
+                               &S[0, 0, 0], &Y[0, 0, 0], NULL, 0, NULL,
+                               &work[threadid(), 0])
 
 
 def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
           const floating[:, ::1] V, const floating[:, :, ::1] X,
           const floating[:, :, ::1] target, const floating[:, ::1] s0,
-          floating g, floating[::1] E, floating[:, ::1] work, int n_threads):
+          floating g, floating[::1] E, floating[::1] pack, floating[:, ::1] work,
+          int n_threads):
     """Loss of every sequence of a batch, without storing states.
 
     IN: as ``_forward``, target (N, T, m), g.
     OUT: E (N,), E[b] = g sum_t sum_k (target - Y)^2 of sequence b.
-    SCRATCH: work (n_threads, _loss_work_size(...)).
+    SCRATCH: as ``_forward``.
     """
-    cdef Py_ssize_t N = X.shape[0], b
-    for b in prange(N, nogil=True, num_threads=n_threads, schedule="static"):
-        E[b] = _loss_one(U, W, V, X, target, s0, g, &work[threadid(), 0], b)
+    cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
+    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t R = _blocks(N, n_threads), blk, b0, Rb
+    with nogil:
+        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
+            b0 = blk * R
+            Rb = N - b0 if N - b0 < R else R
+            if Rb > 0:
+                _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
+                               NULL, NULL, &target[0, 0, 0], g, &E[0],
+                               &work[threadid(), 0])
+
+
+cdef void _sum_slots(floating[::1] grad, floating[:, ::1] slots, Py_ssize_t count,
+                     int n_threads) noexcept nogil:
+    """grad += slots[0] + slots[1] + ... in this order (whatever the threads)."""
+    cdef Py_ssize_t P = grad.shape[0], p, b
+    cdef floating acc
+    for p in prange(P, num_threads=n_threads, schedule="static"):
+        acc = grad[p]
+        for b in range(count):
+            acc = acc + slots[b, p]
+        grad[p] = acc
 
 
 def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
@@ -398,38 +900,49 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
               const floating[:, :, ::1] target, const floating[:, ::1] s0,
               floating g, int method,
               floating[::1] grad, floating[:, ::1] ds0, floating[::1] E,
-              floating[:, ::1] slots, floating[:, ::1] work, int n_threads):
+              floating[:, ::1] slots, floating[::1] pack, floating[::1] A,
+              floating[::1] B, floating[:, ::1] work, int nch, int n_threads):
     """Exact gradient of E over a batch, by BPTT (method 0) or RTRL (method 1).
 
     IN: as ``_loss``.
-    OUT: grad (d*n + d*d + m*d,): dE/dU, dE/dW, dE/dV raveled and summed over
-    the batch in sequence order; ds0 (N, d): dE/dS^0 of each sequence;
-    E (N,): the loss of each sequence. All overwritten.
-    SCRATCH: slots (K, d*n + d*d + m*d) for K >= 1 sequences' gradients,
-    work (n_threads, _bptt_work_size or _rtrl_work_size).
+    OUT: grad (d*(n+d) + m*d,): dE/d[U W] (d, n + d) then dE/dV (m, d),
+    raveled and summed over the batch in sequence order; ds0 (N, d): dE/dS^0
+    of each sequence; E (N,): the loss of each sequence. All overwritten.
+    SCRATCH: slots (K, d*(n+d) + m*d) for K >= 1 sequences' gradients,
+    pack (_pack_size,); BPTT: A and B (_bptt_buffer_sizes); RTRL: work
+    (n_threads, _rtrl_work_size(..., nch)), each sequence's columns split in
+    nch chunks. Each sequence's gradient is computed alone into its slot, and
+    the slots are added in sequence order, so that no bit depends on the
+    thread count, the chunks or K.
     """
-    cdef Py_ssize_t N = X.shape[0], P = grad.shape[0], K = slots.shape[0]
-    cdef Py_ssize_t start, stop, b, p
-    cdef floating acc
+    cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
+    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t P = grad.shape[0], K = slots.shape[0]
+    cdef Py_ssize_t R = _blocks(N, n_threads), start, stop, b, blk, b0, Rb, it
     with nogil:
+        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         memset(&grad[0], 0, P * sizeof(floating))
+        if method == 0:
+            for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
+                b0 = blk * R
+                Rb = N - b0 if N - b0 < R else R
+                if Rb > 0:
+                    _bptt_block(b0, Rb, N, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
+                                &s0[0, 0], g, &pack[0], &A[0], &B[0], &E[0], &ds0[0, 0])
         start = 0
         while start < N:
             stop = start + K if start + K < N else N
-            for b in prange(start, stop, num_threads=n_threads, schedule="static"):
-                if method == 0:
-                    E[b] = _bptt_one(U, W, V, X, target, s0, g, &slots[b - start, 0],
-                                     &ds0[b, 0], &work[threadid(), 0], b)
-                else:
-                    E[b] = _rtrl_one(U, W, V, X, target, s0, g, &slots[b - start, 0],
-                                     &ds0[b, 0], &work[threadid(), 0], b)
-            # add the chunk's slots in sequence order: the sum is the same
-            # whatever the thread count or K
-            for p in prange(P, num_threads=n_threads, schedule="static"):
-                acc = grad[p]
-                for b in range(stop - start):
-                    acc = acc + slots[b, p]
-                grad[p] = acc
+            if method == 0:
+                for b in prange(start, stop, num_threads=n_threads, schedule="static"):
+                    _bptt_products(b, N, T, n, d, m, &A[0], &B[0], &slots[b - start, 0])
+            else:
+                for it in prange((stop - start) * nch, num_threads=n_threads,
+                                 schedule="static"):
+                    _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
+                               &target[0, 0, 0], &s0[0, 0], g, &W[0, 0], &pack[0],
+                               &slots[it // nch, 0], &ds0[start + it // nch, 0], &E[0],
+                               &work[threadid(), 0])
+            _sum_slots(grad, slots, stop - start, n_threads)
             start = stop
 
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The public model class: validation and allocation around ``crnn._core``."""
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,32 @@ _PARALLEL_MIN_WORK = 200_000
 
 # Sequences whose gradients are held at once before they are added to the total.
 _SLOTS_PER_THREAD = 4
+
+# Workspaces are kept per Python thread and reused by the next call (a fresh
+# allocation costs a page fault per 4 KiB), except those above this size.
+_SCRATCH = threading.local()
+_SCRATCH_KEEP = 64 << 20
+
+
+def _scratch(name, shape, dtype):
+    """Return an uninitialised workspace array, reused by this thread's later calls.
+
+    Each Python thread has its own buffers, so calls on one model from
+    several threads at once never share one.
+    """
+    size = 1
+    for k in shape:
+        size *= int(k)
+    cache = _SCRATCH.__dict__
+    key = (name, np.dtype(dtype))
+    buf = cache.get(key)
+    if buf is None or buf.size < size:
+        buf = np.empty(max(size, 1), dtype=dtype)
+        if buf.nbytes <= _SCRATCH_KEEP:
+            cache[key] = buf
+        else:
+            cache.pop(key, None)
+    return buf[:size].reshape(shape)
 
 
 @dataclass(frozen=True, repr=False)
@@ -326,13 +353,22 @@ class RNN:
         return X3, target3, s02, batched, s0_kind
 
     def _threads(self, N, work):
-        """Return the thread count for a call on N sequences with `work` multiply-adds."""
+        """Return the thread count for a call on N parallel items with `work` multiply-adds."""
         chosen = check_n_threads(self._n_threads)
         if chosen is None:
             chosen = available_cpus() if work >= _PARALLEL_MIN_WORK else 1
         if not _core._openmp_enabled():
             return 1
         return max(1, min(chosen, N))
+
+    def _forward_scratch(self, N, nt):
+        """Packed weights and per-thread workspace of ``_core._forward`` / ``_loss``."""
+        n, d, m = self._sizes()
+        dt = self._dtype
+        R = _core._blocks(N, nt)
+        pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
+        work = _scratch("forward", (nt, _core._forward_work_size(R, n, d, m)), dt)
+        return pack, work
 
     def _step_work(self):
         """Multiply-adds of one forward step."""
@@ -385,7 +421,7 @@ class RNN:
         Y = np.empty((N, T, m), dtype=self._dtype)
         if N * T:
             nt = self._threads(N, N * T * self._step_work())
-            _core._forward(U, W, V, X3, s02, S, Y, nt)
+            _core._forward(U, W, V, X3, s02, S, Y, *self._forward_scratch(N, nt), nt)
         out = (S, Y) if batched else (S[0], Y[0])
         if return_state:
             final = (S[:, -1] if T else s02).copy()
@@ -438,9 +474,7 @@ class RNN:
         E = np.zeros(N, dtype=self._dtype)
         if N * T:
             nt = self._threads(N, N * T * self._step_work())
-            size = _core._loss_work_size(T, *self._sizes())
-            work = np.empty((nt, size), dtype=self._dtype)
-            _core._loss(U, W, V, X3, t3, s02, g, E, work, nt)
+            _core._loss(U, W, V, X3, t3, s02, g, E, *self._forward_scratch(N, nt), nt)
         return float(np.sum(E, dtype=np.float64))
 
     def _sizes(self):
@@ -510,28 +544,39 @@ class RNN:
         X3, t3, s02, batched, s0_kind = self._data(X, target, s0, check_finite, need_target=True)
         N, T, _ = X3.shape
         n, d, m = self._sizes()
-        P = d * n + d * d + m * d
+        P = d * (n + d) + m * d  # [dU dW] (d, n + d), then dV (m, d)
         dt = self._dtype
         grad = np.zeros(P, dtype=dt)
         ds0 = np.zeros((N, d), dtype=dt)
         E = np.zeros(N, dtype=dt)
         if N * T:
+            empty = np.empty((1, 1), dtype=dt)
             if code == 0:
-                size = _core._bptt_work_size(T, n, d, m)
-                work = self._step_work() * 3
+                nt = self._threads(N, N * T * self._step_work() * 3)
+                sizes = _core._bptt_buffer_sizes(N, T, n, d, m)
+                check_alloc((sum(sizes),), dt, "the bptt workspace")
+                A = _scratch("bptt A", (sizes[0],), dt)
+                B = _scratch("bptt B", (sizes[1],), dt)
+                nch, work = 1, empty
             else:
-                size = _core._rtrl_work_size(T, n, d, m)
-                work = d * d * (d * n + d * d + d)
-            nt = self._threads(N, N * T * work)
+                # one sequence's sensitivity columns may be split over threads
+                nt = self._threads(N * available_cpus(), N * T * d * d * (d * n + d * d + d))
+                nch = 1 if nt <= N else -(-nt // N)
+                size = _core._rtrl_work_size(n, d, m, nch)
+                check_alloc((nt, size), dt, "the rtrl workspace")
+                work = _scratch("rtrl", (nt, size), dt)
+                A = B = empty[0]
             k = min(N, _SLOTS_PER_THREAD * nt)
-            check_alloc((nt, size), dt, f"the {method} workspace")
             check_alloc((k, P), dt, "the gradient slots")
-            work_buf = np.empty((nt, size), dtype=dt)
-            slots = np.empty((k, P), dtype=dt)
-            _core._gradient(U, W, V, X3, t3, s02, g, code, grad, ds0, E, slots, work_buf, nt)
-        dU = grad[: d * n].reshape(d, n)
-        dW = grad[d * n : d * n + d * d].reshape(d, d)
-        dV = grad[d * n + d * d :].reshape(m, d)
+            slots = _scratch("slots", (k, P), dt)
+            pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
+            _core._gradient(
+                U, W, V, X3, t3, s02, g, code, grad, ds0, E, slots, pack, A, B, work, nch, nt
+            )
+        dUW = grad[: d * (n + d)].reshape(d, n + d)
+        dU = np.ascontiguousarray(dUW[:, :n])
+        dW = np.ascontiguousarray(dUW[:, n:])
+        dV = grad[d * (n + d) :].reshape(m, d)
         if not batched:
             ds0 = ds0[0]
         elif s0_kind == "shared":

@@ -1,0 +1,211 @@
+"""The fast kernels: each compiled variant, the tanh, tiles, chunks, threads, workspaces."""
+
+import importlib
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from helpers import ATOL, RTOL, make_problem
+
+import crnn
+from crnn import _core, _rnn, reference
+
+VARIANTS = _core.available()
+
+
+@pytest.fixture(params=VARIANTS)
+def kernels(request, monkeypatch):
+    """Run the model's calls on one compiled variant."""
+    mod = importlib.import_module(f"crnn._core_{request.param}")
+    monkeypatch.setattr(_rnn, "_core", mod)
+    return mod
+
+
+def test_the_widest_supported_variant_is_used():
+    assert VARIANTS, "no compiled kernels"
+    assert "baseline" in VARIANTS
+    forced = os.environ.get("CRNN_KERNELS")
+    assert _core.variant == (forced or VARIANTS[0])
+    assert _core._simd_info()[0] == _core.variant
+
+
+def _run_forced(variant, code):
+    env = {**os.environ, "CRNN_KERNELS": variant}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_baseline_kernels_can_be_forced():
+    code = (
+        "import numpy as np, crnn, crnn._core as c\n"
+        "r = crnn.RNN(3, 7, 2, seed=0)\n"
+        "X = np.random.default_rng(0).normal(size=(3, 9, 3))\n"
+        "G = r.gradient(X, X[..., :2])\n"
+        "print(c.variant, c._simd_info()[0], repr(G.loss))\n"
+    )
+    out = _run_forced("baseline", code)
+    assert out.returncode == 0, out.stderr
+    variant, isa, loss = out.stdout.split()
+    assert variant == isa == "baseline"
+    rnn = crnn.RNN(3, 7, 2, seed=0)
+    X = np.random.default_rng(0).normal(size=(3, 9, 3))
+    assert float(loss) == pytest.approx(rnn.gradient(X, X[..., :2]).loss, rel=1e-12)
+
+
+def test_unknown_variant_is_refused():
+    out = _run_forced("sse9", "import crnn")
+    assert out.returncode != 0
+    assert "CRNN_KERNELS" in out.stderr
+
+
+def _ulps(got, ref):
+    ref = np.asarray(ref)
+    return np.abs(got.astype(np.float64) - ref.astype(np.float64)) / np.spacing(
+        np.abs(ref).astype(ref.dtype)
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tanh_is_within_a_few_ulp(kernels, dtype):
+    x = np.concatenate(
+        [
+            np.linspace(-25, 25, 200_001),
+            np.geomspace(1e-300 if dtype == np.float64 else 1e-37, 1e3, 20_000),
+            -np.geomspace(1e-30, 1e300 if dtype == np.float64 else 1e30, 20_000),
+            [0.0, 0.5 * np.log(3), 19.06, 20.0, 40.0, 1e308 if dtype == np.float64 else 3e38],
+        ]
+    ).astype(dtype)
+    got = x.copy()
+    kernels._tanh_array(got)
+    ref = np.tanh(x.astype(np.float64)).astype(dtype)  # correctly rounded to a fraction of an ulp
+    err = _ulps(got, ref)
+    assert err.max() <= 4, (x[err.argmax()], got[err.argmax()], ref[err.argmax()])
+    assert np.all(np.abs(got) <= 1)
+    np.testing.assert_array_equal(np.signbit(got[x != 0]), np.signbit(x[x != 0]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("N", "T", "n", "d", "m"),
+    [(7, 5, 5, 37, 3), (2, 4, 1, 33, 17), (5, 3, 9, 4, 40), (1, 6, 2, 70, 1)],
+)
+def test_each_variant_matches_the_oracle(kernels, rng, dtype, N, T, n, d, m):
+    # sizes that are not multiples of any tile: remainder rows and columns
+    rnn, X, target, s0 = make_problem(rng, N, T, n, d, m, dtype, w_scale=1.3)
+    S, Y = rnn.forward(X, s0)
+    E = rnn.loss(X, target, s0, 0.7)
+    Gs = [rnn.gradient(X, target, s0, 0.7, method=k) for k in ("bptt", "rtrl")]
+    args = [w.astype(np.float64) for w in (rnn.U, rnn.W, rnn.V)]
+    cast = [np.asarray(a, dtype=dtype).astype(np.float64) for a in (X, target, s0)]
+    total = {"U": 0.0, "W": 0.0, "V": 0.0}
+    loss = 0.0
+    for b in range(N):
+        S_ref, Y_ref = reference.forward(*args, cast[0][b], cast[2][b])
+        np.testing.assert_allclose(S[b], S_ref, rtol=RTOL[dtype], atol=ATOL[dtype])
+        np.testing.assert_allclose(Y[b], Y_ref, rtol=RTOL[dtype], atol=ATOL[dtype])
+        ref = reference.gradient_bptt(*args, cast[0][b], cast[1][b], cast[2][b], 0.7)
+        for G in Gs:
+            np.testing.assert_allclose(
+                G.s0[b], ref["s0"], rtol=RTOL[dtype], atol=ATOL[dtype] * 10, err_msg=G.method
+            )
+        for key, value in total.items():
+            total[key] = value + np.asarray(ref[key])
+        loss += ref["loss"]
+    for G in Gs:
+        for key, value in total.items():
+            scale = np.abs(value).max()
+            np.testing.assert_allclose(
+                getattr(G, key), value, rtol=RTOL[dtype], atol=ATOL[dtype] * 10 * scale
+            )
+        assert G.loss == pytest.approx(loss, rel=RTOL[dtype] * 10)
+    assert pytest.approx(loss, rel=RTOL[dtype] * 10) == E
+    assert Gs[0].loss == Gs[1].loss == E  # one forward pass, summed one way
+
+
+def _all_results(rnn, X, target, s0):
+    G = [rnn.gradient(X, target, s0, method=k) for k in ("bptt", "rtrl")]
+    return [*rnn.forward(X, s0), rnn.loss(X, target, s0)] + [
+        getattr(g, k) for g in G for k in ("U", "W", "V", "s0", "loss")
+    ]
+
+
+@pytest.mark.skipif(not _core._openmp_enabled(), reason="built without OpenMP")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N", [1, 2, 3, 5])
+def test_blocks_and_column_chunks_do_not_change_a_bit(kernels, rng, dtype, N):
+    # N < threads: RTRL splits one sequence's sensitivity columns over the
+    # threads; BPTT and forward split the batch into blocks of other sizes
+    rnn, X, target, s0 = make_problem(rng, N, 6, 3, 13, 2, dtype)
+    ref = None
+    for nt in (1, 2, 3, 4, 7):
+        rnn.n_threads = nt
+        got = _all_results(rnn, X, target, s0)
+        if ref is None:
+            ref = got
+        for a, b in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_sequence_does_not_depend_on_its_batch(rng):
+    rnn, X, target, s0 = make_problem(rng, 9, 7, 4, 23, 3)
+    rnn.n_threads = 2
+    S, Y = rnn.forward(X, s0)
+    G = rnn.gradient(X, target, s0)
+    H = rnn.gradient(X, target, s0, method="rtrl")
+    for b in range(9):
+        Sb, Yb = rnn.forward(X[b], s0[b])
+        np.testing.assert_array_equal(S[b], Sb)
+        np.testing.assert_array_equal(Y[b], Yb)
+        np.testing.assert_array_equal(G.s0[b], rnn.gradient(X[b], target[b], s0[b]).s0)
+        np.testing.assert_array_equal(
+            H.s0[b], rnn.gradient(X[b], target[b], s0[b], method="rtrl").s0
+        )
+
+
+def test_workspaces_are_reused_safely(rng):
+    rnn, X, target, s0 = make_problem(rng, 4, 30, 3, 9, 2)
+    first = _all_results(rnn, X, target, s0)
+    # other sizes in between grow and reuse the same cached buffers
+    rnn.gradient(X[:, :3], target[:, :3], s0)
+    rnn.gradient(X[:1], target[:1], s0[:1], method="rtrl")
+    big = crnn.RNN.from_weights(*(np.ones((k, j)) * 0.1 for k, j in ((20, 3), (20, 20), (2, 20))))
+    big.gradient(np.ones((3, 50, 3)), np.ones((3, 50, 2)))
+    again = _all_results(rnn, X, target, s0)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_calls_from_several_python_threads_at_once(rng):
+    rnn, _, _, _ = make_problem(rng, 1, 1, 3, 11, 2)
+    data = [make_problem(rng, 3, 20 + 5 * i, 3, 11, 2)[1:] for i in range(6)]
+    expected = [_all_results(rnn, *args) for args in data]
+    errors = []
+
+    def worker(order):
+        try:
+            for _ in range(5):
+                for i in order:
+                    got = _all_results(rnn, *data[i])
+                    for a, b in zip(got, expected[i], strict=True):
+                        np.testing.assert_array_equal(a, b)
+        except AssertionError as exc:  # reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=worker, args=(list(range(k, 6)) + list(range(k)),))
+        for k in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
