@@ -107,6 +107,11 @@ def output_path(requested, default, force):
     if requested is not None:
         if os.path.exists(requested) and not force:
             raise CLIError(f"{requested!r} exists; pass --force to overwrite it")
+        if os.path.isdir(requested):
+            raise CLIError(f"{requested!r} is a directory; give a file name")
+        parent = os.path.dirname(os.path.abspath(requested))
+        if not os.path.isdir(parent):  # found now, not after a long training
+            raise CLIError(f"cannot write {requested!r}: directory {parent!r} does not exist")
         return requested
     stem, ext = os.path.splitext(default)
     path, k = default, 1
@@ -143,10 +148,24 @@ def write_csv(path, array, header):
 
 
 def _fit_scaling(series):
-    mean = series.mean(axis=0)
-    scale = series.std(axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported just below
+        mean = series.mean(axis=0)
+        scale = series.std(axis=0)
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+        raise CLIError(
+            "the DATA values are too large to standardise (their mean or standard deviation "
+            "overflows float64); rescale the data"
+        )
     scale[scale == 0] = 1.0
     return mean, scale
+
+
+def _standardise(series, mean, scale, path):
+    with np.errstate(over="ignore"):  # reported just below
+        z = (series - mean) / scale
+    if not np.isfinite(z).all():
+        raise CLIError(f"DATA file {path!r} holds values too large for the model's scaling")
+    return z
 
 
 def _scaling(model):
@@ -168,7 +187,8 @@ def _windows(series, length, step):
 
 
 def _rmse(a, b):
-    return float(np.sqrt(np.mean((a - b) ** 2)))
+    with np.errstate(over="ignore"):  # an inf RMSE is the honest answer
+        return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
 # ---------------------------------------------------------------------- commands
@@ -237,8 +257,10 @@ def _apply(args, compute, column):
     series = read_table(args.data)
     _check_columns(model, series, args.data)
     mean, scale = _scaling(model)
-    result = compute(model, (series - mean) / scale) * scale + mean
     path = None if args.output in (None, "-") else output_path(args.output, None, args.force)
+    z = _standardise(series, mean, scale, args.data)
+    with np.errstate(over="ignore"):  # outputs beyond float64 are written as inf
+        result = compute(model, z) * scale + mean
     write_csv(path, result, [f"{column}_{j}" for j in range(result.shape[1])])
     return 0
 
@@ -427,6 +449,6 @@ def main(argv=None):
     except CLIError as exc:
         print(f"crnn {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except FloatingPointError as exc:
+    except (FloatingPointError, MemoryError) as exc:
         print(f"crnn {args.command}: error: {exc}", file=sys.stderr)
         return 1

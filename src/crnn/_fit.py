@@ -16,8 +16,9 @@ import sys
 
 import numpy as np
 
+from crnn._guard import check_writable, exclusive
 from crnn._optim import clip_by_norm, make_optimizer
-from crnn._validation import as_float_array, check_g, check_method
+from crnn._validation import as_float_array, check_g, check_method, make_rng
 
 __all__ = ["fit"]
 
@@ -199,7 +200,17 @@ class _Trainer:
         return self.model.loss(Xv, tv, s0, self.g, check_finite=False) / tv.size
 
 
-def fit(
+def fit(model, X, target, **options):
+    """Train model in place; see :meth:`RNN.fit` for the parameters.
+
+    A second training call on the same model while this one runs (from
+    another thread) raises RuntimeError instead of racing with it.
+    """
+    with exclusive("fit", model):
+        return _fit(model, X, target, **options)
+
+
+def _fit(
     model,
     X,
     target,
@@ -223,7 +234,6 @@ def fit(
     warm_start,
     verbose,
 ):
-    """Train model in place; see :meth:`RNN.fit` for the parameters."""
     epochs = _count(epochs, "epochs", 1)
     batch_size = _count(batch_size, "batch_size", 1, allow_none=True)
     truncate = _count(truncate, "truncate", 1, allow_none=True)
@@ -237,8 +247,9 @@ def fit(
     check_method(method)
     g = check_g(g, model.dtype)
     X, target = _as_batch(model, X, target)
+    check_writable(model, "fit")
 
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     val = None
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
@@ -308,12 +319,18 @@ def fit(
     return model
 
 
-def partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
+def partial_fit(model, X, target, **options):
     """One pass over (X, target) as one mini-batch, continuing any earlier fit."""
+    with exclusive("partial_fit", model):
+        return _partial_fit(model, X, target, **options)
+
+
+def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
     check_method(method)
     g = check_g(g, model.dtype)
     clip = _real(clip, "clip", allow_none=True, strict=True)
     X, target = _as_batch(model, X, target)
+    check_writable(model, "partial_fit")
     state = getattr(model, "_fit_state", None)
     if state is None:
         state = {"optimizer": make_optimizer(optimizer, lr)}

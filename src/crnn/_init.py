@@ -50,7 +50,17 @@ def initial_weights(n, d, m, init, spectral_radius, rng, dtype):
         ("W", (d, d), d, d),
         ("V", (m, d), d, m),
     ):
-        value = np.asarray(draw(shape, fan_in, fan_out, rng), dtype=np.float64)
+        try:
+            value = np.asarray(draw(shape, fan_in, fan_out, rng))
+        except (TypeError, ValueError) as exc:  # a ragged list, say
+            raise ValueError(
+                f"init returned for {name} something that is not an array: {exc}"
+            ) from None
+        if value.dtype.kind not in "fiub":
+            raise TypeError(
+                f"init must return arrays of real numbers, got for {name} {value.dtype}"
+            )
+        value = value.astype(np.float64)
         if value.shape != shape or not np.isfinite(value).all():
             raise ValueError(
                 f"init returned for {name} an array of shape {value.shape} (finite: "
@@ -72,5 +82,16 @@ def initial_weights(n, d, m, init, spectral_radius, rng, dtype):
             raise ValueError(
                 "spectral_radius cannot be set: the initial W has no nonzero eigenvalue"
             )
-        weights[1] = weights[1] * (rho / current)
-    return [np.ascontiguousarray(w, dtype=dtype) for w in weights]
+        with np.errstate(over="ignore"):  # reported below
+            weights[1] = weights[1] * (rho / current)
+    out = []
+    for name, w in zip("UWV", weights, strict=True):
+        with np.errstate(over="ignore"):  # reported just below
+            w = np.ascontiguousarray(w, dtype=dtype)
+        if not np.isfinite(w).all():
+            cause = "spectral_radius" if name == "W" and spectral_radius is not None else "init"
+            raise ValueError(
+                f"{cause} gives {name} values beyond the range of {np.dtype(dtype).name}"
+            )
+        out.append(w)
+    return out

@@ -371,6 +371,9 @@ _READ_ERRORS = (
 
 
 def _read(path, cls):
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block open() for ever
+        kind = "a directory" if os.path.isdir(path) else "not a regular file"
+        raise _BadFile(f"it is {kind}; a model is read from a file")
     with open(path, "rb") as fh:
         magic = fh.read(4)
         if len(magic) < 4:

@@ -7,8 +7,9 @@ import numbers
 import numpy as np
 
 from crnn import _core
+from crnn._guard import check_writable, exclusive
 from crnn._rnn import Gradient
-from crnn._validation import as_float_array, check_g, check_shape
+from crnn._validation import as_float_array, check_alloc, check_g, check_shape
 
 __all__ = ["OnlineRTRL"]
 
@@ -121,12 +122,19 @@ class OnlineRTRL:
     def clip(self, value):
         if value is not None and _nonnegative(value, "clip") == 0:
             raise ValueError("clip must be None or a number > 0, got 0")
+        dtype = self.model.dtype
+        if value is not None and dtype.type(float(value)) == 0:  # the kernel reads 0 as "none"
+            raise ValueError(f"clip must be > 0 in the model's dtype {dtype.name}, got {value}")
         self._clip = None if value is None else float(value)
 
     # ------------------------------------------------------------------ stream
 
     def reset(self, s0=None):
         """Start a new stream: the state from s0 (zeros), sensitivities and sums zero."""
+        with exclusive("OnlineRTRL.reset", self):
+            self._reset(s0)
+
+    def _reset(self, s0):
         m = self.model
         n, d, k = m.input_size, m.hidden_size, m.output_size
         if s0 is None:
@@ -135,6 +143,8 @@ class OnlineRTRL:
             s0 = as_float_array(s0, "s0", m.dtype, 1)
             check_shape(s0, "s0", (d,))
             self._state = s0.copy()
+        check_alloc((d, d * n + d * d), m.dtype, "the RTRL sensitivities")
+        check_alloc((_core._online_work_size(n, d, k),), m.dtype, "the online RTRL workspace")
         self._P = np.zeros((d, d * n + d * d), dtype=m.dtype)
         self._grad = np.zeros(d * n + d * d + k * d, dtype=m.dtype)
         self._work = np.empty(_core._online_work_size(n, d, k), dtype=m.dtype)
@@ -150,7 +160,8 @@ class OnlineRTRL:
     def state(self, value):
         value = as_float_array(value, "state", self.model.dtype, 1)
         check_shape(value, "state", (self.model.hidden_size,))
-        self._state = value.copy()
+        with exclusive("OnlineRTRL.state", self):
+            self._state = value.copy()
 
     @property
     def sensitivities(self):
@@ -192,7 +203,14 @@ class OnlineRTRL:
         FloatingPointError
             If the weights stop being finite; the model, state and
             sensitivities are then put back as they were before this call.
+        RuntimeError
+            If this trainer, or another training call on its model, is
+            running in another thread.
         """
+        with exclusive("OnlineRTRL.learn", self, self.model):
+            return self._learn(X, target)
+
+    def _learn(self, X, target):
         m = self.model
         X = as_float_array(X, "X", m.dtype, 2)
         target = as_float_array(target, "target", m.dtype, 2)
@@ -202,6 +220,7 @@ class OnlineRTRL:
         U, W, V = m._weights(check_finite=True)
         if not (U is m._U and W is m._W and V is m._V):  # the kernel updates them in place
             m._U, m._W, m._V = U, W, V
+        check_writable(m, "OnlineRTRL")
         T = X.shape[0]
         Y = np.empty((T, m.output_size), dtype=m.dtype)
         E = np.empty(T, dtype=m.dtype)

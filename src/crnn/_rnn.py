@@ -18,6 +18,7 @@ from crnn._validation import (
     check_n_threads,
     check_shape,
     check_size,
+    make_rng,
 )
 
 __all__ = ["RNN", "Gradient"]
@@ -174,7 +175,7 @@ class RNN:
         self.n_threads = n_threads
         for shape, name in (((d, n), "U"), ((d, d), "W"), ((m, d), "V")):
             check_alloc(shape, self._dtype, f"weight {name}")
-        rng = np.random.default_rng(seed)
+        rng = make_rng(seed)
         self._size = (n, d, m)  # fixed: an in-place reshape of a weight cannot change it
         self._U, self._W, self._V = initial_weights(
             n, d, m, init, spectral_radius, rng, self._dtype
@@ -775,6 +776,7 @@ class RNN:
         thread its own model (``copy.deepcopy``) for stateful use.
         """
         x = as_float_array(x, "x", self._dtype, (1, 2))
+        check_shape(x, "x", (*x.shape[:-1], self.input_size))
         X = x[..., np.newaxis, :]
         state = self.state
         if state is not None and state.ndim != x.ndim:
@@ -817,19 +819,33 @@ class RNN:
         if (warmup is None) == (x0 is None):
             raise ValueError("give exactly one of warmup (observed inputs) and x0 (a first input)")
         if warmup is not None:
-            _, Y, state = self.forward(warmup, s0, return_state=True)
-            x = Y[..., -1, :]
-            out = [x]
+            warmup = as_float_array(warmup, "warmup", self._dtype, (2, 3))
+            check_shape(warmup, "warmup", (*warmup.shape[:-1], self.input_size))
+            if warmup.shape[-2] == 0:
+                raise ValueError(
+                    f"warmup must have at least one time step, got shape {warmup.shape} "
+                    "(give x0 instead to start from an input)"
+                )
+            lead = warmup.shape[:-2]
         else:
             x = as_float_array(x0, "x0", self._dtype, (1, 2))
             check_shape(x, "x0", (*x.shape[:-1], self.input_size))
-            state = s0
-            out = []
-        while len(out) < n_steps:
+            lead = x.shape[:-1]
+        # the result is allocated first: a count that cannot fit is refused at once
+        shape = (*lead, n_steps, self.output_size)
+        check_alloc(shape, self._dtype, "the generated outputs (n_steps)")
+        out = np.empty(shape, dtype=self._dtype)
+        start, state = 0, s0
+        if warmup is not None:
+            _, Y, state = self.forward(warmup, s0, return_state=True)
+            x = Y[..., -1, :]
+            out[..., 0, :] = x
+            start = 1
+        for t in range(start, n_steps):
             _, Y, state = self.forward(x[..., np.newaxis, :], state, return_state=True)
             x = Y[..., 0, :]
-            out.append(x)
-        return np.stack(out, axis=-2)
+            out[..., t, :] = x
+        return out
 
     # ------------------------------------------------------------------ save and load
     # (crnn._io holds the file format; these methods only forward to it)

@@ -88,12 +88,24 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
+#: Threads a call never exceeds, however many are asked for, unless the
+#: machine has more CPUs: each OpenMP thread reserves a stack, and a process
+#: that cannot start one is aborted by the OpenMP runtime (no exception), so
+#: ``n_threads=10**6`` must not reach it. Results do not depend on the count.
+MAX_THREADS = 64
+
+
+def max_threads():
+    """Return the most threads a call uses: MAX_THREADS, or the CPU count if larger."""
+    return max(MAX_THREADS, available_cpus())
+
+
 def check_n_threads(n_threads):
     """Validate a thread count with scikit-learn's conventions.
 
     None means "choose" (returned as None); a positive integer is used as
-    given; -1 means all available CPUs, -2 all but one, and so on (never fewer
-    than one); 0 is refused.
+    given, up to :func:`max_threads`; -1 means all available CPUs, -2 all but
+    one, and so on (never fewer than one); 0 is refused.
     """
     if n_threads is None:
         return None
@@ -104,7 +116,19 @@ def check_n_threads(n_threads):
         raise ValueError("n_threads must be None or a non-zero integer, got 0")
     if n_threads < 0:
         return max(1, available_cpus() + 1 + n_threads)
-    return n_threads
+    return min(n_threads, max_threads())
+
+
+def make_rng(seed, name="seed"):
+    """Return numpy.random.default_rng(seed), refusing a bad seed with its name."""
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"{name} must be None, an int >= 0 or a numpy Generator, got bool")
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"{name} must be None, an int >= 0 or a numpy Generator, got {_describe(seed)} ({exc})"
+        ) from None
 
 
 def as_real_array(value, name, ndim, hints=None):
