@@ -91,6 +91,12 @@ def test_tanh_is_within_a_few_ulp(kernels, dtype):
     assert err.max() <= 4, (x[err.argmax()], got[err.argmax()], ref[err.argmax()])
     assert np.all(np.abs(got) <= 1)
     np.testing.assert_array_equal(np.signbit(got[x != 0]), np.signbit(x[x != 0]))
+    # with check_finite=False a NaN must come through, and infinity saturates
+    special = np.array([np.nan, np.inf, -np.inf, 1.0] * 9, dtype=dtype)
+    kernels._tanh_array(special)
+    assert np.isnan(special[::4]).all()
+    np.testing.assert_array_equal(special[1::4], 1.0)
+    np.testing.assert_array_equal(special[2::4], -1.0)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -33,7 +33,7 @@ layout.
 """
 
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport copysign, copysignf, fabs, fabsf, sqrt
 from libc.string cimport memset
 
@@ -80,6 +80,28 @@ cdef extern from *:
     #  define CRNN_ZD 0.0
     #  define CRNN_ZF 0.0f
     #endif
+    /* Bit-level helpers of the vectorised tanh (Cython has no bit cast; memcpy
+       is one, and compilers vectorise it). t = v + 1.5 2^52 (2^23 in float32)
+       holds round(v) in its low mantissa bits: pow2(t) = 2^round(v). min_pos
+       is min(y, cap) for y, cap >= 0 on the bit patterns, which order like the
+       values there (a NaN is left as it is, to propagate): integer selects,
+       which vectorise where a float comparison (that may trap) does not. */
+    #include <stdint.h>
+    #include <string.h>
+    static inline double crnn_pow2_d(double t) {
+        int64_t i; double r; memcpy(&i, &t, 8);
+        i = (i - INT64_C(0x4338000000000000) + 1023) << 52; memcpy(&r, &i, 8); return r; }
+    static inline double crnn_min_pos_d(double y, double cap) {
+        int64_t a, b; memcpy(&a, &y, 8); memcpy(&b, &cap, 8);
+        a = a > INT64_C(0x7FF0000000000000) ? a : (a < b ? a : b);  /* NaN stays */
+        memcpy(&y, &a, 8); return y; }
+    static inline float crnn_pow2_f(float t) {
+        int32_t i; float r; memcpy(&i, &t, 4);
+        i = (i - INT32_C(0x4B400000) + 127) << 23; memcpy(&r, &i, 4); return r; }
+    static inline float crnn_min_pos_f(float y, float cap) {
+        int32_t a, b; memcpy(&a, &y, 4); memcpy(&b, &cap, 4);
+        a = a > INT32_C(0x7F800000) ? a : (a < b ? a : b);
+        memcpy(&y, &a, 4); return y; }
     #if defined(__AVX512F__)
     #  define CRNN_ISA "avx512"
     #elif defined(__AVX2__) && defined(__FMA__)
@@ -95,6 +117,10 @@ cdef extern from *:
     const vd CRNN_ZD
     const vf CRNN_ZF
     const char* CRNN_ISA
+    double crnn_pow2_d(double t) noexcept nogil
+    double crnn_min_pos_d(double y, double cap) noexcept nogil
+    float crnn_pow2_f(float t) noexcept nogil
+    float crnn_min_pos_f(float y, float cap) noexcept nogil
 
 
 def _openmp_enabled():
@@ -338,12 +364,177 @@ cdef inline void _tile_f(Py_ssize_t K, const float* a0, const float* a1,
         (<vf*>(o3 + w))[0] = c31
 
 
+cdef inline void _tile1_d(Py_ssize_t K, const double* a0, Py_ssize_t aks,
+                          const double* b, Py_ssize_t ldb, double* o0,
+                          bint acc) noexcept nogil:
+    """One row of ``_tile_d``: the same chains, without the three idle rows."""
+    cdef vd c00, c01, b0, b1
+    cdef double x0
+    cdef Py_ssize_t k, w = CRNN_VWD
+    if acc:
+        c00 = (<vd*>o0)[0]
+        c01 = (<vd*>(o0 + w))[0]
+    else:
+        c00 = CRNN_ZD
+        c01 = CRNN_ZD
+    for k in range(K):
+        b0 = (<const vd*>(b + k * ldb))[0]
+        b1 = (<const vd*>(b + k * ldb + w))[0]
+        x0 = a0[k * aks]
+        c00 = c00 + x0 * b0
+        c01 = c01 + x0 * b1
+    (<vd*>o0)[0] = c00
+    (<vd*>(o0 + w))[0] = c01
+
+
+cdef inline void _tile1_f(Py_ssize_t K, const float* a0, Py_ssize_t aks,
+                          const float* b, Py_ssize_t ldb, float* o0,
+                          bint acc) noexcept nogil:
+    """One row of ``_tile_f``: the same chains, without the three idle rows."""
+    cdef vf c00, c01, b0, b1
+    cdef float x0
+    cdef Py_ssize_t k, w = CRNN_VWF
+    if acc:
+        c00 = (<vf*>o0)[0]
+        c01 = (<vf*>(o0 + w))[0]
+    else:
+        c00 = CRNN_ZF
+        c01 = CRNN_ZF
+    for k in range(K):
+        b0 = (<const vf*>(b + k * ldb))[0]
+        b1 = (<const vf*>(b + k * ldb + w))[0]
+        x0 = a0[k * aks]
+        c00 = c00 + x0 * b0
+        c01 = c01 + x0 * b1
+    (<vf*>o0)[0] = c00
+    (<vf*>(o0 + w))[0] = c01
+
+
+cdef inline void _row4_d(Py_ssize_t K, const double* a0, Py_ssize_t aks,
+                         const double* b, Py_ssize_t pstride, Py_ssize_t ldb,
+                         double* o0, Py_ssize_t np, bint acc) noexcept nogil:
+    """One row, np <= 4 panels at once: the chains of ``_tile_d`` (one per
+    element, in the order of k), eight of them interleaved to hide the latency
+    of a single row's multiply-adds. Panels past np repeat panel 0, unstored."""
+    cdef vd c0, c1, c2, c3, c4, c5, c6, c7
+    cdef const double* q0 = b
+    cdef const double* q1 = b + pstride if np > 1 else b
+    cdef const double* q2 = b + 2 * pstride if np > 2 else b
+    cdef const double* q3 = b + 3 * pstride if np > 3 else b
+    cdef double* o1 = o0 + 2 * CRNN_VWD if np > 1 else o0
+    cdef double* o2 = o0 + 4 * CRNN_VWD if np > 2 else o0
+    cdef double* o3 = o0 + 6 * CRNN_VWD if np > 3 else o0
+    cdef double x0
+    cdef Py_ssize_t k, w = CRNN_VWD
+    if acc:
+        c0 = (<vd*>o0)[0]
+        c1 = (<vd*>(o0 + w))[0]
+        c2 = (<vd*>o1)[0]
+        c3 = (<vd*>(o1 + w))[0]
+        c4 = (<vd*>o2)[0]
+        c5 = (<vd*>(o2 + w))[0]
+        c6 = (<vd*>o3)[0]
+        c7 = (<vd*>(o3 + w))[0]
+    else:
+        c0 = CRNN_ZD
+        c1 = CRNN_ZD
+        c2 = CRNN_ZD
+        c3 = CRNN_ZD
+        c4 = CRNN_ZD
+        c5 = CRNN_ZD
+        c6 = CRNN_ZD
+        c7 = CRNN_ZD
+    for k in range(K):
+        x0 = a0[k * aks]
+        c0 = c0 + x0 * (<const vd*>(q0 + k * ldb))[0]
+        c1 = c1 + x0 * (<const vd*>(q0 + k * ldb + w))[0]
+        c2 = c2 + x0 * (<const vd*>(q1 + k * ldb))[0]
+        c3 = c3 + x0 * (<const vd*>(q1 + k * ldb + w))[0]
+        c4 = c4 + x0 * (<const vd*>(q2 + k * ldb))[0]
+        c5 = c5 + x0 * (<const vd*>(q2 + k * ldb + w))[0]
+        c6 = c6 + x0 * (<const vd*>(q3 + k * ldb))[0]
+        c7 = c7 + x0 * (<const vd*>(q3 + k * ldb + w))[0]
+    (<vd*>o0)[0] = c0
+    (<vd*>(o0 + w))[0] = c1
+    if np > 1:
+        (<vd*>o1)[0] = c2
+        (<vd*>(o1 + w))[0] = c3
+    if np > 2:
+        (<vd*>o2)[0] = c4
+        (<vd*>(o2 + w))[0] = c5
+    if np > 3:
+        (<vd*>o3)[0] = c6
+        (<vd*>(o3 + w))[0] = c7
+
+
+cdef inline void _row4_f(Py_ssize_t K, const float* a0, Py_ssize_t aks,
+                         const float* b, Py_ssize_t pstride, Py_ssize_t ldb,
+                         float* o0, Py_ssize_t np, bint acc) noexcept nogil:
+    """One row, np <= 4 panels at once: the chains of ``_tile_f`` (one per
+    element, in the order of k), eight of them interleaved to hide the latency
+    of a single row's multiply-adds. Panels past np repeat panel 0, unstored."""
+    cdef vf c0, c1, c2, c3, c4, c5, c6, c7
+    cdef const float* q0 = b
+    cdef const float* q1 = b + pstride if np > 1 else b
+    cdef const float* q2 = b + 2 * pstride if np > 2 else b
+    cdef const float* q3 = b + 3 * pstride if np > 3 else b
+    cdef float* o1 = o0 + 2 * CRNN_VWF if np > 1 else o0
+    cdef float* o2 = o0 + 4 * CRNN_VWF if np > 2 else o0
+    cdef float* o3 = o0 + 6 * CRNN_VWF if np > 3 else o0
+    cdef float x0
+    cdef Py_ssize_t k, w = CRNN_VWF
+    if acc:
+        c0 = (<vf*>o0)[0]
+        c1 = (<vf*>(o0 + w))[0]
+        c2 = (<vf*>o1)[0]
+        c3 = (<vf*>(o1 + w))[0]
+        c4 = (<vf*>o2)[0]
+        c5 = (<vf*>(o2 + w))[0]
+        c6 = (<vf*>o3)[0]
+        c7 = (<vf*>(o3 + w))[0]
+    else:
+        c0 = CRNN_ZF
+        c1 = CRNN_ZF
+        c2 = CRNN_ZF
+        c3 = CRNN_ZF
+        c4 = CRNN_ZF
+        c5 = CRNN_ZF
+        c6 = CRNN_ZF
+        c7 = CRNN_ZF
+    for k in range(K):
+        x0 = a0[k * aks]
+        c0 = c0 + x0 * (<const vf*>(q0 + k * ldb))[0]
+        c1 = c1 + x0 * (<const vf*>(q0 + k * ldb + w))[0]
+        c2 = c2 + x0 * (<const vf*>(q1 + k * ldb))[0]
+        c3 = c3 + x0 * (<const vf*>(q1 + k * ldb + w))[0]
+        c4 = c4 + x0 * (<const vf*>(q2 + k * ldb))[0]
+        c5 = c5 + x0 * (<const vf*>(q2 + k * ldb + w))[0]
+        c6 = c6 + x0 * (<const vf*>(q3 + k * ldb))[0]
+        c7 = c7 + x0 * (<const vf*>(q3 + k * ldb + w))[0]
+    (<vf*>o0)[0] = c0
+    (<vf*>(o0 + w))[0] = c1
+    if np > 1:
+        (<vf*>o1)[0] = c2
+        (<vf*>(o1 + w))[0] = c3
+    if np > 2:
+        (<vf*>o2)[0] = c4
+        (<vf*>(o2 + w))[0] = c5
+    if np > 3:
+        (<vf*>o3)[0] = c6
+        (<vf*>(o3 + w))[0] = c7
+
+
 cdef inline void _tile(Py_ssize_t K, const floating* a0, const floating* a1,
                        const floating* a2, const floating* a3, Py_ssize_t aks,
                        const floating* b, Py_ssize_t ldb,
                        floating* o0, floating* o1, floating* o2, floating* o3,
                        Py_ssize_t nr, bint acc) noexcept nogil:
-    if floating is double:
+    if nr == 1:
+        if floating is double:
+            _tile1_d(K, a0, aks, b, ldb, o0, acc)
+        else:
+            _tile1_f(K, a0, aks, b, ldb, o0, acc)
+    elif floating is double:
         _tile_d(K, a0, a1, a2, a3, aks, b, ldb, o0, o1, o2, o3, nr, acc)
     else:
         _tile_f(K, a0, a1, a2, a3, aks, b, ldb, o0, o1, o2, o3, nr, acc)
@@ -368,6 +559,16 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
     cdef floating* o0
     cdef floating x
     cdef floating racc[32]                          # rem < CT <= 32
+    if R == 1:                                      # one row: four panels at a time
+        p = 0
+        while p < npan:
+            nr = npan - p if npan - p < 4 else 4
+            if floating is double:
+                _row4_d(K, A, aks, B + p * pstride, pstride, bld, O + p * ct, nr, acc)
+            else:
+                _row4_f(K, A, aks, B + p * pstride, pstride, bld, O + p * ct, nr, acc)
+            p = p + 4
+        npan = 0                                    # done; the remainder below
     for p in range(npan):
         bp = B + p * pstride
         r = 0
@@ -381,6 +582,7 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                   o0 + 3 * ldo if nr > 3 else o0, nr, acc)
             r = r + 4
     if rem > 0:
+        npan = C // ct
         # the same chain per element, in axpy form: an elementwise loop, which
         # the compiler may vectorise without changing a bit (a reduction loop
         # it could split into products and sums, without the fused multiply-add)
@@ -478,18 +680,17 @@ cdef inline void _tanh_inplace(floating* z, Py_ssize_t count) noexcept nogil:
     1e-17 and 1e-8 relative). k = 0 keeps small |x| exact to a few ulp. y is
     clamped where tanh rounds to 1 (|x| >= 20, or 10 in float32). The sign is
     copied back. A few ulp from the correctly rounded tanh (tests bound it).
+    No branch, no float comparison, no int conversion: the loop vectorises.
     """
     cdef Py_ssize_t i
-    cdef floating x, y, r, p, kd, two, em
-    cdef int k, kh
+    cdef floating x, y, r, p, t, kd, two, em
     for i in range(count):
         x = z[i]
         if floating is double:
-            y = 2 * fabs(x)
-            if y > 40.0:
-                y = 40.0
-            k = <int>(y * 1.4426950408889634 + 0.5)
-            kd = k
+            y = crnn_min_pos_d(2 * fabs(x), 40.0)
+            t = y * 1.4426950408889634 + 6755399441055744.0     # 1.5 2^52
+            kd = t - 6755399441055744.0                         # round(y / ln2)
+            two = crnn_pow2_d(t)
             r = (y - kd * 6.93147180369123816490e-01) - kd * 1.90821492927058770002e-10
             p = 1.0 / 6227020800.0                   # Horner: 1/13! .. 1/1!
             p = 1.0 / 479001600 + r * p
@@ -505,16 +706,13 @@ cdef inline void _tanh_inplace(floating* z, Py_ssize_t count) noexcept nogil:
             p = 0.5 + r * p
             p = 1.0 + r * p
             p = r * p                               # expm1(r)
-            kh = k >> 1
-            two = (<double>(1 << kh)) * (<double>(1 << (k - kh)))
             em = two * p + (two - 1)
             z[i] = copysign(em / (em + 2), x)
         else:
-            y = 2 * fabsf(x)
-            if y > 20:
-                y = 20
-            k = <int>(y * <float>1.44269504 + <float>0.5)
-            kd = k
+            y = crnn_min_pos_f(2 * fabsf(x), 20)
+            t = y * <float>1.44269504 + <float>12582912.0        # 1.5 2^23
+            kd = t - <float>12582912.0
+            two = crnn_pow2_f(t)
             r = (y - kd * <float>0.693145751953125) - kd * <float>1.428606765330187045e-06
             p = <float>(1.0 / 40320)
             p = <float>(1.0 / 5040) + r * p
@@ -525,7 +723,6 @@ cdef inline void _tanh_inplace(floating* z, Py_ssize_t count) noexcept nogil:
             p = <float>0.5 + r * p
             p = 1 + r * p
             p = r * p
-            two = <float>(1 << k)
             em = two * p + (two - 1)
             z[i] = copysignf(em / (em + 2), x)
 
@@ -883,18 +1080,6 @@ def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
                                &work[threadid(), 0])
 
 
-cdef void _sum_slots(floating[::1] grad, floating[:, ::1] slots, Py_ssize_t count,
-                     int n_threads) noexcept nogil:
-    """grad += slots[0] + slots[1] + ... in this order (whatever the threads)."""
-    cdef Py_ssize_t P = grad.shape[0], p, b
-    cdef floating acc
-    for p in prange(P, num_threads=n_threads, schedule="static"):
-        acc = grad[p]
-        for b in range(count):
-            acc = acc + slots[b, p]
-        grad[p] = acc
-
-
 def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
               const floating[:, ::1] V, const floating[:, :, ::1] X,
               const floating[:, :, ::1] target, const floating[:, ::1] s0,
@@ -918,12 +1103,15 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t P = grad.shape[0], K = slots.shape[0]
-    cdef Py_ssize_t R = _blocks(N, n_threads), start, stop, b, blk, b0, Rb, it
+    cdef Py_ssize_t R = _blocks(N, n_threads), start, stop, b, blk, b0, Rb, it, p
+    cdef floating acc
     with nogil:
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         memset(&grad[0], 0, P * sizeof(floating))
+    # one parallel region (threads woken once), its loops shared out in turn
+    with nogil, parallel(num_threads=n_threads):
         if method == 0:
-            for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
+            for blk in prange(n_threads, schedule="static"):
                 b0 = blk * R
                 Rb = N - b0 if N - b0 < R else R
                 if Rb > 0:
@@ -933,16 +1121,20 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
         while start < N:
             stop = start + K if start + K < N else N
             if method == 0:
-                for b in prange(start, stop, num_threads=n_threads, schedule="static"):
+                for b in prange(start, stop, schedule="static"):
                     _bptt_products(b, N, T, n, d, m, &A[0], &B[0], &slots[b - start, 0])
             else:
-                for it in prange((stop - start) * nch, num_threads=n_threads,
-                                 schedule="static"):
+                for it in prange((stop - start) * nch, schedule="static"):
                     _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
                                &target[0, 0, 0], &s0[0, 0], g, &W[0, 0], &pack[0],
                                &slots[it // nch, 0], &ds0[start + it // nch, 0], &E[0],
                                &work[threadid(), 0])
-            _sum_slots(grad, slots, stop - start, n_threads)
+            # add the slots in sequence order: the same sum whatever the threads
+            for p in prange(P, schedule="static"):
+                acc = grad[p]
+                for b in range(stop - start):
+                    acc = acc + slots[b, p]
+                grad[p] = acc
             start = stop
 
 

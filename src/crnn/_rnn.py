@@ -28,6 +28,7 @@ _PARALLEL_MIN_WORK = 200_000
 
 # Sequences whose gradients are held at once before they are added to the total.
 _SLOTS_PER_THREAD = 4
+_SLOTS_BYTES = 8 << 20
 
 # Workspaces are kept per Python thread and reused by the next call (a fresh
 # allocation costs a page fault per 4 KiB), except those above this size.
@@ -567,7 +568,8 @@ class RNN:
                 check_alloc((nt, size), dt, "the rtrl workspace")
                 work = _scratch("rtrl", (nt, size), dt)
                 A = B = empty[0]
-            k = min(N, _SLOTS_PER_THREAD * nt)
+            # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
+            k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
             check_alloc((k, P), dt, "the gradient slots")
             slots = _scratch("slots", (k, P), dt)
             pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
