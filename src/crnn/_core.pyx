@@ -540,6 +540,11 @@ cdef inline void _tile(Py_ssize_t K, const floating* a0, const floating* a1,
         _tile_f(K, a0, a1, a2, a3, aks, b, ldb, o0, o1, o2, o3, nr, acc)
 
 
+# Rows of B per pass of the row tiles (a KC x CT panel chunk: 32 KiB at most)
+cdef enum:
+    _KC = 256
+
+
 cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                 const floating* A, Py_ssize_t ars, Py_ssize_t aks,
                 const floating* B, Py_ssize_t pstride, Py_ssize_t bld, Py_ssize_t rld,
@@ -553,7 +558,7 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
     pstride = CT, bld = rld = L.
     """
     cdef Py_ssize_t ct = _ct(<floating>0), npan = C // ct, rem = C - npan * ct
-    cdef Py_ssize_t p, r, j, k, nr
+    cdef Py_ssize_t p, r, j, k, nr, k0, kc
     cdef const floating* bp
     cdef const floating* a0
     cdef floating* o0
@@ -570,17 +575,23 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
             p = p + 4
         npan = 0                                    # done; the remainder below
     for p in range(npan):
-        bp = B + p * pstride
-        r = 0
-        while r < R:
-            nr = R - r if R - r < 4 else 4
-            a0 = A + r * ars
-            o0 = O + r * ldo + p * ct
-            _tile(K, a0, a0 + ars if nr > 1 else a0, a0 + 2 * ars if nr > 2 else a0,
-                  a0 + 3 * ars if nr > 3 else a0, aks, bp, bld,
-                  o0, o0 + ldo if nr > 1 else o0, o0 + 2 * ldo if nr > 2 else o0,
-                  o0 + 3 * ldo if nr > 3 else o0, nr, acc)
-            r = r + 4
+        # k in chunks of KC: a chunk of the panel (KC x CT) stays in L1 while
+        # every row tile uses it; the chains go on from O, in the same order
+        k0 = 0
+        while k0 < K:
+            kc = K - k0 if K - k0 < _KC else _KC
+            bp = B + p * pstride + k0 * bld
+            r = 0
+            while r < R:
+                nr = R - r if R - r < 4 else 4
+                a0 = A + r * ars + k0 * aks
+                o0 = O + r * ldo + p * ct
+                _tile(kc, a0, a0 + ars if nr > 1 else a0, a0 + 2 * ars if nr > 2 else a0,
+                      a0 + 3 * ars if nr > 3 else a0, aks, bp, bld,
+                      o0, o0 + ldo if nr > 1 else o0, o0 + 2 * ldo if nr > 2 else o0,
+                      o0 + 3 * ldo if nr > 3 else o0, nr, acc or k0 > 0)
+                r = r + 4
+            k0 = k0 + kc
     if rem > 0:
         npan = C // ct
         # the same chain per element, in axpy form: an elementwise loop, which
