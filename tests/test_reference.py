@@ -103,3 +103,39 @@ def test_oracle_takes_lists_and_arrays_alike(rng):
 def test_oracle_default_initial_state_is_zero(rng):
     U, W, V, X, _, _ = _random(rng, 3, 2, 2, 2)
     assert reference.forward(U, W, V, X) == reference.forward(U, W, V, X, [0.0, 0.0])
+
+
+@pytest.mark.parametrize(("T", "n", "d", "m"), [(1, 1, 1, 1), (4, 2, 3, 2), (5, 3, 2, 4)])
+def test_oracle_bias_gradients_match_finite_differences(rng, T, n, d, m):
+    U, W, V, X, target, s0 = _random(rng, T, n, d, m)
+    params = {"U": U, "W": W, "V": V, "s0": s0, "b": rng.normal(size=d), "c": rng.normal(size=m)}
+
+    def E(p):
+        return reference.loss(p["U"], p["W"], p["V"], X, target, p["s0"], 0.8, b=p["b"], c=p["c"])
+
+    kw = {"b": params["b"], "c": params["c"]}
+    G_rtrl = reference.gradient_rtrl(U, W, V, X, target, s0, 0.8, **kw)
+    G_bptt = reference.gradient_bptt(U, W, V, X, target, s0, 0.8, **kw)
+    assert G_rtrl["loss"] == pytest.approx(E(params), rel=1e-13)
+    h = 1e-6
+    for name, value in params.items():
+        fd = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            plus = {**params, name: value.copy()}
+            minus = {**params, name: value.copy()}
+            plus[name][idx] += h
+            minus[name][idx] -= h
+            fd[idx] = (E(plus) - E(minus)) / (2 * h)
+        np.testing.assert_allclose(G_rtrl[name], fd, rtol=1e-6, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(G_bptt[name], fd, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def test_oracle_biases_shift_as_written(rng):
+    U, W, V, X, _, _ = _random(rng, 3, 2, 2, 2)
+    b, c = [0.3, -0.2], [1.0, -1.0]
+    S, Y = reference.forward(U, W, V, X, b=b, c=c)
+    s = np.zeros(2)
+    for t in range(3):
+        s = np.tanh(U @ X[t] + W @ s + b)
+        np.testing.assert_allclose(S[t], s, rtol=1e-14)
+        np.testing.assert_allclose(Y[t], V @ s + c, rtol=1e-14)

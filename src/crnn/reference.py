@@ -10,8 +10,12 @@ Notation (as in ``SEED.md``): ``U`` is (d, n), ``W`` is (d, d), ``V`` is
 targets of length m, ``s0`` the initial state of length d (zeros by default)
 and ``g`` the loss scale::
 
-    z^t = U x^t + W s^{t-1},   s^t = tanh(z^t),   y^t = V s^t
-    E   = sum_t E^t,           E^t = g sum_k (target^t_k - y^t_k)^2
+    z^t = U x^t + W s^{t-1} + b,   s^t = tanh(z^t),   y^t = V s^t + c
+    E   = sum_t E^t,               E^t = g sum_k (target^t_k - y^t_k)^2
+
+The seed has no biases: ``b`` (length d) and ``c`` (length m) are optional
+keyword arguments, zeros by default, and the gradients with respect to them
+are returned too.
 
 Arguments may be nested lists or numpy arrays; results are nested lists of
 Python floats (and a float for the loss).
@@ -40,14 +44,16 @@ def _zeros(rows, cols):
     return [[0.0] * cols for _ in range(rows)]
 
 
-def _setup(U, W, V, X, s0):
+def _setup(U, W, V, X, s0, b=None, c=None):
     U, W, V, X = _matrix(U), _matrix(W), _matrix(V), _matrix(X)
-    d = len(W)
+    d, m = len(W), len(V)
     s0 = [0.0] * d if s0 is None else _vector(s0)
-    return U, W, V, X, s0
+    b = [0.0] * d if b is None else _vector(b)
+    c = [0.0] * m if c is None else _vector(c)
+    return U, W, V, X, s0, b, c
 
 
-def forward(U, W, V, X, s0=None):
+def forward(U, W, V, X, s0=None, *, b=None, c=None):
     """Run the RNN over one sequence.
 
     Returns
@@ -57,27 +63,29 @@ def forward(U, W, V, X, s0=None):
     Y : list of T lists of m floats
         The outputs y^1 .. y^T.
     """
-    U, W, V, X, s_prev = _setup(U, W, V, X, s0)
+    U, W, V, X, s_prev, b, c = _setup(U, W, V, X, s0, b, c)
     d, n, m = len(U), len(U[0]) if U else 0, len(V)
     S, Y = [], []
     for x in X:
-        # z^t_i = sum_j u_ij x^t_j + sum_j w_ij s^{t-1}_j
+        # z^t_i = sum_j u_ij x^t_j + sum_j w_ij s^{t-1}_j + b_i
         z = [
-            sum(U[i][j] * x[j] for j in range(n)) + sum(W[i][j] * s_prev[j] for j in range(d))
+            sum(U[i][j] * x[j] for j in range(n))
+            + sum(W[i][j] * s_prev[j] for j in range(d))
+            + b[i]
             for i in range(d)
         ]
         s = [math.tanh(z_i) for z_i in z]
-        # y^t_k = sum_l v_kl s^t_l
-        y = [sum(V[k][l] * s[l] for l in range(d)) for k in range(m)]
+        # y^t_k = sum_l v_kl s^t_l + c_k
+        y = [sum(V[k][l] * s[l] for l in range(d)) + c[k] for k in range(m)]
         S.append(s)
         Y.append(y)
         s_prev = s
     return S, Y
 
 
-def loss(U, W, V, X, target, s0=None, g=1.0):
+def loss(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     """Return E = g * sum_t sum_k (target^t_k - y^t_k)^2 for one sequence."""
-    _, Y = forward(U, W, V, X, s0)
+    _, Y = forward(U, W, V, X, s0, b=b, c=c)
     target = _matrix(target)
     g = float(g)
     E = 0.0
@@ -86,7 +94,7 @@ def loss(U, W, V, X, target, s0=None, g=1.0):
     return E
 
 
-def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0):
+def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     """Gradient of E by real-time recurrent learning, as the seed writes it.
 
     The sensitivities ds^t_l/du_ij and ds^t_l/dw_ij are carried forward::
@@ -101,15 +109,17 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0):
         dE^t/dv_ij = -2g (target^t_i - y^t_i) s^t_j
 
     The initial state is a parameter too: ds^0_l/ds0_j = delta_lj, and
-    ds^t_l/ds0_j = f'(z^t_l) sum_m w_lm ds^{t-1}_m/ds0_j.
+    ds^t_l/ds0_j = f'(z^t_l) sum_m w_lm ds^{t-1}_m/ds0_j. The biases:
+    ds^t_l/db_i = f'(z^t_l) (delta_li + sum_m w_lm ds^{t-1}_m/db_i) and
+    dE^t/dc_k = -2g (target^t_k - y^t_k).
 
     Returns
     -------
     dict
-        ``"U"``, ``"W"``, ``"V"``, ``"s0"`` (nested lists, the gradients) and
-        ``"loss"`` (E).
+        ``"U"``, ``"W"``, ``"V"``, ``"s0"``, ``"b"``, ``"c"`` (nested lists,
+        the gradients) and ``"loss"`` (E).
     """
-    U, W, V, X, s_prev = _setup(U, W, V, X, s0)
+    U, W, V, X, s_prev, b, c = _setup(U, W, V, X, s0, b, c)
     target = _matrix(target)
     g = float(g)
     d, n, m = len(U), len(U[0]) if U else 0, len(V)
@@ -120,21 +130,24 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0):
     dSdU = [_zeros(d, n) for _ in range(d)]
     dSdW = [_zeros(d, d) for _ in range(d)]
     dSds0 = [row[:] for row in delta]
+    dSdb = _zeros(d, d)  # dSdb[l][i] = ds_l/db_i
 
     dU, dW, dV = _zeros(d, n), _zeros(d, d), _zeros(m, d)
-    ds0 = [0.0] * d
+    ds0, db, dc = [0.0] * d, [0.0] * d, [0.0] * m
     E = 0.0
     for t, x in enumerate(X):
         z = [
-            sum(U[i][j] * x[j] for j in range(n)) + sum(W[i][j] * s_prev[j] for j in range(d))
+            sum(U[i][j] * x[j] for j in range(n))
+            + sum(W[i][j] * s_prev[j] for j in range(d))
+            + b[i]
             for i in range(d)
         ]
         s = [math.tanh(z_i) for z_i in z]
-        y = [sum(V[k][l] * s[l] for l in range(d)) for k in range(m)]
+        y = [sum(V[k][l] * s[l] for l in range(d)) + c[k] for k in range(m)]
         f_prime = [1.0 - s_l * s_l for s_l in s]  # f'(z) = 1 - tanh(z)^2
 
         # the sensitivity recursion, from step t-1 to step t
-        new_dSdU, new_dSdW, new_dSds0 = [], [], []
+        new_dSdU, new_dSdW, new_dSds0, new_dSdb = [], [], [], []
         for l in range(d):
             new_dSdU.append(
                 [
@@ -162,7 +175,13 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0):
             new_dSds0.append(
                 [f_prime[l] * sum(W[l][mm] * dSds0[mm][j] for mm in range(d)) for j in range(d)]
             )
-        dSdU, dSdW, dSds0 = new_dSdU, new_dSdW, new_dSds0
+            new_dSdb.append(
+                [
+                    f_prime[l] * (delta[l][i] + sum(W[l][mm] * dSdb[mm][i] for mm in range(d)))
+                    for i in range(d)
+                ]
+            )
+        dSdU, dSdW, dSds0, dSdb = new_dSdU, new_dSdW, new_dSds0, new_dSdb
 
         # dE^t/dy_k = -2g (target^t_k - y^t_k)
         e = [-2.0 * g * (target[t][k] - y[k]) for k in range(m)]
@@ -176,14 +195,16 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0):
                 dW[i][j] += sum(e[k] * V[k][l] * dSdW[l][i][j] for k in range(m) for l in range(d))
         for j in range(d):
             ds0[j] += sum(e[k] * V[k][l] * dSds0[l][j] for k in range(m) for l in range(d))
+            db[j] += sum(e[k] * V[k][l] * dSdb[l][j] for k in range(m) for l in range(d))
         for i in range(m):
             for j in range(d):
                 dV[i][j] += e[i] * s[j]
+            dc[i] += e[i]
         s_prev = s
-    return {"U": dU, "W": dW, "V": dV, "s0": ds0, "loss": E}
+    return {"U": dU, "W": dW, "V": dV, "s0": ds0, "b": db, "c": dc, "loss": E}
 
 
-def gradient_bptt(U, W, V, X, target, s0=None, g=1.0):
+def gradient_bptt(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     """Gradient of E by backpropagation through time.
 
     ::
@@ -192,21 +213,23 @@ def gradient_bptt(U, W, V, X, target, s0=None, g=1.0):
         delta^t = f'(z^t) * (V^T e^t + W^T delta^{t+1}),  e^t_k = -2g (target^t_k - y^t_k)
         dE/dU = sum_t delta^t (x^t)^T,  dE/dW = sum_t delta^t (s^{t-1})^T,
         dE/dV = sum_t e^t (s^t)^T,      dE/ds0 = W^T delta^1
+        dE/db = sum_t delta^t,          dE/dc = sum_t e^t
 
     Returns
     -------
     dict
         The same keys as :func:`gradient_rtrl`.
     """
-    U, W, V, X, s_init = _setup(U, W, V, X, s0)
+    U, W, V, X, s_init, b, c = _setup(U, W, V, X, s0, b, c)
     target = _matrix(target)
     g = float(g)
     d, n, m = len(U), len(U[0]) if U else 0, len(V)
-    S, Y = forward(U, W, V, X, s_init)
+    S, Y = forward(U, W, V, X, s_init, b=b, c=c)
     states = [s_init, *S]  # states[t] = s^t, t = 0..T
     T = len(X)
 
     dU, dW, dV = _zeros(d, n), _zeros(d, d), _zeros(m, d)
+    db, dc = [0.0] * d, [0.0] * m
     E = 0.0
     delta_next = [0.0] * d
     for t in range(T - 1, -1, -1):  # step t+1 of the seed (1-based)
@@ -226,9 +249,11 @@ def gradient_bptt(U, W, V, X, target, s0=None, g=1.0):
                 dU[i][j] += delta[i] * x[j]
             for j in range(d):
                 dW[i][j] += delta[i] * s_prev[j]
+            db[i] += delta[i]
         for k in range(m):
             for j in range(d):
                 dV[k][j] += e[k] * s[j]
+            dc[k] += e[k]
         delta_next = delta
     ds0 = [sum(W[i][j] * delta_next[i] for i in range(d)) for j in range(d)]
-    return {"U": dU, "W": dW, "V": dV, "s0": ds0, "loss": E}
+    return {"U": dU, "W": dW, "V": dV, "s0": ds0, "b": db, "c": dc, "loss": E}
