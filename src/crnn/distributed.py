@@ -1,0 +1,1042 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""crnn on a Dask cluster: data-parallel training, batch inference, parameter sweeps.
+
+An optional extra (``pip install 'crnn[dask]'``): ``import crnn`` never
+imports Dask; ``import crnn.distributed`` does, and says which extra to
+install when it is missing.
+
+- :func:`fit` trains a model on data held by the workers: a dask array of
+  sequences chunked along the batch axis, or lists of arrays or futures.
+  Each update sends the current weights to the workers, each worker computes
+  the exact gradient of its chunks with the compiled kernels, the gradients
+  are summed by a tree of tasks on the workers, and the client makes one
+  optimizer update with crnn's own optimizers. The result equals
+  :meth:`crnn.RNN.fit` on the same data, to rounding.
+- :func:`forward` and :func:`predict` run a model over a dask array, chunk
+  by chunk, and return lazy dask arrays.
+- :func:`sweep` fits one model per configuration in parallel on the cluster
+  and returns a table of validation scores and the best model.
+
+Every function takes ``client=``; by default the current Dask client
+(``distributed.Client()`` starts a ``LocalCluster`` on this machine,
+``distributed.Client("tcp://host:8786")`` connects to an existing cluster).
+"""
+
+import concurrent.futures
+import copy
+import inspect
+import itertools
+import math
+import operator
+import time
+import uuid
+from typing import NamedTuple
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+    import distributed
+    from distributed.comm.core import CommClosedError
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "crnn.distributed needs Dask (dask[array] and distributed), which crnn does not "
+        "install by itself: pip install 'crnn[dask]'"
+    ) from exc
+
+from crnn._fit import _as_batch, _count, _Progress, _real
+from crnn._guard import check_writable, exclusive
+from crnn._optim import clip_by_norm, make_optimizer
+from crnn._rnn import RNN
+from crnn._validation import as_float_array, check_g, check_method, check_n_threads, make_rng
+
+__all__ = ["SweepResult", "fit", "forward", "predict", "sweep"]
+
+_WEIGHTS = ("U", "W", "V")
+
+#: Failures of the cluster (not of the computation) after which a step is rerun:
+#: a lost worker, lost data, a closed connection.
+_LOST = (concurrent.futures.CancelledError, distributed.KilledWorker, CommClosedError)
+
+#: Partial results summed by one task of the reduction tree.
+_FAN_IN = 4
+
+#: Weights up to this many bytes, times the tasks of a step, travel inside the tasks.
+_EMBED_BYTES = 1 << 20
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _client(client):
+    """Return the client to use: the one given, or the current one."""
+    if client is None:
+        try:
+            return distributed.get_client()
+        except ValueError:
+            raise ValueError(
+                "no Dask client: start one, e.g. distributed.Client() (a LocalCluster on this "
+                "machine) or distributed.Client('tcp://scheduler:8786'), or pass client="
+            ) from None
+    if not isinstance(client, distributed.Client):
+        raise TypeError(f"client must be a distributed.Client, got {type(client).__name__}")
+    return client
+
+
+def _snapshot(model, n_threads):
+    """Return a copy of the model for the workers: its weights, not its training state."""
+    snap = copy.copy(model)
+    for name in ("_fit_state", "loss_curve_", "validation_scores_", "_state"):
+        snap.__dict__.pop(name, None)
+    for name in _WEIGHTS:
+        setattr(snap, "_" + name, getattr(model, "_" + name).copy())
+    snap.n_threads = n_threads
+    return snap
+
+
+def _check_dask_array(arr, name, ndim=3):
+    """Refuse anything but a dask array chunked along its first axis only."""
+    if not isinstance(arr, da.Array):
+        raise TypeError(
+            f"{name} must be a dask array of shape (sequences, time, features) chunked along "
+            f"its first axis, got {type(arr).__module__}.{type(arr).__name__}; for a numpy "
+            f"array use dask.array.from_array({name}, chunks=(k, -1, -1)), or the model's own "
+            "methods"
+        )
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"{name} must be a {ndim}-D dask array (sequences, time, features), got shape "
+            f"{arr.shape}"
+        )
+    if any(math.isnan(c) for c in arr.chunks[0]):
+        raise ValueError(
+            f"{name} has chunks of unknown size along the batch axis: call "
+            f"{name}.compute_chunk_sizes() first"
+        )
+    for axis, what in ((1, "time (axis 1)"), (2, "features (axis 2)"))[: ndim - 1]:
+        if len(arr.chunks[axis]) != 1:
+            raise ValueError(
+                f"{name} is chunked along {what} with chunks {arr.chunks[axis]}; crnn splits "
+                f"the batch axis only (each sequence whole on one worker): use "
+                f"{name}.rechunk({{{axis}: -1}})"
+            )
+
+
+# ---------------------------------------------------------------------- worker side
+# Module-level functions, pickled by reference: the workers import crnn.
+
+
+def _make_shard(X, target, dtype, n, m, index):
+    """Check and convert one chunk: (X, target) as C-contiguous (N, T, n), (N, T, m)."""
+    where = f" (chunk {index})"
+    X = as_float_array(X, "X" + where, dtype, 3)
+    target = as_float_array(target, "target" + where, dtype, 3)
+    if X.shape[2] != n:
+        raise ValueError(f"X{where} must have {n} features in its last axis, got {X.shape}")
+    if target.shape != (*X.shape[:2], m):
+        raise ValueError(
+            f"target{where} must have shape {(*X.shape[:2], m)} (X's batch and time axes and "
+            f"the model's output_size), got {target.shape}"
+        )
+    if X.shape[1] == 0:
+        raise ValueError(f"X{where} must have at least one time step, got shape {X.shape}")
+    return X, target
+
+
+def _identity(x):
+    return x
+
+
+def _shard_shape(shard):
+    return shard[0].shape[:2]
+
+
+def _take(shard, idx):
+    X, target = shard
+    return np.ascontiguousarray(X[idx]), np.ascontiguousarray(target[idx])
+
+
+def _shard_gradient(shard, model, idx, g, method):
+    """Exact gradient of E over one chunk (or the rows idx of it): (flat dU dW dV, E, count)."""
+    X, target = shard
+    if idx is not None:
+        X, target = X[idx], target[idx]
+    G = model.gradient(X, target, None, g, method, check_finite=False)
+    flat = np.concatenate((G.U.ravel(), G.W.ravel(), G.V.ravel()))
+    return flat, G.loss, target.size
+
+
+def _shard_loss(shard, model, g):
+    X, target = shard
+    return None, model.loss(X, target, None, g, check_finite=False), target.size
+
+
+def _add(*parts):
+    """Sum partial results (flat gradient or None, E, count), in the order given."""
+    flat, E, count = parts[0]
+    flat = None if flat is None else flat.copy()
+    for f, e, c in parts[1:]:
+        if flat is not None:
+            flat += f
+        E += e
+        count += c
+    return flat, E, count
+
+
+def _block_s0(s0):
+    """s0 of one chunk: None, shared (d,), or (N_i, 1, d) as map_blocks aligns it."""
+    return s0 if s0 is None or s0.ndim == 1 else s0[:, 0]
+
+
+def _forward_block(X, model, s0=None):
+    S, Y = model.forward(X, _block_s0(s0))
+    return np.concatenate((S, Y), axis=2)
+
+
+def _predict_block(X, model, s0=None):
+    return model.predict(X, _block_s0(s0))
+
+
+# ---------------------------------------------------------------------- data on the workers
+
+
+class _Shard:
+    """One chunk of (X, target) held by the workers, and how to rebuild it.
+
+    ``make()`` returns a new future of the chunk. A chunk computed from a
+    dask array is recomputed by Dask itself when its worker dies; one
+    scattered from this client is lost with its worker, and is then
+    scattered again from the client's arrays.
+    """
+
+    def __init__(self, make, future=None):
+        self._make = make
+        self.future = future
+
+    def ensure(self):
+        if self.future is None or self.future.status in ("cancelled", "lost"):
+            self.future = self._make()
+        return self.future
+
+    def release(self):
+        self.future = None
+
+
+def _scatter_one(client, shard):
+    """Recipe of a chunk scattered from the client: scatter it again."""
+    return lambda: client.scatter([shard], hash=False)[0]
+
+
+def _submit_shard(client, x, t, dt, n, m, i):
+    """Recipe of a chunk given as futures (and arrays): check it on a worker."""
+
+    def make():
+        xf = x if isinstance(x, distributed.Future) else client.scatter(x, hash=False)
+        tf = t if isinstance(t, distributed.Future) else client.scatter(t, hash=False)
+        return client.submit(_make_shard, xf, tf, dt, n, m, i, pure=False)
+
+    return make
+
+
+def _shards(client, model, X, target, names=("X", "target")):
+    """Put (X, target) on the workers, chunk by chunk; return [_Shard], [(N_i, T_i)]."""
+    dt, n, m = model.dtype, model.input_size, model.output_size
+    nx, nt = names
+    if isinstance(X, da.Array) or isinstance(target, da.Array):
+        _check_dask_array(X, nx)
+        _check_dask_array(target, nt)
+        if X.shape[2] != n:
+            raise ValueError(f"{nx} must have {n} features in its last axis, got shape {X.shape}")
+        if target.shape != (*X.shape[:2], m):
+            raise ValueError(
+                f"{nt} must have shape {(*X.shape[:2], m)} ({nx}'s batch and time axes and the "
+                f"model's output_size), got {target.shape}"
+            )
+        if X.chunks[0] != target.chunks[0]:
+            raise ValueError(
+                f"{nx} and {nt} must be chunked alike along the batch axis, got {X.chunks[0]} "
+                f"and {target.chunks[0]}: use {nt}.rechunk({{0: {nx}.chunks[0]}})"
+            )
+        make_shard = dask.delayed(_make_shard, pure=False)
+        blocks = zip(X.to_delayed().ravel(), target.to_delayed().ravel(), strict=True)
+        recipes = [
+            # a lost chunk is recomputed from its recipe, the dask graph
+            lambda xb=xb, tb=tb, i=i: make_shard(xb, tb, dt, n, m, i)
+            for i, (xb, tb) in enumerate(blocks)
+        ]
+        futures = client.compute([r() for r in recipes])  # one call: spread over the workers
+        shards = [
+            _Shard(lambda r=r: client.compute(r()), f)
+            for r, f in zip(recipes, futures, strict=True)
+        ]
+    elif isinstance(X, (list, tuple)) and isinstance(target, (list, tuple)):
+        if len(X) != len(target) or not X:
+            raise ValueError(
+                f"{nx} and {nt} must be lists of the same non-zero length, got {len(X)} and "
+                f"{len(target)}"
+            )
+        shards, local = [], {}
+        for i, (x, t) in enumerate(zip(X, target, strict=True)):
+            for value, name in ((x, nx), (t, nt)):
+                if isinstance(value, da.Array):
+                    raise TypeError(
+                        f"{name}[{i}] is a dask array: pass the dask array itself, not a list"
+                    )
+            if isinstance(x, distributed.Future) or isinstance(t, distributed.Future):
+                shards.append(_Shard(_submit_shard(client, x, t, dt, n, m, i)))
+            else:
+                local[i] = _make_shard(x, t, dt, n, m, i)  # checked here, on the client
+                shards.append(_Shard(_scatter_one(client, local[i])))
+        if local:  # one scatter: spread over the workers
+            futures = client.scatter(list(local.values()), hash=False)
+            for i, f in zip(local, futures, strict=True):
+                shards[i].future = f
+    else:
+        what = X if not isinstance(X, (list, tuple)) else target
+        raise TypeError(
+            f"{nx} and {nt} must both be dask arrays (chunked along the batch axis) or both "
+            f"lists of arrays or futures, got {type(X).__name__} and {type(target).__name__}"
+            + (
+                f"; for a numpy array use dask.array.from_array({nx}, chunks=(k, -1, -1)), "
+                "or RNN.fit on one machine"
+                if isinstance(what, np.ndarray)
+                else ""
+            )
+        )
+    for s in shards:
+        s.ensure()
+    distributed.wait([s.future for s in shards])
+    sizes = client.gather([client.submit(_shard_shape, s.future, pure=False) for s in shards])
+    keep = [i for i, (N, _) in enumerate(sizes) if N > 0]  # dask arrays may have empty chunks
+    shards, sizes = [shards[i] for i in keep], [sizes[i] for i in keep]
+    if not shards:
+        raise ValueError(f"{nx} must hold at least one sequence")
+    return shards, sizes
+
+
+def _tree_sum(client, futures):
+    """Sum partial results by a tree of tasks on the workers, in a fixed order."""
+    while len(futures) > 1:
+        futures = [
+            client.submit(_add, *group, pure=False) if len(group) > 1 else group[0]
+            for group in (futures[i : i + _FAN_IN] for i in range(0, len(futures), _FAN_IN))
+        ]
+    return futures[0]
+
+
+def _split_rows(idx, offsets):
+    """Split sorted global row numbers into (chunk, local rows) pairs."""
+    cuts = np.searchsorted(idx, offsets)
+    return [
+        (j, idx[cuts[j] : cuts[j + 1]] - offsets[j])
+        for j in range(len(offsets) - 1)
+        if cuts[j + 1] > cuts[j]
+    ]
+
+
+class _Cluster:
+    """The steps of one fit on the workers, each rerun if the cluster loses a worker or data."""
+
+    def __init__(self, client, model, n_threads, retries):
+        self.client = client
+        self.model = model
+        self.n_threads = n_threads
+        self.retries = retries
+        self.updates = 0
+
+    def run(self, func, items, what):
+        """Sum func(chunk, weights, *args) over items [(shard, args)] on the workers.
+
+        The weights travel inside the tasks when they are small, else as one
+        task whose result the workers fetch from each other. Either way every
+        task has a recipe, so Dask can recompute what a dead worker held.
+        """
+        client = self.client
+        for attempt in range(self.retries + 1):
+            try:
+                snap = _snapshot(self.model, self.n_threads)
+                size = sum(getattr(snap, "_" + k).nbytes for k in _WEIGHTS)
+                if size * len(items) > _EMBED_BYTES:
+                    snap = client.submit(_identity, snap, pure=False)
+                parts = [
+                    client.submit(func, shard.ensure(), snap, *args, pure=False)
+                    for shard, args in items
+                ]
+                return _tree_sum(client, parts).result()
+            except _LOST as exc:
+                if attempt == self.retries:
+                    raise RuntimeError(
+                        f"crnn.distributed.fit: {what} failed {attempt + 1} times because the "
+                        f"cluster lost a worker or data ({type(exc).__name__}: {exc}). The model "
+                        f"keeps the weights of its last completed update ({self.updates} in "
+                        "this fit). Futures of scattered data cannot be rebuilt once their "
+                        "worker dies: pass a dask array or numpy arrays"
+                    ) from exc
+                time.sleep(0.2 * (attempt + 1))  # let the client hear of what was lost
+
+    def gradient(self, shards, batch, g, method):
+        items = [(shards[j], (rows, g, method)) for j, rows in batch]
+        return self.run(_shard_gradient, items, "a gradient step")
+
+    def loss(self, shards, g):
+        return self.run(_shard_loss, [(s, (g,)) for s in shards], "a validation score")
+
+
+# ---------------------------------------------------------------------- fit
+
+
+def fit(
+    model,
+    X,
+    target,
+    *,
+    client=None,
+    epochs=200,
+    optimizer="adam",
+    lr=None,
+    momentum=0.9,
+    nesterov=False,
+    batch_size=None,
+    shuffle=True,
+    method="bptt",
+    clip=None,
+    truncate=None,
+    tol=1e-6,
+    n_iter_no_change=20,
+    validation_fraction=None,
+    validation_data=None,
+    g=1.0,
+    seed=None,
+    warm_start=False,
+    verbose=False,
+    callback=None,
+    retries=3,
+    n_threads=1,
+):
+    """Train a model on a Dask cluster, data-parallel: :meth:`crnn.RNN.fit` at scale.
+
+    The data stays on the workers for the whole fit (one chunk of
+    sequences per task). Each update sends the current weights to every
+    worker, computes the exact gradient of each chunk of the mini-batch
+    there, sums the gradients by a tree of tasks on the workers and makes
+    one optimizer update on the client, with the gradient divided by the
+    number of predicted values of the mini-batch, as :meth:`crnn.RNN.fit`
+    does. With the same data, initial weights and options the result equals
+    ``model.fit(numpy X, numpy target, ...)`` to rounding, mini-batches,
+    shuffling and validation split included.
+
+    Parameters
+    ----------
+    model : crnn.RNN
+        Trained in place, from its current weights.
+    X : dask.array.Array of shape (N, T, n), or list of arrays or futures
+        Input sequences. A dask array must be chunked along its first axis
+        only (each sequence whole in one chunk). A list holds chunks of
+        shape (N_i, T_i, n), as numpy arrays (scattered to the workers) or
+        futures of arrays already on the cluster; T_i may differ between
+        chunks.
+    target : like X, of shape (N, T, m)
+        Targets, chunked exactly like X.
+    client : distributed.Client, optional
+        The cluster to use; the current client by default.
+    epochs, optimizer, lr, momentum, nesterov, batch_size, shuffle, method, clip, tol,
+    n_iter_no_change, validation_fraction, g, seed, warm_start, verbose
+        As in :meth:`crnn.RNN.fit`. A mini-batch is a random set of sequences
+        from every chunk, as in a local fit.
+    truncate : None
+        Truncated BPTT is not supported here: cut long sequences into
+        windows (:func:`crnn.datasets.windows`) instead.
+    validation_data : (X_val, target_val), optional
+        numpy arrays (scored on the client) or, like X and target, dask
+        arrays or lists (scored on the workers).
+    callback : callable, optional
+        Called on the client as ``callback(model)`` after each epoch.
+    retries : int, default 3
+        How many times a step is rerun, from the same weights, after the
+        cluster lost a worker or data (a chunk computed from a dask array is
+        recomputed by Dask, one scattered from numpy arrays is scattered
+        again). Then the fit raises RuntimeError, keeping the weights of the
+        last completed update. A step never applies a partial gradient.
+    n_threads : int, default 1
+        Threads of each task's kernel call on the workers (Dask's own
+        threads and processes run the chunks in parallel).
+
+    Returns
+    -------
+    crnn.RNN
+        The model itself, trained, with ``loss_curve_``,
+        ``validation_scores_``, ``best_loss_``, ``best_validation_score_``
+        and ``n_iter_`` as :meth:`crnn.RNN.fit` sets them.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad arguments: numpy arrays where a dask array or list is
+        needed, chunking along time, X and target chunked differently.
+    FloatingPointError
+        If the fit diverges (the model keeps the last finite weights).
+    RuntimeError
+        If the cluster keeps losing workers or data, or another call is
+        training the same model.
+    """
+    options = dict(locals())
+    del options["model"], options["X"], options["target"]
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
+    with exclusive("crnn.distributed.fit", model):
+        return _fit(model, X, target, **options)
+
+
+def _fit(
+    model,
+    X,
+    target,
+    *,
+    client,
+    epochs,
+    optimizer,
+    lr,
+    momentum,
+    nesterov,
+    batch_size,
+    shuffle,
+    method,
+    clip,
+    truncate,
+    tol,
+    n_iter_no_change,
+    validation_fraction,
+    validation_data,
+    g,
+    seed,
+    warm_start,
+    verbose,
+    callback,
+    retries,
+    n_threads,
+):
+    client = _client(client)
+    epochs = _count(epochs, "epochs", 1)
+    batch_size = _count(batch_size, "batch_size", 1, allow_none=True)
+    n_iter_no_change = _count(n_iter_no_change, "n_iter_no_change", 1)
+    retries = _count(retries, "retries", 0)
+    check_n_threads(n_threads)
+    if truncate is not None:
+        raise ValueError(
+            "truncate is not supported by crnn.distributed.fit (the state would travel between "
+            "updates): cut long sequences into windows (crnn.datasets.windows) or use RNN.fit"
+        )
+    clip = _real(clip, "clip", allow_none=True, strict=True)
+    tol = _real(tol, "tol")
+    for value, name in ((shuffle, "shuffle"), (warm_start, "warm_start")):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    check_method(method)
+    g = check_g(g, model.dtype)
+    if validation_data is not None and validation_fraction is not None:
+        raise ValueError("give validation_data or validation_fraction, not both")
+    if validation_fraction is not None:
+        fraction = _real(validation_fraction, "validation_fraction", strict=True)
+        if fraction >= 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    if validation_data is not None and not (
+        isinstance(validation_data, (tuple, list)) and len(validation_data) == 2
+    ):
+        raise TypeError("validation_data must be a pair (X_val, target_val)")
+    optimizer_state = getattr(model, "_fit_state", None)
+    if not (warm_start and optimizer_state is not None):
+        opt = make_optimizer(optimizer, lr, momentum, nesterov)  # checked before any work
+    rng = make_rng(seed)
+    model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
+    check_writable(model, "crnn.distributed.fit")
+
+    shards, sizes = _shards(client, model, X, target)
+    val_local = val_shards = None
+    if validation_data is not None:
+        Xv, tv = validation_data
+        if isinstance(Xv, (da.Array, list, tuple)) or isinstance(tv, (da.Array, list, tuple)):
+            val_shards, _ = _shards(
+                client, model, Xv, tv, ("validation_data[0]", "validation_data[1]")
+            )
+        else:
+            val_local = _as_batch(model, Xv, tv, "validation_data[0]", "validation_data[1]")
+    elif validation_fraction is not None:
+        shards, sizes, val_shards = _split(client, shards, sizes, fraction, rng)
+    has_val = val_local is not None or val_shards is not None
+
+    if warm_start and optimizer_state is not None:
+        opt = optimizer_state["optimizer"]
+    else:
+        model.loss_curve_ = []
+        model.validation_scores_ = [] if has_val else None
+        model.n_iter_ = 0
+        model.best_loss_ = math.inf
+        model.best_validation_score_ = math.inf if has_val else None
+    if has_val and model.validation_scores_ is None:
+        model.validation_scores_ = []
+        model.best_validation_score_ = math.inf
+    model._fit_state = {"optimizer": opt}
+
+    cluster = _Cluster(client, model, n_threads, retries)
+    N = sum(N for N, _ in sizes)
+    offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
+    per_row = np.repeat([T * model.output_size for _, T in sizes], [N for N, _ in sizes])
+    params = {k: getattr(model, "_" + k) for k in _WEIGHTS}
+    progress = _Progress(epochs, bool(verbose))
+    best_weights = None
+    since_best = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            # the same random draws as RNN.fit, so the same seed gives the same batches
+            order = rng.permutation(N) if shuffle else np.arange(N)
+            size = N if batch_size is None else min(batch_size, N)
+            total, count = 0.0, 0
+            for start in range(0, N, size):
+                rows = order[start : start + size]
+                if shuffle:
+                    rows = np.sort(rows)
+                if len(rows) == N:
+                    batch = [(j, None) for j in range(len(shards))]
+                else:
+                    batch = [
+                        (j, None if len(r) == sizes[j][0] else r)
+                        for j, r in _split_rows(rows, offsets)
+                    ]
+                E, c = _update(cluster, opt, params, shards, batch, g, method, clip)
+                expected = int(per_row[rows].sum())
+                if c != expected:  # pragma: no cover - a guard, never expected to fire
+                    raise RuntimeError(f"the gradient covers {c} values instead of {expected}")
+                total, count = total + E, count + c
+            loss = total / count
+            model.loss_curve_.append(float(loss))
+            model.n_iter_ += 1
+            score = None
+            if has_val:
+                if val_local is not None:
+                    Xv, tv = val_local
+                    score = model.loss(Xv, tv, None, g, check_finite=False) / tv.size
+                else:
+                    _, Ev, cv = cluster.loss(val_shards, g)
+                    score = Ev / cv
+                score = float(score)
+                model.validation_scores_.append(score)
+                improved = score < model.best_validation_score_ - tol
+                if score < model.best_validation_score_:
+                    model.best_validation_score_ = score
+                    best_weights = {k: v.copy() for k, v in params.items()}
+            else:
+                improved = loss < model.best_loss_ - tol
+            model.best_loss_ = min(model.best_loss_, float(loss))
+            progress.update(epoch, loss, score)
+            if callback is not None:
+                callback(model)
+            since_best = 0 if improved else since_best + 1
+            if since_best >= n_iter_no_change:
+                break
+    finally:
+        progress.close()
+    if best_weights is not None:  # early stopping keeps the best weights seen
+        for k, v in params.items():
+            v[...] = best_weights[k]
+    return model
+
+
+def _update(cluster, opt, params, shards, batch, g, method, clip):
+    """One distributed gradient, then one optimizer step on the client, as RNN.fit makes."""
+    model = cluster.model
+    flat, E, count = cluster.gradient(shards, batch, g, method)
+    n, d, m = model.input_size, model.hidden_size, model.output_size
+    grads = {
+        "U": flat[: d * n].reshape(d, n) / count,
+        "W": flat[d * n : d * (n + d)].reshape(d, d) / count,
+        "V": flat[d * (n + d) :].reshape(m, d) / count,
+    }
+    if not (math.isfinite(E) and all(np.isfinite(v).all() for v in grads.values())):
+        raise FloatingPointError(
+            "fit diverged: the loss or its gradient is not finite; the model keeps the "
+            "last finite weights (try a smaller lr, or clip=1.0)"
+        )
+    clip_by_norm(grads, clip)
+    backup = {k: v.copy() for k, v in params.items()}
+    opt.step(params, grads)
+    if not all(np.isfinite(v).all() for v in params.values()):
+        for k, v in params.items():
+            v[...] = backup[k]
+        raise FloatingPointError(
+            "fit diverged: an update made the weights overflow; the model keeps the "
+            "last finite weights (try a smaller lr, or clip=1.0)"
+        )
+    cluster.updates += 1
+    return E, count
+
+
+def _split(client, shards, sizes, fraction, rng):
+    """Hold out a random fraction of the sequences, as RNN.fit does for a batch."""
+    N = sum(N for N, _ in sizes)
+    if N < 2:
+        raise ValueError("validation_fraction needs at least 2 sequences; give validation_data")
+    n_val = max(1, round(fraction * N))
+    if n_val >= N:
+        raise ValueError(f"validation_fraction={fraction} leaves no sequence to train on")
+    order = rng.permutation(N)
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
+
+    def part(rows):
+        out, out_sizes = [], []
+        for j, r in _split_rows(rows, offsets):
+            base = shards[j]
+            out.append(
+                _Shard(lambda base=base, r=r: client.submit(_take, base.ensure(), r, pure=False))
+            )
+            out_sizes.append((len(r), sizes[j][1]))
+        return out, out_sizes
+
+    train_shards, train_sizes = part(train)
+    val_shards, _ = part(val)
+    for s in train_shards + val_shards:
+        s.ensure()
+    distributed.wait([s.future for s in train_shards + val_shards])
+    for s in shards:  # the chunks live on in their two parts
+        s.release()
+    return train_shards, train_sizes, val_shards
+
+
+# ---------------------------------------------------------------------- inference
+
+
+def _map(model, X, s0, n_threads, func, width, token):
+    """map_blocks of func(X chunk, model, s0=...) over a dask array; (N, T, width) out."""
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
+    check_n_threads(n_threads)
+    _check_dask_array(X, "X")
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"X must be an array of real numbers, got dtype {X.dtype}")
+    if X.shape[2] != model.input_size:
+        raise ValueError(
+            f"X must have {model.input_size} features in its last axis (the model's "
+            f"input_size), got shape {X.shape}"
+        )
+    dt, d = model.dtype, model.hidden_size
+    # one copy of the weights in the graph, shared by every chunk
+    snap = dask.delayed(_snapshot(model, n_threads), pure=True)
+    arrays, kwargs = [X, snap], {}
+    if s0 is not None:
+        if not isinstance(s0, da.Array):
+            s0 = as_float_array(s0, "s0", dt, (1, 2))
+        if s0.ndim == 1:
+            if s0.shape != (d,):
+                raise ValueError(f"s0 must have shape ({d},) or (N, {d}), got {s0.shape}")
+            kwargs["s0"] = np.asarray(s0, dtype=dt)  # small: shared by every chunk
+        elif s0.ndim == 2 and s0.shape == (X.shape[0], d):
+            s0 = da.asarray(s0)[:, np.newaxis, :].astype(dt)
+            arrays.append(s0.rechunk((X.chunks[0], 1, d)))
+        else:
+            raise ValueError(
+                f"s0 must have shape ({d},) or ({X.shape[0]}, {d}) (one state per sequence), "
+                f"got {s0.shape}"
+            )
+    return da.map_blocks(
+        func,
+        *arrays,
+        **kwargs,
+        chunks=(X.chunks[0], X.chunks[1], (width,)),
+        dtype=dt,
+        meta=np.empty((0, 0, 0), dtype=dt),
+        token=token,
+    )
+
+
+def forward(model, X, s0=None, *, n_threads=1):
+    """Run a model over a dask array of sequences, chunk by chunk, lazily.
+
+    Parameters
+    ----------
+    model : crnn.RNN
+        Its weights are copied into the graph now: later changes to the model
+        do not change the result.
+    X : dask.array.Array of shape (N, T, n)
+        Chunked along the first axis only.
+    s0 : array_like or dask array of shape (d,) or (N, d), optional
+        Initial states, zeros by default.
+    n_threads : int, default 1
+        Threads of each chunk's kernel call.
+
+    Returns
+    -------
+    S : dask.array.Array of shape (N, T, d)
+    Y : dask.array.Array of shape (N, T, m)
+        Lazy, chunked like X along the batch axis, of the model's dtype;
+        ``dask.compute(S, Y)`` runs the network once per chunk.
+    """
+    d = model.hidden_size if isinstance(model, RNN) else 0
+    width = d + model.output_size if isinstance(model, RNN) else 0
+    SY = _map(model, X, s0, n_threads, _forward_block, width, "crnn-forward")
+    return SY[:, :, :d], SY[:, :, d:]
+
+
+def predict(model, X, s0=None, *, n_threads=1):
+    """Return the outputs Y of a model over a dask array, lazily: see :func:`forward`.
+
+    Returns
+    -------
+    dask.array.Array of shape (N, T, m)
+        Chunked like X along the batch axis, of the model's dtype.
+    """
+    m = model.output_size if isinstance(model, RNN) else 0
+    return _map(model, X, s0, n_threads, _predict_block, m, "crnn-predict")
+
+
+# ---------------------------------------------------------------------- sweep
+
+
+class SweepResult(NamedTuple):
+    """What :func:`sweep` returns.
+
+    Attributes
+    ----------
+    table : list of dict, or pandas.DataFrame
+        One row per configuration, in the order given: its parameters, then
+        ``validation_score`` (the best mean validation loss per predicted
+        value, lower is better; inf if the fit diverged), ``loss`` (the last
+        epoch's training loss), ``epochs``, ``seconds`` (of the fit, on its
+        worker) and ``error`` (None, or why the fit diverged).
+    best_model : crnn.RNN
+        The model of the lowest validation score, with its best weights.
+    best_params : dict
+        Its configuration.
+    best_score : float
+        Its validation score.
+    """
+
+    table: object
+    best_model: RNN
+    best_params: dict
+    best_score: float
+
+
+_MODEL_KEYS = ("hidden_size", "init", "spectral_radius", "dtype")
+_FIT_KEYS = tuple(
+    k
+    for k in inspect.signature(RNN.fit).parameters
+    if k not in ("self", "X", "target", "validation_data", "validation_fraction", "warm_start")
+)
+
+
+def _grid(params):
+    """Expand a grid (dict of lists) or take a list of dicts; check every key."""
+    if isinstance(params, dict):
+        keys, values = list(params), []
+        for k in keys:
+            v = params[k]
+            if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__"):
+                v = [v]
+            values.append(list(v))
+        configs = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*values)]
+    elif isinstance(params, (list, tuple)) and all(isinstance(c, dict) for c in params):
+        configs = [dict(c) for c in params]
+    else:
+        raise TypeError(
+            "params must be a dict of lists (a grid) or a list of dicts (configurations), "
+            f"got {type(params).__name__}"
+        )
+    if not configs:
+        raise ValueError("params gives no configuration")
+    allowed = set(_MODEL_KEYS) | set(_FIT_KEYS)
+    for c in configs:
+        for k in c:
+            if k not in allowed:
+                raise ValueError(
+                    f"unknown parameter {k!r}: a sweep varies RNN's {', '.join(_MODEL_KEYS)} "
+                    f"and fit's {', '.join(_FIT_KEYS)}"
+                )
+    return configs
+
+
+def _sweep_fit(X, target, Xv, tv, config, model_params, fit_params, seed):
+    """Fit one configuration on a worker; return (row, model)."""
+    model_kw = {**model_params, **{k: v for k, v in config.items() if k in _MODEL_KEYS}}
+    fit_kw = {**fit_params, **{k: v for k, v in config.items() if k not in _MODEL_KEYS}}
+    seed = fit_kw.pop("seed", seed)
+    model_kw.setdefault("n_threads", 1)
+    hidden_size = model_kw.pop("hidden_size")
+    model = RNN(X.shape[-1], hidden_size, target.shape[-1], seed=seed, **model_kw)
+    start = time.perf_counter()
+    error = None
+    try:
+        model.fit(X, target, validation_data=(Xv, tv), seed=seed, **fit_kw)
+    except FloatingPointError as exc:
+        error = str(exc)
+    score = model.best_validation_score_ if error is None else math.inf
+    row = {
+        **config,
+        "validation_score": float(score),
+        "loss": float(model.loss_curve_[-1]) if model.loss_curve_ else math.nan,
+        "epochs": int(model.n_iter_),
+        "seconds": time.perf_counter() - start,
+        "error": error,
+    }
+    return row, model
+
+
+def sweep(
+    X,
+    target,
+    params,
+    *,
+    client=None,
+    validation_data=None,
+    validation_fraction=0.2,
+    seed=0,
+    model_params=None,
+    fit_params=None,
+    as_frame=False,
+):
+    """Fit one model per configuration, in parallel on the cluster; score and rank them.
+
+    Every configuration is fitted by :meth:`crnn.RNN.fit` as one task on a
+    worker, on the same training data, and scored on the same validation
+    data (held out once, before any fit).
+
+    Parameters
+    ----------
+    X : array_like or dask array of shape (N, T, n) or (T, n)
+        Input sequences (sent to the workers once).
+    target : like X, of shape (N, T, m) or (T, m)
+        Targets.
+    params : dict of lists, or list of dicts
+        The configurations: a grid ``{"hidden_size": [8, 32], "lr": [0.003, 0.01]}``
+        (every combination) or a list of dicts. Keys are the RNN's
+        ``hidden_size``, ``init``, ``spectral_radius``, ``dtype``, and
+        :meth:`crnn.RNN.fit`'s options (``lr``, ``epochs``, ``optimizer``,
+        ``batch_size``, ``clip``, ``seed``, ...). ``seed`` seeds both the
+        initial weights and the fit.
+    client : distributed.Client, optional
+        The cluster; the current client by default.
+    validation_data : (X_val, target_val), optional
+        Held-out data to score on; by default a random ``validation_fraction``
+        of the sequences is held out (with ``seed``).
+    validation_fraction : float in (0, 1), default 0.2
+    seed : int, default 0
+        Seed of the validation split, and of every configuration that sets
+        no ``seed`` of its own.
+    model_params, fit_params : dict, optional
+        Fixed arguments of every ``RNN(...)`` and ``fit(...)``.
+        ``model_params["n_threads"]`` is the kernel threads of each fit
+        (default 1: Dask runs the fits in parallel).
+    as_frame : bool, default False
+        Return the table as a pandas DataFrame (pandas must be installed).
+
+    Returns
+    -------
+    SweepResult
+        ``(table, best_model, best_params, best_score)``.
+
+    Raises
+    ------
+    RuntimeError
+        If every configuration diverged.
+    """
+    client = _client(client)
+    configs = _grid(params)
+    model_params = dict(model_params or {})
+    fit_params = dict(fit_params or {})
+    for name, given, allowed in (
+        ("model_params", model_params, (*_MODEL_KEYS, "n_threads")),
+        ("fit_params", fit_params, _FIT_KEYS),
+    ):
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise ValueError(f"{name} holds unknown arguments {unknown}")
+    for c in configs:
+        if "hidden_size" not in c and "hidden_size" not in model_params:
+            raise ValueError("give hidden_size in params or in model_params")
+    if as_frame:
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("as_frame=True needs pandas: pip install pandas") from None
+
+    data = _sweep_data(X, target, validation_data, validation_fraction, seed)
+    if isinstance(data[0], da.Array):
+        futures = client.compute(list(data))
+    else:
+        futures = client.scatter(list(data), broadcast=True, hash=False)
+    tag = uuid.uuid4().hex[:8]
+    fits = [
+        client.submit(
+            _sweep_fit,
+            *futures,
+            config,
+            model_params,
+            fit_params,
+            seed,
+            key=f"crnn-sweep-{tag}-{i}",
+        )
+        for i, config in enumerate(configs)
+    ]
+    rows = client.gather([client.submit(operator.getitem, f, 0, pure=False) for f in fits])
+    scores = [r["validation_score"] for r in rows]
+    finite = [i for i, s in enumerate(scores) if math.isfinite(s)]
+    if not finite:
+        raise RuntimeError(f"every configuration diverged; the first: {rows[0]['error']}")
+    best = min(finite, key=scores.__getitem__)
+    best_model = client.submit(operator.getitem, fits[best], 1, pure=False).result()
+    best_model.n_threads = model_params.get("n_threads")
+    table = pandas.DataFrame(rows) if as_frame else rows
+    return SweepResult(table, best_model, dict(configs[best]), scores[best])
+
+
+def _sweep_data(X, target, validation_data, validation_fraction, seed):
+    """Return (X, target, X_val, target_val): numpy arrays, or dask arrays to compute."""
+
+    def check(X, target, nx, nt):
+        if isinstance(X, da.Array) != isinstance(target, da.Array):
+            raise TypeError(f"{nx} and {nt} must both be dask arrays or both array_like")
+        if isinstance(X, da.Array):
+            if X.ndim not in (2, 3) or target.ndim != X.ndim:
+                raise ValueError(f"{nx} and {nt} must be 2-D or 3-D, got {X.shape}, {target.shape}")
+        else:
+            X = as_float_array(X, nx, np.float64, (2, 3))
+            target = as_float_array(target, nt, np.float64, X.ndim)
+        if target.shape[:-1] != X.shape[:-1]:
+            raise ValueError(
+                f"{nt} must have {nx}'s batch and time axes {X.shape[:-1]}, got {target.shape}"
+            )
+        return X, target
+
+    X, target = check(X, target, "X", "target")
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise TypeError("validation_data must be a pair (X_val, target_val)")
+        Xv, tv = check(*validation_data, "validation_data[0]", "validation_data[1]")
+        if Xv.shape[-1] != X.shape[-1] or tv.shape[-1] != target.shape[-1]:
+            raise ValueError("validation_data must have the features of X and target")
+        if isinstance(Xv, da.Array) != isinstance(X, da.Array):
+            Xv, tv = (
+                (da.asarray(Xv), da.asarray(tv))
+                if isinstance(X, da.Array)
+                else (
+                    np.asarray(Xv.compute()),
+                    np.asarray(tv.compute()),
+                )
+            )
+        return X, target, Xv, tv
+    fraction = _real(validation_fraction, "validation_fraction", strict=True)
+    if fraction >= 1:
+        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    N = X.shape[0] if X.ndim == 3 else 1
+    if N < 2:
+        raise ValueError(
+            "validation_fraction needs at least 2 sequences (N, T, n); give validation_data"
+        )
+    n_val = max(1, round(fraction * N))
+    if n_val >= N:
+        raise ValueError(f"validation_fraction={fraction} leaves no sequence to train on")
+    order = np.random.default_rng(seed).permutation(N)
+    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return X[train], target[train], X[val], target[val]
