@@ -549,6 +549,11 @@ def _fit(
     optimizer_state = getattr(model, "_fit_state", None)
     if not (warm_start and optimizer_state is not None):
         opt = make_optimizer(optimizer, lr, momentum, nesterov)  # checked before any work
+    biases = [k for k in ("b", "c") if getattr(model, k, getattr(model, "_" + k, None)) is not None]
+    if biases:  # a guard: their gradients would not be sent back, nor their values updated
+        raise NotImplementedError(
+            f"crnn.distributed.fit trains U, W and V; this model also has {biases}"
+        )
     rng = make_rng(seed)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "crnn.distributed.fit")
