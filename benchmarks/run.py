@@ -469,6 +469,9 @@ def run_table(args, peaks):
                         if impl == "crnn":
                             model.n_threads = knob
                             ctx = contextlib.nullcontext()
+                            # torch's and JAX's worker threads spin for a while
+                            # after their last call: let them go idle first
+                            time.sleep(0.0 if args.quick else 0.3)
                         else:
                             ctx = knob()
                         with ctx:
