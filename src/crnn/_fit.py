@@ -247,6 +247,7 @@ def _fit(
     check_method(method)
     g = check_g(g, model.dtype)
     X, target = _as_batch(model, X, target)
+    model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "fit")
 
     rng = make_rng(seed)
@@ -330,6 +331,7 @@ def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
     g = check_g(g, model.dtype)
     clip = _real(clip, "clip", allow_none=True, strict=True)
     X, target = _as_batch(model, X, target)
+    model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "partial_fit")
     state = getattr(model, "_fit_state", None)
     if state is None:

@@ -183,6 +183,8 @@ class OnlineRTRL:
         """
         x = as_float_array(x, "x", self.model.dtype, 1)
         target = as_float_array(target, "target", self.model.dtype, 1)
+        check_shape(x, "x", (self.model.input_size,))
+        check_shape(target, "target", (self.model.output_size,))
         return self.learn(x[np.newaxis], target[np.newaxis])[0]
 
     def learn(self, X, target):
