@@ -13,23 +13,37 @@ already been validated and allocated by ``crnn._rnn`` (shapes agree, arrays
 are C-contiguous, of one floating dtype, finite, N >= 1 and T >= 1); with
 bounds checks off it does not look again.
 
+Builds: this file is compiled once per instruction set (``_core_baseline``,
+``_core_avx2`` with AVX2 and FMA, ``_core_avx512``; see CMakeLists.txt) and
+``crnn/_core.py`` imports the widest one the CPU runs (runtime dispatch).
+
 Layers:
 
-(a) pointer helpers: small matrix-vector loops on one step (``noexcept nogil``);
-(b) per-sequence kernels ``_*_one``: the time recurrence of one sequence,
-    serial in time;
-(c) ``def`` entry points: release the GIL once and run the sequences of a
-    batch in parallel with ``prange`` (OpenMP when built with it).
+(a) one-step helpers on raw pointers (matrix-vector loops), used by the
+    online RTRL kernel at the end of the file;
+(a') SIMD building blocks: the register-tiled product ``_gemm`` (4 rows x 2
+    SIMD vectors of accumulators, GCC vector types; a single row runs 4
+    panels at once), the weights packed once per call into column panels
+    (``_pack_weights``), and a branch-free tanh the compiler vectorises;
+(b) blocks of sequences, time-major: the forward pass and the two BPTT
+    recurrences of a block take one matrix product per step ([x, s] [U.T;
+    W.T] forward, [e, delta] [V; W] backward); BPTT's dU, dW, dV of each
+    sequence are products over its T steps; RTRL carries the sensitivities
+    in column panels, one sequence's columns split over threads;
+(c) ``def`` entry points: release the GIL once and run blocks, sequences or
+    column chunks in parallel with ``prange`` (OpenMP when built with it).
 
-Determinism: every sequence's gradient is computed serially by one thread
-into a slot of its own, and the slots are added into the total in sequence
-order, so the result does not depend on the thread count or the slot count.
-The slot buffer holds a bounded number of sequences (a chunk of the batch),
-not one slot per sequence.
+Determinism: every element of every product is one multiply-add chain in
+the order of k, whichever tile, panel, row block or k chunk it falls in, so
+a sequence's states, outputs, E and dE/dS^0 do not depend on the other
+sequences of its block nor on the thread count. Every sequence's gradient is
+computed by one thread (RTRL: each column by one thread) into a slot of its
+own, and the slots are added into the total in sequence order. The numbers
+differ between builds only by rounding (FMA contracts a*b + c).
 
-Workspace: the caller allocates it (and may reuse it across calls); its size
-comes from the ``*_work_size`` functions here, the one place that knows the
-layout.
+Workspace: the caller allocates it (and reuses it across calls); its size
+comes from the ``_pack_size``, ``_forward_work_size``, ``_bptt_buffer_sizes``
+and ``_rtrl_work_size`` functions here, the one place that knows the layout.
 """
 
 from cython cimport floating
