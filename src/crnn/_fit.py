@@ -101,6 +101,40 @@ def _as_batch(model, X, target, name_x="X", name_t="target"):
     return X, target
 
 
+def split_sequences(N, fraction, rng):
+    """Return sorted indices (train, val) holding out a random fraction of N sequences."""
+    n_val = max(1, round(fraction * N))
+    if n_val >= N:
+        raise ValueError(f"validation_fraction={fraction} leaves no sequence to train on")
+    order = rng.permutation(N)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def apply_update(params, optimizer, grads, loss, clip):
+    """Make one optimizer step on params (in place) from grads, or refuse it.
+
+    A loss or gradient that is not finite raises FloatingPointError before
+    anything changes; grads are clipped to the norm ``clip``; a step that makes
+    a weight overflow is undone and raises FloatingPointError, so the weights
+    are always the last finite ones.
+    """
+    if not (math.isfinite(loss) and all(np.isfinite(v).all() for v in grads.values())):
+        raise FloatingPointError(
+            "fit diverged: the loss or its gradient is not finite; the model keeps the "
+            "last finite weights (try a smaller lr, or clip=1.0)"
+        )
+    clip_by_norm(grads, clip)
+    backup = {k: v.copy() for k, v in params.items()}
+    optimizer.step(params, grads)
+    if not all(np.isfinite(v).all() for v in params.values()):
+        for k, v in params.items():
+            v[...] = backup[k]
+        raise FloatingPointError(
+            "fit diverged: an update made the weights overflow; the model keeps the "
+            "last finite weights (try a smaller lr, or clip=1.0)"
+        )
+
+
 def _split(X, target, fraction, rng):
     """Hold out a fraction of the data for validation.
 
@@ -109,11 +143,7 @@ def _split(X, target, fraction, rng):
     """
     N, T, _ = X.shape
     if N > 1:
-        n_val = max(1, round(fraction * N))
-        if n_val >= N:
-            raise ValueError(f"validation_fraction={fraction} leaves no sequence to train on")
-        order = rng.permutation(N)
-        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+        train, val = split_sequences(N, fraction, rng)
         return X[train], target[train], (X[val], target[val], False)
     n_val = max(1, round(fraction * T))
     if n_val >= T:
@@ -144,22 +174,7 @@ class _Trainer:
         G = model.gradient(X, target, s0, self.g, self.method, check_finite=False)
         count = target.size
         grads = {k: getattr(G, k) / count for k in _WEIGHTS}
-        if not (math.isfinite(G.loss) and all(np.isfinite(v).all() for v in grads.values())):
-            raise FloatingPointError(
-                "fit diverged: the loss or its gradient is not finite; the model keeps the "
-                "last finite weights (try a smaller lr, or clip=1.0)"
-            )
-        clip_by_norm(grads, self.clip)
-        params = self._params()
-        backup = {k: v.copy() for k, v in params.items()}
-        optimizer.step(params, grads)
-        if not all(np.isfinite(v).all() for v in params.values()):
-            for k, v in params.items():
-                v[...] = backup[k]
-            raise FloatingPointError(
-                "fit diverged: an update made the weights overflow; the model keeps the "
-                "last finite weights (try a smaller lr, or clip=1.0)"
-            )
+        apply_update(self._params(), optimizer, grads, G.loss, self.clip)
         return G.loss, count
 
     def epoch(self, optimizer, X, target, rng):

@@ -45,9 +45,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "install by itself: pip install 'crnn[dask]'"
     ) from exc
 
-from crnn._fit import _as_batch, _count, _Progress, _real
+from crnn._fit import _as_batch, _count, _Progress, _real, apply_update, split_sequences
 from crnn._guard import check_writable, exclusive
-from crnn._optim import clip_by_norm, make_optimizer
+from crnn._optim import make_optimizer
 from crnn._rnn import RNN
 from crnn._validation import as_float_array, check_g, check_method, check_n_threads, make_rng
 
@@ -659,21 +659,7 @@ def _update(cluster, opt, params, shards, batch, g, method, clip):
         "W": flat[d * n : d * (n + d)].reshape(d, d) / count,
         "V": flat[d * (n + d) :].reshape(m, d) / count,
     }
-    if not (math.isfinite(E) and all(np.isfinite(v).all() for v in grads.values())):
-        raise FloatingPointError(
-            "fit diverged: the loss or its gradient is not finite; the model keeps the "
-            "last finite weights (try a smaller lr, or clip=1.0)"
-        )
-    clip_by_norm(grads, clip)
-    backup = {k: v.copy() for k, v in params.items()}
-    opt.step(params, grads)
-    if not all(np.isfinite(v).all() for v in params.values()):
-        for k, v in params.items():
-            v[...] = backup[k]
-        raise FloatingPointError(
-            "fit diverged: an update made the weights overflow; the model keeps the "
-            "last finite weights (try a smaller lr, or clip=1.0)"
-        )
+    apply_update(params, opt, grads, E, clip)
     cluster.updates += 1
     return E, count
 
@@ -683,11 +669,7 @@ def _split(client, shards, sizes, fraction, rng):
     N = sum(N for N, _ in sizes)
     if N < 2:
         raise ValueError("validation_fraction needs at least 2 sequences; give validation_data")
-    n_val = max(1, round(fraction * N))
-    if n_val >= N:
-        raise ValueError(f"validation_fraction={fraction} leaves no sequence to train on")
-    order = rng.permutation(N)
-    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    train, val = split_sequences(N, fraction, rng)
     offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
 
     def part(rows):
