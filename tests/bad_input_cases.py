@@ -1503,6 +1503,88 @@ for _offset in (0, 10, 40, 90, 200, 400, 700, 1000, -300, -100, -30, -5):
     )
 
 
+def _zip_field(offset, value):
+    """Set a 2-byte field of every central-directory entry of a saved model."""
+
+    def make(tmp):
+        data = bytearray(_saved(tmp).read_bytes())
+        at = data.find(b"PK\x01\x02")
+        while at >= 0:
+            data[at + offset : at + offset + 2] = value(data[at + offset : at + offset + 2])
+            at = data.find(b"PK\x01\x02", at + 4)
+        return bytes(data)
+
+    return make
+
+
+# damage that zipfile reports with exceptions other than BadZipFile (found by fuzz_load.py)
+ZIP_DAMAGE = {
+    "zip-version-needed-too-new": (6, lambda b: b"\xff\x00"),  # NotImplementedError
+    "zip-entry-marked-encrypted": (8, lambda b: bytes([b[0] | 1, b[1]])),  # RuntimeError
+    "zip-unknown-compression": (10, lambda b: b"\x63\x00"),  # NotImplementedError
+}
+for _kind, (_offset, _value) in ZIP_DAMAGE.items():
+    add(f"load-{_kind}", _file(_zip_field(_offset, _value)), ValueError, r"model\.npz")
+
+
+def _unbalanced_header(tmp):
+    """An .npy header whose length runs into an open bracket: numpy raises TokenError."""
+    import zipfile
+
+    with zipfile.ZipFile(_saved(tmp)) as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    raw = bytearray(entries["crnn_metadata.npy"])  # a version 1.0 .npy: length at 8:10
+    start = 10 + int.from_bytes(raw[8:10], "little")
+    bracket = raw.find("[".encode("utf-32-le"), start)  # in the JSON text that follows
+    raw[8:10] = (bracket + 4 - 10).to_bytes(2, "little")  # the header now ends inside it
+    entries["crnn_metadata.npy"] = bytes(raw)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:  # valid checksums: the header is parsed
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+add("load-npy-header-unbalanced", _file(_unbalanced_header), ValueError, r"model\.npz")
+
+
+def _beyond_unicode(code):
+    """The metadata's text with one character replaced by a 4-byte value (found by fuzzing)."""
+
+    def make(tmp):
+        import zipfile
+
+        with zipfile.ZipFile(_saved(tmp)) as zf:
+            entries = {name: zf.read(name) for name in zf.namelist()}
+        text = str(np.load(io.BytesIO(entries["crnn_metadata.npy"]))[()])
+        # json decodes a string with an escape in it into a new str: there, a code point
+        # beyond Unicode made CPython raise SystemError
+        text = text[:-1] + ', "?": "\\u0041"}'
+        raw = np.array(text)
+        data = bytearray(raw.tobytes())
+        at = text.index('"?"') + 1
+        data[4 * at : 4 * at + 4] = code.to_bytes(4, "little")
+        out = io.BytesIO()
+        np.save(out, np.frombuffer(bytes(data), dtype=raw.dtype).reshape(()))
+        entries["crnn_metadata.npy"] = out.getvalue()
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:  # valid checksums: the text is decoded
+            for name, data in entries.items():
+                zf.writestr(name, data)
+        return buf.getvalue()
+
+    return make
+
+
+for _code in (0x110000, 0xFFFFFFFF, 0xD800):
+    add(
+        f"load-metadata-code-point-{_code:#x}",
+        _file(_beyond_unicode(_code)),
+        ValueError,
+        r"model\.npz.*Unicode",
+    )
+
+
 def _round_trip(dtype, **kw):
     def call(tmp):
         rnn = crnn.RNN(n, d, m, dtype=dtype, seed=3, **kw)

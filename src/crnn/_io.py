@@ -51,6 +51,8 @@ import numbers
 import os
 import secrets
 import stat
+import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -362,11 +364,17 @@ def _load(path, cls):
 _READ_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
+    struct.error,
     EOFError,
     ValueError,
     KeyError,
     OSError,
     MemoryError,
+    OverflowError,
+    NotImplementedError,  # zipfile: a damaged "version needed" or compression method
+    RuntimeError,  # zipfile: a damaged flag that marks an entry as encrypted
+    SyntaxError,  # numpy's .npy header parser (IndentationError, say)
+    tokenize.TokenError,  # numpy's .npy header parser, on a version 1 header
 )
 
 
@@ -429,6 +437,11 @@ def _read_archive(npz, cls):
     raw = _entry(npz, METADATA_KEY)
     if raw.dtype.kind != "U" or raw.ndim != 0:
         raise _BadFile(f"the {METADATA_KEY!r} entry is not a JSON string")
+    # numpy turns any 4-byte value into a character, even beyond Unicode, and
+    # such a str breaks the interpreter's invariants (json raises SystemError)
+    codes = np.frombuffer(raw.astype(raw.dtype.newbyteorder("=")).tobytes(), dtype=np.uint32)
+    if ((codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))).any():
+        raise _BadFile(f"the {METADATA_KEY!r} entry holds code points that are not Unicode text")
     try:
         meta = json.loads(str(raw[()]))
     except ValueError as exc:
