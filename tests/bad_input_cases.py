@@ -2003,15 +2003,26 @@ def _describe(exc):
     return text[:4000]
 
 
+def _sanitized():
+    """Return whether AddressSanitizer's runtime is loaded in this process."""
+    try:
+        with open("/proc/self/maps") as fh:
+            return "libasan" in fh.read()
+    except OSError:
+        return "asan" in os.environ.get("LD_PRELOAD", "")
+
+
 def main():
     import faulthandler
     import resource
 
     faulthandler.enable()
-    # a mistaken allocation becomes a MemoryError, not an out-of-memory kill of the machine
+    # a mistaken allocation becomes a MemoryError, not an out-of-memory kill of the
+    # machine (not under AddressSanitizer, whose shadow memory needs terabytes of
+    # address space)
     limit = 16 << 30
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY or soft > limit:
+    if (soft == resource.RLIM_INFINITY or soft > limit) and not _sanitized():
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     ids = json.load(sys.stdin)
     out = sys.stdout
