@@ -1548,6 +1548,39 @@ def _unbalanced_header(tmp):
 add("load-npy-header-unbalanced", _file(_unbalanced_header), ValueError, r"model\.npz")
 
 
+def _rewritten(change):
+    """A saved model whose zip members are changed by change(entries), with valid checksums."""
+
+    def make(tmp):
+        import zipfile
+
+        with zipfile.ZipFile(_saved(tmp)) as zf:
+            entries = {name: zf.read(name) for name in zf.namelist()}
+        change(entries)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in entries.items():
+                zf.writestr(name, data)
+        return buf.getvalue()
+
+    return make
+
+
+# numpy returns the raw bytes of a member without the .npy magic (found by fuzz_load.py)
+add(
+    "load-entry-not-npy",
+    _file(_rewritten(lambda e: e.update({"W.npy": b"not an array"}))),
+    ValueError,
+    r"model\.npz.*'W' is not an \.npy array",
+)
+add(
+    "load-metadata-not-npy",
+    _file(_rewritten(lambda e: e.update({"crnn_metadata.npy": b"{}"}))),
+    ValueError,
+    r"model\.npz.*not an \.npy array",
+)
+
+
 def _beyond_unicode(code):
     """The metadata's text with one character replaced by a 4-byte value (found by fuzzing)."""
 

@@ -407,7 +407,7 @@ def _reason(exc):
 
 def _entry(npz, key):
     try:
-        return npz[key]
+        value = npz[key]
     except _READ_ERRORS as exc:
         if "allow_pickle" in str(exc):
             raise _BadFile(
@@ -415,6 +415,9 @@ def _entry(npz, key):
                 "(and does not load, as that could run code from the file)"
             ) from exc
         raise _BadFile(f"entry {key!r} is truncated or damaged ({_reason(exc)})") from exc
+    if not isinstance(value, np.ndarray):  # numpy returns the bytes of a member that is no .npy
+        raise _BadFile(f"entry {key!r} is not an .npy array (its header is damaged or missing)")
+    return value
 
 
 def _field(meta, key, kind, check=None, what=None):
