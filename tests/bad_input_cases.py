@@ -1911,6 +1911,12 @@ CLI_REFUSED = [
         "--force",
     ),
     (
+        "demo-plot-exists",
+        ["demo", "-q", "--epochs", "1", "--length", "300", "--plot", "exists.csv"],
+        2,
+        "--force",
+    ),
+    (
         "demo-output-in-missing-directory",
         ["demo", "-q", "--epochs", "1", "--length", "300", "--no-plot", "-o", "no/m.npz"],
         2,

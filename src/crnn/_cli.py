@@ -294,6 +294,10 @@ def cmd_demo(args, out):
         file=out,
     )
     print(f"model: {model!r}, exact BPTT gradients, Adam", file=out)
+    # the output names are checked before training, not after
+    path = output_path(args.output, "crnn-demo-model.npz", args.force)
+    if args.plot is not None and not args.no_plot:
+        output_path(args.plot, None, args.force)
     model.fit(
         X,
         target,
@@ -316,7 +320,6 @@ def cmd_demo(args, out):
     change = 100 * (1 - rmse / naive)
     word = "lower" if change >= 0 else "higher"
     print(f"crnn's error is {abs(change):.1f}% {word} than persistence's", file=out)
-    path = output_path(args.output, "crnn-demo-model.npz", args.force)
     model.save(path)
     print(f"model saved to {path}", file=out)
     horizon = min(200, len(test) - 1)
