@@ -697,24 +697,35 @@ def run_memory(Ts):
 
 
 def import_times(impls, repeats):
-    """Median import time (ms) of each module in a fresh interpreter (-X importtime)."""
-    out = {}
+    """Median import time (ms) of each module, each time in a fresh interpreter.
+
+    Returns two dicts, module -> ms: the cumulative time ``-X importtime``
+    reports, and the wall-clock time of ``python -c "import mod"`` less that of
+    ``python -c pass`` (the interpreter's own start-up). The runs are
+    interleaved, so that a slow spell of the machine hits every module alike.
+    """
     mods = ["numpy", "crnn"] + [m for m in ("torch", "jax") if m in impls]
-    for mod in mods:
-        vals = []
-        for _ in range(repeats):
-            res = subprocess.run(
-                [sys.executable, "-X", "importtime", "-c", f"import {mod}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            for line in res.stderr.splitlines():
+    cumulative = {mod: [] for mod in mods}
+    wall = {mod: [] for mod in ["pass", *mods]}
+
+    def run(*args):
+        start = time.perf_counter()
+        res = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True)
+        return (time.perf_counter() - start) * 1e3, res.stderr
+
+    for _ in range(repeats):
+        wall["pass"].append(run("-c", "pass")[0])
+        for mod in mods:
+            wall[mod].append(run("-c", f"import {mod}")[0])
+            for line in run("-X", "importtime", "-c", f"import {mod}")[1].splitlines():
                 parts = [p.strip() for p in line.split("|")]
                 if len(parts) == 3 and parts[2] == mod:
-                    vals.append(int(parts[1]) / 1e3)
-        out[mod] = statistics.median(vals)
-    return out
+                    cumulative[mod].append(int(parts[1]) / 1e3)
+    start_up = statistics.median(wall["pass"])
+    return (
+        {mod: statistics.median(v) for mod, v in cumulative.items()},
+        {mod: statistics.median(wall[mod]) - start_up for mod in mods},
+    )
 
 
 # --------------------------------------------------------------------------- scaling
@@ -962,10 +973,13 @@ def main(argv=None):
             )
         )
 
-    imports = import_times(args.impls, 3 if args.quick else 7)
-    print("\nimport time (median, ms, cumulative as -X importtime reports it):")
+    imports, imports_wall = import_times(args.impls, 3 if args.quick else 7)
+    print(
+        "\nimport time (median, ms): cumulative as -X importtime reports it, and "
+        "wall clock less `python -c pass`:"
+    )
     for mod, ms in imports.items():
-        print(f"  {mod:6} {ms:8.1f}")
+        print(f"  {mod:6} {ms:8.1f} {imports_wall[mod]:8.1f}")
     own = imports["crnn"] - imports["numpy"]
     extra.append(
         (
@@ -999,6 +1013,7 @@ def main(argv=None):
                     "rows": rows,
                     "memory": memory,
                     "imports_ms": imports,
+                    "imports_wall_ms": imports_wall,
                     "sweep": sweep,
                     "targets": [{"target": a, "measured": b, "met": c} for a, b, c in targets],
                 },

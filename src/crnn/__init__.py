@@ -12,8 +12,6 @@ Python loops, the oracle the compiled kernels are tested against.
 :mod:`crnn.datasets` generates sine waves and the Mackey-Glass series.
 """
 
-from crnn import datasets, reference
-from crnn._io import load, save
 from crnn._online import OnlineRTRL
 from crnn._rnn import RNN, Gradient
 
@@ -21,3 +19,36 @@ from crnn._rnn import RNN, Gradient
 __version__ = "0.1.0"
 
 __all__ = ["RNN", "Gradient", "OnlineRTRL", "__version__", "datasets", "load", "reference", "save"]
+
+# Imported on first use (PEP 562), to keep ``import crnn`` fast: name -> (module, attribute).
+# crnn._io alone pulls in zipfile, hashlib, json and secrets (~10 ms).
+_LAZY = {
+    "datasets": ("crnn.datasets", None),
+    "reference": ("crnn.reference", None),
+    "load": ("crnn._io", "load"),
+    "save": ("crnn._io", "save"),
+}
+
+TYPE_CHECKING = False  # typing's, without importing typing (type checkers know the name)
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from crnn import datasets, reference
+    from crnn._io import load, save
+
+
+def __getattr__(name):
+    """Import a lazy attribute (``crnn.datasets``, ``crnn.save``...) on first use."""
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    import importlib
+
+    value = importlib.import_module(module_name)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value  # later look-ups do not come here
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

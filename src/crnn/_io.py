@@ -45,16 +45,9 @@ The loaded model is checked to hold exactly the saved arrays.
 """
 
 import contextlib
-import hashlib
-import json
 import numbers
 import os
-import secrets
 import stat
-import struct
-import tokenize
-import zipfile
-import zlib
 
 import numpy as np
 
@@ -108,7 +101,13 @@ def _check_path(path, name="path"):
     return path
 
 
+# zipfile, hashlib, json, secrets and zlib are imported where they are used, not
+# above: together they cost ~10 ms, which every ``import crnn`` would pay.
+
+
 def _digest(arr):
+    import hashlib
+
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
@@ -247,6 +246,8 @@ def save(model, path):
         "options": _model_options(model),
         "arrays": meta_arrays,
     }
+    import json
+
     try:
         text = json.dumps(meta, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -258,6 +259,8 @@ def save(model, path):
 
 def _write_archive(fileobj, entries):
     """Write entries as an uncompressed .npz archive (what numpy.savez writes)."""
+    import zipfile
+
     with zipfile.ZipFile(fileobj, mode="w", compression=zipfile.ZIP_STORED) as zf:
         for name, arr in entries.items():
             info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_DATE)
@@ -268,6 +271,8 @@ def _write_archive(fileobj, entries):
 
 def _write_atomically(path, entries):
     """Write entries to path through a synced temporary file and os.replace."""
+    import secrets
+
     target = os.path.realpath(path)  # through a symlink: replace what it points to
     directory, base = os.path.split(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -360,22 +365,28 @@ def _load(path, cls):
         raise
 
 
-# Everything a damaged archive or .npy entry can raise while it is read.
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    zlib.error,
-    struct.error,
-    EOFError,
-    ValueError,
-    KeyError,
-    OSError,
-    MemoryError,
-    OverflowError,
-    NotImplementedError,  # zipfile: a damaged "version needed" or compression method
-    RuntimeError,  # zipfile: a damaged flag that marks an entry as encrypted
-    SyntaxError,  # numpy's .npy header parser (IndentationError, say)
-    tokenize.TokenError,  # numpy's .npy header parser, on a version 1 header
-)
+def _read_errors():
+    """Return everything a damaged archive or .npy entry can raise while it is read."""
+    import struct
+    import tokenize
+    import zipfile
+    import zlib
+
+    return (
+        zipfile.BadZipFile,
+        zlib.error,
+        struct.error,
+        EOFError,
+        ValueError,
+        KeyError,
+        OSError,
+        MemoryError,
+        OverflowError,
+        NotImplementedError,  # zipfile: a damaged "version needed" or compression method
+        RuntimeError,  # zipfile: a damaged flag that marks an entry as encrypted
+        SyntaxError,  # numpy's .npy header parser (IndentationError, say)
+        tokenize.TokenError,  # numpy's .npy header parser, on a version 1 header
+    )
 
 
 def _read(path, cls):
@@ -395,7 +406,7 @@ def _read(path, cls):
         fh.seek(0)
         try:
             npz = np.load(fh, allow_pickle=False)
-        except _READ_ERRORS as exc:
+        except _read_errors() as exc:
             raise _BadFile(f"the archive is truncated or damaged ({_reason(exc)})") from exc
         with npz:
             return _read_archive(npz, cls)
@@ -408,7 +419,7 @@ def _reason(exc):
 def _entry(npz, key):
     try:
         value = npz[key]
-    except _READ_ERRORS as exc:
+    except _read_errors() as exc:
         if "allow_pickle" in str(exc):
             raise _BadFile(
                 f"entry {key!r} holds pickled Python objects, which crnn never writes "
@@ -445,6 +456,8 @@ def _read_archive(npz, cls):
     codes = np.frombuffer(raw.astype(raw.dtype.newbyteorder("=")).tobytes(), dtype=np.uint32)
     if ((codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))).any():
         raise _BadFile(f"the {METADATA_KEY!r} entry holds code points that are not Unicode text")
+    import json
+
     try:
         meta = json.loads(str(raw[()]))
     except ValueError as exc:

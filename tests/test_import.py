@@ -1,0 +1,144 @@
+"""``import crnn`` stays light: what it leaves unimported, and the lazy attributes.
+
+Each check runs in a fresh interpreter, since this one has imported everything
+already. No timing here (timed tests are flaky): the import time itself is
+measured by ``benchmarks/run.py``.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+import crnn
+
+#: Standard-library modules crnn imports only where it saves or loads a model.
+IO_STDLIB = ("zipfile", "hashlib", "json", "secrets", "zlib")
+
+#: crnn's modules that ``import crnn`` does not import until they are used.
+LAZY_SUBMODULES = ("crnn._io", "crnn.datasets", "crnn.reference", "crnn._fit", "crnn.distributed")
+
+
+def run(code, cwd):
+    """Run code in a fresh interpreter; return its stdout (failing on an error)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,  # a fresh directory: nothing in it shadows a module
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def newly_imported(statement, cwd, *, after="import numpy"):
+    """Return the modules that statement imports once `after` has run."""
+    code = (
+        f"import sys\n{after}\nbefore = set(sys.modules)\n{statement}\n"
+        "print(*sorted(set(sys.modules) - before))\n"
+    )
+    return set(run(code, cwd).split())
+
+
+# ---------------------------------------------------------------------- what is not imported
+
+
+def test_the_probe_sees_imports(tmp_path):
+    # the check below would pass vacuously if newly_imported saw nothing
+    new = newly_imported("import crnn, zipfile", tmp_path)
+    assert {"crnn", "crnn._rnn", "crnn._core", "zipfile"} <= new
+
+
+@pytest.mark.parametrize("module", IO_STDLIB + LAZY_SUBMODULES)
+def test_import_crnn_does_not_import(tmp_path, module):
+    # numpy is imported first, so that only what crnn itself adds counts
+    assert module not in newly_imported("import crnn", tmp_path)
+
+
+@pytest.mark.parametrize("module", IO_STDLIB)
+def test_import_crnn_io_does_not_import(tmp_path, module):
+    assert module not in newly_imported("import crnn._io", tmp_path, after="import crnn")
+
+
+# ---------------------------------------------------------------------- the lazy attributes
+
+
+@pytest.mark.parametrize(
+    ("statement", "module"),
+    [
+        ("crnn.datasets.sine_waves", "crnn.datasets"),
+        ("from crnn import datasets", "crnn.datasets"),
+        ("crnn.reference.forward", "crnn.reference"),
+        ("from crnn import reference", "crnn.reference"),
+        ("crnn.save", "crnn._io"),
+        ("from crnn import load", "crnn._io"),
+        ("from crnn import *", "crnn.datasets"),
+    ],
+)
+def test_a_lazy_attribute_imports_its_module_on_first_use(tmp_path, statement, module):
+    assert module in newly_imported(statement, tmp_path, after="import crnn")
+
+
+def test_lazy_attributes_are_the_real_objects(tmp_path):
+    code = (
+        "import sys, crnn\n"
+        "names = ('datasets', 'reference', 'save', 'load')\n"
+        "objs = [getattr(crnn, k) for k in names]\n"
+        "from crnn import _io, datasets, reference\n"
+        "print(*(a is b for a, b in zip(objs, (datasets, reference, _io.save, _io.load))))\n"
+        "print(datasets is sys.modules['crnn.datasets'], callable(datasets.sine_waves))\n"
+        "print(reference is sys.modules['crnn.reference'])\n"
+    )
+    assert run(code, tmp_path).split() == ["True"] * 7
+
+
+def test_save_and_load_round_trip_in_a_fresh_interpreter(tmp_path):
+    code = (
+        "import numpy as np, crnn\n"
+        "rnn = crnn.RNN(2, 5, 3, seed=0)\n"
+        "crnn.save(rnn, 'a.npz')\n"
+        "rnn.save('b.npz')\n"
+        "a, b = crnn.load('a.npz'), crnn.RNN.load('b.npz')\n"
+        "print(*(np.array_equal(getattr(m, k), getattr(rnn, k)) for m in (a, b) for k in 'UWV'))\n"
+        "print(open('a.npz', 'rb').read() == open('b.npz', 'rb').read())\n"
+    )
+    assert run(code, tmp_path).split() == ["True"] * 7
+
+
+def test_the_method_save_works_without_touching_crnn_save(tmp_path):
+    code = (
+        "import crnn\ncrnn.RNN(1, 3, seed=0).save('m.npz')\nprint(crnn.RNN.load('m.npz').W.shape)\n"
+    )
+    assert run(code, tmp_path).strip() == "(3, 3)"
+
+
+def test_dir_lists_the_public_names_before_their_first_use(tmp_path):
+    code = "import crnn\nprint(*dir(crnn))\nprint(*crnn.__all__)\n"
+    listed, public = (set(line.split()) for line in run(code, tmp_path).splitlines())
+    assert public == {"RNN", "Gradient", "OnlineRTRL", "__version__"} | {
+        "datasets",
+        "reference",
+        "load",
+        "save",
+    }
+    assert public <= listed
+
+
+def test_an_unknown_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="module 'crnn' has no attribute 'nonesuch'"):
+        crnn.nonesuch  # noqa: B018
+    with pytest.raises(ImportError, match="cannot import name 'nonesuch'"):
+        from crnn import nonesuch  # noqa: F401
+
+
+def test_the_eager_names_are_plain_attributes():
+    from crnn import _online, _rnn
+
+    assert (crnn.RNN, crnn.Gradient, crnn.OnlineRTRL) == (
+        _rnn.RNN,
+        _rnn.Gradient,
+        _online.OnlineRTRL,
+    )
+    assert isinstance(crnn.__version__, str)
