@@ -1260,8 +1260,10 @@ SMALL_MACHINE = {
         "rtrl workspace",
     ),
     "fit-bptt-workspace": (lambda: crnn.RNN(1, 4, 1).fit(LONG, LONG, epochs=1), "bptt workspace"),
-    "gradient-slots": (
-        lambda: crnn.RNN(1, 200, 1, n_threads=1).gradient(np.zeros((4, 1, 1)), np.zeros((4, 1, 1))),
+    "gradient-slots": (  # RTRL's per-sequence slots: 50000 x 3 parameters is 1.2 MB
+        lambda: crnn.RNN(1, 1, 1, n_threads=1).gradient(
+            np.zeros((50_000, 1, 1)), np.zeros((50_000, 1, 1)), method="rtrl"
+        ),
         "gradient slots",
     ),
     "X-conversion": (

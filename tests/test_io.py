@@ -515,11 +515,19 @@ def test_pickled_entry_is_refused_without_unpickling(saved):
 
 
 def test_an_array_this_crnn_cannot_restore(saved):
+    def add_array(entries, meta):
+        entries["gate"] = np.zeros(d)
+        meta["arrays"]["gate"] = {"shape": [d]}
+
+    expect_bad(_tamper(saved, add_array), "arrays ['gate']", "cannot restore")
+
+
+def test_one_bias_without_the_other_is_refused(saved):
     def add_bias(entries, meta):
         entries["b"] = np.zeros(d)
         meta["arrays"]["b"] = {"shape": [d]}
 
-    expect_bad(_tamper(saved, add_bias), "arrays ['b']", "cannot restore")
+    expect_bad(_tamper(saved, add_bias), "only one of the biases")
 
 
 def test_bad_array_names(saved):
@@ -532,67 +540,67 @@ def test_bad_array_names(saved):
 # ---------------------------------------------------------------------- the hooks
 
 
-class BiasRNN(crnn.RNN):
+class GainRNN(crnn.RNN):
     """A model with one more array and one more option, through the three hooks."""
 
     def _state_arrays(self):
-        return {"U": self.U, "W": self.W, "V": self.V, "b": self.b}
+        return {"U": self.U, "W": self.W, "V": self.V, "gain": self.gain}
 
     def _state_options(self):
         return {"n_threads": self.n_threads, "note": self.note}
 
     @classmethod
     def _from_state(cls, arrays, options, dtype):
-        if arrays["b"].shape != (arrays["W"].shape[0],):
-            raise ValueError(f"b must have shape (d,), got {arrays['b'].shape}")
+        if arrays["gain"].shape != (arrays["W"].shape[0],):
+            raise ValueError(f"gain must have shape (d,), got {arrays['gain'].shape}")
         self = cls.from_weights(
             arrays["U"], arrays["W"], arrays["V"], dtype=dtype, n_threads=options["n_threads"]
         )
-        self.b = arrays["b"].copy()
+        self.gain = arrays["gain"].copy()
         self.note = options["note"]
         return self
 
 
-def make_bias_rnn(dtype=np.float64):
-    rnn = BiasRNN.from_weights(*(getattr(make_rnn(dtype), k) for k in "UWV"))
-    rnn.b = np.linspace(-1, 1, d).astype(dtype)
+def make_gain_rnn(dtype=np.float64):
+    rnn = GainRNN.from_weights(*(getattr(make_rnn(dtype), k) for k in "UWV"))
+    rnn.gain = np.linspace(-1, 1, d).astype(dtype)
     rnn.note = "hello"
     return rnn
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_hooks_save_and_restore_more_arrays_and_options(tmp_path, dtype):
-    rnn = make_bias_rnn(dtype)
-    path = tmp_path / "bias.npz"
+    rnn = make_gain_rnn(dtype)
+    path = tmp_path / "gain.npz"
     rnn.save(path)
     meta = metadata(read_entries(path))
     assert meta["options"] == {"n_threads": None, "note": "hello"}
-    assert set(meta["arrays"]) == {"U", "W", "V", "b"}
-    back = BiasRNN.load(path)
-    assert type(back) is BiasRNN
+    assert set(meta["arrays"]) == {"U", "W", "V", "gain"}
+    back = GainRNN.load(path)
+    assert type(back) is GainRNN
     assert back.note == "hello"
-    assert back.b.tobytes() == rnn.b.tobytes()
+    assert back.gain.tobytes() == rnn.gain.tobytes()
     # the plain RNN refuses what it cannot restore
-    expect_bad(path, "arrays ['b']", "cannot restore")
+    expect_bad(path, "arrays ['gain']", "cannot restore")
 
 
 def test_hook_refusals_and_faulty_hooks_name_the_file(tmp_path):
-    rnn = make_bias_rnn()
-    rnn.b = np.zeros(d + 1)
-    path = tmp_path / "bias.npz"
+    rnn = make_gain_rnn()
+    rnn.gain = np.zeros(d + 1)
+    path = tmp_path / "gain.npz"
     rnn.save(path)
-    with pytest.raises(ValueError, match="cannot be rebuilt: b must have shape") as info:
-        BiasRNN.load(path)
+    with pytest.raises(ValueError, match="cannot be rebuilt: gain must have shape") as info:
+        GainRNN.load(path)
     assert str(path) in str(info.value)
 
-    class Forgetful(BiasRNN):
+    class Forgetful(GainRNN):
         @classmethod
         def _from_state(cls, arrays, options, dtype):
             self = super()._from_state(arrays, options, dtype)
-            self.b = self.b + 1  # not what was saved
+            self.gain = self.gain + 1  # not what was saved
             return self
 
-    make_bias_rnn().save(path)
+    make_gain_rnn().save(path)
     with pytest.raises(ValueError, match="does not hold the saved arrays"):
         Forgetful.load(path)
 
@@ -603,26 +611,28 @@ def test_default_hook_saves_optional_biases(tmp_path):
         _state_arrays = _state_options = _from_state = None
 
     plain = make_rnn()
-    rnn = Bare.from_weights(plain.U, plain.W, plain.V)
-    rnn.c = np.ones(m)
+    rnn = Bare.from_weights(plain.U, plain.W, plain.V, c=np.ones(m))
     path = tmp_path / "c.npz"
     crnn.save(rnn, path)
-    assert set(metadata(read_entries(path))["arrays"]) == {"U", "W", "V", "c"}
-    expect_bad(path, "arrays ['c']", "cannot restore")
-    with pytest.raises(ValueError, match="cannot restore"):
+    assert set(metadata(read_entries(path))["arrays"]) == {"U", "W", "V", "b", "c"}
+    with pytest.raises(ValueError, match=r"arrays \['b', 'c'\].*cannot restore"):
         Bare.load(path)
+    back = crnn.load(path)  # the RNN's own hooks restore them
+    assert back.bias
+    assert back.c.tolist() == [1.0] * m
+    assert not back.b.any()
 
 
 def test_save_checks_the_hook_output(tmp_path):
-    rnn = make_bias_rnn()
-    rnn.b = rnn.b.astype(np.float32)
-    with pytest.raises(ValueError, match="array b has dtype float32"):
+    rnn = make_gain_rnn()
+    rnn.gain = rnn.gain.astype(np.float32)
+    with pytest.raises(ValueError, match="array gain has dtype float32"):
         rnn.save(tmp_path / "x.npz")
-    rnn = make_bias_rnn()
+    rnn = make_gain_rnn()
     rnn.note = object()
     with pytest.raises(ValueError, match="options cannot be stored as JSON"):
         rnn.save(tmp_path / "x.npz")
-    rnn = make_bias_rnn()
+    rnn = make_gain_rnn()
     rnn.note = float("nan")
     with pytest.raises(ValueError, match="options cannot be stored as JSON"):
         rnn.save(tmp_path / "x.npz")

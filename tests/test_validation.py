@@ -859,10 +859,13 @@ def test_results_and_workspaces_larger_than_memory_are_refused():
     big_d = crnn.RNN(1, 60, 1, seed=0, n_threads=1)
     with pytest.raises(MemoryError, match="rtrl workspace"):
         big_d.gradient(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), method="rtrl")
-    # gradient slots: 4 sequences x (200 + 200^2 + 200) parameters is 1.3 MB
-    wide = crnn.RNN(1, 200, 1, seed=0, n_threads=1)
+    # RTRL's gradient slots (one per sequence): 50000 sequences x 3 parameters is 1.2 MB
+    tiny = crnn.RNN(1, 1, 1, seed=0, n_threads=1)
     with pytest.raises(MemoryError, match="gradient slots"):
-        wide.gradient(np.zeros((4, 1, 1)), np.zeros((4, 1, 1)))
+        tiny.gradient(np.zeros((50_000, 1, 1)), np.zeros((50_000, 1, 1)), method="rtrl")
+    # BPTT needs no slots: its batch gradient is one product over all the steps
+    wide = crnn.RNN(1, 200, 1, seed=0, n_threads=1)
+    assert wide.gradient(np.zeros((4, 1, 1)), np.zeros((4, 1, 1))).W.shape == (200, 200)
     # a conversion (int64 to float64) that does not fit is refused before it is made
     with pytest.raises(MemoryError, match=named("X")):
         rnn.forward(np.zeros((1, 200_000, 1), dtype=np.int64))

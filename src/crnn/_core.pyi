@@ -22,12 +22,16 @@ def _tanh_array(z: _F) -> None: ...  # floating[::1], IN/OUT
 def _pack_size(n: int, d: int, m: int) -> int: ...
 def _forward_work_size(R: int, n: int, d: int, m: int) -> int: ...
 def _bptt_buffer_sizes(N: int, T: int, n: int, d: int, m: int) -> tuple[int, int]: ...
-def _rtrl_work_size(n: int, d: int, m: int, nch: int) -> int: ...
+def _rtrl_work_size(n: int, d: int, m: int, nch: int, bias: bool = False) -> int: ...
+def _gradient_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
+def _online_work_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _blocks(N: int, n_threads: int) -> int: ...
 def _forward(
     U: _F,  # const floating[:, ::1] (d, n)
     W: _F,  # const floating[:, ::1] (d, d)
     V: _F,  # const floating[:, ::1] (m, d)
+    b: _F,  # const floating[::1] (d,), or (0,): no biases
+    c: _F,  # const floating[::1] (m,), or (0,) with b
     X: _F,  # const floating[:, :, ::1] (N, T, n)
     s0: _F,  # const floating[:, ::1] (N, d)
     S: _F,  # floating[:, :, ::1] (N, T, d), OUT
@@ -40,6 +44,8 @@ def _loss(
     U: _F,
     W: _F,
     V: _F,
+    b: _F,
+    c: _F,
     X: _F,
     target: _F,  # const floating[:, :, ::1] (N, T, m)
     s0: _F,
@@ -53,19 +59,39 @@ def _gradient(
     U: _F,
     W: _F,
     V: _F,
+    b: _F,
+    c: _F,
     X: _F,
     target: _F,
     s0: _F,
     g: float,
     method: int,  # 0 = BPTT, 1 = RTRL
-    grad: _F,  # floating[::1] (d*(n+d) + m*d,): [dU dW] (d, n+d) then dV (m, d), OUT
+    grad: _F,  # floating[::1] (_gradient_size,): [dU dW] (d, n+d), dV (m, d), (db, dc), OUT
     ds0: _F,  # floating[:, ::1] (N, d), OUT
     E: _F,  # floating[::1] (N,), OUT
-    slots: _F,  # floating[:, ::1] (K, d*(n+d) + m*d), SCRATCH
+    slots: _F,  # floating[:, ::1] RTRL: (K, _gradient_size), SCRATCH
     pack: _F,  # floating[::1] (_pack_size,), SCRATCH
     A: _F,  # floating[::1] BPTT: (_bptt_buffer_sizes[0],), SCRATCH
     B: _F,  # floating[::1] BPTT: (_bptt_buffer_sizes[1],), SCRATCH
     work: _F,  # floating[:, ::1] RTRL: (n_threads, _rtrl_work_size(..., nch)), SCRATCH
     nch: int,  # RTRL: each sequence's sensitivity columns in nch chunks
     n_threads: int,
+) -> None: ...
+def _rtrl_online(
+    U: _F,  # floating[:, ::1] (d, n), IN/OUT
+    W: _F,  # floating[:, ::1] (d, d), IN/OUT
+    V: _F,  # floating[:, ::1] (m, d), IN/OUT
+    b: _F,  # floating[::1] (d,) or (0,), IN/OUT
+    c: _F,  # floating[::1] (m,) or (0,), IN/OUT
+    X: _F,  # const floating[:, ::1] (T, n)
+    target: _F,  # const floating[:, ::1] (T, m)
+    s: _F,  # floating[::1] (d,), IN/OUT
+    P: _F,  # floating[:, ::1] (d, d*n + d*d (+ d)), IN/OUT
+    g: float,
+    lr: float,
+    clip: float,
+    Y: _F,  # floating[:, ::1] (T, m), OUT
+    E: _F,  # floating[::1] (T,), OUT
+    grad_sum: _F,  # floating[::1] (Q + m*d (+ m),), IN/OUT
+    work: _F,  # floating[::1] (_online_work_size,), SCRATCH
 ) -> None: ...

@@ -5,7 +5,7 @@ Design
 ------
 The model (see ``SEED.md``) is::
 
-    Z^t = U X^t + W S^{t-1},   S^t = tanh(Z^t),   Y^t = V S^t
+    Z^t = U X^t + W S^{t-1} (+ b),   S^t = tanh(Z^t),   Y^t = V S^t (+ c)
     E   = g sum_t sum_k (target^t_k - Y^t_k)^2
 
 This module is the private, compiled layer. It assumes every argument has
@@ -27,8 +27,8 @@ Layers:
     (``_pack_weights``), and a branch-free tanh the compiler vectorises;
 (b) blocks of sequences, time-major: the forward pass and the two BPTT
     recurrences of a block take one matrix product per step ([x, s] [U.T;
-    W.T] forward, [e, delta] [V; W] backward); BPTT's dU, dW, dV of each
-    sequence are products over its T steps; RTRL carries the sensitivities
+    W.T] forward, [e, delta] [V; W] backward); BPTT's dU, dW, dV are one
+    product over the steps of all sequences; RTRL carries the sensitivities
     in column panels, one sequence's columns split over threads;
 (c) ``def`` entry points: release the GIL once and run blocks, sequences or
     column chunks in parallel with ``prange`` (OpenMP when built with it).
@@ -36,10 +36,17 @@ Layers:
 Determinism: every element of every product is one multiply-add chain in
 the order of k, whichever tile, panel, row block or k chunk it falls in, so
 a sequence's states, outputs, E and dE/dS^0 do not depend on the other
-sequences of its block nor on the thread count. Every sequence's gradient is
-computed by one thread (RTRL: each column by one thread) into a slot of its
-own, and the slots are added into the total in sequence order. The numbers
+sequences of its block nor on the thread count. BPTT's batch gradient is one
+product over all steps of all sequences (each element one chain, in
+time-major order), its rows shared out between the threads. RTRL computes
+each sequence's gradient (each column by one thread) into a slot of its own,
+and the slots are added into the total in sequence order. The numbers
 differ between builds only by rounding (FMA contracts a*b + c).
+
+Biases (optional): b is added to Z and c to Y after their products; BPTT
+adds db = sum delta and dc = sum e, RTRL carries d more sensitivity columns
+(direct term 1); a NULL pointer (an empty array at the entry points) means
+none.
 
 Workspace: the caller allocates it (and reuses it across calls); its size
 comes from the ``_pack_size``, ``_forward_work_size``, ``_bptt_buffer_sizes``
@@ -103,15 +110,15 @@ cdef extern from *:
     #include <stdint.h>
     #include <string.h>
     static inline double crnn_pow2_d(double t) {
-        int64_t i; double r; memcpy(&i, &t, 8);
-        i = (i - INT64_C(0x4338000000000000) + 1023) << 52; memcpy(&r, &i, 8); return r; }
+        uint64_t i; double r; memcpy(&i, &t, 8);   /* unsigned: a defined shift */
+        i = (i - UINT64_C(0x4338000000000000) + 1023) << 52; memcpy(&r, &i, 8); return r; }
     static inline double crnn_min_pos_d(double y, double cap) {
         int64_t a, b; memcpy(&a, &y, 8); memcpy(&b, &cap, 8);
         a = a > INT64_C(0x7FF0000000000000) ? a : (a < b ? a : b);  /* NaN stays */
         memcpy(&y, &a, 8); return y; }
     static inline float crnn_pow2_f(float t) {
-        int32_t i; float r; memcpy(&i, &t, 4);
-        i = (i - INT32_C(0x4B400000) + 127) << 23; memcpy(&r, &i, 4); return r; }
+        uint32_t i; float r; memcpy(&i, &t, 4);
+        i = (i - UINT32_C(0x4B400000) + 127) << 23; memcpy(&r, &i, 4); return r; }
     static inline float crnn_min_pos_f(float y, float cap) {
         int32_t a, b; memcpy(&a, &y, 4); memcpy(&b, &cap, 4);
         a = a > INT32_C(0x7F800000) ? a : (a < b ? a : b);
@@ -186,27 +193,37 @@ cdef inline void _outer(floating* A, Py_ssize_t rows, Py_ssize_t cols,
 
 
 cdef inline void _state_step(const floating* U, const floating* W,
-                             Py_ssize_t d, Py_ssize_t n,
+                             const floating* bb, Py_ssize_t d, Py_ssize_t n,
                              const floating* x, const floating* s_prev,
                              floating* s) noexcept nogil:
-    """s = tanh(U @ x + W @ s_prev); s must not alias s_prev."""
+    """s = tanh(U @ x + W @ s_prev + b) (no b when bb is NULL); s must not alias s_prev."""
     cdef Py_ssize_t i
     for i in range(d):
         s[i] = 0
     _matvec(U, d, n, x, s)
     _matvec(W, d, d, s_prev, s)
+    if bb != NULL:
+        for i in range(d):
+            s[i] = s[i] + bb[i]
     _tanh_inplace(s, d)
 
 
-cdef inline floating _output_error(const floating* V, Py_ssize_t m, Py_ssize_t d,
+cdef inline floating _output_error(const floating* V, const floating* cb,
+                                   Py_ssize_t m, Py_ssize_t d,
                                    const floating* s, const floating* target,
-                                   floating g, floating* e) noexcept nogil:
-    """e = -2 g (target - V @ s); return sum_k (target_k - (V @ s)_k)^2."""
+                                   floating g, floating* y, floating* e) noexcept nogil:
+    """y = V @ s + c (no c when cb is NULL), e = -2 g (target - y);
+    return sum_k (target_k - y_k)^2."""
     cdef Py_ssize_t k
     cdef floating r, sq = 0
     for k in range(m):
         e[k] = 0
-    _matvec(V, m, d, s, e)              # e = y = V @ s
+    _matvec(V, m, d, s, e)              # e = y = V @ s (+ c)
+    if cb != NULL:
+        for k in range(m):
+            e[k] = e[k] + cb[k]
+    for k in range(m):
+        y[k] = e[k]
     for k in range(m):
         r = target[k] - e[k]
         sq = sq + r * r
@@ -215,16 +232,17 @@ cdef inline floating _output_error(const floating* V, Py_ssize_t m, Py_ssize_t d
 
 
 cdef inline void _sensitivity_step(const floating* W, Py_ssize_t d, Py_ssize_t n,
-                                   Py_ssize_t Q, const floating* x,
+                                   Py_ssize_t Q, bint bias, const floating* x,
                                    const floating* s_prev, const floating* s,
                                    const floating* P_prev, floating* P) noexcept nogil:
     """One step of the seed's sensitivity recursion, P = f'(Z) * (direct + W @ P_prev).
 
-    P and P_prev are (d, Q) with Q >= d*n + d*d: column i*n + j holds
-    dS_l/du_ij, column d*n + i*d + j holds dS_l/dw_ij (any further columns,
-    such as the initial state's, have no direct term). direct[l, u_ij] =
-    delta_li x_j and direct[l, w_ij] = delta_li s_prev_j; f'(Z) = 1 - s^2.
-    P must not alias P_prev.
+    P and P_prev are (d, Q) with Q >= d*n + d*d (+ d with biases): column
+    i*n + j holds dS_l/du_ij, column d*n + i*d + j dS_l/dw_ij, and with
+    biases column d*n + d*d + i dS_l/db_i (any further columns have no
+    direct term). direct[l, u_ij] = delta_li x_j, direct[l, w_ij] = delta_li
+    s_prev_j, direct[l, b_i] = delta_li; f'(Z) = 1 - s^2. P must not alias
+    P_prev.
     """
     cdef Py_ssize_t l, mm, j, q
     cdef floating* row
@@ -243,6 +261,8 @@ cdef inline void _sensitivity_step(const floating* W, Py_ssize_t d, Py_ssize_t n
             row[l * n + j] = row[l * n + j] + x[j]
         for j in range(d):                          # delta_li s_prev_j, i = l
             row[d * n + l * d + j] = row[d * n + l * d + j] + s_prev[j]
+        if bias:                                    # delta_li, i = l
+            row[d * n + d * d + l] = row[d * n + d * d + l] + 1
         fp = 1 - s[l] * s[l]
         for q in range(Q):
             row[q] = row[q] * fp
@@ -767,13 +787,26 @@ def _simd_info():
 # (b) blocks of sequences, time-major: one matrix product per step
 # ---------------------------------------------------------------------------
 
+cdef inline void _add_bias(floating* Z, Py_ssize_t R, Py_ssize_t ld, Py_ssize_t d,
+                           const floating* bias) noexcept nogil:
+    """Z[r, :d] += bias for the R rows of Z (row stride ld); nothing when bias is NULL."""
+    cdef Py_ssize_t r, j
+    if bias == NULL:
+        return
+    for r in range(R):
+        for j in range(d):
+            Z[r * ld + j] = Z[r * ld + j] + bias[j]
+
+
 cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
                          Py_ssize_t d, Py_ssize_t m, const floating* X,
                          const floating* s0, const floating* pack,
+                         const floating* bb, const floating* cb,
                          floating* S, floating* Y, const floating* target,
                          floating g, floating* E, floating* work) noexcept nogil:
     """Forward pass of sequences b0 .. b0 + R - 1, all R at each step.
 
+    bb (d,) and cb (m,) are the biases b and c, or NULL for none.
     OUT: S (states) and Y (outputs) of those sequences when not NULL, and,
     when target is not NULL, E[b] = g sum_t sum_k (target - Y)^2.
     work holds 2 R (n + d) + R m scalars: the rows [x^t, s^{t-1}] of the
@@ -795,18 +828,21 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
         for r in range(R):
             for j in range(n):
                 cur[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
-        # Z = [x, s] [U.T; W.T], then S = tanh(Z), into the next row's s part
+        # Z = [x, s] [U.T; W.T] + b, then S = tanh(Z), into the next row's s part
         _gemm_packed(R, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
+        _add_bias(nxt + n, R, K1, d, bb)
         for r in range(R):
             _tanh_inplace(nxt + r * K1 + n, d)
         if S != NULL:
             for r in range(R):
                 for j in range(d):
                     S[((b0 + r) * T + t) * d + j] = nxt[r * K1 + n + j]
-        if Y != NULL:                               # Y = S V.T
+        if Y != NULL:                               # Y = S V.T + c
             _gemm_packed(R, d, m, nxt + n, K1, 1, Vt, Y + (b0 * T + t) * m, T * m, 0)
+            _add_bias(Y + (b0 * T + t) * m, R, T * m, m, cb)
         if target != NULL:
             _gemm_packed(R, d, m, nxt + n, K1, 1, Vt, y, m, 0)
+            _add_bias(y, R, m, m, cb)
             for r in range(R):
                 E[b0 + r] = _residuals(target + ((b0 + r) * T + t) * m, y + r * m, m, g,
                                        E[b0 + r])
@@ -821,8 +857,8 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
 cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
                       Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* X,
                       const floating* target, const floating* s0, floating g,
-                      const floating* pack, floating* A, floating* B,
-                      floating* E, floating* ds0) noexcept nogil:
+                      const floating* pack, const floating* bb, const floating* cb,
+                      floating* A, floating* B, floating* E, floating* ds0) noexcept nogil:
     """The two recurrences of BPTT for sequences b0 .. b0 + R - 1.
 
     A ((T + 1) x N x (n + d), time-major) gets row [x^t, s^{t-1}] of sequence
@@ -830,7 +866,8 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
     A[T, b, n:]. B ((T + 1) x N x (m + d)) gets [e^{t-1}, delta^t] at B[t, b]:
     e^t = -2 g (target^t - Y^t) and delta^t = f'(Z^t) (V.T e^t + W.T
     delta^{t+1}), delta^T = 0, so that one product per step, [e^t,
-    delta^{t+1}] [V; W], runs the backward recurrence.
+    delta^{t+1}] [V; W], runs the backward recurrence. bb, cb: the biases
+    b and c, or NULL.
     OUT: E[b] (the loss of each sequence), ds0[b] = W.T delta^0.
     """
     cdef Py_ssize_t K1 = n + d, K2 = m + d, t, r, j
@@ -856,9 +893,11 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
             for j in range(n):
                 At[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
         _gemm_packed(R, K1, d, At, K1, 1, UW, An + n, K1, 0)
+        _add_bias(An + n, R, K1, d, bb)
         for r in range(R):
             _tanh_inplace(An + r * K1 + n, d)
         _gemm_packed(R, d, m, An + n, K1, 1, Vt, Bn, K2, 0)
+        _add_bias(Bn, R, K2, m, cb)
         for r in range(R):
             E[b0 + r] = _residuals(target + ((b0 + r) * T + t) * m, Bn + r * K2, m, g,
                                    E[b0 + r])
@@ -878,31 +917,62 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
     _gemm_packed(R, d, d, B + b0 * K2 + m, K2, 1, Wr, ds0 + b0 * d, d, 0)
 
 
-cdef void _bptt_products(Py_ssize_t b, Py_ssize_t N, Py_ssize_t T, Py_ssize_t n,
-                         Py_ssize_t d, Py_ssize_t m, const floating* A,
-                         const floating* B, floating* grad) noexcept nogil:
-    """The gradient of sequence b from its rows of A and B (see ``_bptt_block``).
+cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t N, Py_ssize_t T,
+                         Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* A,
+                         const floating* B, bint bias, floating* grad) noexcept nogil:
+    """Rows r0 .. r1 - 1 of the batch's gradient, from A and B (see ``_bptt_block``).
 
-    OUT: grad = [dE/d[U W] (d x (n + d)), dE/dV (m x d)], overwritten:
-    [dU dW] = sum_t delta^t [x^t, s^{t-1}] and dV = sum_t e^t (S^t).T, each a
-    product over the T steps.
+    Row r < d is row r of dE/d[U W] (d x (n + d)) and, with biases, db_r;
+    row d + k is row k of dE/dV (m x d) and dc_k::
+
+        [dU dW] = sum_{t, b} delta^t_b [x^t_b, s^{t-1}_b],  db = sum_{t, b} delta^t_b
+        dV = sum_{t, b} e^t_b (S^t_b).T,                     dc = sum_{t, b} e^t_b
+
+    one product over all steps of all sequences (time-major, as A and B
+    hold them). Every element is one chain in that order, whichever rows a
+    thread is given. OUT: those rows of grad = [dU dW, dV, db, dc], overwritten.
     """
-    cdef Py_ssize_t K1 = n + d, K2 = m + d, ct = _ct(<floating>0)
-    _gemm(d, T, K1, B + b * K2 + m, 1, N * K2, A + b * K1, ct, N * K1, N * K1,
-          grad, K1, 0)
-    _gemm(m, T, d, B + (N + b) * K2, 1, N * K2, A + (N + b) * K1 + n, ct, N * K1, N * K1,
-          grad + d * K1, d, 0)
+    cdef Py_ssize_t K1 = n + d, K2 = m + d, ct = _ct(<floating>0), TN = T * N
+    cdef Py_ssize_t lo, hi, k, i
+    cdef floating* acc
+    cdef const floating* row
+    lo = r0
+    hi = r1 if r1 < d else d
+    if hi > lo:
+        _gemm(hi - lo, TN, K1, B + m + lo, 1, K2, A, ct, K1, K1, grad + lo * K1, K1, 0)
+        if bias:
+            acc = grad + d * K1 + m * d
+            for i in range(lo, hi):
+                acc[i] = 0
+            for k in range(TN):
+                row = B + k * K2 + m
+                for i in range(lo, hi):
+                    acc[i] = acc[i] + row[i]
+    lo = (r0 if r0 > d else d) - d
+    hi = r1 - d
+    if hi > lo:
+        _gemm(hi - lo, TN, d, B + N * K2 + lo, 1, K2, A + N * K1 + n, ct, K1, K1,
+              grad + d * K1 + lo * d, d, 0)
+        if bias:
+            acc = grad + d * K1 + m * d + d
+            for i in range(lo, hi):
+                acc[i] = 0
+            for k in range(TN):
+                row = B + (N + k) * K2
+                for i in range(lo, hi):
+                    acc[i] = acc[i] + row[i]
 
 
 cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t npan,
                        const floating* W, const floating* Pp, floating* Pn,
-                       const floating* xs, const floating* fp, const floating* c,
-                       floating* gq) noexcept nogil:
+                       const floating* xs, Py_ssize_t qb, const floating* fp,
+                       const floating* c, floating* gq) noexcept nogil:
     """One RTRL step on the sensitivity panels p0 .. p0 + npan - 1.
 
     P (d x Q) is held by panels of CT columns, panel-major (panel, row l,
     column): Pn = f'(Z) (W Pp + direct) with direct[l, l K1 + j] = xs[j]
-    (the row [x^t, s^{t-1}]), then gq += c.T Pn (c = V.T e).
+    (the row [x^t, s^{t-1}]) and, when qb >= 0 (biases), direct[l, qb + l]
+    = 1 (dZ_l/db_l); then gq += c.T Pn (c = V.T e).
     """
     cdef Py_ssize_t ct = _ct(<floating>0), pl, l, i, j, q0, lo, hi, nr
     cdef const floating* bp
@@ -931,6 +1001,8 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
                 if lo < q0 + ct and hi > q0:          # the direct term meets the panel
                     for j in range(lo if lo > q0 else q0, hi if hi < q0 + ct else q0 + ct):
                         orow[j - q0] = orow[j - q0] + xs[j - lo]
+                if qb >= 0 and qb + l + i >= q0 and qb + l + i < q0 + ct:
+                    orow[qb + l + i - q0] = orow[qb + l + i - q0] + 1
                 fl = fp[l + i]
                 cl = c[l + i]
                 for j in range(ct):
@@ -943,26 +1015,30 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
 cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
                      Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* X,
                      const floating* target, const floating* s0, floating g,
-                     const floating* W, const floating* pack, floating* grad,
-                     floating* ds0, floating* E, floating* work) noexcept nogil:
+                     const floating* W, const floating* pack, const floating* bb,
+                     const floating* cb, floating* grad, floating* ds0, floating* E,
+                     floating* work) noexcept nogil:
     """RTRL for sequence b, sensitivity columns of chunk ch of nch.
 
     The sensitivities dS^t_l/dtheta_q are carried forward in a (d, Q)
     matrix P, Q = d (n + d) + d: [u_i., w_i.] at i (n + d) .. i (n + d) + n + d - 1
-    (row i of [U W]), then s0_j at d (n + d) + j::
+    (row i of [U W]), then s0_j at d (n + d) + j, then, with biases (bb and
+    cb not NULL), b_j at d (n + d) + d + j::
 
-        P^0 = [0 | I],  P^t = f'(Z^t) (W P^{t-1} + direct^t),
-        direct^t[l, l (n + d) + j] = [x^t, s^{t-1}]_j
+        P^0 = [0 | I | 0],  P^t = f'(Z^t) (W P^{t-1} + direct^t),
+        direct^t[l, l (n + d) + j] = [x^t, s^{t-1}]_j,  direct^t[l, b_l] = 1
         dE^t/dtheta_q = sum_k sum_l e^t_k v_kl P^t[l, q] = sum_l c^t_l P^t[l, q]
 
     (the seed's recursion and double sum, k summed first: c^t = V.T e^t).
     A column's values depend on that column alone, so the columns are split
     into chunks, each run by one thread through all T steps (the forward
     pass, cheap next to P, is run by each). Chunk 0 also computes E[b] and
-    dE/dV. OUT: its columns of grad ([U W] part) and ds0; chunk 0: the V part
-    of grad and E[b]. work: ``_rtrl_work_size``; memory does not grow with T.
+    dE/dV (and dc = sum_t e^t). OUT: its columns of grad ([U W] and b parts)
+    and ds0; chunk 0: the V and c parts of grad and E[b]. work:
+    ``_rtrl_work_size``; memory does not grow with T.
     """
-    cdef Py_ssize_t K1 = n + d, Q = d * K1 + d, ct = _ct(<floating>0)
+    cdef Py_ssize_t K1 = n + d, ct = _ct(<floating>0)
+    cdef Py_ssize_t Q = d * K1 + d + (d if bb != NULL else 0)
     cdef Py_ssize_t ntot = (Q + ct - 1) // ct
     cdef Py_ssize_t p0 = ch * ntot // nch, p1 = (ch + 1) * ntot // nch
     cdef Py_ssize_t npan = p1 - p0, Qc = npan * ct, t, j, l, k, q
@@ -978,6 +1054,7 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
     cdef floating* Pp = gq + Qc                     # (d, Qc) by panels
     cdef floating* Pn = Pp + d * Qc
     cdef floating* dV = grad + d * K1
+    cdef floating* dc = dV + m * d + d
     cdef floating* tmp
     cdef floating s, sq = 0
     for j in range(d):
@@ -990,22 +1067,30 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
             Pp[((q // ct - p0) * d + l) * ct + q % ct] = 1
     if ch == 0:
         memset(dV, 0, m * d * sizeof(floating))
+        if cb != NULL:
+            memset(dc, 0, m * sizeof(floating))
     for t in range(T):
         for j in range(n):
             cur[j] = X[(b * T + t) * n + j]
         _gemm_packed(1, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
+        _add_bias(nxt + n, 1, K1, d, bb)
         _tanh_inplace(nxt + n, d)
         _gemm_packed(1, d, m, nxt + n, K1, 1, Vt, e, m, 0)
+        _add_bias(e, 1, m, m, cb)
         sq = _residuals(target + (b * T + t) * m, e, m, g, sq)
         _gemm_packed(1, m, d, e, m, 1, Vr, c, d, 0)
         for l in range(d):
             s = nxt[n + l]
             fp[l] = 1 - s * s
-        _rtrl_panels(d, K1, p0, npan, W, Pp, Pn, cur, fp, c, gq)
+        _rtrl_panels(d, K1, p0, npan, W, Pp, Pn, cur, d * K1 + d if bb != NULL else -1,
+                     fp, c, gq)
         if ch == 0:                                 # dE^t/dV = e^t (S^t).T
             for k in range(m):
                 for j in range(d):
                     dV[k * d + j] = dV[k * d + j] + e[k] * nxt[n + j]
+            if cb != NULL:                          # dE^t/dc = e^t
+                for k in range(m):
+                    dc[k] = dc[k] + e[k]
         tmp = Pp
         Pp = Pn
         Pn = tmp
@@ -1016,8 +1101,10 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
         q = p0 * ct + j
         if q < d * K1:
             grad[q] = gq[j]
-        elif q < Q:
+        elif q < d * K1 + d:
             ds0[q - d * K1] = gq[j]
+        elif q < Q:                                 # db: after dV in grad
+            grad[q + m * d - d] = gq[j]
     if ch == 0:
         E[b] = g * sq
 
@@ -1042,11 +1129,17 @@ def _bptt_buffer_sizes(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
     return (T + 1) * N * (n + d), (T + 1) * N * (m + d)
 
 
-def _rtrl_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch):
+def _rtrl_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch,
+                    bint bias=False):
     """Scalars of workspace one thread needs for one RTRL chunk of nch."""
     cdef Py_ssize_t ct = 2 * CRNN_VWF     # the wider of the two dtypes' panels
-    cdef Py_ssize_t Qc = (d * (n + d) + d + nch - 1) // nch + 2 * ct
+    cdef Py_ssize_t Qc = (d * (n + d) + d + (d if bias else 0) + nch - 1) // nch + 2 * ct
     return 2 * (n + d) + m + 2 * d + Qc + 2 * d * Qc
+
+
+def _gradient_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False):
+    """Scalars of the gradient vector: [dU dW] (d, n + d), dV (m, d), then db (d,), dc (m,)."""
+    return d * (n + d) + m * d + ((d + m) if bias else 0)
 
 
 def _blocks(Py_ssize_t N, int n_threads):
@@ -1054,14 +1147,22 @@ def _blocks(Py_ssize_t N, int n_threads):
     return (N + n_threads - 1) // n_threads
 
 
+cdef inline const floating* _opt(const floating[::1] a) noexcept nogil:
+    """A pointer to a's data, or NULL when a is empty (no bias)."""
+    if a.shape[0] == 0:
+        return NULL
+    return &a[0]
+
+
 def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
-             const floating[:, ::1] V, const floating[:, :, ::1] X,
-             const floating[:, ::1] s0,
+             const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
+             const floating[:, :, ::1] X, const floating[:, ::1] s0,
              floating[:, :, ::1] S, floating[:, :, ::1] Y,
              floating[::1] pack, floating[:, ::1] work, int n_threads):
     """Forward pass over a batch.
 
-    IN: U (d, n), W (d, d), V (m, d), X (N, T, n), s0 (N, d).
+    IN: U (d, n), W (d, d), V (m, d), b (d,) and c (m,) or both empty (no
+    biases), X (N, T, n), s0 (N, d).
     OUT: S (N, T, d), Y (N, T, m), overwritten.
     SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
     with R = _blocks(N, n_threads).
@@ -1069,6 +1170,8 @@ def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t R = _blocks(N, n_threads), blk, b0, Rb
+    cdef const floating* bb = _opt(b)
+    cdef const floating* cb = _opt(c)
     with nogil:
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
@@ -1076,15 +1179,15 @@ def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
                 _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
-                               &S[0, 0, 0], &Y[0, 0, 0], NULL, 0, NULL,
+                               bb, cb, &S[0, 0, 0], &Y[0, 0, 0], NULL, 0, NULL,
                                &work[threadid(), 0])
 
 
 def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
-          const floating[:, ::1] V, const floating[:, :, ::1] X,
-          const floating[:, :, ::1] target, const floating[:, ::1] s0,
-          floating g, floating[::1] E, floating[::1] pack, floating[:, ::1] work,
-          int n_threads):
+          const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
+          const floating[:, :, ::1] X, const floating[:, :, ::1] target,
+          const floating[:, ::1] s0, floating g, floating[::1] E, floating[::1] pack,
+          floating[:, ::1] work, int n_threads):
     """Loss of every sequence of a batch, without storing states.
 
     IN: as ``_forward``, target (N, T, m), g.
@@ -1094,6 +1197,8 @@ def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t R = _blocks(N, n_threads), blk, b0, Rb
+    cdef const floating* bb = _opt(b)
+    cdef const floating* cb = _opt(c)
     with nogil:
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
@@ -1101,34 +1206,39 @@ def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
                 _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
-                               NULL, NULL, &target[0, 0, 0], g, &E[0],
+                               bb, cb, NULL, NULL, &target[0, 0, 0], g, &E[0],
                                &work[threadid(), 0])
 
 
 def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
-              const floating[:, ::1] V, const floating[:, :, ::1] X,
-              const floating[:, :, ::1] target, const floating[:, ::1] s0,
-              floating g, int method,
+              const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
+              const floating[:, :, ::1] X, const floating[:, :, ::1] target,
+              const floating[:, ::1] s0, floating g, int method,
               floating[::1] grad, floating[:, ::1] ds0, floating[::1] E,
               floating[:, ::1] slots, floating[::1] pack, floating[::1] A,
               floating[::1] B, floating[:, ::1] work, int nch, int n_threads):
     """Exact gradient of E over a batch, by BPTT (method 0) or RTRL (method 1).
 
     IN: as ``_loss``.
-    OUT: grad (d*(n+d) + m*d,): dE/d[U W] (d, n + d) then dE/dV (m, d),
-    raveled and summed over the batch in sequence order; ds0 (N, d): dE/dS^0
-    of each sequence; E (N,): the loss of each sequence. All overwritten.
-    SCRATCH: slots (K, d*(n+d) + m*d) for K >= 1 sequences' gradients,
-    pack (_pack_size,); BPTT: A and B (_bptt_buffer_sizes); RTRL: work
-    (n_threads, _rtrl_work_size(..., nch)), each sequence's columns split in
-    nch chunks. Each sequence's gradient is computed alone into its slot, and
-    the slots are added in sequence order, so that no bit depends on the
-    thread count, the chunks or K.
+    OUT: grad (_gradient_size,): dE/d[U W] (d, n + d), dE/dV (m, d), then
+    with biases dE/db (d,) and dE/dc (m,), raveled and summed over the batch;
+    ds0 (N, d): dE/dS^0 of each sequence; E (N,): the loss of each sequence.
+    All overwritten.
+    SCRATCH: pack (_pack_size,). BPTT: A and B (_bptt_buffer_sizes); the
+    batch's gradient is one product over all steps of all sequences, its
+    rows shared out between the threads. RTRL: slots (K, _gradient_size) for
+    K >= 1 sequences' gradients, work (n_threads, _rtrl_work_size(..., nch)),
+    each sequence's columns split in nch chunks; each sequence's gradient is
+    computed alone into its slot, and the slots are added in sequence order.
+    Either way no bit depends on the thread count, the chunks or K.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t P = grad.shape[0], K = slots.shape[0]
-    cdef Py_ssize_t R = _blocks(N, n_threads), start, stop, b, blk, b0, Rb, it, p
+    cdef Py_ssize_t R = _blocks(N, n_threads), start, stop, i, blk, b0, Rb, it, p
+    cdef Py_ssize_t rows = ((d + m + n_threads - 1) // n_threads + 3) // 4 * 4, r0, r1
+    cdef const floating* bb = _opt(b)
+    cdef const floating* cb = _opt(c)
     cdef floating acc
     with nogil:
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
@@ -1141,38 +1251,44 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                 Rb = N - b0 if N - b0 < R else R
                 if Rb > 0:
                     _bptt_block(b0, Rb, N, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
-                                &s0[0, 0], g, &pack[0], &A[0], &B[0], &E[0], &ds0[0, 0])
-        start = 0
-        while start < N:
-            stop = start + K if start + K < N else N
-            if method == 0:
-                for b in prange(start, stop, schedule="static"):
-                    _bptt_products(b, N, T, n, d, m, &A[0], &B[0], &slots[b - start, 0])
-            else:
+                                &s0[0, 0], g, &pack[0], bb, cb, &A[0], &B[0], &E[0],
+                                &ds0[0, 0])
+            for blk in prange(n_threads, schedule="static"):
+                r0 = blk * rows
+                r1 = r0 + rows if r0 + rows < d + m else d + m
+                if r1 > r0:
+                    _bptt_products(r0, r1, N, T, n, d, m, &A[0], &B[0], bb != NULL,
+                                   &grad[0])
+        else:
+            start = 0
+            while start < N:
+                stop = start + K if start + K < N else N
                 for it in prange((stop - start) * nch, schedule="static"):
                     _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
-                               &target[0, 0, 0], &s0[0, 0], g, &W[0, 0], &pack[0],
+                               &target[0, 0, 0], &s0[0, 0], g, &W[0, 0], &pack[0], bb, cb,
                                &slots[it // nch, 0], &ds0[start + it // nch, 0], &E[0],
                                &work[threadid(), 0])
-            # add the slots in sequence order: the same sum whatever the threads
-            for p in prange(P, schedule="static"):
-                acc = grad[p]
-                for b in range(stop - start):
-                    acc = acc + slots[b, p]
-                grad[p] = acc
-            start = stop
+                # add the slots in sequence order: the same sum whatever the threads
+                for p in prange(P, schedule="static"):
+                    acc = grad[p]
+                    for i in range(stop - start):
+                        acc = acc + slots[i, p]
+                    grad[p] = acc
+                start = stop
 
 
 # ---------------------------------------------------------------------------
 # online learning: RTRL one step at a time, the weights updated at every step
 # ---------------------------------------------------------------------------
 
-def _online_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
+def _online_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False):
     """Scalars of workspace ``_rtrl_online`` needs."""
-    return 2 * d + m + d * (d * n + d * d) + (d * n + d * d + m * d)
+    cdef Py_ssize_t Q = d * n + d * d + (d if bias else 0)
+    return 2 * d + 2 * m + d * Q + Q + m * d + (m if bias else 0)
 
 
 def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
+                 floating[::1] b, floating[::1] c,
                  const floating[:, ::1] X, const floating[:, ::1] target,
                  floating[::1] s, floating[:, ::1] P,
                  floating g, floating lr, floating clip,
@@ -1182,49 +1298,58 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
 
     At each step t: the state and output from the current weights; the
     sensitivities P^t = f'(Z^t) (direct^t + W P^{t-1}) (columns: u_ij at
-    i*n + j, then w_ij at d*n + i*d + j); the gradient of E^t alone,
-    dE^t/dtheta = sum_k sum_l e^t_k v_kl P^t[l, :] and e^t S^t.T for V; its
-    norm clipped to ``clip`` (0: no clipping); then theta -= lr dE^t/dtheta
-    when lr > 0. The cost of a step does not depend on how long the stream
-    has run.
+    i*n + j, then w_ij at d*n + i*d + j, then with biases b_i at d*n + d*d
+    + i; see ``_sensitivity_step``); the gradient of E^t alone,
+    dE^t/dtheta = sum_k sum_l e^t_k v_kl P^t[l, :], e^t S^t.T for V and e^t
+    for c; its norm clipped to ``clip`` (0: no clipping); then theta -= lr
+    dE^t/dtheta when lr > 0. The cost of a step does not depend on how long
+    the stream has run.
 
-    IN/OUT: U, W, V (updated when lr > 0), s (d,) the state, P (d, d*n + d*d)
-    the sensitivities, grad_sum (d*n + d*d + m*d,) += every step's gradient.
+    IN/OUT: U, W, V, and b (d,), c (m,) or both empty (no biases), updated
+    when lr > 0; s (d,) the state, P (d, Q) the sensitivities, grad_sum
+    (Q + m*d (+ m),): [U, W, (b), V, (c)] += every step's gradient.
     IN: X (T, n), target (T, m). OUT: Y (T, m) the outputs (from the weights
     before the step's update), E (T,) each step's E^t.
-    SCRATCH: work (_online_work_size(n, d, m),).
+    SCRATCH: work (_online_work_size(n, d, m, bias),).
     """
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], d = U.shape[0], m = V.shape[0]
-    cdef Py_ssize_t Q = d * n + d * d, NP = d * n + d * d + m * d
+    cdef bint bias = b.shape[0] > 0
+    cdef Py_ssize_t Q = d * n + d * d + (d if bias else 0)
+    cdef Py_ssize_t NP = Q + m * d + (m if bias else 0)
     cdef Py_ssize_t t, i, j, l, q, k
+    cdef floating* bb = &b[0] if bias else NULL
+    cdef floating* cb = &c[0] if bias else NULL
     cdef floating* s_new = &work[0]                 # (d,)
-    cdef floating* c = s_new + d                    # (d,): V.T e^t
-    cdef floating* e = c + d                        # (m,)
-    cdef floating* Pn = e + m                       # (d, Q)
+    cdef floating* cv = s_new + d                   # (d,): V.T e^t
+    cdef floating* e = cv + d                       # (m,)
+    cdef floating* y = e + m                        # (m,)
+    cdef floating* Pn = y + m                       # (d, Q)
     cdef floating* gstep = Pn + d * Q               # (NP,): dE^t/dtheta
     cdef floating* row
     cdef floating cl, norm, scale
     with nogil:
         for t in range(T):
-            _state_step(&U[0, 0], &W[0, 0], d, n, &X[t, 0], &s[0], s_new)
+            _state_step(&U[0, 0], &W[0, 0], bb, d, n, &X[t, 0], &s[0], s_new)
+            E[t] = g * _output_error(&V[0, 0], cb, m, d, s_new, &target[t, 0], g, y, e)
             for k in range(m):
-                Y[t, k] = 0
-            _matvec(&V[0, 0], m, d, s_new, &Y[t, 0])
-            E[t] = g * _output_error(&V[0, 0], m, d, s_new, &target[t, 0], g, e)
-            _sensitivity_step(&W[0, 0], d, n, Q, &X[t, 0], &s[0], s_new, &P[0, 0], Pn)
+                Y[t, k] = y[k]
+            _sensitivity_step(&W[0, 0], d, n, Q, bias, &X[t, 0], &s[0], s_new, &P[0, 0], Pn)
 
             # the gradient of E^t: the seed's double sum, the k-sum first
             for l in range(d):
-                c[l] = 0
-            _matTvec(&V[0, 0], m, d, e, c)
+                cv[l] = 0
+            _matTvec(&V[0, 0], m, d, e, cv)
             for q in range(NP):
                 gstep[q] = 0
             for l in range(d):
-                cl = c[l]
+                cl = cv[l]
                 row = Pn + l * Q
                 for q in range(Q):
                     gstep[q] = gstep[q] + cl * row[q]
             _outer(gstep + Q, m, d, e, s_new)
+            if bias:
+                for k in range(m):
+                    gstep[Q + m * d + k] = e[k]
 
             if clip > 0:
                 norm = 0
@@ -1252,3 +1377,8 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
                 for k in range(m):
                     for j in range(d):
                         V[k, j] = V[k, j] - lr * gstep[Q + k * d + j]
+                if bias:
+                    for i in range(d):
+                        bb[i] = bb[i] - lr * gstep[d * n + d * d + i]
+                    for k in range(m):
+                        cb[k] = cb[k] - lr * gstep[Q + m * d + k]

@@ -22,8 +22,6 @@ from crnn._validation import as_float_array, check_g, check_method, make_rng
 
 __all__ = ["fit"]
 
-_WEIGHTS = ("U", "W", "V")
-
 
 def _count(value, name, minimum, allow_none=False):
     if value is None and allow_none:
@@ -166,14 +164,14 @@ class _Trainer:
 
     def _params(self):
         m = self.model
-        return {k: getattr(m, "_" + k) for k in _WEIGHTS}
+        return {k: getattr(m, "_" + k) for k in m._param_names()}
 
     def _update(self, optimizer, X, target, s0):
         """One exact gradient and one optimizer step; return (E, values scored)."""
         model = self.model
         G = model.gradient(X, target, s0, self.g, self.method, check_finite=False)
         count = target.size
-        grads = {k: getattr(G, k) / count for k in _WEIGHTS}
+        grads = {k: getattr(G, k) / count for k in model._param_names()}
         apply_update(self._params(), optimizer, grads, G.loss, self.clip)
         return G.loss, count
 

@@ -50,7 +50,7 @@ def exclusive(what, *objects):
 
 def check_writable(model, what):
     """Refuse to train a model whose weights were made read-only (they are updated in place)."""
-    for name in ("U", "W", "V"):
+    for name in model._param_names():
         if not getattr(model, "_" + name).flags.writeable:
             raise ValueError(
                 f"{name} is read-only, but {what} updates the weights in place; assign a "

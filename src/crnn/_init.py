@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["INITS", "initial_weights"]
+__all__ = ["INITS", "initial_biases", "initial_weights"]
 
 
 def _uniform(shape, fan_in, fan_out, rng):
@@ -95,3 +95,21 @@ def initial_weights(n, d, m, init, spectral_radius, rng, dtype):
             )
         out.append(w)
     return out
+
+
+def initial_biases(d, m, init, rng, dtype):
+    """Return b (d,) and c (m,): PyTorch's U(-1/sqrt(d), 1/sqrt(d)) for "uniform", else zeros.
+
+    ``nn.RNN`` draws its biases from U(-1/sqrt(hidden_size), ...) and
+    ``nn.Linear`` from U(-1/sqrt(fan_in), ...), fan_in = d for c; the other
+    initialisers (and a callable) start the biases at zero, as Keras does.
+    They are drawn after U, W and V, so a seed gives the same weights with
+    or without biases.
+    """
+    if isinstance(init, str) and init.lower() == "uniform":
+        bound = 1.0 / np.sqrt(d)
+        b = rng.uniform(-bound, bound, size=d)
+        c = rng.uniform(-bound, bound, size=m)
+    else:
+        b, c = np.zeros(d), np.zeros(m)
+    return np.ascontiguousarray(b, dtype=dtype), np.ascontiguousarray(c, dtype=dtype)

@@ -27,7 +27,8 @@ class OnlineRTRL:
         \frac{\partial E^t}{\partial u_{ij}} = \sum_k \sum_l e^t_k v_{kl}
         \frac{\partial s^t_l}{\partial u_{ij}}
 
-    (likewise for W; :math:`e^t_k s^t_j` for V), with the sensitivities
+    (likewise for W and, with biases, b; :math:`e^t_k s^t_j` for V and
+    :math:`e^t_k` for c), with the sensitivities
     :math:`\partial s^t_l / \partial u_{ij}` carried forward from step to step
     (Williams and Zipser, 1989). The state and the sensitivities live in this
     object between calls, so a stream can be fed in pieces of any length; the
@@ -53,9 +54,10 @@ class OnlineRTRL:
     ----------
     state : ndarray of shape (d,)
         The current state (assignable).
-    sensitivities : ndarray of shape (d, d*n + d*d)
-        A copy of dS_l/du_ij (column i*n + j) and dS_l/dw_ij (column
-        d*n + i*d + j).
+    sensitivities : ndarray of shape (d, d*n + d*d) or (d, d*n + d*d + d)
+        A copy of dS_l/du_ij (column i*n + j), dS_l/dw_ij (column
+        d*n + i*d + j) and, when the model has biases, dS_l/db_i (column
+        d*n + d*d + i).
     gradient_sum_ : Gradient
         The sum of the per-step gradients since the last :meth:`reset`
         (``s0`` holds zeros: the initial state is not learned online).
@@ -143,11 +145,14 @@ class OnlineRTRL:
             s0 = as_float_array(s0, "s0", m.dtype, 1)
             check_shape(s0, "s0", (d,))
             self._state = s0.copy()
-        check_alloc((d, d * n + d * d), m.dtype, "the RTRL sensitivities")
-        check_alloc((_core._online_work_size(n, d, k),), m.dtype, "the online RTRL workspace")
-        self._P = np.zeros((d, d * n + d * d), dtype=m.dtype)
-        self._grad = np.zeros(d * n + d * d + k * d, dtype=m.dtype)
-        self._work = np.empty(_core._online_work_size(n, d, k), dtype=m.dtype)
+        bias = m.bias
+        Q = d * n + d * d + (d if bias else 0)
+        work = _core._online_work_size(n, d, k, bias)
+        check_alloc((d, Q), m.dtype, "the RTRL sensitivities")
+        check_alloc((work,), m.dtype, "the online RTRL workspace")
+        self._P = np.zeros((d, Q), dtype=m.dtype)
+        self._grad = np.zeros(Q + k * d + (k if bias else 0), dtype=m.dtype)
+        self._work = np.empty(work, dtype=m.dtype)
         self.n_steps_ = 0
         self.loss_ = 0.0
 
@@ -165,7 +170,11 @@ class OnlineRTRL:
 
     @property
     def sensitivities(self):
-        """A copy of dS_l/dtheta, shape (d, d*n + d*d): u_ij at i*n + j, w_ij at d*n + i*d + j."""
+        """A copy of dS_l/dtheta, shape (d, Q).
+
+        Columns: u_ij at i*n + j, w_ij at d*n + i*d + j, b_i at d*n + d*d + i
+        (with biases).
+        """
         return self._P.copy()
 
     def step(self, x, target):
@@ -219,21 +228,26 @@ class OnlineRTRL:
         if X.shape[1] != m.input_size:
             raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
         check_shape(target, "target", (X.shape[0], m.output_size))
-        U, W, V = m._weights(check_finite=True)
-        if not (U is m._U and W is m._W and V is m._V):  # the kernel updates them in place
-            m._U, m._W, m._V = U, W, V
+        arrays = m._weights(check_finite=True)
+        names = m._param_names()
+        for name, arr in zip(names, arrays, strict=False):  # the kernel updates them in place
+            if arr is not getattr(m, "_" + name):
+                setattr(m, "_" + name, arr)
+        U, W, V, b, c = arrays
         check_writable(m, "OnlineRTRL")
         T = X.shape[0]
         Y = np.empty((T, m.output_size), dtype=m.dtype)
         E = np.empty(T, dtype=m.dtype)
         if T == 0:
             return Y
-        carried = (U, W, V, self._state, self._P, self._grad)
+        carried = (U, W, V, b, c, self._state, self._P, self._grad)
         backup = [a.copy() for a in carried]
         _core._rtrl_online(
             U,
             W,
             V,
+            b,
+            c,
             X,
             target,
             self._state,
@@ -247,7 +261,7 @@ class OnlineRTRL:
             self._work,
         )
         loss = float(np.sum(E, dtype=np.float64))
-        if not (math.isfinite(loss) and all(np.isfinite(a).all() for a in (U, W, V))):
+        if not (math.isfinite(loss) and all(np.isfinite(a).all() for a in (U, W, V, b, c))):
             for a, old in zip(carried, backup, strict=True):
                 a[...] = old
             raise FloatingPointError(
@@ -264,13 +278,17 @@ class OnlineRTRL:
         m = self.model
         n, d, k = m.input_size, m.hidden_size, m.output_size
         grad = self._grad
+        Q = self._P.shape[1]  # [U, W, (b)] then [V, (c)]
+        bias = d * n + d * d < Q
         return Gradient(
             U=grad[: d * n].reshape(d, n).copy(),
             W=grad[d * n : d * n + d * d].reshape(d, d).copy(),
-            V=grad[d * n + d * d :].reshape(k, d).copy(),
+            V=grad[Q : Q + k * d].reshape(k, d).copy(),
             s0=np.zeros(d, dtype=m.dtype),
             loss=self.loss_,
             method="rtrl",
+            b=grad[d * n + d * d : Q].copy() if bias else None,
+            c=grad[Q + k * d :].copy() if bias else None,
         )
 
     def __repr__(self):

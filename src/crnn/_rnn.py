@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crnn import _core
-from crnn._init import initial_weights
+from crnn._init import initial_biases, initial_weights
 from crnn._validation import (
     as_float_array,
     available_cpus,
@@ -34,6 +34,12 @@ _SLOTS_BYTES = 8 << 20
 # allocation costs a page fault per 4 KiB), except those above this size.
 _SCRATCH = threading.local()
 _SCRATCH_KEEP = 64 << 20
+
+
+def _check_bias(value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"bias must be True or False, got {type(value).__name__}")
+    return bool(value)
 
 
 def _scratch(name, shape, dtype):
@@ -76,6 +82,10 @@ class Gradient:
         E, summed over the batch.
     method : str
         ``"bptt"`` or ``"rtrl"``.
+    b : ndarray of shape (hidden_size,) or None
+        dE/db, when the model has biases (``bias=True``); None otherwise.
+    c : ndarray of shape (output_size,) or None
+        dE/dc, when the model has biases; None otherwise.
     """
 
     U: np.ndarray
@@ -84,11 +94,15 @@ class Gradient:
     s0: np.ndarray
     loss: float
     method: str
+    b: np.ndarray | None = None
+    c: np.ndarray | None = None
 
     def __repr__(self):
+        biases = "" if self.b is None else f", b: {self.b.shape}, c: {self.c.shape}"
         return (
             f"Gradient(method={self.method!r}, loss={self.loss!r}, U: {self.U.shape}, "
-            f"W: {self.W.shape}, V: {self.V.shape}, s0: {self.s0.shape}, dtype={self.U.dtype})"
+            f"W: {self.W.shape}, V: {self.V.shape}{biases}, s0: {self.s0.shape}, "
+            f"dtype={self.U.dtype})"
         )
 
 
@@ -97,12 +111,13 @@ class RNN:
 
     .. math::
 
-        Z^t = U X^t + W S^{t-1}, \quad S^t = \tanh(Z^t), \quad Y^t = V S^t
+        Z^t = U X^t + W S^{t-1} (+ b), \quad S^t = \tanh(Z^t), \quad Y^t = V S^t (+ c)
 
         E = g \sum_t \sum_k (\hat Y^t_k - Y^t_k)^2
 
     for t = 1..T, where :math:`\hat Y^t` is the target and :math:`S^0` the
-    initial state (zeros unless given). There are no biases.
+    initial state (zeros unless given). The biases b and c are there only
+    with ``bias=True``; the seed's model has none.
 
     Parameters
     ----------
@@ -130,6 +145,10 @@ class RNN:
         A callable ``init(shape, fan_in, fan_out, rng)`` returns each array.
     spectral_radius : float, optional
         Scale the initial W so that its largest eigenvalue modulus is this.
+    bias : bool, default False
+        Add the biases b (hidden_size,) and c (output_size,): Z^t = U X^t +
+        W S^{t-1} + b and Y^t = V S^t + c. They are trained, saved and
+        differentiated like the weights.
 
     Attributes
     ----------
@@ -138,10 +157,15 @@ class RNN:
     V : ndarray of shape (output_size, hidden_size)
         The weights. They may be assigned (the value is checked and copied)
         or changed in place.
+    b : ndarray of shape (hidden_size,) or None
+    c : ndarray of shape (output_size,) or None
+        The biases (None without ``bias=True``), assigned or changed likewise.
 
     Notes
     -----
     fan_in is n for U and d for W and V; fan_out is d for U and W and m for V.
+    With ``init="uniform"`` the biases are drawn from U(-1/sqrt(d),
+    1/sqrt(d)), as PyTorch draws them; the other initialisers start them at 0.
 
     Examples
     --------
@@ -157,6 +181,8 @@ class RNN:
     ((8, 2), (8, 8), (2, 8))
     """
 
+    _b = _c = None  # no biases (also for models pickled before biases existed)
+
     def __init__(
         self,
         input_size,
@@ -168,7 +194,9 @@ class RNN:
         n_threads=None,
         init="uniform",
         spectral_radius=None,
+        bias=False,
     ):
+        bias = _check_bias(bias)
         n = check_size(input_size, "input_size")
         d = check_size(hidden_size, "hidden_size")
         m = n if output_size is None else check_size(output_size, "output_size")
@@ -181,18 +209,24 @@ class RNN:
         self._U, self._W, self._V = initial_weights(
             n, d, m, init, spectral_radius, rng, self._dtype
         )
+        self._b = self._c = None
+        if bias:
+            self._b, self._c = initial_biases(d, m, init, rng, self._dtype)
 
     @classmethod
-    def from_weights(cls, U, W, V, *, dtype=None, n_threads=None):
+    def from_weights(cls, U, W, V, *, b=None, c=None, dtype=None, n_threads=None):
         """Build a model from given weights (copied).
 
         Parameters
         ----------
         U, W, V : array_like
             Weights of shapes (d, n), (d, d) and (m, d).
+        b, c : array_like of shapes (d,) and (m,), optional
+            Biases. Giving either makes a model with biases (``bias=True``);
+            the one not given starts at zeros.
         dtype : {None, numpy.float64, numpy.float32}
-            Precision of the model. None keeps float32 when all three weights
-            are float32 and uses float64 otherwise.
+            Precision of the model. None keeps float32 when all the given
+            arrays are float32 and uses float64 otherwise.
         n_threads : int, optional
             As in :class:`RNN`.
 
@@ -202,7 +236,9 @@ class RNN:
         """
         if dtype is None:
             dts = set()
-            for w in (U, W, V):
+            for w in (U, W, V, b, c):
+                if w is None:
+                    continue
                 try:
                     dts.add(np.asarray(w).dtype)
                 except (ValueError, TypeError):  # refused, with its name, below
@@ -224,6 +260,14 @@ class RNN:
         self.n_threads = n_threads
         self._size = (n, d, V.shape[0])
         self._U, self._W, self._V = U.copy(), W.copy(), V.copy()
+        self._b = self._c = None
+        if b is not None or c is not None:
+            m = V.shape[0]
+            b = np.zeros(d, dtype) if b is None else as_float_array(b, "b", dtype, 1)
+            c = np.zeros(m, dtype) if c is None else as_float_array(c, "c", dtype, 1)
+            check_shape(b, "b (hidden_size,)", (d,))
+            check_shape(c, "c (output_size,)", (m,))
+            self._b, self._c = b.copy(), c.copy()
         return self
 
     # ------------------------------------------------------------------ attributes
@@ -258,10 +302,29 @@ class RNN:
         check_n_threads(value)
         self._n_threads = value
 
+    @property
+    def bias(self):
+        """True when the model has the biases b and c."""
+        return self._b is not None
+
+    def _param_names(self):
+        """Return the names of the trained arrays: U, W, V, and b, c with biases."""
+        return ("U", "W", "V", "b", "c") if self.bias else ("U", "W", "V")
+
     def _set_weight(self, name, value, shape):
-        arr = as_float_array(value, name, self._dtype, 2)
+        arr = as_float_array(value, name, self._dtype, len(shape))
         check_shape(arr, name, shape)
         setattr(self, "_" + name, arr.copy())
+
+    def _set_bias(self, name, value, size):
+        if not self.bias:
+            raise ValueError(
+                f"this model has no biases, so {name} cannot be set; build it with "
+                "bias=True (or RNN.from_weights(..., b=..., c=...))"
+            )
+        if value is None:
+            raise TypeError(f"{name} must be an array of shape ({size},), got None")
+        self._set_weight(name, value, (size,))
 
     @property
     def U(self):
@@ -290,27 +353,54 @@ class RNN:
     def V(self, value):
         self._set_weight("V", value, (self.output_size, self.hidden_size))
 
+    @property
+    def b(self):
+        """Hidden bias, shape (hidden_size,), or None without biases."""
+        return self._b
+
+    @b.setter
+    def b(self, value):
+        self._set_bias("b", value, self.hidden_size)
+
+    @property
+    def c(self):
+        """Output bias, shape (output_size,), or None without biases."""
+        return self._c
+
+    @c.setter
+    def c(self, value):
+        self._set_bias("c", value, self.output_size)
+
     def __repr__(self):
+        bias = ", bias=True" if self.bias else ""
         return (
             f"RNN(input_size={self.input_size}, hidden_size={self.hidden_size}, "
-            f"output_size={self.output_size}, dtype={self._dtype.name})"
+            f"output_size={self.output_size}, dtype={self._dtype.name}{bias})"
         )
 
     # ------------------------------------------------------------------ preparation
 
     def _weights(self, check_finite):
-        """Return the weights as the kernels need them, checked again.
+        """Return U, W, V, b, c as the kernels need them, checked again.
 
         The arrays are public and may have been changed in place (values,
         dtype-preserving shape changes), so their shapes and values are
-        checked at every call, which is cheap next to any kernel.
+        checked at every call, which is cheap next to any kernel. Without
+        biases b and c are empty arrays (the kernels' "none").
         """
         d, n, m = self.hidden_size, self.input_size, self.output_size
         out = []
-        for name, shape in (("U", (d, n)), ("W", (d, d)), ("V", (m, d))):
-            arr = as_float_array(getattr(self, "_" + name), name, self._dtype, 2, check_finite)
+        shapes = [("U", (d, n)), ("W", (d, d)), ("V", (m, d))]
+        if self.bias:
+            shapes += [("b", (d,)), ("c", (m,))]
+        for name, shape in shapes:
+            arr = as_float_array(
+                getattr(self, "_" + name), name, self._dtype, len(shape), check_finite
+            )
             check_shape(arr, name, shape)
             out.append(arr)
+        if not self.bias:
+            out += [np.empty(0, dtype=self._dtype)] * 2
         return out
 
     def _data(self, X, target, s0, check_finite, need_target):
@@ -414,7 +504,7 @@ class RNN:
         ValueError, TypeError
             If an argument has the wrong shape, type or values.
         """
-        U, W, V = self._weights(check_finite)
+        U, W, V, b, c = self._weights(check_finite)
         X3, _, s02, batched, _ = self._data(X, None, s0, check_finite, need_target=False)
         N, T, _ = X3.shape
         d, m = self.hidden_size, self.output_size
@@ -423,7 +513,7 @@ class RNN:
         Y = np.empty((N, T, m), dtype=self._dtype)
         if N * T:
             nt = self._threads(N, N * T * self._step_work())
-            _core._forward(U, W, V, X3, s02, S, Y, *self._forward_scratch(N, nt), nt)
+            _core._forward(U, W, V, b, c, X3, s02, S, Y, *self._forward_scratch(N, nt), nt)
         out = (S, Y) if batched else (S[0], Y[0])
         if return_state:
             final = (S[:, -1] if T else s02).copy()
@@ -470,13 +560,13 @@ class RNN:
         float
         """
         g = check_g(g, self._dtype)
-        U, W, V = self._weights(check_finite)
+        U, W, V, b, c = self._weights(check_finite)
         X3, t3, s02, _, _ = self._data(X, target, s0, check_finite, need_target=True)
         N, T, _ = X3.shape
         E = np.zeros(N, dtype=self._dtype)
         if N * T:
             nt = self._threads(N, N * T * self._step_work())
-            _core._loss(U, W, V, X3, t3, s02, g, E, *self._forward_scratch(N, nt), nt)
+            _core._loss(U, W, V, b, c, X3, t3, s02, g, E, *self._forward_scratch(N, nt), nt)
         return float(np.sum(E, dtype=np.float64))
 
     def _sizes(self):
@@ -542,11 +632,12 @@ class RNN:
         """
         code = check_method(method)
         g = check_g(g, self._dtype)
-        U, W, V = self._weights(check_finite)
+        U, W, V, b, c = self._weights(check_finite)
         X3, t3, s02, batched, s0_kind = self._data(X, target, s0, check_finite, need_target=True)
         N, T, _ = X3.shape
         n, d, m = self._sizes()
-        P = d * (n + d) + m * d  # [dU dW] (d, n + d), then dV (m, d)
+        bias = self.bias
+        P = _core._gradient_size(n, d, m, bias)  # [dU dW] (d, n + d), dV (m, d), db, dc
         dt = self._dtype
         grad = np.zeros(P, dtype=dt)
         ds0 = np.zeros((N, d), dtype=dt)
@@ -559,27 +650,50 @@ class RNN:
                 check_alloc((sum(sizes),), dt, "the bptt workspace")
                 A = _scratch("bptt A", (sizes[0],), dt)
                 B = _scratch("bptt B", (sizes[1],), dt)
-                nch, work = 1, empty
+                nch, work, slots = 1, empty, empty
             else:
                 # one sequence's sensitivity columns may be split over threads
                 nt = self._threads(N * available_cpus(), N * T * d * d * (d * n + d * d + d))
                 nch = 1 if nt <= N else -(-nt // N)
-                size = _core._rtrl_work_size(n, d, m, nch)
+                size = _core._rtrl_work_size(n, d, m, nch, bias)
                 check_alloc((nt, size), dt, "the rtrl workspace")
                 work = _scratch("rtrl", (nt, size), dt)
                 A = B = empty[0]
-            # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
-            k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
-            check_alloc((k, P), dt, "the gradient slots")
-            slots = _scratch("slots", (k, P), dt)
+                # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
+                k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
+                check_alloc((k, P), dt, "the gradient slots")
+                slots = _scratch("slots", (k, P), dt)
             pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
             _core._gradient(
-                U, W, V, X3, t3, s02, g, code, grad, ds0, E, slots, pack, A, B, work, nch, nt
+                U,
+                W,
+                V,
+                b,
+                c,
+                X3,
+                t3,
+                s02,
+                g,
+                code,
+                grad,
+                ds0,
+                E,
+                slots,
+                pack,
+                A,
+                B,
+                work,
+                nch,
+                nt,
             )
         dUW = grad[: d * (n + d)].reshape(d, n + d)
         dU = np.ascontiguousarray(dUW[:, :n])
         dW = np.ascontiguousarray(dUW[:, n:])
-        dV = grad[d * (n + d) :].reshape(m, d)
+        dV = grad[d * (n + d) : d * (n + d) + m * d].reshape(m, d)
+        db = dc = None
+        if bias:
+            db = grad[d * (n + d) + m * d : d * (n + d) + m * d + d]
+            dc = grad[d * (n + d) + m * d + d :]
         if not batched:
             ds0 = ds0[0]
         elif s0_kind == "shared":
@@ -591,6 +705,8 @@ class RNN:
             s0=ds0,
             loss=float(np.sum(E, dtype=np.float64)),
             method=method.lower(),
+            b=db,
+            c=dc,
         )
 
     # ------------------------------------------------------------------ training
@@ -648,7 +764,7 @@ class RNN:
         method : {"bptt", "rtrl"}, default "bptt"
             How the gradient is computed (the same numbers either way).
         clip : float, optional
-            Largest Euclidean norm of the gradient (of U, W and V together);
+            Largest Euclidean norm of the gradient (of all the weights together);
             larger gradients are scaled down to it.
         truncate : int, optional
             Truncated BPTT: update after every window of this many steps,
@@ -857,7 +973,7 @@ class RNN:
     _SCALING = ("data_mean_", "data_scale_")
 
     def _state_arrays(self):
-        arrays = {"U": self._U, "W": self._W, "V": self._V}
+        arrays = {k: getattr(self, "_" + k) for k in self._param_names()}
         for name in self._SCALING:
             value = getattr(self, name, None)
             if value is not None:
@@ -869,14 +985,22 @@ class RNN:
 
     @classmethod
     def _from_state(cls, arrays, options, dtype):
-        unknown = sorted(set(arrays) - {"U", "W", "V", *cls._SCALING})
+        unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING})
         if unknown:
             raise ValueError(f"it holds arrays {unknown} that this crnn cannot restore")
         unknown = sorted(set(options) - {"n_threads"})
         if unknown:
             raise ValueError(f"it holds options {unknown} that this crnn cannot restore")
+        if ("b" in arrays) != ("c" in arrays):
+            raise ValueError("it holds only one of the biases b and c")
         model = cls.from_weights(
-            arrays["U"], arrays["W"], arrays["V"], dtype=dtype, n_threads=options.get("n_threads")
+            arrays["U"],
+            arrays["W"],
+            arrays["V"],
+            b=arrays.get("b"),
+            c=arrays.get("c"),
+            dtype=dtype,
+            n_threads=options.get("n_threads"),
         )
         for name in cls._SCALING:
             if name in arrays:
