@@ -77,6 +77,7 @@ def test_train_predict_forecast(tmp_path, series_csv, capsys):
     assert main(args) == 0
     model = crnn.load(model_path)
     assert (model.input_size, model.output_size) == (2, 2)
+    assert not model.bias  # biases only with --bias
     np.testing.assert_allclose(model.data_mean_, data.mean(axis=0))
     capsys.readouterr()
 
@@ -92,6 +93,50 @@ def test_train_predict_forecast(tmp_path, series_csv, capsys):
     assert lines[0] == "forecast_0,forecast_1"
     got = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
     expected = model.generate(4, z) * model.data_scale_ + model.data_mean_
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "crnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_train_with_bias_then_predict_and_forecast(tmp_path, series_csv):
+    path, data = series_csv
+    model_path = tmp_path / "biased.npz"
+    proc = _run(
+        *("train", path, "--bias", "--epochs", "3", "--hidden-size", "4", "--window", "30"),
+        *("-q", "-o", model_path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "bias=True" in proc.stdout
+    model = crnn.load(model_path)
+    assert model.bias is True
+    assert model.b.shape == (4,)
+    assert model.c.shape == (2,)
+    assert np.abs(model.c).max() > 0
+    z = (data - model.data_mean_) / model.data_scale_
+
+    pred_csv = tmp_path / "pred.csv"
+    proc = _run("predict", model_path, path, "-o", pred_csv)
+    assert proc.returncode == 0, proc.stderr
+    pred = np.loadtxt(pred_csv, delimiter=",", skiprows=1)
+    expected = model.predict(z) * model.data_scale_ + model.data_mean_
+    np.testing.assert_allclose(pred, expected, rtol=1e-15)
+    unbiased = crnn.RNN.from_weights(model.U, model.W, model.V)  # the biases count
+    assert not np.allclose(pred, unbiased.predict(z) * model.data_scale_ + model.data_mean_)
+
+    proc = _run("forecast", model_path, path, "--steps", "3")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "forecast_0,forecast_1"
+    got = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    expected = model.generate(3, z) * model.data_scale_ + model.data_mean_
     np.testing.assert_allclose(got, expected, rtol=1e-15)
 
 

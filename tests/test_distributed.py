@@ -53,8 +53,12 @@ def _data(N=48, T=10, n=2, m=1, seed=0):
     return X, t
 
 
-def _model(n=2, d=6, m=1, dtype=np.float64):
-    return crnn.RNN(n, d, m, seed=7, dtype=dtype)
+def _model(n=2, d=6, m=1, dtype=np.float64, bias=False):
+    return crnn.RNN(n, d, m, seed=7, dtype=dtype, bias=bias)
+
+
+#: Every equivalence with the local fit holds with the biases b and c too.
+BIAS = pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
 
 
 def _chunked(a, k=12):
@@ -62,7 +66,9 @@ def _chunked(a, k=12):
 
 
 def _assert_same_fit(a, b, tol=TOL):
-    for k in ("U", "W", "V"):
+    assert a.bias == b.bias
+    assert a._param_names() == b._param_names()
+    for k in a._param_names():  # U, W, V, and b, c with biases
         np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=0, atol=tol, err_msg=k)
     np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=tol, atol=0)
     assert a.n_iter_ == b.n_iter_
@@ -128,20 +134,25 @@ def test_missing_dask_names_the_extra(missing):
     ],
     ids=["adam", "sgd-nesterov-clip", "adagrad-rtrl"],
 )
-def test_fit_equals_local_full_batch_fit(workers, options):
+@BIAS
+def test_fit_equals_local_full_batch_fit(workers, options, bias):
     X, t = _data()
-    local, dist = _model(), _model()
+    local, dist = _model(bias=bias), _model(bias=bias)
+    b0 = None if dist.b is None else dist.b.copy()
     local.fit(X, t, epochs=6, batch_size=None, **options)
     out = cd.fit(dist, _chunked(X), _chunked(t), epochs=6, **options)
     assert out is dist
     assert dist.n_iter_ == 6
     _assert_same_fit(local, dist)
+    if bias:  # the biases were trained, not just carried along
+        assert not np.array_equal(dist.b, b0)
 
 
-def test_fit_with_uneven_chunks_and_validation_data(workers):
+@BIAS
+def test_fit_with_uneven_chunks_and_validation_data(workers, bias):
     X, t = _data()
     Xv, tv = _data(N=10, seed=1)
-    local, dist, dist2 = _model(), _model(), _model()
+    local, dist, dist2 = _model(bias=bias), _model(bias=bias), _model(bias=bias)
     local.fit(X, t, epochs=5, lr=0.05, validation_data=(Xv, tv))
     Xd = da.from_array(X, chunks=((5, 20, 1, 22), -1, -1))
     td = da.from_array(t, chunks=((5, 20, 1, 22), -1, -1))
@@ -153,23 +164,25 @@ def test_fit_with_uneven_chunks_and_validation_data(workers):
     assert local.best_validation_score_ == pytest.approx(dist2.best_validation_score_, rel=TOL)
 
 
-def test_fit_minibatches_and_validation_fraction_equal_local_fit(workers):
+@BIAS
+def test_fit_minibatches_and_validation_fraction_equal_local_fit(workers, bias):
     # the same seed draws the same split and the same mini-batches as RNN.fit
     X, t = _data()
     options = {"epochs": 3, "lr": 0.05, "batch_size": 10, "validation_fraction": 0.25, "seed": 3}
-    local, dist = _model(), _model()
+    local, dist = _model(bias=bias), _model(bias=bias)
     local.fit(X, t, **options)
     cd.fit(dist, _chunked(X, 16), _chunked(t, 16), **options)
     _assert_same_fit(local, dist)
-    local2, dist2 = _model(), _model()
+    local2, dist2 = _model(bias=bias), _model(bias=bias)
     local2.fit(X, t, epochs=2, lr=0.05, batch_size=20, shuffle=False)
     cd.fit(dist2, _chunked(X, 16), _chunked(t, 16), epochs=2, lr=0.05, batch_size=20, shuffle=False)
     _assert_same_fit(local2, dist2)
 
 
-def test_fit_early_stopping_and_warm_start(workers):
+@BIAS
+def test_fit_early_stopping_and_warm_start(workers, bias):
     X, t = _data()
-    local, dist = _model(), _model()
+    local, dist = _model(bias=bias), _model(bias=bias)
     local.fit(X, t, epochs=30, lr=0.05, tol=10.0, n_iter_no_change=2)
     cd.fit(dist, _chunked(X), _chunked(t), epochs=30, lr=0.05, tol=10.0, n_iter_no_change=2)
     assert dist.n_iter_ == local.n_iter_ < 30
@@ -180,9 +193,26 @@ def test_fit_early_stopping_and_warm_start(workers):
     assert dist.n_iter_ == n_iter + 3
 
 
-def test_fit_on_lists_of_arrays_and_futures(workers):
+@BIAS
+def test_fit_restores_the_best_weights_biases_included(workers, bias):
+    # a large step makes the validation score worse after its best epoch: the fit ends
+    # with the weights (and biases) of the best epoch, like RNN.fit
     X, t = _data()
-    local, from_arrays, from_futures = _model(), _model(), _model()
+    Xv, tv = _data(N=10, seed=1)
+    options = {"epochs": 8, "optimizer": "sgd", "lr": 3.0, "validation_data": (Xv, tv)}
+    local, dist = _model(bias=bias), _model(bias=bias)
+    local.fit(X, t, **options)
+    cd.fit(dist, _chunked(X), _chunked(t), **options)
+    _assert_same_fit(local, dist)
+    scores = dist.validation_scores_
+    assert min(scores) < scores[-1], "the test needs a fit whose last epoch is not its best"
+    assert dist.loss(Xv, tv) / tv.size == pytest.approx(dist.best_validation_score_, rel=TOL)
+
+
+@BIAS
+def test_fit_on_lists_of_arrays_and_futures(workers, bias):
+    X, t = _data()
+    local, from_arrays, from_futures = _model(bias=bias), _model(bias=bias), _model(bias=bias)
     local.fit(X, t, epochs=4, lr=0.05)
     cuts = [0, 7, 30, 48]
     xs = [X[a:b] for a, b in itertools.pairwise(cuts)]
@@ -193,37 +223,42 @@ def test_fit_on_lists_of_arrays_and_futures(workers):
     _assert_same_fit(local, from_futures)
 
 
-def test_fit_on_lists_with_different_lengths_scales_by_all_values(workers):
+@BIAS
+def test_fit_on_lists_with_different_lengths_scales_by_all_values(workers, bias):
     # chunks of different T: the mean is over every predicted value of the batch
     X1, t1 = _data(N=8, T=5)
     X2, t2 = _data(N=6, T=9, seed=2)
-    rnn = _model()
-    w0 = {k: getattr(rnn, k).copy() for k in "UWV"}
+    rnn = _model(bias=bias)
+    names = rnn._param_names()
+    assert names == (("U", "W", "V", "b", "c") if bias else ("U", "W", "V"))
+    w0 = {k: getattr(rnn, k).copy() for k in names}
     cd.fit(rnn, [X1, X2], [t1, t2], epochs=1, optimizer="sgd", lr=0.1, momentum=0.0)
-    ref = _model()
+    ref = _model(bias=bias)
     G1, G2 = ref.gradient(X1, t1), ref.gradient(X2, t2)
     count = t1.size + t2.size
-    for k in "UWV":
+    for k in names:
         expected = w0[k] - 0.1 * (getattr(G1, k) + getattr(G2, k)) / count
         np.testing.assert_allclose(getattr(rnn, k), expected, rtol=0, atol=TOL)
     assert rnn.loss_curve_[0] == pytest.approx((G1.loss + G2.loss) / count, rel=TOL)
 
 
-def test_fit_float32_is_close_to_local(workers):
+@BIAS
+def test_fit_float32_is_close_to_local(workers, bias):
     X, t = _data()
-    local, dist = _model(dtype=np.float32), _model(dtype=np.float32)
+    local, dist = _model(dtype=np.float32, bias=bias), _model(dtype=np.float32, bias=bias)
     local.fit(X, t, epochs=3, lr=0.05)
     cd.fit(dist, _chunked(X), _chunked(t), epochs=3, lr=0.05)
-    assert dist.U.dtype == np.float32
+    assert all(getattr(dist, k).dtype == np.float32 for k in dist._param_names())
     _assert_same_fit(local, dist, tol=1e-5)
 
 
-def test_fit_reports_divergence_like_local_fit(workers):
+@BIAS
+def test_fit_reports_divergence_like_local_fit(workers, bias):
     X, t = _data()
-    rnn = _model()
+    rnn = _model(bias=bias)
     with pytest.raises(FloatingPointError, match="diverged"):
         cd.fit(rnn, _chunked(X), _chunked(t * 1e300), epochs=2, lr=0.05)
-    assert all(np.isfinite(getattr(rnn, k)).all() for k in "UWV")
+    assert all(np.isfinite(getattr(rnn, k)).all() for k in rnn._param_names())
 
 
 # ---------------------------------------------------------------------- workers dying
@@ -273,20 +308,21 @@ def _check_recovered_or_failed_cleanly(client, fit, epochs, local_fit):
     return done
 
 
-def _local_fit(X, t, **options):
+def _local_fit(X, t, bias=False, **options):
     def run(epochs):
-        model = _model()
+        model = _model(bias=bias)
         model.fit(X, t, epochs=epochs, **options)
         return model
 
     return run
 
 
-def test_worker_killed_mid_fit_dask_array_recovers(workers):
+@BIAS
+def test_worker_killed_mid_fit_dask_array_recovers(workers, bias):
     X, t = _data()
-    rnn = _model()
+    rnn = _model(bias=bias)
     cd.fit(rnn, _chunked(X), _chunked(t), epochs=6, lr=0.05, callback=_kill_after_epoch(workers, 2))
-    _assert_same_fit(_local_fit(X, t, lr=0.05)(6), rnn)  # Dask recomputed the lost chunks
+    _assert_same_fit(_local_fit(X, t, bias, lr=0.05)(6), rnn)  # Dask recomputed the lost chunks
 
 
 def test_worker_killed_mid_fit_scattered_arrays_recover(workers):
@@ -327,9 +363,10 @@ def test_worker_killed_during_a_step(workers):
 # ---------------------------------------------------------------------- inference
 
 
-def test_predict_and_forward_are_lazy_and_equal_local(workers):
+@BIAS
+def test_predict_and_forward_are_lazy_and_equal_local(workers, bias):
     X, _ = _data(N=30)
-    rnn = _model()
+    rnn = _model(bias=bias)
     Xd = da.from_array(X, chunks=((7, 13, 10), -1, -1))
     Y = cd.predict(rnn, Xd)
     S, Y2 = cd.forward(rnn, Xd)
@@ -340,18 +377,21 @@ def test_predict_and_forward_are_lazy_and_equal_local(workers):
         assert arr.dtype == np.float64
         assert arr._meta.dtype == np.float64
     S_local, Y_local = rnn.forward(X)
-    before = rnn.U.copy()
-    rnn.U[...] = 0  # the graph holds the weights of the call
+    before = {k: getattr(rnn, k).copy() for k in rnn._param_names()}
+    for k in rnn._param_names():
+        getattr(rnn, k)[...] = 0  # the graph holds the weights (and biases) of the call
     np.testing.assert_allclose(Y.compute(), Y_local, rtol=1e-13, atol=1e-15)
     S_c, Y_c = dask.compute(S, Y2)
     np.testing.assert_allclose(S_c, S_local, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(Y_c, Y_local, rtol=1e-13, atol=1e-15)
-    rnn.U = before
+    for k, v in before.items():
+        setattr(rnn, k, v)
 
 
-def test_predict_with_initial_states_and_float32(workers):
+@BIAS
+def test_predict_with_initial_states_and_float32(workers, bias):
     X, _ = _data(N=20)
-    rnn = _model(dtype=np.float32)
+    rnn = _model(dtype=np.float32, bias=bias)
     rng = np.random.default_rng(1)
     s0 = rng.uniform(-0.5, 0.5, size=(20, 6))
     Xd = _chunked(X, 8)
@@ -400,6 +440,30 @@ def test_sweep_rows_and_best(workers):
     np.testing.assert_allclose(best.W, ref.W, rtol=0, atol=1e-12)
 
 
+def test_sweep_over_bias_fits_biased_models_like_rnn_fit(workers):
+    X, t = _data()
+    Xv, tv = _data(N=10, seed=1)
+    res = cd.sweep(
+        X,
+        t,
+        {"bias": [False, True]},
+        validation_data=(Xv, tv),
+        model_params={"hidden_size": 5},
+        fit_params={"epochs": 6, "lr": 0.05},
+        seed=2,
+    )
+    assert [r["bias"] for r in res.table] == [False, True]
+    assert res.best_model.bias is res.best_params["bias"]
+    for row in res.table:
+        ref = crnn.RNN(2, 5, 1, seed=2, bias=row["bias"])
+        ref.fit(X, t, epochs=6, lr=0.05, seed=2, validation_data=(Xv, tv))
+        assert ref.best_validation_score_ == pytest.approx(row["validation_score"], rel=1e-12)
+    ref = crnn.RNN(2, 5, 1, seed=2, bias=res.best_params["bias"])
+    ref.fit(X, t, epochs=6, lr=0.05, seed=2, validation_data=(Xv, tv))
+    for k in ref._param_names():
+        np.testing.assert_allclose(getattr(res.best_model, k), getattr(ref, k), atol=1e-12)
+
+
 def test_sweep_list_of_configs_dask_data_and_divergence(workers):
     X, t = _data()
     Xv, tv = _data(N=8, seed=9)
@@ -439,14 +503,16 @@ def test_sweep_bad_parameters(workers):
 # ---------------------------------------------------------------------- pickling on workers
 
 
-def test_models_pickle_and_run_on_workers(workers):
+@BIAS
+def test_models_pickle_and_run_on_workers(workers, bias):
     X, t = _data(N=6)
-    rnn = _model()
+    rnn = _model(bias=bias)
     rnn.fit(X, t, epochs=2)  # with its optimizer state
     Y = workers.submit(crnn.RNN.predict, rnn, X).result()
     np.testing.assert_array_equal(Y, rnn.predict(X))
     back = workers.submit(pickle.loads, pickle.dumps(rnn)).result()
-    np.testing.assert_array_equal(back.W, rnn.W)
+    for k in rnn._param_names():
+        np.testing.assert_array_equal(getattr(back, k), getattr(rnn, k))
     G = workers.submit(crnn.RNN.gradient, rnn, X, t).result()
     np.testing.assert_allclose(G.U, rnn.gradient(X, t).U, rtol=1e-13, atol=1e-15)
     variants = workers.run(lambda: __import__("crnn._core", fromlist=["variant"]).variant)

@@ -218,7 +218,7 @@ def cmd_train(args, out):
     z = (series - mean) / scale
     X, target = _windows(z, args.window, max(1, args.window // 4))
     k = series.shape[1]
-    model = crnn.RNN(k, args.hidden_size, seed=args.seed)
+    model = crnn.RNN(k, args.hidden_size, seed=args.seed, bias=args.bias)
     path = output_path(args.output, "crnn-model.npz", args.force)
     print(
         f"training {model!r} on {series.shape[0]} steps of {k} feature(s) "
@@ -423,6 +423,11 @@ def build_parser():
     p.add_argument("--method", choices=["bptt", "rtrl"], default="bptt")
     p.add_argument("--batch-size", type=_positive_int, default=16)
     p.add_argument("--window", type=_positive_int, default=100, help="steps per training window")
+    p.add_argument(
+        "--bias",
+        action="store_true",
+        help="train a model with biases b and c (Z = UX + WS + b, Y = VS + c); saved with it",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     common_out(p, "model (default crnn-model.npz)")

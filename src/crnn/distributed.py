@@ -53,8 +53,6 @@ from crnn._validation import as_float_array, check_g, check_method, check_n_thre
 
 __all__ = ["SweepResult", "fit", "forward", "predict", "sweep"]
 
-_WEIGHTS = ("U", "W", "V")
-
 #: Failures of the cluster (not of the computation) after which a step is rerun:
 #: a lost worker, lost data, a closed connection.
 _LOST = (concurrent.futures.CancelledError, distributed.KilledWorker, CommClosedError)
@@ -89,7 +87,7 @@ def _snapshot(model, n_threads):
     snap = copy.copy(model)
     for name in ("_fit_state", "loss_curve_", "validation_scores_", "_state"):
         snap.__dict__.pop(name, None)
-    for name in _WEIGHTS:
+    for name in model._param_names():  # U, W, V, and b, c with biases
         setattr(snap, "_" + name, getattr(model, "_" + name).copy())
     snap.n_threads = n_threads
     return snap
@@ -158,12 +156,16 @@ def _take(shard, idx):
 
 
 def _shard_gradient(shard, model, idx, g, method):
-    """Exact gradient of E over one chunk (or the rows idx of it): (flat dU dW dV, E, count)."""
+    """Exact gradient of E over one chunk (or the rows idx of it): (flat gradient, E, count).
+
+    The flat gradient is dU, dW, dV (then db, dc with biases), raveled in the
+    order of ``model._param_names()``.
+    """
     X, target = shard
     if idx is not None:
         X, target = X[idx], target[idx]
     G = model.gradient(X, target, None, g, method, check_finite=False)
-    flat = np.concatenate((G.U.ravel(), G.W.ravel(), G.V.ravel()))
+    flat = np.concatenate([getattr(G, k).ravel() for k in model._param_names()])
     return flat, G.loss, target.size
 
 
@@ -356,7 +358,7 @@ class _Cluster:
         for attempt in range(self.retries + 1):
             try:
                 snap = _snapshot(self.model, self.n_threads)
-                size = sum(getattr(snap, "_" + k).nbytes for k in _WEIGHTS)
+                size = sum(getattr(snap, "_" + k).nbytes for k in snap._param_names())
                 if size * len(items) > _EMBED_BYTES:
                     snap = client.submit(_identity, snap, pure=False)
                 parts = [
@@ -429,7 +431,8 @@ def fit(
     Parameters
     ----------
     model : crnn.RNN
-        Trained in place, from its current weights.
+        Trained in place, from its current weights: U, W, V, and the biases
+        b and c when it has them (``bias=True``).
     X : dask.array.Array of shape (N, T, n), or list of arrays or futures
         Input sequences. A dask array must be chunked along its first axis
         only (each sequence whole in one chunk). A list holds chunks of
@@ -549,11 +552,6 @@ def _fit(
     optimizer_state = getattr(model, "_fit_state", None)
     if not (warm_start and optimizer_state is not None):
         opt = make_optimizer(optimizer, lr, momentum, nesterov)  # checked before any work
-    biases = [k for k in ("b", "c") if getattr(model, k, getattr(model, "_" + k, None)) is not None]
-    if biases:  # a guard: their gradients would not be sent back, nor their values updated
-        raise NotImplementedError(
-            f"crnn.distributed.fit trains U, W and V; this model also has {biases}"
-        )
     rng = make_rng(seed)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "crnn.distributed.fit")
@@ -589,7 +587,7 @@ def _fit(
     N = sum(N for N, _ in sizes)
     offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
     per_row = np.repeat([T * model.output_size for _, T in sizes], [N for N, _ in sizes])
-    params = {k: getattr(model, "_" + k) for k in _WEIGHTS}
+    params = {k: getattr(model, "_" + k) for k in model._param_names()}  # b, c with biases
     progress = _Progress(epochs, bool(verbose))
     best_weights = None
     since_best = 0
@@ -651,14 +649,13 @@ def _fit(
 
 def _update(cluster, opt, params, shards, batch, g, method, clip):
     """One distributed gradient, then one optimizer step on the client, as RNN.fit makes."""
-    model = cluster.model
     flat, E, count = cluster.gradient(shards, batch, g, method)
-    n, d, m = model.input_size, model.hidden_size, model.output_size
-    grads = {
-        "U": flat[: d * n].reshape(d, n) / count,
-        "W": flat[d * n : d * (n + d)].reshape(d, d) / count,
-        "V": flat[d * (n + d) :].reshape(m, d) / count,
-    }
+    grads, start = {}, 0
+    for k, v in params.items():  # the order of model._param_names(), as the workers ravel
+        grads[k] = flat[start : start + v.size].reshape(v.shape) / count
+        start += v.size
+    if start != flat.size:  # pragma: no cover - a guard, never expected to fire
+        raise RuntimeError(f"the gradient has {flat.size} values instead of {start}")
     apply_update(params, opt, grads, E, clip)
     cluster.updates += 1
     return E, count
@@ -806,7 +803,7 @@ class SweepResult(NamedTuple):
     best_score: float
 
 
-_MODEL_KEYS = ("hidden_size", "init", "spectral_radius", "dtype")
+_MODEL_KEYS = ("hidden_size", "init", "spectral_radius", "dtype", "bias")
 _FIT_KEYS = tuple(
     k
     for k in inspect.signature(RNN.fit).parameters
@@ -898,7 +895,7 @@ def sweep(
     params : dict of lists, or list of dicts
         The configurations: a grid ``{"hidden_size": [8, 32], "lr": [0.003, 0.01]}``
         (every combination) or a list of dicts. Keys are the RNN's
-        ``hidden_size``, ``init``, ``spectral_radius``, ``dtype``, and
+        ``hidden_size``, ``init``, ``spectral_radius``, ``dtype``, ``bias``, and
         :meth:`crnn.RNN.fit`'s options (``lr``, ``epochs``, ``optimizer``,
         ``batch_size``, ``clip``, ``seed``, ...). ``seed`` seeds both the
         initial weights and the fit.
