@@ -56,6 +56,7 @@ and ``_rtrl_work_size`` functions here, the one place that knows the layout.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport copysign, copysignf, fabs, fabsf, sqrt
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 cdef extern from *:
@@ -123,6 +124,37 @@ cdef extern from *:
         int32_t a, b; memcpy(&a, &y, 4); memcpy(&b, &cap, 4);
         a = a > INT32_C(0x7F800000) ? a : (a < b ? a : b);
         memcpy(&y, &a, 4); return y; }
+    /* Row tiles of 8 rows x 2 vectors (16 accumulators) where there are 32
+       vector registers (AVX-512); the other builds use the 4-row tiles
+       written in Cython below. Each element is the same chain in k either way. */
+    #if (defined(__GNUC__) || defined(__clang__)) && !defined(CRNN_NO_SIMD) && CRNN_VB == 64
+    #  define CRNN_MR 8
+    #  define CRNN_TILE8(NAME, T, VT, W, ZERO) \
+    static inline void NAME(Py_ssize_t K, const T* a, Py_ssize_t ars, Py_ssize_t aks, \
+                            const T* b, Py_ssize_t ldb, T* o, Py_ssize_t ldo, \
+                            Py_ssize_t nr, int acc) { \
+        const T* ap[8]; VT c0[8], c1[8]; int i; Py_ssize_t k; \
+        for (i = 0; i < 8; i++) ap[i] = a + (i < nr ? i : 0) * ars; \
+        for (i = 0; i < 8; i++) { \
+            c0[i] = acc ? *(const VT*)(o + (i < nr ? i : 0) * ldo) : ZERO; \
+            c1[i] = acc ? *(const VT*)(o + (i < nr ? i : 0) * ldo + W) : ZERO; } \
+        for (k = 0; k < K; k++) { \
+            const VT b0 = *(const VT*)(b + k * ldb), b1 = *(const VT*)(b + k * ldb + W); \
+            _Pragma("GCC unroll 8") \
+            for (i = 0; i < 8; i++) { \
+                const T x = ap[i][k * aks]; c0[i] = c0[i] + x * b0; c1[i] = c1[i] + x * b1; } } \
+        _Pragma("GCC unroll 8") \
+        for (i = 0; i < 8; i++) if (i < nr) { \
+            *(VT*)(o + i * ldo) = c0[i]; *(VT*)(o + i * ldo + W) = c1[i]; } }
+    #else
+    #  define CRNN_MR 4
+    #  define CRNN_TILE8(NAME, T, VT, W, ZERO) \
+    static inline void NAME(Py_ssize_t K, const T* a, Py_ssize_t ars, Py_ssize_t aks, \
+                            const T* b, Py_ssize_t ldb, T* o, Py_ssize_t ldo, \
+                            Py_ssize_t nr, int acc) { }
+    #endif
+    CRNN_TILE8(crnn_tile8_d, double, crnn_vd, CRNN_VWD, CRNN_ZD)
+    CRNN_TILE8(crnn_tile8_f, float, crnn_vf, CRNN_VWF, CRNN_ZF)
     #if defined(__AVX512F__)
     #  define CRNN_ISA "avx512"
     #elif defined(__AVX2__) && defined(__FMA__)
@@ -138,6 +170,13 @@ cdef extern from *:
     const vd CRNN_ZD
     const vf CRNN_ZF
     const char* CRNN_ISA
+    const Py_ssize_t CRNN_MR
+    void crnn_tile8_d(Py_ssize_t K, const double* a, Py_ssize_t ars, Py_ssize_t aks,
+                      const double* b, Py_ssize_t ldb, double* o, Py_ssize_t ldo,
+                      Py_ssize_t nr, int acc) noexcept nogil
+    void crnn_tile8_f(Py_ssize_t K, const float* a, Py_ssize_t ars, Py_ssize_t aks,
+                      const float* b, Py_ssize_t ldb, float* o, Py_ssize_t ldo,
+                      Py_ssize_t nr, int acc) noexcept nogil
     double crnn_pow2_d(double t) noexcept nogil
     double crnn_min_pos_d(double y, double cap) noexcept nogil
     float crnn_pow2_f(float t) noexcept nogil
@@ -576,7 +615,7 @@ cdef inline void _tile(Py_ssize_t K, const floating* a0, const floating* a1,
 
 # Rows of B per pass of the row tiles (a KC x CT panel chunk: 32 KiB at most)
 cdef enum:
-    _KC = 256
+    _KC = 128
 
 
 cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
@@ -598,6 +637,8 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
     cdef floating* o0
     cdef floating x
     cdef floating racc[32]                          # rem < CT <= 32
+    cdef floating pk[_KC * 32]                      # a panel chunk, copied (CT <= 32)
+    cdef Py_ssize_t bl
     if R == 1:                                      # one row: four panels at a time
         p = 0
         while p < npan:
@@ -615,13 +656,31 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
         while k0 < K:
             kc = K - k0 if K - k0 < _KC else _KC
             bp = B + p * pstride + k0 * bld
+            bl = bld
+            if bld != ct and R > 8:
+                # rows of a row-major B are far apart (and with a power-of-two
+                # stride, on a few cache sets): a contiguous copy stays in L1
+                for k in range(kc):
+                    for j in range(ct):
+                        pk[k * ct + j] = bp[k * bld + j]
+                bp = pk
+                bl = ct
             r = 0
+            while CRNN_MR == 8 and R - r > 4:      # 8-row tiles (AVX-512 builds)
+                nr = R - r if R - r < 8 else 8
+                if floating is double:
+                    crnn_tile8_d(kc, A + r * ars + k0 * aks, ars, aks, bp, bl,
+                                 O + r * ldo + p * ct, ldo, nr, acc or k0 > 0)
+                else:
+                    crnn_tile8_f(kc, A + r * ars + k0 * aks, ars, aks, bp, bl,
+                                 O + r * ldo + p * ct, ldo, nr, acc or k0 > 0)
+                r = r + 8
             while r < R:
                 nr = R - r if R - r < 4 else 4
                 a0 = A + r * ars + k0 * aks
                 o0 = O + r * ldo + p * ct
                 _tile(kc, a0, a0 + ars if nr > 1 else a0, a0 + 2 * ars if nr > 2 else a0,
-                      a0 + 3 * ars if nr > 3 else a0, aks, bp, bld,
+                      a0 + 3 * ars if nr > 3 else a0, aks, bp, bl,
                       o0, o0 + ldo if nr > 1 else o0, o0 + 2 * ldo if nr > 2 else o0,
                       o0 + 3 * ldo if nr > 3 else o0, nr, acc or k0 > 0)
                 r = r + 4
@@ -642,6 +701,62 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                     racc[j] = racc[j] + x * bp[k * rld + j]
             for j in range(rem):
                 o0[j] = racc[j]
+
+
+cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
+                   const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                   floating* O, Py_ssize_t ldo) noexcept nogil:
+    """O = A.T B, overwritten: A (K x R) and B (K x C) row-major, rows lda and ldb apart.
+
+    For BPTT's products over all steps (K = T N rows far apart in memory): A
+    is packed once per chunk of KC rows, tile by tile (a block that stays in
+    L2 while every panel of B uses it, read in order), and each panel's
+    chunk of B is packed too (it stays in L1 while every tile uses it). Each
+    element is the same chain in k as ``_gemm`` computes.
+    """
+    cdef Py_ssize_t ct = _ct(<floating>0), mr = CRNN_MR, npan = C // ct
+    cdef Py_ssize_t ntile = (R + mr - 1) // mr, k0, kc, k, t, i, j, p, r, nr
+    cdef floating pk[_KC * 32]                      # a panel chunk of B (CT <= 32)
+    cdef floating* apk
+    cdef floating* a
+    cdef floating* o
+    cdef const floating* row
+    apk = <floating*>malloc(ntile * mr * _KC * sizeof(floating)) if npan > 0 else NULL
+    if apk == NULL:                                 # the unpacked product
+        _gemm(R, K, C, A, 1, lda, B, ct, ldb, ldb, O, ldo, 0)
+        return
+    k0 = 0
+    while k0 < K:
+        kc = K - k0 if K - k0 < _KC else _KC
+        for k in range(kc):                         # apk[t, k, i] = A[k0 + k, t mr + i]
+            row = A + (k0 + k) * lda
+            for t in range(ntile):
+                for i in range(mr):
+                    r = t * mr + i
+                    apk[(t * kc + k) * mr + i] = row[r] if r < R else 0
+        for p in range(npan):
+            for k in range(kc):
+                for j in range(ct):
+                    pk[k * ct + j] = B[(k0 + k) * ldb + p * ct + j]
+            for t in range(ntile):
+                nr = R - t * mr if R - t * mr < mr else mr
+                a = apk + t * kc * mr
+                o = O + t * mr * ldo + p * ct
+                if CRNN_MR == 8:
+                    if floating is double:
+                        crnn_tile8_d(kc, a, 1, mr, pk, ct, o, ldo, nr, k0 > 0)
+                    else:
+                        crnn_tile8_f(kc, a, 1, mr, pk, ct, o, ldo, nr, k0 > 0)
+                else:
+                    _tile(kc, a, a + 1 if nr > 1 else a, a + 2 if nr > 2 else a,
+                          a + 3 if nr > 3 else a, mr, pk, ct,
+                          o, o + ldo if nr > 1 else o, o + 2 * ldo if nr > 2 else o,
+                          o + 3 * ldo if nr > 3 else o, nr, k0 > 0)
+        k0 = k0 + kc
+    free(apk)
+    if C > npan * ct:                               # the last columns, whole chains
+        _gemm(R, K, C - npan * ct, A, 1, lda, B + npan * ct, ct, ldb, ldb,
+              O + npan * ct, ldo, 0)
 
 
 cdef inline void _gemm_packed(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
@@ -932,14 +1047,14 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t N, Py_ssize_t 
     hold them). Every element is one chain in that order, whichever rows a
     thread is given. OUT: those rows of grad = [dU dW, dV, db, dc], overwritten.
     """
-    cdef Py_ssize_t K1 = n + d, K2 = m + d, ct = _ct(<floating>0), TN = T * N
+    cdef Py_ssize_t K1 = n + d, K2 = m + d, TN = T * N
     cdef Py_ssize_t lo, hi, k, i
     cdef floating* acc
     cdef const floating* row
     lo = r0
     hi = r1 if r1 < d else d
     if hi > lo:
-        _gemm(hi - lo, TN, K1, B + m + lo, 1, K2, A, ct, K1, K1, grad + lo * K1, K1, 0)
+        _gemm_tn(hi - lo, TN, K1, B + m + lo, K2, A, K1, grad + lo * K1, K1)
         if bias:
             acc = grad + d * K1 + m * d
             for i in range(lo, hi):
@@ -951,8 +1066,8 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t N, Py_ssize_t 
     lo = (r0 if r0 > d else d) - d
     hi = r1 - d
     if hi > lo:
-        _gemm(hi - lo, TN, d, B + N * K2 + lo, 1, K2, A + N * K1 + n, ct, K1, K1,
-              grad + d * K1 + lo * d, d, 0)
+        _gemm_tn(hi - lo, TN, d, B + N * K2 + lo, K2, A + N * K1 + n, K1,
+                 grad + d * K1 + lo * d, d)
         if bias:
             acc = grad + d * K1 + m * d + d
             for i in range(lo, hi):
