@@ -161,6 +161,36 @@ def test_blocks_and_column_chunks_do_not_change_a_bit(kernels, rng, dtype, N):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("N", [1, 5])
+@pytest.mark.parametrize("bias", [False, True])
+def test_the_last_columns_are_computed_like_the_panels(kernels, rng, dtype, N, bias):
+    # A model of d = 4 units, and the same model inside one of 40 units (the
+    # others held at zero): its products' columns fall past the last whole
+    # SIMD panel (scalar chains) in the first, inside panels (vector tiles) in
+    # the second. Every path rounds a multiply-add alike, so no bit differs.
+    n, d, D, m = 9, 4, 40, 3
+    small = crnn.RNN(n, d, m, seed=1, dtype=dtype, bias=bias)
+    U, W, V = np.zeros((D, n)), np.zeros((D, D)), np.zeros((m, D))
+    U[:d], W[:d, :d], V[:, :d] = small.U, small.W, small.V
+    extra = {"b": np.r_[small.b, np.zeros(D - d)], "c": small.c} if bias else {}
+    big = crnn.RNN.from_weights(U, W, V, dtype=dtype, **extra)
+    X = rng.normal(size=(N, 12, n)).astype(dtype)
+    target = rng.normal(size=(N, 12, m)).astype(dtype)
+    S, Y = small.forward(X)
+    S_big, Y_big = big.forward(X)
+    np.testing.assert_array_equal(S, S_big[..., :d])
+    np.testing.assert_array_equal(Y, Y_big)
+    for method in ("bptt", "rtrl"):
+        G, H = small.gradient(X, target, method=method), big.gradient(X, target, method=method)
+        np.testing.assert_array_equal(G.U, H.U[:d])
+        np.testing.assert_array_equal(G.W, H.W[:d, :d])
+        np.testing.assert_array_equal(G.V, H.V[:, :d])
+        if bias:
+            np.testing.assert_array_equal(G.b, H.b[:d])
+            np.testing.assert_array_equal(G.c, H.c)
+
+
 def test_a_sequence_does_not_depend_on_its_batch(rng):
     rnn, X, target, s0 = make_problem(rng, 9, 7, 4, 23, 3)
     rnn.n_threads = 2

@@ -14,4 +14,6 @@ def test_readme_python_blocks_run():
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["G"].U.shape == (16, 3)
     assert namespace["rnn"].n_iter_ >= 1
+    assert namespace["Gb"].c.shape == (1,)
+    assert namespace["biased"].bias
     assert namespace["online"].n_steps_ == 599

@@ -155,6 +155,16 @@ cdef extern from *:
     #endif
     CRNN_TILE8(crnn_tile8_d, double, crnn_vd, CRNN_VWD, CRNN_ZD)
     CRNN_TILE8(crnn_tile8_f, float, crnn_vf, CRNN_VWF, CRNN_ZF)
+    /* A multiply-add rounded once where the build has FMA (as the vector tiles
+       are contracted), twice where it has not: every path of a product then
+       computes an element with the same roundings. */
+    #if defined(__FMA__)
+    #  define CRNN_FMA_D(a, b, c) __builtin_fma((a), (b), (c))
+    #  define CRNN_FMA_F(a, b, c) __builtin_fmaf((a), (b), (c))
+    #else
+    #  define CRNN_FMA_D(a, b, c) ((a) * (b) + (c))
+    #  define CRNN_FMA_F(a, b, c) ((a) * (b) + (c))
+    #endif
     #if defined(__AVX512F__)
     #  define CRNN_ISA "avx512"
     #elif defined(__AVX2__) && defined(__FMA__)
@@ -171,6 +181,8 @@ cdef extern from *:
     const vf CRNN_ZF
     const char* CRNN_ISA
     const Py_ssize_t CRNN_MR
+    double crnn_fma_d "CRNN_FMA_D"(double a, double b, double c) noexcept nogil
+    float crnn_fma_f "CRNN_FMA_F"(float a, float b, float c) noexcept nogil
     void crnn_tile8_d(Py_ssize_t K, const double* a, Py_ssize_t ars, Py_ssize_t aks,
                       const double* b, Py_ssize_t ldb, double* o, Py_ssize_t ldo,
                       Py_ssize_t nr, int acc) noexcept nogil
@@ -613,9 +625,116 @@ cdef inline void _tile(Py_ssize_t K, const floating* a0, const floating* a1,
         _tile_f(K, a0, a1, a2, a3, aks, b, ldb, o0, o1, o2, o3, nr, acc)
 
 
-# Rows of B per pass of the row tiles (a KC x CT panel chunk: 32 KiB at most)
+# Rows of B per pass of the row tiles (a KC x CT panel chunk: 16 KiB, half of L1)
 cdef enum:
     _KC = 128
+
+
+cdef inline floating _fma(floating a, floating b, floating c) noexcept nogil:
+    """a b + c, rounded as the vector tiles round it (see CRNN_FMA_D)."""
+    if floating is double:
+        return crnn_fma_d(a, b, c)
+    else:
+        return crnn_fma_f(a, b, c)
+
+
+cdef inline void _rem4x2(Py_ssize_t K, const floating* A, Py_ssize_t ars, Py_ssize_t aks,
+                         const floating* B, Py_ssize_t rld, floating* O, Py_ssize_t ldo,
+                         Py_ssize_t nr, Py_ssize_t nc, bint acc) noexcept nogil:
+    """O[i, j] (+)= sum_k A[i ars + k aks] B[k rld + j], i < nr <= 4, j < nc <= 2.
+
+    Eight scalar chains in registers, each in the order of k (idle rows and
+    columns repeat the first, and are not stored).
+    """
+    cdef Py_ssize_t r1 = ars if nr > 1 else 0, r2 = 2 * ars if nr > 2 else 0
+    cdef Py_ssize_t r3 = 3 * ars if nr > 3 else 0, j1 = 1 if nc > 1 else 0, k
+    cdef Py_ssize_t o1 = ldo if nr > 1 else 0, o2 = 2 * ldo if nr > 2 else 0
+    cdef Py_ssize_t o3 = 3 * ldo if nr > 3 else 0
+    cdef floating c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0
+    cdef floating b0, b1, x0, x1, x2, x3
+    if acc:
+        c00 = O[0]
+        c01 = O[j1]
+        c10 = O[o1]
+        c11 = O[o1 + j1]
+        c20 = O[o2]
+        c21 = O[o2 + j1]
+        c30 = O[o3]
+        c31 = O[o3 + j1]
+    for k in range(K):
+        b0 = B[k * rld]
+        b1 = B[k * rld + j1]
+        x0 = A[k * aks]
+        x1 = A[r1 + k * aks]
+        x2 = A[r2 + k * aks]
+        x3 = A[r3 + k * aks]
+        c00 = _fma(x0, b0, c00)
+        c01 = _fma(x0, b1, c01)
+        c10 = _fma(x1, b0, c10)
+        c11 = _fma(x1, b1, c11)
+        c20 = _fma(x2, b0, c20)
+        c21 = _fma(x2, b1, c21)
+        c30 = _fma(x3, b0, c30)
+        c31 = _fma(x3, b1, c31)
+    O[0] = c00
+    if nc > 1:
+        O[1] = c01
+    if nr > 1:
+        O[ldo] = c10
+        if nc > 1:
+            O[ldo + 1] = c11
+    if nr > 2:
+        O[2 * ldo] = c20
+        if nc > 1:
+            O[2 * ldo + 1] = c21
+    if nr > 3:
+        O[3 * ldo] = c30
+        if nc > 1:
+            O[3 * ldo + 1] = c31
+
+
+cdef inline void _rem1x8(Py_ssize_t K, const floating* A, Py_ssize_t aks,
+                         const floating* B, Py_ssize_t rld, floating* O, Py_ssize_t nc,
+                         bint acc) noexcept nogil:
+    """O[j] (+)= sum_k A[k aks] B[k rld + j] for j < nc <= 8: eight scalar chains."""
+    cdef Py_ssize_t k, j
+    cdef Py_ssize_t j1 = 1 if nc > 1 else 0, j2 = 2 if nc > 2 else 0
+    cdef Py_ssize_t j3 = 3 if nc > 3 else 0, j4 = 4 if nc > 4 else 0
+    cdef Py_ssize_t j5 = 5 if nc > 5 else 0, j6 = 6 if nc > 6 else 0
+    cdef Py_ssize_t j7 = 7 if nc > 7 else 0
+    cdef floating c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0, x
+    cdef const floating* b
+    cdef floating out[8]
+    if acc:
+        c0 = O[0]
+        c1 = O[j1]
+        c2 = O[j2]
+        c3 = O[j3]
+        c4 = O[j4]
+        c5 = O[j5]
+        c6 = O[j6]
+        c7 = O[j7]
+    for k in range(K):
+        x = A[k * aks]
+        b = B + k * rld
+        c0 = _fma(x, b[0], c0)
+        c1 = _fma(x, b[j1], c1)
+        c2 = _fma(x, b[j2], c2)
+        c3 = _fma(x, b[j3], c3)
+        c4 = _fma(x, b[j4], c4)
+        c5 = _fma(x, b[j5], c5)
+        c6 = _fma(x, b[j6], c6)
+        c7 = _fma(x, b[j7], c7)
+    out[0] = c0
+    out[1] = c1
+    out[2] = c2
+    out[3] = c3
+    out[4] = c4
+    out[5] = c5
+    out[6] = c6
+    out[7] = c7
+    for j in range(nc):
+        O[j] = out[j]
 
 
 cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
@@ -635,8 +754,6 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
     cdef const floating* bp
     cdef const floating* a0
     cdef floating* o0
-    cdef floating x
-    cdef floating racc[32]                          # rem < CT <= 32
     cdef floating pk[_KC * 32]                      # a panel chunk, copied (CT <= 32)
     cdef Py_ssize_t bl
     if R == 1:                                      # one row: four panels at a time
@@ -686,21 +803,19 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                 r = r + 4
             k0 = k0 + kc
     if rem > 0:
+        # the same chain per element, eight independent chains at a time in
+        # registers (one accumulator in memory would wait on itself)
         npan = C // ct
-        # the same chain per element, in axpy form: an elementwise loop, which
-        # the compiler may vectorise without changing a bit (a reduction loop
-        # it could split into products and sums, without the fused multiply-add)
         bp = B + npan * pstride
-        for r in range(R):
-            o0 = O + r * ldo + npan * ct
-            for j in range(rem):
-                racc[j] = o0[j] if acc else 0
-            for k in range(K):
-                x = A[r * ars + k * aks]
-                for j in range(rem):
-                    racc[j] = racc[j] + x * bp[k * rld + j]
-            for j in range(rem):
-                o0[j] = racc[j]
+        if R == 1:
+            for j in range(0, rem, 8):
+                _rem1x8(K, A, aks, bp + j, rld, O + npan * ct + j,
+                        rem - j if rem - j < 8 else 8, acc)
+        else:
+            for r in range(0, R, 4):
+                for j in range(0, rem, 2):
+                    _rem4x2(K, A + r * ars, ars, aks, bp + j, rld, O + r * ldo + npan * ct + j,
+                            ldo, R - r if R - r < 4 else 4, 2 if rem - j > 1 else 1, acc)
 
 
 cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
@@ -967,6 +1082,48 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
     if target != NULL:
         for r in range(R):
             E[b0 + r] = g * E[b0 + r]
+
+
+cdef void _generate_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
+                          Py_ssize_t d, const floating* x0, const floating* s0,
+                          const floating* pack, const floating* bb, const floating* cb,
+                          floating* out, floating* sT, floating* work) noexcept nogil:
+    """Closed loop for sequences b0 .. b0 + R - 1 (output size = input size n).
+
+    x^1 = x0, x^{t+1} = Y^t: out (N, T, n) gets Y^1 .. Y^T and sT (N, d) the
+    state S^T. Each step is the forward pass's step (the same chains), so
+    the outputs are those ``_forward_block`` gives on the fed-back inputs.
+    work holds 2 R (n + d) scalars.
+    """
+    cdef Py_ssize_t K1 = n + d, t, r, j
+    cdef const floating* UW = pack
+    cdef const floating* Vt = pack + K1 * d
+    cdef floating* cur = work
+    cdef floating* nxt = work + R * K1
+    cdef floating* y
+    cdef floating* tmp
+    for r in range(R):
+        for j in range(n):
+            cur[r * K1 + j] = x0[(b0 + r) * n + j]
+        for j in range(d):
+            cur[r * K1 + n + j] = s0[(b0 + r) * d + j]
+    for t in range(T):
+        _gemm_packed(R, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
+        _add_bias(nxt + n, R, K1, d, bb)
+        for r in range(R):
+            _tanh_inplace(nxt + r * K1 + n, d)
+        y = out + (b0 * T + t) * n                  # row r at y + r T n
+        _gemm_packed(R, d, n, nxt + n, K1, 1, Vt, y, T * n, 0)
+        _add_bias(y, R, T * n, n, cb)
+        for r in range(R):                          # the output is the next input
+            for j in range(n):
+                nxt[r * K1 + j] = y[r * T * n + j]
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+    for r in range(R):
+        for j in range(d):
+            sT[(b0 + r) * d + j] = cur[r * K1 + n + j]
 
 
 cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
@@ -1296,6 +1453,33 @@ def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
                 _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
                                bb, cb, &S[0, 0, 0], &Y[0, 0, 0], NULL, 0, NULL,
                                &work[threadid(), 0])
+
+
+def _generate(const floating[:, ::1] U, const floating[:, ::1] W,
+              const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
+              const floating[:, ::1] x0, const floating[:, ::1] s0,
+              floating[:, :, ::1] out, floating[:, ::1] sT,
+              floating[::1] pack, floating[:, ::1] work, int n_threads):
+    """Closed-loop forecasting over a batch: each output is the next input (m == n).
+
+    IN: U, W, V, b, c as ``_forward``; x0 (N, n) the first inputs, s0 (N, d).
+    OUT: out (N, T, n) the outputs, sT (N, d) the final states.
+    SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
+    with R = _blocks(N, n_threads).
+    """
+    cdef Py_ssize_t N = out.shape[0], T = out.shape[1], n = U.shape[1]
+    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t R = _blocks(N, n_threads), blk, b0, Rb
+    cdef const floating* bb = _opt(b)
+    cdef const floating* cb = _opt(c)
+    with nogil:
+        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
+            b0 = blk * R
+            Rb = N - b0 if N - b0 < R else R
+            if Rb > 0:
+                _generate_block(b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], &pack[0], bb, cb,
+                                &out[0, 0, 0], &sT[0, 0], &work[threadid(), 0])
 
 
 def _loss(const floating[:, ::1] U, const floating[:, ::1] W,

@@ -953,16 +953,23 @@ class RNN:
         shape = (*lead, n_steps, self.output_size)
         check_alloc(shape, self._dtype, "the generated outputs (n_steps)")
         out = np.empty(shape, dtype=self._dtype)
-        start, state = 0, s0
+        state = s0
         if warmup is not None:
-            _, Y, state = self.forward(warmup, s0, return_state=True)
-            x = Y[..., -1, :]
-            out[..., 0, :] = x
-            start = 1
-        for t in range(start, n_steps):
-            _, Y, state = self.forward(x[..., np.newaxis, :], state, return_state=True)
-            x = Y[..., 0, :]
-            out[..., t, :] = x
+            # the observed steps but the last; the last one is the closed loop's
+            # first input, so that its first output is the warm-up's last
+            _, _, state = self.forward(warmup[..., :-1, :], s0, return_state=True)
+            x = warmup[..., -1, :]
+        X3, _, s02, batched, _ = self._data(x[..., np.newaxis, :], None, state, True, False)
+        U, W, V, b, c = self._weights(check_finite=True)
+        N = X3.shape[0]
+        out3 = out if batched else out[np.newaxis]
+        final = np.empty((N, self.hidden_size), dtype=self._dtype)
+        nt = self._threads(N, N * n_steps * self._step_work())
+        # one compiled call runs every step (no Python per step)
+        _core._generate(
+            U, W, V, b, c, np.ascontiguousarray(X3[:, 0]), s02, out3, final,
+            *self._forward_scratch(N, nt), nt,
+        )
         return out
 
     # ------------------------------------------------------------------ save and load

@@ -168,8 +168,8 @@ def as_float_array(value, name, dtype, ndim, check_finite=True):
     if arr.dtype != dtype or not arr.flags.c_contiguous:
         # a copy is made: refuse one that cannot fit (a broadcast view may be huge)
         check_alloc(arr.shape, dtype, name)
-    with np.errstate(over="ignore"):  # overflow to inf is reported just below
-        arr = np.ascontiguousarray(arr, dtype=dtype)
+        with np.errstate(over="ignore"):  # overflow to inf is reported just below
+            arr = np.ascontiguousarray(arr, dtype=dtype)
     if check_finite and not np.isfinite(arr).all():
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(
@@ -189,7 +189,7 @@ def check_alloc(shape, dtype, what):
     """Refuse, before allocating, an array that cannot fit in this machine's memory."""
     count = math.prod(int(s) for s in shape)
     nbytes = count * np.dtype(dtype).itemsize
-    if count > np.iinfo(np.intp).max // 8:
+    if count > _MAX_COUNT:
         raise MemoryError(f"{what} of shape {tuple(shape)} has too many elements to index")
     limit = _physical_memory()
     if limit is not None and nbytes > limit:
@@ -199,8 +199,14 @@ def check_alloc(shape, dtype, what):
         )
 
 
+_MAX_COUNT = np.iinfo(np.intp).max // 8
+_MEMORY = []  # the machine's memory in bytes (or None), once known
+
+
 def _physical_memory():
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
-        return None
+    if not _MEMORY:
+        try:
+            _MEMORY.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+            _MEMORY.append(None)
+    return _MEMORY[0]
