@@ -967,8 +967,17 @@ class RNN:
         nt = self._threads(N, N * n_steps * self._step_work())
         # one compiled call runs every step (no Python per step)
         _core._generate(
-            U, W, V, b, c, np.ascontiguousarray(X3[:, 0]), s02, out3, final,
-            *self._forward_scratch(N, nt), nt,
+            U,
+            W,
+            V,
+            b,
+            c,
+            np.ascontiguousarray(X3[:, 0]),
+            s02,
+            out3,
+            final,
+            *self._forward_scratch(N, nt),
+            nt,
         )
         return out
 
