@@ -830,13 +830,15 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
     element is the same chain in k as ``_gemm`` computes.
     """
     cdef Py_ssize_t ct = _ct(<floating>0), mr = CRNN_MR, npan = C // ct
-    cdef Py_ssize_t ntile = (R + mr - 1) // mr, k0, kc, k, t, i, j, p, r, nr
+    cdef Py_ssize_t rem = C - npan * ct
+    cdef Py_ssize_t ntile = (R + mr - 1) // mr, k0, kc, k, t, i, j, p, nr
     cdef floating pk[_KC * 32]                      # a panel chunk of B (CT <= 32)
     cdef floating* apk
     cdef floating* a
     cdef floating* o
     cdef const floating* row
-    apk = <floating*>malloc(ntile * mr * _KC * sizeof(floating)) if npan > 0 else NULL
+    cdef const floating* bp
+    apk = <floating*>malloc(ntile * mr * _KC * sizeof(floating)) if R >= 4 else NULL
     if apk == NULL:                                 # the unpacked product
         _gemm(R, K, C, A, 1, lda, B, ct, ldb, ldb, O, ldo, 0)
         return
@@ -847,12 +849,12 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
             row = A + (k0 + k) * lda
             for t in range(ntile):
                 for i in range(mr):
-                    r = t * mr + i
-                    apk[(t * kc + k) * mr + i] = row[r] if r < R else 0
+                    apk[(t * kc + k) * mr + i] = row[t * mr + i] if t * mr + i < R else 0
         for p in range(npan):
+            bp = B + k0 * ldb + p * ct              # copied: far-apart rows miss the caches
             for k in range(kc):
                 for j in range(ct):
-                    pk[k * ct + j] = B[(k0 + k) * ldb + p * ct + j]
+                    pk[k * ct + j] = bp[k * ldb + j]
             for t in range(ntile):
                 nr = R - t * mr if R - t * mr < mr else mr
                 a = apk + t * kc * mr
@@ -867,11 +869,20 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                           a + 3 if nr > 3 else a, mr, pk, ct,
                           o, o + ldo if nr > 1 else o, o + 2 * ldo if nr > 2 else o,
                           o + 3 * ldo if nr > 3 else o, nr, k0 > 0)
+        if rem > 0:                                 # the last columns: scalar chains
+            bp = B + k0 * ldb + npan * ct
+            for k in range(kc):
+                for j in range(rem):
+                    pk[k * rem + j] = bp[k * ldb + j]
+            for t in range(ntile):
+                nr = R - t * mr if R - t * mr < mr else mr
+                for i in range(0, nr, 4):
+                    for j in range(0, rem, 2):
+                        _rem4x2(kc, apk + t * kc * mr + i, 1, mr, pk + j, rem,
+                                O + (t * mr + i) * ldo + npan * ct + j, ldo,
+                                nr - i if nr - i < 4 else 4, 2 if rem - j > 1 else 1, k0 > 0)
         k0 = k0 + kc
     free(apk)
-    if C > npan * ct:                               # the last columns, whole chains
-        _gemm(R, K, C - npan * ct, A, 1, lda, B + npan * ct, ct, ldb, ldb,
-              O + npan * ct, ldo, 0)
 
 
 cdef inline void _gemm_packed(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
