@@ -21,10 +21,12 @@ Layers:
 
 (a) one-step helpers on raw pointers (matrix-vector loops), used by the
     online RTRL kernel at the end of the file;
-(a') SIMD building blocks: the register-tiled product ``_gemm`` (4 rows x 2
-    SIMD vectors of accumulators, GCC vector types; a single row runs 4
-    panels at once), the weights packed once per call into column panels
-    (``_pack_weights``), and a branch-free tanh the compiler vectorises;
+(a') SIMD building blocks: the register-tiled product ``_gemm`` (4 rows, 8
+    on AVX-512, x 2 SIMD vectors of accumulators, GCC vector types; a single
+    row runs 4 panels at once), ``_gemm_tn`` for BPTT's products over all
+    steps (both operands packed chunk by chunk), the weights packed once per
+    call into column panels (``_pack_weights``), and a branch-free tanh the
+    compiler vectorises;
 (b) blocks of sequences, time-major: the forward pass and the two BPTT
     recurrences of a block take one matrix product per step ([x, s] [U.T;
     W.T] forward, [e, delta] [V; W] backward); BPTT's dU, dW, dV are one
@@ -328,8 +330,9 @@ cdef inline void _sensitivity_step(const floating* W, Py_ssize_t d, Py_ssize_t n
 # + ..., in the order of k, whatever R is, whichever row tile or column panel
 # the element falls in. So a sequence's numbers do not depend on which other
 # sequences share its block, nor on the thread count. Columns run in panels
-# of CT = 2 SIMD vectors (4 rows x 2 vectors of accumulators in registers);
-# columns past the last whole panel run one by one, with the same chain.
+# of CT = 2 SIMD vectors (4 rows x 2 vectors of accumulators in registers, 8
+# rows on AVX-512 builds); columns past the last whole panel run as scalar
+# chains, eight at a time, with the same roundings (``_fma``).
 
 cdef inline Py_ssize_t _ct(floating dummy) noexcept nogil:
     """Columns of one panel: two SIMD vectors of this build."""
