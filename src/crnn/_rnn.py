@@ -12,6 +12,7 @@ from crnn._validation import (
     as_float_array,
     available_cpus,
     check_alloc,
+    check_bool,
     check_dtype,
     check_g,
     check_method,
@@ -34,12 +35,6 @@ _SLOTS_BYTES = 8 << 20
 # allocation costs a page fault per 4 KiB), except those above this size.
 _SCRATCH = threading.local()
 _SCRATCH_KEEP = 64 << 20
-
-
-def _check_bias(value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"bias must be True or False, got {type(value).__name__}")
-    return bool(value)
 
 
 def _scratch(name, shape, dtype):
@@ -196,7 +191,7 @@ class RNN:
         spectral_radius=None,
         bias=False,
     ):
-        bias = _check_bias(bias)
+        bias = check_bool(bias, "bias")
         n = check_size(input_size, "input_size")
         d = check_size(hidden_size, "hidden_size")
         m = n if output_size is None else check_size(output_size, "output_size")
@@ -504,6 +499,8 @@ class RNN:
         ValueError, TypeError
             If an argument has the wrong shape, type or values.
         """
+        return_state = check_bool(return_state, "return_state")
+        check_finite = check_bool(check_finite, "check_finite")
         U, W, V, b, c = self._weights(check_finite)
         X3, _, s02, batched, _ = self._data(X, None, s0, check_finite, need_target=False)
         N, T, _ = X3.shape
@@ -560,6 +557,7 @@ class RNN:
         float
         """
         g = check_g(g, self._dtype)
+        check_finite = check_bool(check_finite, "check_finite")
         U, W, V, b, c = self._weights(check_finite)
         X3, t3, s02, _, _ = self._data(X, target, s0, check_finite, need_target=True)
         N, T, _ = X3.shape
@@ -632,6 +630,7 @@ class RNN:
         """
         code = check_method(method)
         g = check_g(g, self._dtype)
+        check_finite = check_bool(check_finite, "check_finite")
         U, W, V, b, c = self._weights(check_finite)
         X3, t3, s02, batched, s0_kind = self._data(X, target, s0, check_finite, need_target=True)
         N, T, _ = X3.shape

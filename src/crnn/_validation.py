@@ -70,6 +70,13 @@ def check_g(g, dtype=None):
     return g
 
 
+def check_bool(value, name):
+    """Return value if it is True or False (numpy's too); refuse 0, 1, "yes" and the rest."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+    return bool(value)
+
+
 def check_method(method):
     """Return the kernel code of a gradient method name."""
     if not isinstance(method, str):
