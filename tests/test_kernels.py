@@ -164,12 +164,14 @@ def test_blocks_and_column_chunks_do_not_change_a_bit(kernels, rng, dtype, N):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("N", [1, 5])
 @pytest.mark.parametrize("bias", [False, True])
-def test_the_last_columns_are_computed_like_the_panels(kernels, rng, dtype, N, bias):
-    # A model of d = 4 units, and the same model inside one of 40 units (the
+@pytest.mark.parametrize("d", [4, 12, 20])
+def test_the_last_columns_are_computed_like_the_panels(kernels, rng, dtype, N, bias, d):
+    # A model of d units, and the same model inside one of 40 units (the
     # others held at zero): its products' columns fall past the last whole
-    # SIMD panel (scalar chains) in the first, inside panels (vector tiles) in
-    # the second. Every path rounds a multiply-add alike, so no bit differs.
-    n, d, D, m = 9, 4, 40, 3
+    # SIMD panel (a vector of columns, then scalar chains) in the first,
+    # inside panels (vector tiles) in the second. Every path rounds a
+    # multiply-add alike, so no bit differs.
+    n, D, m = 9, 40, 3
     small = crnn.RNN(n, d, m, seed=1, dtype=dtype, bias=bias)
     U, W, V = np.zeros((D, n)), np.zeros((D, D)), np.zeros((m, D))
     U[:d], W[:d, :d], V[:, :d] = small.U, small.W, small.V

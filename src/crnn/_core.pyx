@@ -157,6 +157,23 @@ cdef extern from *:
     #endif
     CRNN_TILE8(crnn_tile8_d, double, crnn_vd, CRNN_VWD, CRNN_ZD)
     CRNN_TILE8(crnn_tile8_f, float, crnn_vf, CRNN_VWF, CRNN_ZF)
+    /* Up to 8 rows x 1 vector: the first vector of columns past the last
+       whole panel (every build; one lane where there is no SIMD type). */
+    #define CRNN_TILEV(NAME, T, VT, ZERO) \
+    static inline void NAME(Py_ssize_t K, const T* a, Py_ssize_t ars, Py_ssize_t aks, \
+                            const T* b, Py_ssize_t ldb, T* o, Py_ssize_t ldo, \
+                            Py_ssize_t nr, int acc) { \
+        const T* ap[8]; VT c[8]; int i; Py_ssize_t k; \
+        for (i = 0; i < 8; i++) ap[i] = a + (i < nr ? i : 0) * ars; \
+        for (i = 0; i < 8; i++) c[i] = acc ? *(const VT*)(o + (i < nr ? i : 0) * ldo) : ZERO; \
+        for (k = 0; k < K; k++) { \
+            const VT b0 = *(const VT*)(b + k * ldb); \
+            _Pragma("GCC unroll 8") \
+            for (i = 0; i < 8; i++) c[i] = c[i] + ap[i][k * aks] * b0; } \
+        _Pragma("GCC unroll 8") \
+        for (i = 0; i < 8; i++) if (i < nr) *(VT*)(o + i * ldo) = c[i]; }
+    CRNN_TILEV(crnn_tilev_d, double, crnn_vd, CRNN_ZD)
+    CRNN_TILEV(crnn_tilev_f, float, crnn_vf, CRNN_ZF)
     /* A multiply-add rounded once where the build has FMA (as the vector tiles
        are contracted), twice where it has not: every path of a product then
        computes an element with the same roundings. */
@@ -183,6 +200,12 @@ cdef extern from *:
     const vf CRNN_ZF
     const char* CRNN_ISA
     const Py_ssize_t CRNN_MR
+    void crnn_tilev_d(Py_ssize_t K, const double* a, Py_ssize_t ars, Py_ssize_t aks,
+                      const double* b, Py_ssize_t ldb, double* o, Py_ssize_t ldo,
+                      Py_ssize_t nr, int acc) noexcept nogil
+    void crnn_tilev_f(Py_ssize_t K, const float* a, Py_ssize_t ars, Py_ssize_t aks,
+                      const float* b, Py_ssize_t ldb, float* o, Py_ssize_t ldo,
+                      Py_ssize_t nr, int acc) noexcept nogil
     double crnn_fma_d "CRNN_FMA_D"(double a, double b, double c) noexcept nogil
     float crnn_fma_f "CRNN_FMA_F"(float a, float b, float c) noexcept nogil
     void crnn_tile8_d(Py_ssize_t K, const double* a, Py_ssize_t ars, Py_ssize_t aks,
@@ -740,6 +763,36 @@ cdef inline void _rem1x8(Py_ssize_t K, const floating* A, Py_ssize_t aks,
         O[j] = out[j]
 
 
+cdef inline void _last_columns(Py_ssize_t R, Py_ssize_t K, Py_ssize_t rem,
+                               const floating* A, Py_ssize_t ars, Py_ssize_t aks,
+                               const floating* B, Py_ssize_t rld, floating* O,
+                               Py_ssize_t ldo, bint acc) noexcept nogil:
+    """O[:, :rem] (+)= A B[:, :rem] for the rem < CT columns past the last panel.
+
+    A first whole vector of columns runs in vector tiles of up to 8 rows;
+    the columns after it as scalar chains. Each element has the chain and
+    the roundings of a panel's.
+    """
+    cdef Py_ssize_t vw = _ct(<floating>0) // 2, j0 = 0, r, j
+    if rem >= vw:
+        for r in range(0, R, 8):
+            if floating is double:
+                crnn_tilev_d(K, A + r * ars, ars, aks, B, rld, O + r * ldo, ldo,
+                             R - r if R - r < 8 else 8, acc)
+            else:
+                crnn_tilev_f(K, A + r * ars, ars, aks, B, rld, O + r * ldo, ldo,
+                             R - r if R - r < 8 else 8, acc)
+        j0 = vw
+    if R == 1:
+        for j in range(j0, rem, 8):
+            _rem1x8(K, A, aks, B + j, rld, O + j, rem - j if rem - j < 8 else 8, acc)
+    else:
+        for r in range(0, R, 4):
+            for j in range(j0, rem, 2):
+                _rem4x2(K, A + r * ars, ars, aks, B + j, rld, O + r * ldo + j, ldo,
+                        R - r if R - r < 4 else 4, 2 if rem - j > 1 else 1, acc)
+
+
 cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                 const floating* A, Py_ssize_t ars, Py_ssize_t aks,
                 const floating* B, Py_ssize_t pstride, Py_ssize_t bld, Py_ssize_t rld,
@@ -806,19 +859,8 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                 r = r + 4
             k0 = k0 + kc
     if rem > 0:
-        # the same chain per element, eight independent chains at a time in
-        # registers (one accumulator in memory would wait on itself)
         npan = C // ct
-        bp = B + npan * pstride
-        if R == 1:
-            for j in range(0, rem, 8):
-                _rem1x8(K, A, aks, bp + j, rld, O + npan * ct + j,
-                        rem - j if rem - j < 8 else 8, acc)
-        else:
-            for r in range(0, R, 4):
-                for j in range(0, rem, 2):
-                    _rem4x2(K, A + r * ars, ars, aks, bp + j, rld, O + r * ldo + npan * ct + j,
-                            ldo, R - r if R - r < 4 else 4, 2 if rem - j > 1 else 1, acc)
+        _last_columns(R, K, rem, A, ars, aks, B + npan * pstride, rld, O + npan * ct, ldo, acc)
 
 
 cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
@@ -879,11 +921,8 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                     pk[k * rem + j] = bp[k * ldb + j]
             for t in range(ntile):
                 nr = R - t * mr if R - t * mr < mr else mr
-                for i in range(0, nr, 4):
-                    for j in range(0, rem, 2):
-                        _rem4x2(kc, apk + t * kc * mr + i, 1, mr, pk + j, rem,
-                                O + (t * mr + i) * ldo + npan * ct + j, ldo,
-                                nr - i if nr - i < 4 else 4, 2 if rem - j > 1 else 1, k0 > 0)
+                _last_columns(nr, kc, rem, apk + t * kc * mr, 1, mr, pk, rem,
+                              O + t * mr * ldo + npan * ct, ldo, k0 > 0)
         k0 = k0 + kc
     free(apk)
 
