@@ -193,6 +193,30 @@ def test_the_last_columns_are_computed_like_the_panels(kernels, rng, dtype, N, b
             np.testing.assert_array_equal(G.c, H.c)
 
 
+@pytest.mark.skipif(not _core._openmp_enabled(), reason="built without OpenMP")
+@pytest.mark.parametrize("bias", [False, True])
+def test_bptt_products_in_parts_do_not_depend_on_the_threads(kernels, rng, monkeypatch, bias):
+    # 8 x 300 (sequence, step) rows: the final products run in parts of the
+    # steps; the count comes from the sizes, so every thread count gives the
+    # same bits, and the parts add up to the product in one piece
+    rnn = crnn.RNN(3, 21, 2, seed=0, bias=bias)
+    X = rng.normal(size=(8, 300, 3))
+    target = rng.normal(size=(8, 300, 2))
+    names = ["U", "W", "V", "s0"] + (["b", "c"] if bias else [])
+    ref = None
+    for nt in (1, 2, 3, 5):
+        rnn.n_threads = nt
+        G = rnn.gradient(X, target)
+        if ref is None:
+            ref = G
+        for k in names:
+            np.testing.assert_array_equal(getattr(G, k), getattr(ref, k))
+    monkeypatch.setattr(_rnn, "_PARTS", 1)
+    whole = rnn.gradient(X, target)
+    for k in names:
+        np.testing.assert_allclose(getattr(ref, k), getattr(whole, k), rtol=1e-12, atol=1e-12)
+
+
 def test_a_sequence_does_not_depend_on_its_batch(rng):
     rnn, X, target, s0 = make_problem(rng, 9, 7, 4, 23, 3)
     rnn.n_threads = 2

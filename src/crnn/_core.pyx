@@ -38,9 +38,11 @@ Layers:
 Determinism: every element of every product is one multiply-add chain in
 the order of k, whichever tile, panel, row block or k chunk it falls in, so
 a sequence's states, outputs, E and dE/dS^0 do not depend on the other
-sequences of its block nor on the thread count. BPTT's batch gradient is one
-product over all steps of all sequences (each element one chain, in
-time-major order), its rows shared out between the threads. RTRL computes
+sequences of its block nor on the thread count. BPTT's batch gradient is a
+product over all steps of all sequences, cut into a number of parts that
+depends on the sizes alone (each part's element one chain, in time-major
+order; the parts added in order), parts and rows shared out between the
+threads. RTRL computes
 each sequence's gradient (each column by one thread) into a slot of its own,
 and the slots are added into the total in sequence order. The numbers
 differ between builds only by rounding (FMA contracts a*b + c).
@@ -1242,10 +1244,11 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
     _gemm_packed(R, d, d, B + b0 * K2 + m, K2, 1, Wr, ds0 + b0 * d, d, 0)
 
 
-cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t N, Py_ssize_t T,
-                         Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* A,
-                         const floating* B, bint bias, floating* grad) noexcept nogil:
-    """Rows r0 .. r1 - 1 of the batch's gradient, from A and B (see ``_bptt_block``).
+cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t k1,
+                         Py_ssize_t N, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+                         const floating* A, const floating* B, bint bias,
+                         floating* grad) noexcept nogil:
+    """Rows r0 .. r1 - 1 of the gradient over rows k0 .. k1 - 1 of A and B.
 
     Row r < d is row r of dE/d[U W] (d x (n + d)) and, with biases, db_r;
     row d + k is row k of dE/dV (m x d) and dc_k::
@@ -1253,36 +1256,38 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t N, Py_ssize_t 
         [dU dW] = sum_{t, b} delta^t_b [x^t_b, s^{t-1}_b],  db = sum_{t, b} delta^t_b
         dV = sum_{t, b} e^t_b (S^t_b).T,                     dc = sum_{t, b} e^t_b
 
-    one product over all steps of all sequences (time-major, as A and B
-    hold them). Every element is one chain in that order, whichever rows a
-    thread is given. OUT: those rows of grad = [dU dW, dV, db, dc], overwritten.
+    summed over the (t, b) = k of the range, in time-major order as A and B
+    hold them (see ``_bptt_block``): one product. Every element is one chain
+    in that order, whichever rows a thread is given. OUT: those rows of grad
+    = [dU dW, dV, db, dc], overwritten.
     """
-    cdef Py_ssize_t K1 = n + d, K2 = m + d, TN = T * N
+    cdef Py_ssize_t K1 = n + d, K2 = m + d, TK = k1 - k0
     cdef Py_ssize_t lo, hi, k, i
     cdef floating* acc
     cdef const floating* row
     lo = r0
     hi = r1 if r1 < d else d
     if hi > lo:
-        _gemm_tn(hi - lo, TN, K1, B + m + lo, K2, A, K1, grad + lo * K1, K1)
+        _gemm_tn(hi - lo, TK, K1, B + k0 * K2 + m + lo, K2, A + k0 * K1, K1,
+                 grad + lo * K1, K1)
         if bias:
             acc = grad + d * K1 + m * d
             for i in range(lo, hi):
                 acc[i] = 0
-            for k in range(TN):
+            for k in range(k0, k1):
                 row = B + k * K2 + m
                 for i in range(lo, hi):
                     acc[i] = acc[i] + row[i]
     lo = (r0 if r0 > d else d) - d
     hi = r1 - d
     if hi > lo:
-        _gemm_tn(hi - lo, TN, d, B + N * K2 + lo, K2, A + N * K1 + n, K1,
+        _gemm_tn(hi - lo, TK, d, B + (N + k0) * K2 + lo, K2, A + (N + k0) * K1 + n, K1,
                  grad + d * K1 + lo * d, d)
         if bias:
             acc = grad + d * K1 + m * d + d
             for i in range(lo, hi):
                 acc[i] = 0
-            for k in range(TN):
+            for k in range(k0, k1):
                 row = B + (N + k) * K2
                 for i in range(lo, hi):
                     acc[i] = acc[i] + row[i]
@@ -1576,9 +1581,11 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     with biases dE/db (d,) and dE/dc (m,), raveled and summed over the batch;
     ds0 (N, d): dE/dS^0 of each sequence; E (N,): the loss of each sequence.
     All overwritten.
-    SCRATCH: pack (_pack_size,). BPTT: A and B (_bptt_buffer_sizes); the
-    batch's gradient is one product over all steps of all sequences, its
-    rows shared out between the threads. RTRL: slots (K, _gradient_size) for
+    SCRATCH: pack (_pack_size,). BPTT: A and B (_bptt_buffer_sizes), slots
+    (K, _gradient_size): the batch's gradient is K products, each over one
+    of K equal parts of all steps of all sequences (K chosen from the sizes
+    alone), their rows shared out between the threads, then added in order.
+    RTRL: slots (K, _gradient_size) for
     K >= 1 sequences' gradients, work (n_threads, _rtrl_work_size(..., nch)),
     each sequence's columns split in nch chunks; each sequence's gradient is
     computed alone into its slot, and the slots are added in sequence order.
@@ -1588,7 +1595,8 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t P = grad.shape[0], K = slots.shape[0]
     cdef Py_ssize_t R = _blocks(N, n_threads), start, stop, i, blk, b0, Rb, it, p
-    cdef Py_ssize_t rows = ((d + m + n_threads - 1) // n_threads + 3) // 4 * 4, r0, r1
+    cdef Py_ssize_t nrb = (n_threads + K - 1) // K     # BPTT: row blocks per part
+    cdef Py_ssize_t rows = ((d + m + nrb - 1) // nrb + 3) // 4 * 4, r0, r1, part
     cdef const floating* bb = _opt(b)
     cdef const floating* cb = _opt(c)
     cdef floating acc
@@ -1605,12 +1613,20 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                     _bptt_block(b0, Rb, N, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
                                 &s0[0, 0], g, &pack[0], bb, cb, &A[0], &B[0], &E[0],
                                 &ds0[0, 0])
-            for blk in prange(n_threads, schedule="static"):
-                r0 = blk * rows
+            for it in prange(K * nrb, schedule="static"):
+                part = it // nrb
+                r0 = (it % nrb) * rows
                 r1 = r0 + rows if r0 + rows < d + m else d + m
                 if r1 > r0:
-                    _bptt_products(r0, r1, N, T, n, d, m, &A[0], &B[0], bb != NULL,
-                                   &grad[0])
+                    _bptt_products(r0, r1, part * T * N // K, (part + 1) * T * N // K, N,
+                                   n, d, m, &A[0], &B[0], bb != NULL,
+                                   &grad[0] if K == 1 else &slots[part, 0])
+            if K > 1:                               # the parts, added in order
+                for p in prange(P, schedule="static"):
+                    acc = slots[0, p]
+                    for i in range(1, K):
+                        acc = acc + slots[i, p]
+                    grad[p] = acc
         else:
             start = 0
             while start < N:

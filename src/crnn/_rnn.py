@@ -31,6 +31,12 @@ _PARALLEL_MIN_WORK = 200_000
 _SLOTS_PER_THREAD = 4
 _SLOTS_BYTES = 8 << 20
 
+# BPTT's final products run in up to this many parts of the steps, each of at
+# least this many (sequence, step) rows, their partial sums at most this large.
+_PARTS = 4
+_PART_MIN_STEPS = 512
+_PARTS_BYTES = 32 << 20
+
 # Workspaces are kept per Python thread and reused by the next call (a fresh
 # allocation costs a page fault per 4 KiB), except those above this size.
 _SCRATCH = threading.local()
@@ -649,7 +655,18 @@ class RNN:
                 check_alloc((sum(sizes),), dt, "the bptt workspace")
                 A = _scratch("bptt A", (sizes[0],), dt)
                 B = _scratch("bptt B", (sizes[1],), dt)
-                nch, work, slots = 1, empty, empty
+                nch, work = 1, empty
+                # the final products in parts of the steps (threads share them out
+                # without packing the same operand twice); the count depends on
+                # the sizes alone, so that no bit depends on the thread count
+                parts = max(
+                    1,
+                    min(_PARTS, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)),
+                )
+                slots = empty
+                if parts > 1:
+                    check_alloc((parts, P), dt, "the gradient parts")
+                    slots = _scratch("slots", (parts, P), dt)
             else:
                 # one sequence's sensitivity columns may be split over threads
                 nt = self._threads(N * available_cpus(), N * T * d * d * (d * n + d * d + d))
