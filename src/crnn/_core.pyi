@@ -40,6 +40,20 @@ def _forward(
     work: _F,  # floating[:, ::1] (n_threads, _forward_work_size(_blocks(N, n_threads), ...))
     n_threads: int,
 ) -> None: ...
+def _generate(
+    U: _F,
+    W: _F,
+    V: _F,
+    b: _F,
+    c: _F,
+    x0: _F,  # const floating[:, ::1] (N, n): the first inputs
+    s0: _F,  # const floating[:, ::1] (N, d)
+    out: _F,  # floating[:, :, ::1] (N, T, n): the outputs, each the next input (m == n), OUT
+    sT: _F,  # floating[:, ::1] (N, d): the final states, OUT
+    pack: _F,  # as in _forward, SCRATCH
+    work: _F,  # as in _forward, SCRATCH
+    n_threads: int,
+) -> None: ...
 def _loss(
     U: _F,
     W: _F,
@@ -69,7 +83,7 @@ def _gradient(
     grad: _F,  # floating[::1] (_gradient_size,): [dU dW] (d, n+d), dV (m, d), (db, dc), OUT
     ds0: _F,  # floating[:, ::1] (N, d), OUT
     E: _F,  # floating[::1] (N,), OUT
-    slots: _F,  # floating[:, ::1] RTRL: (K, _gradient_size), SCRATCH
+    slots: _F,  # floating[:, ::1] (K, _gradient_size): RTRL sequences, BPTT parts, SCRATCH
     pack: _F,  # floating[::1] (_pack_size,), SCRATCH
     A: _F,  # floating[::1] BPTT: (_bptt_buffer_sizes[0],), SCRATCH
     B: _F,  # floating[::1] BPTT: (_bptt_buffer_sizes[1],), SCRATCH
