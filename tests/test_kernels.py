@@ -271,3 +271,32 @@ def test_calls_from_several_python_threads_at_once(rng):
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_the_stub_file_names_every_kernel_and_its_parameters():
+    # crnn/_core.pyi documents the compiled entry points: the same functions,
+    # with the same parameter names in the same order, as every variant has
+    import ast
+    import inspect
+    import pathlib
+
+    stub = pathlib.Path(_core.__file__).with_suffix(".pyi")
+    tree = ast.parse(stub.read_text(encoding="utf-8"))
+    stubbed = {
+        f.name: [a.arg for a in f.args.args]
+        for f in tree.body
+        if isinstance(f, ast.FunctionDef) and f.name.startswith("_")
+    }
+    assert {"_forward", "_loss", "_gradient", "_generate", "_rtrl_online"} <= set(stubbed)
+    for variant in VARIANTS:
+        mod = importlib.import_module(f"crnn._core_{variant}")
+        compiled = {
+            name
+            for name in dir(mod)
+            if name.startswith("_") and not name.startswith("__") and callable(getattr(mod, name))
+        }
+        assert compiled <= set(stubbed), compiled - set(stubbed)
+        for name, params in stubbed.items():
+            if hasattr(mod, name):
+                got = list(inspect.signature(getattr(mod, name)).parameters)
+                assert got == params, (variant, name, got, params)
