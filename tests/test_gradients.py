@@ -148,3 +148,59 @@ def test_gradient_descent_step_lowers_the_loss(rng):
     for key in ("U", "W", "V"):
         setattr(rnn, key, getattr(rnn, key) - 1e-3 * getattr(G, key))
     assert rnn.loss(X, target, s0) < E0
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_large_batch_runs_in_chunks_of_sequences(rng, monkeypatch, bias):
+    # BPTT keeps every state of its batch; above _rnn._BPTT_BYTES of buffers the
+    # batch runs in chunks of sequences: the same loss and per-sequence
+    # numbers bit for bit, the summed gradient to rounding, and no bit that
+    # depends on the thread count
+    from crnn import _rnn
+
+    rnn = crnn.RNN(3, 16, 2, seed=0, bias=bias)
+    X = rng.normal(size=(23, 40, 3))
+    target = rng.normal(size=(23, 40, 2))
+    s0 = rng.normal(size=(23, 16))
+    whole = rnn.gradient(X, target, s0)
+    per_seq = sum(crnn._core._bptt_buffer_sizes(1, 40, 3, 16, 2)) * 8
+    monkeypatch.setattr(_rnn, "_BPTT_BYTES", 5 * per_seq)  # chunks of 5 sequences
+    names = ["U", "W", "V"] + (["b", "c"] if bias else [])
+    first = None
+    for nt in (1, 2, 3):
+        rnn.n_threads = nt
+        G = rnn.gradient(X, target, s0)
+        np.testing.assert_array_equal(G.s0, whole.s0)
+        assert G.loss == whole.loss
+        for k in names:
+            np.testing.assert_allclose(getattr(G, k), getattr(whole, k), rtol=1e-12, atol=1e-12)
+        if first is None:
+            first = G
+        for k in names:
+            np.testing.assert_array_equal(getattr(G, k), getattr(first, k))
+
+
+def test_chunks_bound_the_bptt_buffers(monkeypatch):
+    # with a 1 MiB budget, a batch whose buffers would take 10 MB allocates
+    # about one chunk's worth
+    import threading
+    import tracemalloc
+
+    from crnn import _rnn
+
+    monkeypatch.setattr(_rnn, "_BPTT_BYTES", 1 << 20)
+    rnn = crnn.RNN(2, 30, 2, seed=0)
+    X = np.zeros((100, 200, 2))
+    assert sum(crnn._core._bptt_buffer_sizes(100, 200, 2, 30, 2)) * 8 > 8 << 20
+    peaks = []
+
+    def run():  # a new thread: its own, empty, workspace cache
+        tracemalloc.start()
+        rnn.gradient(X, X)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert peaks[0] < 3 << 20, peaks

@@ -37,6 +37,10 @@ _PARTS = 4
 _PART_MIN_STEPS = 512
 _PARTS_BYTES = 32 << 20
 
+# BPTT's buffers hold every state of the batch: a batch whose buffers would
+# exceed this many bytes runs in chunks of sequences.
+_BPTT_BYTES = 64 << 20
+
 # Workspaces are kept per Python thread and reused by the next call (a fresh
 # allocation costs a page fault per 4 KiB), except those above this size.
 _SCRATCH = threading.local()
@@ -576,6 +580,30 @@ class RNN:
     def _sizes(self):
         return self.input_size, self.hidden_size, self.output_size
 
+    def _bptt(self, U, W, V, b, c, X3, t3, s02, g, grad, ds0, E):
+        """One BPTT kernel call on the sequences of X3 (N >= 1, T >= 1)."""
+        N, T, n = X3.shape
+        d, m, dt = self.hidden_size, self.output_size, self._dtype
+        P = grad.shape[0]
+        nt = self._threads(N, N * T * self._step_work() * 3)
+        sizes = _core._bptt_buffer_sizes(N, T, n, d, m)
+        check_alloc((sum(sizes),), dt, "the bptt workspace")
+        A = _scratch("bptt A", (sizes[0],), dt)
+        B = _scratch("bptt B", (sizes[1],), dt)
+        # the final products in parts of the steps (threads share them out
+        # without packing the same operand twice); the count depends on the
+        # sizes alone, so that no bit depends on the thread count
+        parts = max(1, min(_PARTS, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
+        empty = np.empty((1, 1), dtype=dt)
+        slots = empty
+        if parts > 1:
+            check_alloc((parts, P), dt, "the gradient parts")
+            slots = _scratch("slots", (parts, P), dt)
+        pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
+        _core._gradient(
+            U, W, V, b, c, X3, t3, s02, g, 0, grad, ds0, E, slots, pack, A, B, empty, 1, nt
+        )
+
     def gradient(self, X, target, s0=None, g=1.0, method="bptt", *, check_finite=True):
         r"""Return the exact gradient of E with respect to U, W, V and S^0.
 
@@ -594,7 +622,8 @@ class RNN:
             \frac{\partial E}{\partial V} = \sum_t e^t (S^t)^\top,\;
             \frac{\partial E}{\partial S^0} = W^\top \delta^1
 
-        in O(T (dn + d^2 + md)) time and O(T d) memory per sequence.
+        in O(T (dn + d^2 + md)) time and O(T d) memory per sequence (a batch
+        whose states would take more than 64 MB runs in chunks of sequences).
 
         ``"rtrl"`` (real-time recurrent learning, the seed's method) carries
         the sensitivities of the state forward in time,
@@ -647,38 +676,43 @@ class RNN:
         grad = np.zeros(P, dtype=dt)
         ds0 = np.zeros((N, d), dtype=dt)
         E = np.zeros(N, dtype=dt)
-        if N * T:
-            empty = np.empty((1, 1), dtype=dt)
-            if code == 0:
-                nt = self._threads(N, N * T * self._step_work() * 3)
-                sizes = _core._bptt_buffer_sizes(N, T, n, d, m)
-                check_alloc((sum(sizes),), dt, "the bptt workspace")
-                A = _scratch("bptt A", (sizes[0],), dt)
-                B = _scratch("bptt B", (sizes[1],), dt)
-                nch, work = 1, empty
-                # the final products in parts of the steps (threads share them out
-                # without packing the same operand twice); the count depends on
-                # the sizes alone, so that no bit depends on the thread count
-                parts = max(
-                    1,
-                    min(_PARTS, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)),
+        if N * T and code == 0:
+            # BPTT keeps every state of the batch: sequences in chunks whose
+            # buffers fit in _BPTT_BYTES (a size-only rule: no bit depends on
+            # the thread count), their gradients added in order
+            per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m)) * dt.itemsize
+            chunk = max(1, min(N, _BPTT_BYTES // per_seq))
+            for start in range(0, N, chunk):
+                stop = min(N, start + chunk)
+                out = grad if start == 0 else _scratch("grad", (P,), dt)
+                self._bptt(
+                    U,
+                    W,
+                    V,
+                    b,
+                    c,
+                    X3[start:stop],
+                    t3[start:stop],
+                    s02[start:stop],
+                    g,
+                    out,
+                    ds0[start:stop],
+                    E[start:stop],
                 )
-                slots = empty
-                if parts > 1:
-                    check_alloc((parts, P), dt, "the gradient parts")
-                    slots = _scratch("slots", (parts, P), dt)
-            else:
-                # one sequence's sensitivity columns may be split over threads
-                nt = self._threads(N * available_cpus(), N * T * d * d * (d * n + d * d + d))
-                nch = 1 if nt <= N else -(-nt // N)
-                size = _core._rtrl_work_size(n, d, m, nch, bias)
-                check_alloc((nt, size), dt, "the rtrl workspace")
-                work = _scratch("rtrl", (nt, size), dt)
-                A = B = empty[0]
-                # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
-                k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
-                check_alloc((k, P), dt, "the gradient slots")
-                slots = _scratch("slots", (k, P), dt)
+                if start:
+                    grad += out
+        elif N * T:
+            empty = np.empty((1, 1), dtype=dt)
+            # one sequence's sensitivity columns may be split over threads
+            nt = self._threads(N * available_cpus(), N * T * d * d * (d * n + d * d + d))
+            nch = 1 if nt <= N else -(-nt // N)
+            size = _core._rtrl_work_size(n, d, m, nch, bias)
+            check_alloc((nt, size), dt, "the rtrl workspace")
+            work = _scratch("rtrl", (nt, size), dt)
+            # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
+            k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
+            check_alloc((k, P), dt, "the gradient slots")
+            slots = _scratch("slots", (k, P), dt)
             pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
             _core._gradient(
                 U,
@@ -690,14 +724,14 @@ class RNN:
                 t3,
                 s02,
                 g,
-                code,
+                1,
                 grad,
                 ds0,
                 E,
                 slots,
                 pack,
-                A,
-                B,
+                empty[0],
+                empty[0],
                 work,
                 nch,
                 nt,
