@@ -60,7 +60,6 @@ and ``_rtrl_work_size`` functions here, the one place that knows the layout.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport copysign, copysignf, fabs, fabsf, sqrt
-from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 cdef extern from *:
@@ -130,11 +129,13 @@ cdef extern from *:
         memcpy(&y, &a, 4); return y; }
     /* Row tiles of 8 rows x 2 vectors (16 accumulators) where there are 32
        vector registers (AVX-512); the other builds use the 4-row tiles
-       written in Cython below. Each element is the same chain in k either way. */
+       written in Cython below. Each element is the same chain in k either way.
+       Always inlined: called out of line (GCC's choice for some callers), the
+       tile's set-up per call made W1's recurrences 15% slower. */
     #if (defined(__GNUC__) || defined(__clang__)) && !defined(CRNN_NO_SIMD) && CRNN_VB == 64
     #  define CRNN_MR 8
     #  define CRNN_TILE8(NAME, T, VT, W, ZERO) \
-    static inline void NAME(Py_ssize_t K, const T* a, Py_ssize_t ars, Py_ssize_t aks, \
+    static inline __attribute__((always_inline)) void NAME(Py_ssize_t K, const T* a, Py_ssize_t ars, Py_ssize_t aks, \
                             const T* b, Py_ssize_t ldb, T* o, Py_ssize_t ldo, \
                             Py_ssize_t nr, int acc) { \
         const T* ap[8]; VT c0[8], c1[8]; int i; Py_ssize_t k; \
@@ -808,12 +809,10 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
     pstride = CT, bld = rld = L.
     """
     cdef Py_ssize_t ct = _ct(<floating>0), npan = C // ct, rem = C - npan * ct
-    cdef Py_ssize_t p, r, j, k, nr, k0, kc
+    cdef Py_ssize_t p, r, nr, k0, kc
     cdef const floating* bp
     cdef const floating* a0
     cdef floating* o0
-    cdef floating pk[_KC * 32]                      # a panel chunk, copied (CT <= 32)
-    cdef Py_ssize_t bl
     if R == 1:                                      # one row: four panels at a time
         p = 0
         while p < npan:
@@ -831,23 +830,14 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
         while k0 < K:
             kc = K - k0 if K - k0 < _KC else _KC
             bp = B + p * pstride + k0 * bld
-            bl = bld
-            if bld != ct and R > 8:
-                # rows of a row-major B are far apart (and with a power-of-two
-                # stride, on a few cache sets): a contiguous copy stays in L1
-                for k in range(kc):
-                    for j in range(ct):
-                        pk[k * ct + j] = bp[k * bld + j]
-                bp = pk
-                bl = ct
             r = 0
             while CRNN_MR == 8 and R - r > 4:      # 8-row tiles (AVX-512 builds)
                 nr = R - r if R - r < 8 else 8
                 if floating is double:
-                    crnn_tile8_d(kc, A + r * ars + k0 * aks, ars, aks, bp, bl,
+                    crnn_tile8_d(kc, A + r * ars + k0 * aks, ars, aks, bp, bld,
                                  O + r * ldo + p * ct, ldo, nr, acc or k0 > 0)
                 else:
-                    crnn_tile8_f(kc, A + r * ars + k0 * aks, ars, aks, bp, bl,
+                    crnn_tile8_f(kc, A + r * ars + k0 * aks, ars, aks, bp, bld,
                                  O + r * ldo + p * ct, ldo, nr, acc or k0 > 0)
                 r = r + 8
             while r < R:
@@ -855,7 +845,7 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                 a0 = A + r * ars + k0 * aks
                 o0 = O + r * ldo + p * ct
                 _tile(kc, a0, a0 + ars if nr > 1 else a0, a0 + 2 * ars if nr > 2 else a0,
-                      a0 + 3 * ars if nr > 3 else a0, aks, bp, bl,
+                      a0 + 3 * ars if nr > 3 else a0, aks, bp, bld,
                       o0, o0 + ldo if nr > 1 else o0, o0 + 2 * ldo if nr > 2 else o0,
                       o0 + 3 * ldo if nr > 3 else o0, nr, acc or k0 > 0)
                 r = r + 4
@@ -865,43 +855,77 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
         _last_columns(R, K, rem, A, ars, aks, B + npan * pstride, rld, O + npan * ct, ldo, acc)
 
 
-cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
-                   const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
-                   floating* O, Py_ssize_t ldo) noexcept nogil:
-    """O = A.T B, overwritten: A (K x R) and B (K x C) row-major, rows lda and ldb apart.
+cdef struct _Steps:
+    # a walk over the rows k = t N + b (step t of sequence b, in time-major
+    # order) of a BPTT buffer, which holds blocks of R sequences (the last
+    # may be shorter) one after the other, each T1 steps of its Rb rows
+    # (block-major, so that each thread writes a region of its own)
+    Py_ssize_t N, R, T1, t, b, b0, Rb
 
-    For BPTT's products over all steps (K = T N rows far apart in memory): A
-    is packed once per chunk of KC rows, tile by tile (a block that stays in
-    L2 while every panel of B uses it, read in order), and each panel's
-    chunk of B is packed too (it stays in L1 while every tile uses it). Each
-    element is the same chain in k as ``_gemm`` computes.
+
+cdef inline void _steps_at(_Steps* w, Py_ssize_t k) noexcept nogil:
+    """Point the walk w (N, R, T1 set) at row k."""
+    w.t = k // w.N
+    w.b = k - w.t * w.N
+    w.b0 = w.b // w.R * w.R
+    w.Rb = w.N - w.b0 if w.N - w.b0 < w.R else w.R
+
+
+cdef inline Py_ssize_t _steps_row(const _Steps* w) noexcept nogil:
+    """The buffer row the walk w is at."""
+    return w.b0 * w.T1 + w.t * w.Rb + w.b - w.b0
+
+
+cdef inline void _steps_next(_Steps* w) noexcept nogil:
+    """Move the walk w on to the next row k + 1."""
+    w.b = w.b + 1
+    if w.b == w.N:
+        w.t = w.t + 1
+        w.b = 0
+        w.b0 = 0
+        w.Rb = w.N if w.N < w.R else w.R
+    elif w.b == w.b0 + w.R:
+        w.b0 = w.b
+        w.Rb = w.N - w.b0 if w.N - w.b0 < w.R else w.R
+
+
+cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C, _Steps* w,
+                   const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                   floating* O, Py_ssize_t ldo, floating* apk) noexcept nogil:
+    """O = A.T B, overwritten, over K rows of BPTT's buffers from the walk w.
+
+    The walk (``_Steps``, left past the last row) gives rows q: row k of A
+    (K x R) starts at A + q lda, of B (K x C) at B + q ldb; the sum runs over
+    k in order. A is packed once per chunk of KC rows,
+    tile by tile, into apk (``_bptt_work_size``; a block that stays in L2
+    while every panel of B uses it), and each panel's chunk of B is packed
+    too (it stays in L1 while every tile uses it). Each element is the same
+    chain in k as ``_gemm`` computes.
     """
     cdef Py_ssize_t ct = _ct(<floating>0), mr = CRNN_MR, npan = C // ct
     cdef Py_ssize_t rem = C - npan * ct
-    cdef Py_ssize_t ntile = (R + mr - 1) // mr, k0, kc, k, t, i, j, p, nr
+    cdef Py_ssize_t ntile = (R + mr - 1) // mr, k0, kc, k, t, i, j, p, nr, q
     cdef floating pk[_KC * 32]                      # a panel chunk of B (CT <= 32)
-    cdef floating* apk
+    cdef const floating* brow[_KC]
     cdef floating* a
     cdef floating* o
     cdef const floating* row
-    cdef const floating* bp
-    apk = <floating*>malloc(ntile * mr * _KC * sizeof(floating)) if R >= 4 else NULL
-    if apk == NULL:                                 # the unpacked product
-        _gemm(R, K, C, A, 1, lda, B, ct, ldb, ldb, O, ldo, 0)
-        return
     k0 = 0
     while k0 < K:
         kc = K - k0 if K - k0 < _KC else _KC
         for k in range(kc):                         # apk[t, k, i] = A[k0 + k, t mr + i]
-            row = A + (k0 + k) * lda
+            q = _steps_row(w)
+            _steps_next(w)
+            row = A + q * lda
+            brow[k] = B + q * ldb
             for t in range(ntile):
                 for i in range(mr):
                     apk[(t * kc + k) * mr + i] = row[t * mr + i] if t * mr + i < R else 0
         for p in range(npan):
-            bp = B + k0 * ldb + p * ct              # copied: far-apart rows miss the caches
-            for k in range(kc):
+            for k in range(kc):                     # copied: far-apart rows miss the caches
+                row = brow[k] + p * ct
                 for j in range(ct):
-                    pk[k * ct + j] = bp[k * ldb + j]
+                    pk[k * ct + j] = row[j]
             for t in range(ntile):
                 nr = R - t * mr if R - t * mr < mr else mr
                 a = apk + t * kc * mr
@@ -917,16 +941,15 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                           o, o + ldo if nr > 1 else o, o + 2 * ldo if nr > 2 else o,
                           o + 3 * ldo if nr > 3 else o, nr, k0 > 0)
         if rem > 0:                                 # the last columns: scalar chains
-            bp = B + k0 * ldb + npan * ct
             for k in range(kc):
+                row = brow[k] + npan * ct
                 for j in range(rem):
-                    pk[k * rem + j] = bp[k * ldb + j]
+                    pk[k * rem + j] = row[j]
             for t in range(ntile):
                 nr = R - t * mr if R - t * mr < mr else mr
                 _last_columns(nr, kc, rem, apk + t * kc * mr, 1, mr, pk, rem,
                               O + t * mr * ldo + npan * ct, ldo, k0 > 0)
         k0 = k0 + kc
-    free(apk)
 
 
 cdef inline void _gemm_packed(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
@@ -1188,9 +1211,12 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
                       floating* A, floating* B, floating* E, floating* ds0) noexcept nogil:
     """The two recurrences of BPTT for sequences b0 .. b0 + R - 1.
 
-    A ((T + 1) x N x (n + d), time-major) gets row [x^t, s^{t-1}] of sequence
-    b at A[t, b] for t = 0 .. T - 1 (0-based steps; S^0 = s0) and S^T in
-    A[T, b, n:]. B ((T + 1) x N x (m + d)) gets [e^{t-1}, delta^t] at B[t, b]:
+    A ((T + 1) N rows of n + d) holds the blocks of R sequences (b0 = a
+    multiple of R) one after the other, each block time-major (T + 1 steps of
+    its rows; see ``_Steps``), so that each thread writes a region of its
+    own. It gets row [x^t, s^{t-1}] of sequence b at A[t, b] for t = 0 .. T - 1
+    (0-based steps; S^0 = s0) and S^T in A[T, b, n:]. B (rows of m + d, laid
+    out alike) gets [e^{t-1}, delta^t] at B[t, b]:
     e^t = -2 g (target^t - Y^t) and delta^t = f'(Z^t) (V.T e^t + W.T
     delta^{t+1}), delta^T = 0, so that one product per step, [e^t,
     delta^{t+1}] [V; W], runs the backward recurrence. bb, cb: the biases
@@ -1207,15 +1233,15 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
     cdef floating* Bt
     cdef floating* Bn
     cdef floating s
-    At = A + b0 * K1
+    At = A + b0 * (T + 1) * K1
     for r in range(R):
         for j in range(d):
             At[r * K1 + n + j] = s0[(b0 + r) * d + j]
         E[b0 + r] = 0
     for t in range(T):
-        At = A + (t * N + b0) * K1
-        An = At + N * K1
-        Bn = B + ((t + 1) * N + b0) * K2
+        At = A + (b0 * (T + 1) + t * R) * K1
+        An = At + R * K1
+        Bn = B + (b0 * (T + 1) + (t + 1) * R) * K2
         for r in range(R):
             for j in range(n):
                 At[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
@@ -1231,24 +1257,24 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
     for r in range(R):
         E[b0 + r] = g * E[b0 + r]
         for j in range(d):                          # delta^T = 0
-            B[(T * N + b0 + r) * K2 + m + j] = 0
+            B[(b0 * (T + 1) + T * R + r) * K2 + m + j] = 0
     for t in range(T - 1, -1, -1):
-        Bt = B + (t * N + b0) * K2
-        Bn = Bt + N * K2
-        An = A + ((t + 1) * N + b0) * K1
+        Bt = B + (b0 * (T + 1) + t * R) * K2
+        Bn = Bt + R * K2
+        An = A + (b0 * (T + 1) + (t + 1) * R) * K1
         _gemm_packed(R, K2, d, Bn, K2, 1, VW, Bt + m, K2, 0)
         for r in range(R):
             for j in range(d):
                 s = An[r * K1 + n + j]
                 Bt[r * K2 + m + j] = Bt[r * K2 + m + j] * (1 - s * s)
-    _gemm_packed(R, d, d, B + b0 * K2 + m, K2, 1, Wr, ds0 + b0 * d, d, 0)
+    _gemm_packed(R, d, d, B + b0 * (T + 1) * K2 + m, K2, 1, Wr, ds0 + b0 * d, d, 0)
 
 
 cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t k1,
-                         Py_ssize_t N, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
-                         const floating* A, const floating* B, bint bias,
-                         floating* grad) noexcept nogil:
-    """Rows r0 .. r1 - 1 of the gradient over rows k0 .. k1 - 1 of A and B.
+                         Py_ssize_t N, Py_ssize_t Rs, Py_ssize_t T, Py_ssize_t n,
+                         Py_ssize_t d, Py_ssize_t m, const floating* A, const floating* B,
+                         bint bias, floating* grad, floating* apk) noexcept nogil:
+    """Rows r0 .. r1 - 1 of the gradient over steps k0 .. k1 - 1 of A and B.
 
     Row r < d is row r of dE/d[U W] (d x (n + d)) and, with biases, db_r;
     row d + k is row k of dE/dV (m x d) and dc_k::
@@ -1256,39 +1282,49 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t
         [dU dW] = sum_{t, b} delta^t_b [x^t_b, s^{t-1}_b],  db = sum_{t, b} delta^t_b
         dV = sum_{t, b} e^t_b (S^t_b).T,                     dc = sum_{t, b} e^t_b
 
-    summed over the (t, b) = k of the range, in time-major order as A and B
-    hold them (see ``_bptt_block``): one product. Every element is one chain
-    in that order, whichever rows a thread is given. OUT: those rows of grad
-    = [dU dW, dV, db, dc], overwritten.
+    summed over the k = t N + b of the range in time-major order, from the
+    buffers of ``_bptt_block`` (blocks of Rs sequences, see ``_Steps``):
+    one product. Every element is one chain in that order, whichever rows a
+    thread is given and however the sequences were blocked. OUT: those rows
+    of grad = [dU dW, dV, db, dc], overwritten. SCRATCH: apk
+    (``_bptt_work_size``).
     """
     cdef Py_ssize_t K1 = n + d, K2 = m + d, TK = k1 - k0
-    cdef Py_ssize_t lo, hi, k, i
+    cdef Py_ssize_t lo, hi, i, _k
+    cdef _Steps w
     cdef floating* acc
     cdef const floating* row
     lo = r0
     hi = r1 if r1 < d else d
+    w.N = N
+    w.R = Rs
+    w.T1 = T + 1
     if hi > lo:
-        _gemm_tn(hi - lo, TK, K1, B + k0 * K2 + m + lo, K2, A + k0 * K1, K1,
-                 grad + lo * K1, K1)
+        _steps_at(&w, k0)
+        _gemm_tn(hi - lo, TK, K1, &w, B + m + lo, K2, A, K1, grad + lo * K1, K1, apk)
         if bias:
             acc = grad + d * K1 + m * d
             for i in range(lo, hi):
                 acc[i] = 0
-            for k in range(k0, k1):
-                row = B + k * K2 + m
+            _steps_at(&w, k0)
+            for _k in range(TK):
+                row = B + _steps_row(&w) * K2 + m
+                _steps_next(&w)
                 for i in range(lo, hi):
                     acc[i] = acc[i] + row[i]
     lo = (r0 if r0 > d else d) - d
     hi = r1 - d
-    if hi > lo:
-        _gemm_tn(hi - lo, TK, d, B + (N + k0) * K2 + lo, K2, A + (N + k0) * K1 + n, K1,
-                 grad + d * K1 + lo * d, d)
+    if hi > lo:                                     # step t + 1: row k + N
+        _steps_at(&w, N + k0)
+        _gemm_tn(hi - lo, TK, d, &w, B + lo, K2, A + n, K1, grad + d * K1 + lo * d, d, apk)
         if bias:
             acc = grad + d * K1 + m * d + d
             for i in range(lo, hi):
                 acc[i] = 0
-            for k in range(k0, k1):
-                row = B + (N + k) * K2
+            _steps_at(&w, N + k0)
+            for _k in range(TK):
+                row = B + _steps_row(&w) * K2
+                _steps_next(&w)
                 for i in range(lo, hi):
                     acc[i] = acc[i] + row[i]
 
@@ -1455,8 +1491,14 @@ def _forward_work_size(Py_ssize_t R, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
 
 def _bptt_buffer_sizes(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
                        Py_ssize_t m):
-    """Scalars of BPTT's two time-major buffers A and B (see ``_bptt_block``)."""
+    """Scalars of BPTT's two buffers A and B (see ``_bptt_block``)."""
     return (T + 1) * N * (n + d), (T + 1) * N * (m + d)
+
+
+def _bptt_work_size(Py_ssize_t d, Py_ssize_t m):
+    """Scalars of workspace one thread needs for BPTT's products (``_gemm_tn``)."""
+    cdef Py_ssize_t rows = d if d > m else m
+    return (rows + 7) // 8 * 8 * _KC
 
 
 def _rtrl_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch,
@@ -1581,7 +1623,8 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     with biases dE/db (d,) and dE/dc (m,), raveled and summed over the batch;
     ds0 (N, d): dE/dS^0 of each sequence; E (N,): the loss of each sequence.
     All overwritten.
-    SCRATCH: pack (_pack_size,). BPTT: A and B (_bptt_buffer_sizes), slots
+    SCRATCH: pack (_pack_size,). BPTT: A and B (_bptt_buffer_sizes), work
+    (n_threads, _bptt_work_size), slots
     (K, _gradient_size): the batch's gradient is K products, each over one
     of K equal parts of all steps of all sequences (K chosen from the sizes
     alone), their rows shared out between the threads, then added in order.
@@ -1619,8 +1662,9 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                 r1 = r0 + rows if r0 + rows < d + m else d + m
                 if r1 > r0:
                     _bptt_products(r0, r1, part * T * N // K, (part + 1) * T * N // K, N,
-                                   n, d, m, &A[0], &B[0], bb != NULL,
-                                   &grad[0] if K == 1 else &slots[part, 0])
+                                   R, T, n, d, m, &A[0], &B[0], bb != NULL,
+                                   &grad[0] if K == 1 else &slots[part, 0],
+                                   &work[threadid(), 0])
             if K > 1:                               # the parts, added in order
                 for p in prange(P, schedule="static"):
                     acc = slots[0, p]

@@ -600,8 +600,9 @@ class RNN:
             check_alloc((parts, P), dt, "the gradient parts")
             slots = _scratch("slots", (parts, P), dt)
         pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
+        work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
         _core._gradient(
-            U, W, V, b, c, X3, t3, s02, g, 0, grad, ds0, E, slots, pack, A, B, empty, 1, nt
+            U, W, V, b, c, X3, t3, s02, g, 0, grad, ds0, E, slots, pack, A, B, work, 1, nt
         )
 
     def gradient(self, X, target, s0=None, g=1.0, method="bptt", *, check_finite=True):
