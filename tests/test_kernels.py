@@ -195,16 +195,20 @@ def test_the_last_columns_are_computed_like_the_panels(kernels, rng, dtype, N, b
 
 @pytest.mark.skipif(not _core._openmp_enabled(), reason="built without OpenMP")
 @pytest.mark.parametrize("bias", [False, True])
-def test_bptt_products_in_parts_do_not_depend_on_the_threads(kernels, rng, monkeypatch, bias):
-    # 8 x 300 (sequence, step) rows: the final products run in parts of the
-    # steps; the count comes from the sizes, so every thread count gives the
-    # same bits, and the parts add up to the product in one piece
+@pytest.mark.parametrize("N", [8, 7])
+def test_bptt_products_in_parts_do_not_depend_on_the_threads(kernels, rng, monkeypatch, bias, N):
+    # N x 300 (sequence, step) rows: the final products run in 4 parts, over
+    # groups of 2 sequences step by step (7: the last group has one), while
+    # each thread's block of sequences (8 / nt of them, rounded up) has a
+    # region of the buffers of its own; the order comes from the sizes, so
+    # every thread count gives the same bits, and the parts add up to the
+    # product in one piece
     rnn = crnn.RNN(3, 21, 2, seed=0, bias=bias)
-    X = rng.normal(size=(8, 300, 3))
-    target = rng.normal(size=(8, 300, 2))
+    X = rng.normal(size=(N, 300, 3))
+    target = rng.normal(size=(N, 300, 2))
     names = ["U", "W", "V", "s0"] + (["b", "c"] if bias else [])
     ref = None
-    for nt in (1, 2, 3, 5):
+    for nt in (1, 2, 3, 4, 5):
         rnn.n_threads = nt
         G = rnn.gradient(X, target)
         if ref is None:

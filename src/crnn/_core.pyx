@@ -39,9 +39,10 @@ Determinism: every element of every product is one multiply-add chain in
 the order of k, whichever tile, panel, row block or k chunk it falls in, so
 a sequence's states, outputs, E and dE/dS^0 do not depend on the other
 sequences of its block nor on the thread count. BPTT's batch gradient is a
-product over all steps of all sequences, cut into a number of parts that
-depends on the sizes alone (each part's element one chain, in time-major
-order; the parts added in order), parts and rows shared out between the
+product over all steps of all sequences, in an order fixed by the sizes
+alone (groups of sequences, each step by step; see ``_Steps``), cut into a
+number of parts that depends on the sizes alone (each part's element one
+chain; the parts added in order), parts and rows shared out between the
 threads. RTRL computes
 each sequence's gradient (each column by one thread) into a slot of its own,
 and the slots are added into the total in sequence order. The numbers
@@ -856,34 +857,50 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
 
 
 cdef struct _Steps:
-    # a walk over the rows k = t N + b (step t of sequence b, in time-major
-    # order) of a BPTT buffer, which holds blocks of R sequences (the last
-    # may be shorter) one after the other, each T1 steps of its Rb rows
-    # (block-major, so that each thread writes a region of its own)
-    Py_ssize_t N, R, T1, t, b, b0, Rb
+    # A walk over the rows of a BPTT buffer in the order of the final
+    # products: groups of G sequences (the last may be shorter), each step by
+    # step, t = 0 .. T - 1, each step's sequences in order; row k of the walk
+    # is sequence b at step t + toff. The buffer holds blocks of R sequences
+    # (the last may be shorter) one after the other, each T1 steps of its Rb
+    # rows (block-major, so that each thread writes a region of its own).
+    # N, R, T1, T, G, toff: set by the caller; the rest: the walk's position.
+    Py_ssize_t N, R, T1, T, G, toff
+    Py_ssize_t g0, Gb, gb0, gRb, t, b, b0, Rb
 
 
 cdef inline void _steps_at(_Steps* w, Py_ssize_t k) noexcept nogil:
-    """Point the walk w (N, R, T1 set) at row k."""
-    w.t = k // w.N
-    w.b = k - w.t * w.N
+    """Point the walk w at its row k."""
+    cdef Py_ssize_t g0 = k // (w.G * w.T) * w.G, r
+    w.g0 = g0
+    w.Gb = w.N - g0 if w.N - g0 < w.G else w.G
+    w.gb0 = g0 // w.R * w.R
+    w.gRb = w.N - w.gb0 if w.N - w.gb0 < w.R else w.R
+    r = k - g0 * w.T
+    w.t = r // w.Gb
+    w.b = g0 + r - w.t * w.Gb
     w.b0 = w.b // w.R * w.R
     w.Rb = w.N - w.b0 if w.N - w.b0 < w.R else w.R
 
 
 cdef inline Py_ssize_t _steps_row(const _Steps* w) noexcept nogil:
     """The buffer row the walk w is at."""
-    return w.b0 * w.T1 + w.t * w.Rb + w.b - w.b0
+    return w.b0 * w.T1 + (w.t + w.toff) * w.Rb + w.b - w.b0
 
 
 cdef inline void _steps_next(_Steps* w) noexcept nogil:
-    """Move the walk w on to the next row k + 1."""
+    """Move the walk w on to its next row."""
     w.b = w.b + 1
-    if w.b == w.N:
+    if w.b == w.g0 + w.Gb:                          # the group's next step
         w.t = w.t + 1
-        w.b = 0
-        w.b0 = 0
-        w.Rb = w.N if w.N < w.R else w.R
+        if w.t == w.T:                              # the next group
+            w.t = 0
+            w.g0 = w.g0 + w.G
+            w.Gb = w.N - w.g0 if w.N - w.g0 < w.G else w.G
+            w.gb0 = w.g0 // w.R * w.R
+            w.gRb = w.N - w.gb0 if w.N - w.gb0 < w.R else w.R
+        w.b = w.g0
+        w.b0 = w.gb0
+        w.Rb = w.gRb
     elif w.b == w.b0 + w.R:
         w.b0 = w.b
         w.Rb = w.N - w.b0 if w.N - w.b0 < w.R else w.R
@@ -1271,10 +1288,11 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
 
 
 cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t k1,
-                         Py_ssize_t N, Py_ssize_t Rs, Py_ssize_t T, Py_ssize_t n,
-                         Py_ssize_t d, Py_ssize_t m, const floating* A, const floating* B,
+                         Py_ssize_t N, Py_ssize_t Rs, Py_ssize_t T, Py_ssize_t G,
+                         Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+                         const floating* A, const floating* B,
                          bint bias, floating* grad, floating* apk) noexcept nogil:
-    """Rows r0 .. r1 - 1 of the gradient over steps k0 .. k1 - 1 of A and B.
+    """Rows r0 .. r1 - 1 of the gradient over rows k0 .. k1 - 1 of A and B.
 
     Row r < d is row r of dE/d[U W] (d x (n + d)) and, with biases, db_r;
     row d + k is row k of dE/dV (m x d) and dc_k::
@@ -1282,9 +1300,9 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t
         [dU dW] = sum_{t, b} delta^t_b [x^t_b, s^{t-1}_b],  db = sum_{t, b} delta^t_b
         dV = sum_{t, b} e^t_b (S^t_b).T,                     dc = sum_{t, b} e^t_b
 
-    summed over the k = t N + b of the range in time-major order, from the
-    buffers of ``_bptt_block`` (blocks of Rs sequences, see ``_Steps``):
-    one product. Every element is one chain in that order, whichever rows a
+    summed over rows k0 .. k1 - 1 of the walk ``_Steps`` (groups of G
+    sequences, each step by step) from the buffers of ``_bptt_block``
+    (blocks of Rs sequences): one product. Every element is one chain in that order, whichever rows a
     thread is given and however the sequences were blocked. OUT: those rows
     of grad = [dU dW, dV, db, dc], overwritten. SCRATCH: apk
     (``_bptt_work_size``).
@@ -1299,6 +1317,9 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t
     w.N = N
     w.R = Rs
     w.T1 = T + 1
+    w.T = T
+    w.G = G
+    w.toff = 0
     if hi > lo:
         _steps_at(&w, k0)
         _gemm_tn(hi - lo, TK, K1, &w, B + m + lo, K2, A, K1, grad + lo * K1, K1, apk)
@@ -1314,14 +1335,15 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t
                     acc[i] = acc[i] + row[i]
     lo = (r0 if r0 > d else d) - d
     hi = r1 - d
-    if hi > lo:                                     # step t + 1: row k + N
-        _steps_at(&w, N + k0)
+    w.toff = 1                                      # S^t and e^t: at step t + 1
+    if hi > lo:
+        _steps_at(&w, k0)
         _gemm_tn(hi - lo, TK, d, &w, B + lo, K2, A + n, K1, grad + d * K1 + lo * d, d, apk)
         if bias:
             acc = grad + d * K1 + m * d + d
             for i in range(lo, hi):
                 acc[i] = 0
-            _steps_at(&w, N + k0)
+            _steps_at(&w, k0)
             for _k in range(TK):
                 row = B + _steps_row(&w) * K2
                 _steps_next(&w)
@@ -1627,7 +1649,10 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     (n_threads, _bptt_work_size), slots
     (K, _gradient_size): the batch's gradient is K products, each over one
     of K equal parts of all steps of all sequences (K chosen from the sizes
-    alone), their rows shared out between the threads, then added in order.
+    alone) in the order of ``_Steps`` with groups of ceil(N / K) sequences
+    (with one thread per block of as many, each part reads the rows its
+    thread wrote), their rows shared out between the threads, then added in
+    order.
     RTRL: slots (K, _gradient_size) for
     K >= 1 sequences' gradients, work (n_threads, _rtrl_work_size(..., nch)),
     each sequence's columns split in nch chunks; each sequence's gradient is
@@ -1662,7 +1687,8 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                 r1 = r0 + rows if r0 + rows < d + m else d + m
                 if r1 > r0:
                     _bptt_products(r0, r1, part * T * N // K, (part + 1) * T * N // K, N,
-                                   R, T, n, d, m, &A[0], &B[0], bb != NULL,
+                                   R, T, (N + K - 1) // K, n, d, m, &A[0], &B[0],
+                                   bb != NULL,
                                    &grad[0] if K == 1 else &slots[part, 0],
                                    &work[threadid(), 0])
             if K > 1:                               # the parts, added in order
