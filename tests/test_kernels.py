@@ -304,3 +304,36 @@ def test_the_stub_file_names_every_kernel_and_its_parameters():
             if hasattr(mod, name):
                 got = list(inspect.signature(getattr(mod, name)).parameters)
                 assert got == params, (variant, name, got, params)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize(
+    ("N", "T", "d", "n_threads"),
+    [(1, 100, 8, 1), (3, 33, 5, 2), (70, 40, 40, 1), (70, 40, 40, 2), (120, 3, 700, 1)],
+)
+def test_outputs_of_many_steps_at_once_equal_those_of_one_step(kernels, N, T, d, n_threads, bias):
+    # the kernels compute Y = V S for 32 steps at a time (fewer when the
+    # loss keeps the states itself: 70 x 40 states allow 23 steps, 120 x 700
+    # only one), apart from the recurrence; a step run alone must give the
+    # same bits, and so must the three kernels' losses
+    rng = np.random.default_rng(N + T + d)
+    n, m = 3, 2
+    rnn = crnn.RNN(n, d, m, seed=1, bias=bias, n_threads=n_threads)
+    X = rng.normal(size=(N, T, n))
+    target = rng.normal(size=(N, T, m))
+    S, Y = rnn.forward(X)
+    s = np.zeros((N, d))
+    E = np.zeros(N)
+    for t in range(T):
+        St, Yt = rnn.forward(X[:, t : t + 1], s)
+        np.testing.assert_array_equal(St[:, 0], S[:, t])
+        np.testing.assert_array_equal(Yt[:, 0], Y[:, t])
+        s = St[:, 0]
+        E += ((target[:, t] - Yt[:, 0]) ** 2).sum(axis=1)
+    loss = rnn.loss(X, target)
+    assert rnn.gradient(X, target).loss == loss
+    assert loss == pytest.approx(E.sum(), rel=1e-12)
+    if d <= 40:
+        S_ref, Y_ref = reference.forward(rnn.U, rnn.W, rnn.V, X[-1], b=rnn.b, c=rnn.c)
+        np.testing.assert_allclose(S[-1], S_ref, rtol=RTOL[np.float64], atol=ATOL[np.float64])
+        np.testing.assert_allclose(Y[-1], Y_ref, rtol=RTOL[np.float64], atol=ATOL[np.float64])

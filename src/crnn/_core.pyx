@@ -655,9 +655,11 @@ cdef inline void _tile(Py_ssize_t K, const floating* a0, const floating* a1,
         _tile_f(K, a0, a1, a2, a3, aks, b, ldb, o0, o1, o2, o3, nr, acc)
 
 
-# Rows of B per pass of the row tiles (a KC x CT panel chunk: 16 KiB, half of L1)
+# Rows of B per pass of the row tiles (a KC x CT panel chunk: 16 KiB, half of L1);
+# steps whose outputs Y = V S are computed together, off the recurrence's path
 cdef enum:
     _KC = 128
+    _YC = 32
 
 
 cdef inline floating _fma(floating a, floating b, floating c) noexcept nogil:
@@ -1123,6 +1125,13 @@ cdef inline void _add_bias(floating* Z, Py_ssize_t R, Py_ssize_t ld, Py_ssize_t 
             Z[r * ld + j] = Z[r * ld + j] + bias[j]
 
 
+cdef inline Py_ssize_t _hist_steps(Py_ssize_t R, Py_ssize_t d) noexcept nogil:
+    """Steps of R states (d each) that ``_forward_block`` keeps for the outputs
+    when it does not store S: up to YC, in at most 64 Ki scalars (at least 1)."""
+    cdef Py_ssize_t k = 65536 // (R * d) if R * d > 0 else _YC
+    return _YC if k > _YC else (k if k > 1 else 1)
+
+
 cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
                          Py_ssize_t d, Py_ssize_t m, const floating* X,
                          const floating* s0, const floating* pack,
@@ -1134,15 +1143,22 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
     bb (d,) and cb (m,) are the biases b and c, or NULL for none.
     OUT: S (states) and Y (outputs) of those sequences when not NULL, and,
     when target is not NULL, E[b] = g sum_t sum_k (target - Y)^2.
-    work holds 2 R (n + d) + R m scalars: the rows [x^t, s^{t-1}] of the
-    step and of the next one, and the outputs of a step.
+    The outputs do not feed the recurrence: those of yc steps at a time are
+    one product per sequence (of yc rows, not one), from S or, when S is
+    NULL, from the states kept in work (yc = ``_hist_steps``).
+    work (``_forward_work_size``): the rows [x^t, s^{t-1}] of the step and
+    of the next one, the states of yc steps and the outputs of YC steps.
     """
-    cdef Py_ssize_t K1 = n + d, t, r, j
+    cdef Py_ssize_t K1 = n + d, t, t0 = 0, tc, r, j, ars
+    cdef Py_ssize_t yc = _YC if S != NULL else _hist_steps(R, d)
     cdef const floating* UW = pack
     cdef const floating* Vt = pack + K1 * d
     cdef floating* cur = work
     cdef floating* nxt = work + R * K1
-    cdef floating* y = nxt + R * K1
+    cdef floating* hist = nxt + R * K1                 # (yc, R, d)
+    cdef floating* y = hist + _hist_steps(R, d) * R * d     # (YC, m)
+    cdef const floating* src
+    cdef floating* out
     cdef floating* tmp
     for r in range(R):
         for j in range(d):
@@ -1162,15 +1178,23 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
             for r in range(R):
                 for j in range(d):
                     S[((b0 + r) * T + t) * d + j] = nxt[r * K1 + n + j]
-        if Y != NULL:                               # Y = S V.T + c
-            _gemm_packed(R, d, m, nxt + n, K1, 1, Vt, Y + (b0 * T + t) * m, T * m, 0)
-            _add_bias(Y + (b0 * T + t) * m, R, T * m, m, cb)
-        if target != NULL:
-            _gemm_packed(R, d, m, nxt + n, K1, 1, Vt, y, m, 0)
-            _add_bias(y, R, m, m, cb)
+        else:
             for r in range(R):
-                E[b0 + r] = _residuals(target + ((b0 + r) * T + t) * m, y + r * m, m, g,
-                                       E[b0 + r])
+                for j in range(d):
+                    hist[((t - t0) * R + r) * d + j] = nxt[r * K1 + n + j]
+        if t + 1 - t0 == yc or t + 1 == T:          # Y = S V.T + c, steps t0 .. t
+            tc = t + 1 - t0
+            for r in range(R):
+                src = S + ((b0 + r) * T + t0) * d if S != NULL else hist + r * d
+                ars = d if S != NULL else R * d
+                out = Y + ((b0 + r) * T + t0) * m if Y != NULL else y
+                _gemm_packed(tc, d, m, src, ars, 1, Vt, out, m, 0)
+                _add_bias(out, tc, m, m, cb)
+                if target != NULL:
+                    for j in range(tc):
+                        E[b0 + r] = _residuals(target + ((b0 + r) * T + t0 + j) * m,
+                                               out + j * m, m, g, E[b0 + r])
+            t0 = t + 1
         tmp = cur
         cur = nxt
         nxt = tmp
@@ -1238,9 +1262,11 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
     delta^{t+1}), delta^T = 0, so that one product per step, [e^t,
     delta^{t+1}] [V; W], runs the backward recurrence. bb, cb: the biases
     b and c, or NULL.
+    The outputs and e of YC steps at a time are one product (they do not
+    feed the recurrence).
     OUT: E[b] (the loss of each sequence), ds0[b] = W.T delta^0.
     """
-    cdef Py_ssize_t K1 = n + d, K2 = m + d, t, r, j
+    cdef Py_ssize_t K1 = n + d, K2 = m + d, t, r, j, t0 = 0, tc
     cdef const floating* UW = pack
     cdef const floating* Vt = UW + K1 * d
     cdef const floating* VW = Vt + d * m
@@ -1258,7 +1284,6 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
     for t in range(T):
         At = A + (b0 * (T + 1) + t * R) * K1
         An = At + R * K1
-        Bn = B + (b0 * (T + 1) + (t + 1) * R) * K2
         for r in range(R):
             for j in range(n):
                 At[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
@@ -1266,11 +1291,19 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
         _add_bias(An + n, R, K1, d, bb)
         for r in range(R):
             _tanh_inplace(An + r * K1 + n, d)
-        _gemm_packed(R, d, m, An + n, K1, 1, Vt, Bn, K2, 0)
-        _add_bias(Bn, R, K2, m, cb)
-        for r in range(R):
-            E[b0 + r] = _residuals(target + ((b0 + r) * T + t) * m, Bn + r * K2, m, g,
-                                   E[b0 + r])
+        if t + 1 - t0 == _YC or t + 1 == T:
+            # the outputs of steps t0 .. t (rows t0 + 1 .. t + 1 of the block,
+            # one after the other): one product, off the recurrence's path
+            tc = t + 1 - t0
+            An = A + (b0 * (T + 1) + (t0 + 1) * R) * K1
+            Bn = B + (b0 * (T + 1) + (t0 + 1) * R) * K2
+            _gemm_packed(tc * R, d, m, An + n, K1, 1, Vt, Bn, K2, 0)
+            _add_bias(Bn, tc * R, K2, m, cb)
+            for j in range(tc):
+                for r in range(R):
+                    E[b0 + r] = _residuals(target + ((b0 + r) * T + t0 + j) * m,
+                                           Bn + (j * R + r) * K2, m, g, E[b0 + r])
+            t0 = t + 1
     for r in range(R):
         E[b0 + r] = g * E[b0 + r]
         for j in range(d):                          # delta^T = 0
@@ -1508,7 +1541,7 @@ def _pack_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
 
 def _forward_work_size(Py_ssize_t R, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
     """Scalars of workspace one thread needs for a block of R sequences."""
-    return 2 * R * (n + d) + R * m
+    return 2 * R * (n + d) + _hist_steps(R, d) * R * d + _YC * m
 
 
 def _bptt_buffer_sizes(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
