@@ -29,8 +29,10 @@ Layers:
     compiler vectorises;
 (b) blocks of sequences, time-major: the forward pass and the two BPTT
     recurrences of a block take one matrix product per step ([x, s] [U.T;
-    W.T] forward, [e, delta] [V; W] backward); BPTT's dU, dW, dV are one
-    product over the steps of all sequences; RTRL carries the sensitivities
+    W.T] forward, [e, delta] [V; W] backward), while the outputs V S, which
+    do not feed the recurrence, are one product per 32 steps; each block
+    (one thread's) has its own region of BPTT's buffers; BPTT's dU, dW, dV
+    are one product over the steps of all sequences; RTRL carries the sensitivities
     in column panels, one sequence's columns split over threads;
 (c) ``def`` entry points: release the GIL once and run blocks, sequences or
     column chunks in parallel with ``prange`` (OpenMP when built with it).
@@ -659,6 +661,7 @@ cdef inline void _tile(Py_ssize_t K, const floating* a0, const floating* a1,
 # steps whose outputs Y = V S are computed together, off the recurrence's path
 cdef enum:
     _KC = 128
+    _ROWS_BYTES = 512 * 1024
     _YC = 32
 
 
@@ -812,10 +815,15 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
     pstride = CT, bld = rld = L.
     """
     cdef Py_ssize_t ct = _ct(<floating>0), npan = C // ct, rem = C - npan * ct
-    cdef Py_ssize_t p, r, nr, k0, kc
+    cdef Py_ssize_t p, r, nr, k0, kc, r0, r1
+    cdef Py_ssize_t rb = R
     cdef const floating* bp
     cdef const floating* a0
     cdef floating* o0
+    if R * K * <Py_ssize_t>sizeof(floating) > _ROWS_BYTES:
+        rb = _ROWS_BYTES // (K * <Py_ssize_t>sizeof(floating)) // 8 * 8
+        if rb < 8:
+            rb = 8
     if R == 1:                                      # one row: four panels at a time
         p = 0
         while p < npan:
@@ -826,33 +834,41 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
                 _row4_f(K, A, aks, B + p * pstride, pstride, bld, O + p * ct, nr, acc)
             p = p + 4
         npan = 0                                    # done; the remainder below
-    for p in range(npan):
-        # k in chunks of KC: a chunk of the panel (KC x CT) stays in L1 while
-        # every row tile uses it; the chains go on from O, in the same order
-        k0 = 0
-        while k0 < K:
-            kc = K - k0 if K - k0 < _KC else _KC
-            bp = B + p * pstride + k0 * bld
-            r = 0
-            while CRNN_MR == 8 and R - r > 4:      # 8-row tiles (AVX-512 builds)
-                nr = R - r if R - r < 8 else 8
-                if floating is double:
-                    crnn_tile8_d(kc, A + r * ars + k0 * aks, ars, aks, bp, bld,
-                                 O + r * ldo + p * ct, ldo, nr, acc or k0 > 0)
-                else:
-                    crnn_tile8_f(kc, A + r * ars + k0 * aks, ars, aks, bp, bld,
-                                 O + r * ldo + p * ct, ldo, nr, acc or k0 > 0)
-                r = r + 8
-            while r < R:
-                nr = R - r if R - r < 4 else 4
-                a0 = A + r * ars + k0 * aks
-                o0 = O + r * ldo + p * ct
-                _tile(kc, a0, a0 + ars if nr > 1 else a0, a0 + 2 * ars if nr > 2 else a0,
-                      a0 + 3 * ars if nr > 3 else a0, aks, bp, bld,
-                      o0, o0 + ldo if nr > 1 else o0, o0 + 2 * ldo if nr > 2 else o0,
-                      o0 + 3 * ldo if nr > 3 else o0, nr, acc or k0 > 0)
-                r = r + 4
-            k0 = k0 + kc
+    # rows in blocks of rb (at most ROWS_BYTES of A, which stays in L2 while
+    # every panel uses it: a product of many rows, such as the outputs of
+    # many steps, then reads A once instead of once per panel)
+    r0 = 0
+    while r0 < R and npan > 0:
+        r1 = R if R - r0 < rb else r0 + rb
+        for p in range(npan):
+            # k in chunks of KC: a chunk of the panel (KC x CT) stays in L1
+            # while every row tile uses it; the chains go on from O, in order
+            k0 = 0
+            while k0 < K:
+                kc = K - k0 if K - k0 < _KC else _KC
+                bp = B + p * pstride + k0 * bld
+                r = r0
+                while CRNN_MR == 8 and r1 - r > 4:     # 8-row tiles (AVX-512 builds)
+                    nr = r1 - r if r1 - r < 8 else 8
+                    if floating is double:
+                        crnn_tile8_d(kc, A + r * ars + k0 * aks, ars, aks, bp, bld,
+                                     O + r * ldo + p * ct, ldo, nr, acc or k0 > 0)
+                    else:
+                        crnn_tile8_f(kc, A + r * ars + k0 * aks, ars, aks, bp, bld,
+                                     O + r * ldo + p * ct, ldo, nr, acc or k0 > 0)
+                    r = r + 8
+                while r < r1:
+                    nr = r1 - r if r1 - r < 4 else 4
+                    a0 = A + r * ars + k0 * aks
+                    o0 = O + r * ldo + p * ct
+                    _tile(kc, a0, a0 + ars if nr > 1 else a0,
+                          a0 + 2 * ars if nr > 2 else a0, a0 + 3 * ars if nr > 3 else a0,
+                          aks, bp, bld, o0, o0 + ldo if nr > 1 else o0,
+                          o0 + 2 * ldo if nr > 2 else o0, o0 + 3 * ldo if nr > 3 else o0,
+                          nr, acc or k0 > 0)
+                    r = r + 4
+                k0 = k0 + kc
+        r0 = r1
     if rem > 0:
         npan = C // ct
         _last_columns(R, K, rem, A, ars, aks, B + npan * pstride, rld, O + npan * ct, ldo, acc)
@@ -1126,8 +1142,10 @@ cdef inline void _add_bias(floating* Z, Py_ssize_t R, Py_ssize_t ld, Py_ssize_t 
 
 
 cdef inline Py_ssize_t _hist_steps(Py_ssize_t R, Py_ssize_t d) noexcept nogil:
-    """Steps of R states (d each) that ``_forward_block`` keeps for the outputs
-    when it does not store S: up to YC, in at most 64 Ki scalars (at least 1)."""
+    """Steps whose outputs are one product: up to YC steps of R rows of d
+    scalars in at most 64 Ki scalars (at least 1 step), so that the rows are
+    still in L2 when the product reads them (and the loss kernel's copy of
+    the states stays small)."""
     cdef Py_ssize_t k = 65536 // (R * d) if R * d > 0 else _YC
     return _YC if k > _YC else (k if k > 1 else 1)
 
@@ -1147,10 +1165,10 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
     one product per sequence (of yc rows, not one), from S or, when S is
     NULL, from the states kept in work (yc = ``_hist_steps``).
     work (``_forward_work_size``): the rows [x^t, s^{t-1}] of the step and
-    of the next one, the states of yc steps and the outputs of YC steps.
+    of the next one, the states of yc steps and the outputs of yc steps.
     """
     cdef Py_ssize_t K1 = n + d, t, t0 = 0, tc, r, j, ars
-    cdef Py_ssize_t yc = _YC if S != NULL else _hist_steps(R, d)
+    cdef Py_ssize_t yc = _hist_steps(R, d)
     cdef const floating* UW = pack
     cdef const floating* Vt = pack + K1 * d
     cdef floating* cur = work
@@ -1262,11 +1280,12 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
     delta^{t+1}), delta^T = 0, so that one product per step, [e^t,
     delta^{t+1}] [V; W], runs the backward recurrence. bb, cb: the biases
     b and c, or NULL.
-    The outputs and e of YC steps at a time are one product (they do not
-    feed the recurrence).
+    The outputs and e of ``_hist_steps(R, n + d)`` steps at a time are one
+    product (they do not feed the recurrence).
     OUT: E[b] (the loss of each sequence), ds0[b] = W.T delta^0.
     """
     cdef Py_ssize_t K1 = n + d, K2 = m + d, t, r, j, t0 = 0, tc
+    cdef Py_ssize_t yc = _hist_steps(R, K1)
     cdef const floating* UW = pack
     cdef const floating* Vt = UW + K1 * d
     cdef const floating* VW = Vt + d * m
@@ -1291,7 +1310,7 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
         _add_bias(An + n, R, K1, d, bb)
         for r in range(R):
             _tanh_inplace(An + r * K1 + n, d)
-        if t + 1 - t0 == _YC or t + 1 == T:
+        if t + 1 - t0 == yc or t + 1 == T:
             # the outputs of steps t0 .. t (rows t0 + 1 .. t + 1 of the block,
             # one after the other): one product, off the recurrence's path
             tc = t + 1 - t0
