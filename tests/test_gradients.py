@@ -163,7 +163,7 @@ def test_a_large_batch_runs_in_chunks_of_sequences(rng, monkeypatch, bias):
     target = rng.normal(size=(23, 40, 2))
     s0 = rng.normal(size=(23, 16))
     whole = rnn.gradient(X, target, s0)
-    per_seq = sum(crnn._core._bptt_buffer_sizes(1, 40, 3, 16, 2)) * 8
+    per_seq = sum(crnn._core._bptt_buffer_sizes(1, 40, 3, 16, 2, 1)) * 8
     monkeypatch.setattr(_rnn, "_BPTT_BYTES", 5 * per_seq)  # chunks of 5 sequences
     names = ["U", "W", "V"] + (["b", "c"] if bias else [])
     first = None
@@ -181,7 +181,7 @@ def test_a_large_batch_runs_in_chunks_of_sequences(rng, monkeypatch, bias):
 
 
 def test_chunks_bound_the_bptt_buffers(monkeypatch):
-    # with a 1 MiB budget, a batch whose buffers would take 10 MB allocates
+    # with a 1 MiB budget, a batch whose buffers would take 5.5 MB allocates
     # about one chunk's worth
     import threading
     import tracemalloc
@@ -191,7 +191,7 @@ def test_chunks_bound_the_bptt_buffers(monkeypatch):
     monkeypatch.setattr(_rnn, "_BPTT_BYTES", 1 << 20)
     rnn = crnn.RNN(2, 30, 2, seed=0)
     X = np.zeros((100, 200, 2))
-    assert sum(crnn._core._bptt_buffer_sizes(100, 200, 2, 30, 2)) * 8 > 8 << 20
+    assert sum(crnn._core._bptt_buffer_sizes(100, 200, 2, 30, 2, 1)) * 8 > 5 << 20
     peaks = []
 
     def run():  # a new thread: its own, empty, workspace cache

@@ -221,6 +221,69 @@ def test_bptt_products_in_parts_do_not_depend_on_the_threads(kernels, rng, monke
         np.testing.assert_allclose(getattr(ref, k), getattr(whole, k), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize(("rows", "L"), [(1, 1), (12, 3), (32, 8), (1 << 30, 23)])
+def test_bptt_in_blocks_of_steps_matches_the_oracle(kernels, rng, monkeypatch, bias, rows, L):
+    # the backward recurrence keeps the deltas of L steps (a ring) and the
+    # gradient's products run after each block, the chains going on from the
+    # block before: 23 steps in blocks of 1, 3 (the first one short), 8 and
+    # all 23, four sequences in 4 parts, on every thread count
+    monkeypatch.setattr(_rnn, "_BPTT_BLOCK_ROWS", rows)
+    N, T = 4, 23
+    assert _rnn._bptt_steps(N, T) == L
+    rnn, X, target, s0 = make_problem(rng, N, T, 3, 13, 2, w_scale=1.5)
+    if bias:
+        rnn = crnn.RNN.from_weights(
+            rnn.U, rnn.W, rnn.V, b=rng.normal(size=13), c=rng.normal(size=2)
+        )
+    monkeypatch.setattr(_rnn, "_PART_MIN_STEPS", 1)
+    extra = {"b": rnn.b, "c": rnn.c} if bias else {}
+    total = {}
+    for i in range(N):
+        r = reference.gradient_bptt(rnn.U, rnn.W, rnn.V, X[i], target[i], s0[i], 0.7, **extra)
+        for key in ["U", "W", "V", *extra]:
+            total[key] = total.get(key, 0.0) + np.asarray(r[key])
+        total.setdefault("s0", []).append(r["s0"])
+    first = None
+    for nt in (1, 2, 3):
+        rnn.n_threads = nt
+        G = rnn.gradient(X, target, s0, g=0.7)
+        for key, value in total.items():
+            np.testing.assert_allclose(
+                getattr(G, key), value, rtol=RTOL[np.float64], atol=ATOL[np.float64], err_msg=key
+            )
+        if first is None:
+            first = G
+        for key in total:
+            np.testing.assert_array_equal(getattr(G, key), getattr(first, key))
+
+
+def test_bptt_keeps_the_deltas_of_one_block_of_steps():
+    # one long sequence: BPTT's workspace is its states (with the inputs and
+    # output errors, T (n + d + m) scalars) and a ring of deltas whose size
+    # does not depend on T; the deltas of all T steps would be another T d
+    import tracemalloc
+
+    N, T, n, d, m = 1, 20000, 2, 30, 2
+    rnn = crnn.RNN(n, d, m, seed=0)
+    X = np.zeros((T, n))
+    L = _rnn._bptt_steps(N, T)
+    assert L < T
+    history = T * (n + d + m) * 8
+    peaks = []
+
+    def run():  # a new thread: its own, empty, workspace cache
+        tracemalloc.start()
+        rnn.gradient(X, X)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert history < peaks[0] < history + (1 << 20), (peaks, history)
+
+
 def test_a_sequence_does_not_depend_on_its_batch(rng):
     rnn, X, target, s0 = make_problem(rng, 9, 7, 4, 23, 3)
     rnn.n_threads = 2

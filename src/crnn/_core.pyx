@@ -31,9 +31,11 @@ Layers:
     recurrences of a block take one matrix product per step ([x, s] [U.T;
     W.T] forward, [e, delta] [V; W] backward), while the outputs V S, which
     do not feed the recurrence, are one product per 32 steps; each block
-    (one thread's) has its own region of BPTT's buffers; BPTT's dU, dW, dV
-    are one product over the steps of all sequences; RTRL carries the sensitivities
-    in column panels, one sequence's columns split over threads;
+    (one thread's) has its own region of BPTT's buffers; BPTT runs back in
+    blocks of steps, keeping the deltas of one block (a ring), and after
+    each block its dU, dW, dV are one product over that block's steps of
+    all sequences; RTRL carries the sensitivities in column panels, one
+    sequence's columns split over threads;
 (c) ``def`` entry points: release the GIL once and run blocks, sequences or
     column chunks in parallel with ``prange`` (OpenMP when built with it).
 
@@ -41,11 +43,10 @@ Determinism: every element of every product is one multiply-add chain in
 the order of k, whichever tile, panel, row block or k chunk it falls in, so
 a sequence's states, outputs, E and dE/dS^0 do not depend on the other
 sequences of its block nor on the thread count. BPTT's batch gradient is a
-product over all steps of all sequences, in an order fixed by the sizes
-alone (groups of sequences, each step by step; see ``_Steps``), cut into a
-number of parts that depends on the sizes alone (each part's element one
-chain; the parts added in order), parts and rows shared out between the
-threads. RTRL computes
+number of parts that depends on the sizes alone, each a product over the
+steps of a group of sequences (blocks of steps from the last to the first,
+each step by step; see ``_Steps``) whose elements are one chain each, the
+parts added in order; parts and rows are shared out between the threads. RTRL computes
 each sequence's gradient (each column by one thread) into a slot of its own,
 and the slots are added into the total in sequence order. The numbers
 differ between builds only by rounding (FMA contracts a*b + c).
@@ -875,50 +876,41 @@ cdef void _gemm(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C,
 
 
 cdef struct _Steps:
-    # A walk over the rows of a BPTT buffer in the order of the final
-    # products: groups of G sequences (the last may be shorter), each step by
-    # step, t = 0 .. T - 1, each step's sequences in order; row k of the walk
-    # is sequence b at step t + toff. The buffer holds blocks of R sequences
-    # (the last may be shorter) one after the other, each T1 steps of its Rb
-    # rows (block-major, so that each thread writes a region of its own).
-    # N, R, T1, T, G, toff: set by the caller; the rest: the walk's position.
-    Py_ssize_t N, R, T1, T, G, toff
-    Py_ssize_t g0, Gb, gb0, gRb, t, b, b0, Rb
+    # A walk over the rows of BPTT's buffers in the order of the final
+    # products: steps t .. of the group of G sequences g0 .. g0 + G - 1, step
+    # by step, each step's sequences in order; row k of the walk is sequence
+    # b at step t + toff. The states' buffer holds blocks of R sequences (the
+    # last may be shorter) one after the other, each T1 steps of its Rb rows
+    # (block-major, so that each thread writes a region of its own); the ring
+    # of the deltas is laid out alike with L1 steps, step t in slot t mod L1.
+    # N, R, T1, L1, G, g0, toff: set by the caller; the rest: the position.
+    Py_ssize_t N, R, T1, L1, G, g0, toff
+    Py_ssize_t t, b, b0, Rb
 
 
-cdef inline void _steps_at(_Steps* w, Py_ssize_t k) noexcept nogil:
-    """Point the walk w at its row k."""
-    cdef Py_ssize_t g0 = k // (w.G * w.T) * w.G, r
-    w.g0 = g0
-    w.Gb = w.N - g0 if w.N - g0 < w.G else w.G
-    w.gb0 = g0 // w.R * w.R
-    w.gRb = w.N - w.gb0 if w.N - w.gb0 < w.R else w.R
-    r = k - g0 * w.T
-    w.t = r // w.Gb
-    w.b = g0 + r - w.t * w.Gb
-    w.b0 = w.b // w.R * w.R
+cdef inline void _steps_at(_Steps* w, Py_ssize_t t) noexcept nogil:
+    """Point the walk w at the first sequence of its group at step t."""
+    w.t = t
+    w.b = w.g0
+    w.b0 = w.g0 // w.R * w.R
     w.Rb = w.N - w.b0 if w.N - w.b0 < w.R else w.R
 
 
 cdef inline Py_ssize_t _steps_row(const _Steps* w) noexcept nogil:
-    """The buffer row the walk w is at."""
+    """The row of the states' buffer the walk w is at."""
     return w.b0 * w.T1 + (w.t + w.toff) * w.Rb + w.b - w.b0
+
+
+cdef inline Py_ssize_t _steps_ring(const _Steps* w) noexcept nogil:
+    """The row of the ring the walk w is at."""
+    return w.b0 * w.L1 + (w.t + w.toff) % w.L1 * w.Rb + w.b - w.b0
 
 
 cdef inline void _steps_next(_Steps* w) noexcept nogil:
     """Move the walk w on to its next row."""
     w.b = w.b + 1
-    if w.b == w.g0 + w.Gb:                          # the group's next step
-        w.t = w.t + 1
-        if w.t == w.T:                              # the next group
-            w.t = 0
-            w.g0 = w.g0 + w.G
-            w.Gb = w.N - w.g0 if w.N - w.g0 < w.G else w.G
-            w.gb0 = w.g0 // w.R * w.R
-            w.gRb = w.N - w.gb0 if w.N - w.gb0 < w.R else w.R
-        w.b = w.g0
-        w.b0 = w.gb0
-        w.Rb = w.gRb
+    if w.b == w.g0 + w.G:                           # the group's next step
+        _steps_at(w, w.t + 1)
     elif w.b == w.b0 + w.R:
         w.b0 = w.b
         w.Rb = w.N - w.b0 if w.N - w.b0 < w.R else w.R
@@ -926,12 +918,13 @@ cdef inline void _steps_next(_Steps* w) noexcept nogil:
 
 cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C, _Steps* w,
                    const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
-                   floating* O, Py_ssize_t ldo, floating* apk) noexcept nogil:
-    """O = A.T B, overwritten, over K rows of BPTT's buffers from the walk w.
+                   floating* O, Py_ssize_t ldo, floating* apk, bint acc) noexcept nogil:
+    """O (+)= A.T B over K rows of BPTT's buffers from the walk w.
 
-    The walk (``_Steps``, left past the last row) gives rows q: row k of A
-    (K x R) starts at A + q lda, of B (K x C) at B + q ldb; the sum runs over
-    k in order. A is packed once per chunk of KC rows,
+    The walk (``_Steps``, left past the last row) gives rows: row k of A
+    (K x R) starts at A + (its ring row) lda, of B (K x C) at B + (its row
+    in the states' buffer) ldb; the sum runs over k in order, on from O when
+    acc. A is packed once per chunk of KC rows,
     tile by tile, into apk (``_bptt_work_size``; a block that stays in L2
     while every panel of B uses it), and each panel's chunk of B is packed
     too (it stays in L1 while every tile uses it). Each element is the same
@@ -939,7 +932,7 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C, _Steps* w,
     """
     cdef Py_ssize_t ct = _ct(<floating>0), mr = CRNN_MR, npan = C // ct
     cdef Py_ssize_t rem = C - npan * ct
-    cdef Py_ssize_t ntile = (R + mr - 1) // mr, k0, kc, k, t, i, j, p, nr, q
+    cdef Py_ssize_t ntile = (R + mr - 1) // mr, k0, kc, k, t, i, j, p, nr
     cdef floating pk[_KC * 32]                      # a panel chunk of B (CT <= 32)
     cdef const floating* brow[_KC]
     cdef floating* a
@@ -949,10 +942,9 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C, _Steps* w,
     while k0 < K:
         kc = K - k0 if K - k0 < _KC else _KC
         for k in range(kc):                         # apk[t, k, i] = A[k0 + k, t mr + i]
-            q = _steps_row(w)
+            row = A + _steps_ring(w) * lda
+            brow[k] = B + _steps_row(w) * ldb
             _steps_next(w)
-            row = A + q * lda
-            brow[k] = B + q * ldb
             for t in range(ntile):
                 for i in range(mr):
                     apk[(t * kc + k) * mr + i] = row[t * mr + i] if t * mr + i < R else 0
@@ -967,14 +959,14 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C, _Steps* w,
                 o = O + t * mr * ldo + p * ct
                 if CRNN_MR == 8:
                     if floating is double:
-                        crnn_tile8_d(kc, a, 1, mr, pk, ct, o, ldo, nr, k0 > 0)
+                        crnn_tile8_d(kc, a, 1, mr, pk, ct, o, ldo, nr, acc or k0 > 0)
                     else:
-                        crnn_tile8_f(kc, a, 1, mr, pk, ct, o, ldo, nr, k0 > 0)
+                        crnn_tile8_f(kc, a, 1, mr, pk, ct, o, ldo, nr, acc or k0 > 0)
                 else:
                     _tile(kc, a, a + 1 if nr > 1 else a, a + 2 if nr > 2 else a,
                           a + 3 if nr > 3 else a, mr, pk, ct,
                           o, o + ldo if nr > 1 else o, o + 2 * ldo if nr > 2 else o,
-                          o + 3 * ldo if nr > 3 else o, nr, k0 > 0)
+                          o + 3 * ldo if nr > 3 else o, nr, acc or k0 > 0)
         if rem > 0:                                 # the last columns: scalar chains
             for k in range(kc):
                 row = brow[k] + npan * ct
@@ -983,7 +975,7 @@ cdef void _gemm_tn(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C, _Steps* w,
             for t in range(ntile):
                 nr = R - t * mr if R - t * mr < mr else mr
                 _last_columns(nr, kc, rem, apk + t * kc * mr, 1, mr, pk, rem,
-                              O + t * mr * ldo + npan * ct, ldo, k0 > 0)
+                              O + t * mr * ldo + npan * ct, ldo, acc or k0 > 0)
         k0 = k0 + kc
 
 
@@ -1263,38 +1255,31 @@ cdef void _generate_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t 
             sT[(b0 + r) * d + j] = cur[r * K1 + n + j]
 
 
-cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
-                      Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* X,
-                      const floating* target, const floating* s0, floating g,
-                      const floating* pack, const floating* bb, const floating* cb,
-                      floating* A, floating* B, floating* E, floating* ds0) noexcept nogil:
-    """The two recurrences of BPTT for sequences b0 .. b0 + R - 1.
+cdef void _bptt_forward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
+                        Py_ssize_t d, Py_ssize_t m, const floating* X,
+                        const floating* target, const floating* s0, floating g,
+                        const floating* pack, const floating* bb, const floating* cb,
+                        floating* A, floating* Eb, floating* E) noexcept nogil:
+    """BPTT's forward recurrence for sequences b0 .. b0 + R - 1.
 
     A ((T + 1) N rows of n + d) holds the blocks of R sequences (b0 = a
     multiple of R) one after the other, each block time-major (T + 1 steps of
     its rows; see ``_Steps``), so that each thread writes a region of its
     own. It gets row [x^t, s^{t-1}] of sequence b at A[t, b] for t = 0 .. T - 1
-    (0-based steps; S^0 = s0) and S^T in A[T, b, n:]. B (rows of m + d, laid
-    out alike) gets [e^{t-1}, delta^t] at B[t, b]:
-    e^t = -2 g (target^t - Y^t) and delta^t = f'(Z^t) (V.T e^t + W.T
-    delta^{t+1}), delta^T = 0, so that one product per step, [e^t,
-    delta^{t+1}] [V; W], runs the backward recurrence. bb, cb: the biases
-    b and c, or NULL.
-    The outputs and e of ``_hist_steps(R, n + d)`` steps at a time are one
-    product (they do not feed the recurrence).
-    OUT: E[b] (the loss of each sequence), ds0[b] = W.T delta^0.
+    (0-based steps; S^0 = s0) and S^T in A[T, b, n:]. Eb (T N rows of m,
+    laid out alike with T steps) gets e^t = -2 g (target^t - Y^t) at
+    Eb[t, b]. bb, cb: the biases b and c, or NULL. The outputs and e of
+    ``_hist_steps(R, n + d)`` steps at a time are one product (they do not
+    feed the recurrence).
+    OUT: E[b], the loss of each sequence.
     """
-    cdef Py_ssize_t K1 = n + d, K2 = m + d, t, r, j, t0 = 0, tc
+    cdef Py_ssize_t K1 = n + d, t, r, j, t0 = 0, tc
     cdef Py_ssize_t yc = _hist_steps(R, K1)
     cdef const floating* UW = pack
     cdef const floating* Vt = UW + K1 * d
-    cdef const floating* VW = Vt + d * m
-    cdef const floating* Wr = VW + K2 * d
     cdef floating* At
     cdef floating* An
-    cdef floating* Bt
-    cdef floating* Bn
-    cdef floating s
+    cdef floating* Et
     At = A + b0 * (T + 1) * K1
     for r in range(R):
         for j in range(d):
@@ -1315,36 +1300,73 @@ cdef void _bptt_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t N, Py_ssize_t T,
             # one after the other): one product, off the recurrence's path
             tc = t + 1 - t0
             An = A + (b0 * (T + 1) + (t0 + 1) * R) * K1
-            Bn = B + (b0 * (T + 1) + (t0 + 1) * R) * K2
-            _gemm_packed(tc * R, d, m, An + n, K1, 1, Vt, Bn, K2, 0)
-            _add_bias(Bn, tc * R, K2, m, cb)
+            Et = Eb + (b0 * T + t0 * R) * m
+            _gemm_packed(tc * R, d, m, An + n, K1, 1, Vt, Et, m, 0)
+            _add_bias(Et, tc * R, m, m, cb)
             for j in range(tc):
                 for r in range(R):
                     E[b0 + r] = _residuals(target + ((b0 + r) * T + t0 + j) * m,
-                                           Bn + (j * R + r) * K2, m, g, E[b0 + r])
+                                           Et + (j * R + r) * m, m, g, E[b0 + r])
             t0 = t + 1
     for r in range(R):
         E[b0 + r] = g * E[b0 + r]
-        for j in range(d):                          # delta^T = 0
-            B[(b0 * (T + 1) + T * R + r) * K2 + m + j] = 0
-    for t in range(T - 1, -1, -1):
-        Bt = B + (b0 * (T + 1) + t * R) * K2
-        Bn = Bt + R * K2
+
+
+cdef void _bptt_backward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t L1,
+                         Py_ssize_t t1, Py_ssize_t t2, Py_ssize_t n, Py_ssize_t d,
+                         Py_ssize_t m, const floating* pack, const floating* A,
+                         const floating* Eb, floating* ring, floating* ds0) noexcept nogil:
+    """BPTT's backward recurrence over steps t2 - 1 down to t1, sequences b0 .. b0 + R - 1.
+
+    A and Eb: from ``_bptt_forward``. The ring (L1 N rows of m + d, blocks of
+    R sequences one after the other, each L1 steps of its rows, step t in
+    slot t mod L1; t2 - t1 < L1) gets [e^{t-1}, delta^t] at step t for t =
+    t1 .. t2 (e^{t1 - 1} excepted), with delta^t = f'(Z^t) (V.T e^t + W.T
+    delta^{t+1}) and delta^T = 0, so that one product per step, [e^t,
+    delta^{t+1}] [V; W], runs the recurrence. Called for the blocks of steps
+    from the last to the first: delta^{t2} is in the ring from the block
+    before (or is delta^T = 0).
+    OUT (t1 = 0): ds0[b] = W.T delta^0.
+    """
+    cdef Py_ssize_t K1 = n + d, K2 = m + d, t, r, j
+    cdef const floating* VW = pack + K1 * d + d * m
+    cdef const floating* Wr = VW + K2 * d
+    cdef floating* Rg = ring + b0 * L1 * K2
+    cdef floating* Bt
+    cdef floating* Bn
+    cdef const floating* An
+    cdef const floating* src
+    cdef floating s
+    if t2 == T:                                     # delta^T = 0
+        Bt = Rg + T % L1 * R * K2
+        for r in range(R):
+            for j in range(d):
+                Bt[r * K2 + m + j] = 0
+    for t in range(t1 + 1, t2 + 1):                # e^{t-1} into step t's rows
+        Bt = Rg + t % L1 * R * K2
+        src = Eb + (b0 * T + (t - 1) * R) * m
+        for r in range(R):
+            for j in range(m):
+                Bt[r * K2 + j] = src[r * m + j]
+    for t in range(t2 - 1, t1 - 1, -1):
+        Bt = Rg + t % L1 * R * K2
+        Bn = Rg + (t + 1) % L1 * R * K2
         An = A + (b0 * (T + 1) + (t + 1) * R) * K1
         _gemm_packed(R, K2, d, Bn, K2, 1, VW, Bt + m, K2, 0)
         for r in range(R):
             for j in range(d):
                 s = An[r * K1 + n + j]
                 Bt[r * K2 + m + j] = Bt[r * K2 + m + j] * (1 - s * s)
-    _gemm_packed(R, d, d, B + b0 * (T + 1) * K2 + m, K2, 1, Wr, ds0 + b0 * d, d, 0)
+    if t1 == 0:
+        _gemm_packed(R, d, d, Rg + m, K2, 1, Wr, ds0 + b0 * d, d, 0)
 
 
-cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t k1,
-                         Py_ssize_t N, Py_ssize_t Rs, Py_ssize_t T, Py_ssize_t G,
-                         Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
-                         const floating* A, const floating* B,
-                         bint bias, floating* grad, floating* apk) noexcept nogil:
-    """Rows r0 .. r1 - 1 of the gradient over rows k0 .. k1 - 1 of A and B.
+cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t g0, Py_ssize_t G,
+                         Py_ssize_t t1, Py_ssize_t t2, Py_ssize_t N, Py_ssize_t Rs,
+                         Py_ssize_t T, Py_ssize_t L1, Py_ssize_t n, Py_ssize_t d,
+                         Py_ssize_t m, const floating* A, const floating* ring,
+                         bint bias, floating* grad, floating* apk, bint acc) noexcept nogil:
+    """Rows r0 .. r1 - 1 of the gradient over steps t1 .. t2 - 1 of sequences g0 .. g0 + G - 1.
 
     Row r < d is row r of dE/d[U W] (d x (n + d)) and, with biases, db_r;
     row d + k is row k of dE/dV (m x d) and dc_k::
@@ -1352,55 +1374,60 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t k0, Py_ssize_t
         [dU dW] = sum_{t, b} delta^t_b [x^t_b, s^{t-1}_b],  db = sum_{t, b} delta^t_b
         dV = sum_{t, b} e^t_b (S^t_b).T,                     dc = sum_{t, b} e^t_b
 
-    summed over rows k0 .. k1 - 1 of the walk ``_Steps`` (groups of G
-    sequences, each step by step) from the buffers of ``_bptt_block``
-    (blocks of Rs sequences): one product. Every element is one chain in that order, whichever rows a
-    thread is given and however the sequences were blocked. OUT: those rows
-    of grad = [dU dW, dV, db, dc], overwritten. SCRATCH: apk
+    summed in the order of the walk ``_Steps`` (the group's sequences step
+    by step) from the states' buffer A of ``_bptt_forward`` and the ring of
+    ``_bptt_backward`` (blocks of Rs sequences): one product, each element
+    one chain whichever rows a thread is given and however the sequences
+    were blocked. OUT: those rows of grad = [dU dW, dV, db, dc], overwritten,
+    or, when acc, the chains go on from them. SCRATCH: apk
     (``_bptt_work_size``).
     """
-    cdef Py_ssize_t K1 = n + d, K2 = m + d, TK = k1 - k0
+    cdef Py_ssize_t K1 = n + d, K2 = m + d, TK = (t2 - t1) * G
     cdef Py_ssize_t lo, hi, i, _k
     cdef _Steps w
-    cdef floating* acc
+    cdef floating* sums
     cdef const floating* row
-    lo = r0
-    hi = r1 if r1 < d else d
     w.N = N
     w.R = Rs
     w.T1 = T + 1
-    w.T = T
+    w.L1 = L1
     w.G = G
+    w.g0 = g0
     w.toff = 0
+    lo = r0
+    hi = r1 if r1 < d else d
     if hi > lo:
-        _steps_at(&w, k0)
-        _gemm_tn(hi - lo, TK, K1, &w, B + m + lo, K2, A, K1, grad + lo * K1, K1, apk)
+        _steps_at(&w, t1)
+        _gemm_tn(hi - lo, TK, K1, &w, ring + m + lo, K2, A, K1, grad + lo * K1, K1, apk, acc)
         if bias:
-            acc = grad + d * K1 + m * d
-            for i in range(lo, hi):
-                acc[i] = 0
-            _steps_at(&w, k0)
+            sums = grad + d * K1 + m * d
+            if not acc:
+                for i in range(lo, hi):
+                    sums[i] = 0
+            _steps_at(&w, t1)
             for _k in range(TK):
-                row = B + _steps_row(&w) * K2 + m
+                row = ring + _steps_ring(&w) * K2 + m
                 _steps_next(&w)
                 for i in range(lo, hi):
-                    acc[i] = acc[i] + row[i]
+                    sums[i] = sums[i] + row[i]
     lo = (r0 if r0 > d else d) - d
     hi = r1 - d
     w.toff = 1                                      # S^t and e^t: at step t + 1
     if hi > lo:
-        _steps_at(&w, k0)
-        _gemm_tn(hi - lo, TK, d, &w, B + lo, K2, A + n, K1, grad + d * K1 + lo * d, d, apk)
+        _steps_at(&w, t1)
+        _gemm_tn(hi - lo, TK, d, &w, ring + lo, K2, A + n, K1, grad + d * K1 + lo * d, d,
+                 apk, acc)
         if bias:
-            acc = grad + d * K1 + m * d + d
-            for i in range(lo, hi):
-                acc[i] = 0
-            _steps_at(&w, k0)
+            sums = grad + d * K1 + m * d + d
+            if not acc:
+                for i in range(lo, hi):
+                    sums[i] = 0
+            _steps_at(&w, t1)
             for _k in range(TK):
-                row = B + _steps_row(&w) * K2
+                row = ring + _steps_ring(&w) * K2
                 _steps_next(&w)
                 for i in range(lo, hi):
-                    acc[i] = acc[i] + row[i]
+                    sums[i] = sums[i] + row[i]
 
 
 cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t npan,
@@ -1564,9 +1591,11 @@ def _forward_work_size(Py_ssize_t R, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
 
 
 def _bptt_buffer_sizes(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
-                       Py_ssize_t m):
-    """Scalars of BPTT's two buffers A and B (see ``_bptt_block``)."""
-    return (T + 1) * N * (n + d), (T + 1) * N * (m + d)
+                       Py_ssize_t m, Py_ssize_t L):
+    """Scalars of BPTT's two buffers: A, the states (``_bptt_forward``), and
+    B, the output errors Eb (T N m) then the ring of ``_bptt_backward`` for
+    blocks of L steps."""
+    return (T + 1) * N * (n + d), T * N * m + (L + 1) * N * (m + d)
 
 
 def _bptt_work_size(Py_ssize_t d, Py_ssize_t m):
@@ -1697,14 +1726,15 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     with biases dE/db (d,) and dE/dc (m,), raveled and summed over the batch;
     ds0 (N, d): dE/dS^0 of each sequence; E (N,): the loss of each sequence.
     All overwritten.
-    SCRATCH: pack (_pack_size,). BPTT: A and B (_bptt_buffer_sizes), work
-    (n_threads, _bptt_work_size), slots
-    (K, _gradient_size): the batch's gradient is K products, each over one
-    of K equal parts of all steps of all sequences (K chosen from the sizes
-    alone) in the order of ``_Steps`` with groups of ceil(N / K) sequences
-    (with one thread per block of as many, each part reads the rows its
-    thread wrote), their rows shared out between the threads, then added in
-    order.
+    SCRATCH: pack (_pack_size,). BPTT: A and B (_bptt_buffer_sizes with L =
+    nch), work (n_threads, _bptt_work_size), slots (K, _gradient_size): the
+    backward recurrence runs in blocks of nch steps, from the last to the
+    first; after each block, the gradient's products over the block's steps,
+    the chains going on from the block before. The batch's gradient is K
+    such products, each over a group of ceil(N / K) sequences (K chosen
+    from the sizes alone; with one thread per block of as many, each reads
+    the rows its own thread wrote), their rows shared out between the
+    threads, then added in order.
     RTRL: slots (K, _gradient_size) for
     K >= 1 sequences' gradients, work (n_threads, _rtrl_work_size(..., nch)),
     each sequence's columns split in nch chunks; each sequence's gradient is
@@ -1717,6 +1747,9 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef Py_ssize_t R = _blocks(N, n_threads), start, stop, i, blk, b0, Rb, it, p
     cdef Py_ssize_t nrb = (n_threads + K - 1) // K     # BPTT: row blocks per part
     cdef Py_ssize_t rows = ((d + m + nrb - 1) // nrb + 3) // 4 * 4, r0, r1, part
+    cdef Py_ssize_t G = (N + K - 1) // K              # BPTT: sequences per part
+    cdef Py_ssize_t Kg = (N + G - 1) // G             # BPTT: parts that have any
+    cdef Py_ssize_t L = nch, nblk = (T + nch - 1) // nch, tb, t1, t2, g0
     cdef const floating* bb = _opt(b)
     cdef const floating* cb = _opt(c)
     cdef floating acc
@@ -1730,23 +1763,32 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                 b0 = blk * R
                 Rb = N - b0 if N - b0 < R else R
                 if Rb > 0:
-                    _bptt_block(b0, Rb, N, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
-                                &s0[0, 0], g, &pack[0], bb, cb, &A[0], &B[0], &E[0],
-                                &ds0[0, 0])
-            for it in prange(K * nrb, schedule="static"):
-                part = it // nrb
-                r0 = (it % nrb) * rows
-                r1 = r0 + rows if r0 + rows < d + m else d + m
-                if r1 > r0:
-                    _bptt_products(r0, r1, part * T * N // K, (part + 1) * T * N // K, N,
-                                   R, T, (N + K - 1) // K, n, d, m, &A[0], &B[0],
-                                   bb != NULL,
-                                   &grad[0] if K == 1 else &slots[part, 0],
-                                   &work[threadid(), 0])
-            if K > 1:                               # the parts, added in order
+                    _bptt_forward(b0, Rb, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
+                                  &s0[0, 0], g, &pack[0], bb, cb, &A[0], &B[0], &E[0])
+            for tb in range(nblk - 1, -1, -1):
+                t1 = tb * L
+                t2 = T if t1 + L > T else t1 + L
+                for blk in prange(n_threads, schedule="static"):
+                    b0 = blk * R
+                    Rb = N - b0 if N - b0 < R else R
+                    if Rb > 0:
+                        _bptt_backward(b0, Rb, T, L + 1, t1, t2, n, d, m, &pack[0], &A[0],
+                                       &B[0], &B[T * N * m], &ds0[0, 0])
+                for it in prange(Kg * nrb, schedule="static"):
+                    part = it // nrb
+                    g0 = part * G
+                    r0 = (it % nrb) * rows
+                    r1 = r0 + rows if r0 + rows < d + m else d + m
+                    if r1 > r0:
+                        _bptt_products(r0, r1, g0, G if N - g0 > G else N - g0, t1, t2, N,
+                                       R, T, L + 1, n, d, m, &A[0], &B[T * N * m],
+                                       bb != NULL,
+                                       &grad[0] if Kg == 1 else &slots[part, 0],
+                                       &work[threadid(), 0], t2 < T)
+            if Kg > 1:                              # the parts, added in order
                 for p in prange(P, schedule="static"):
                     acc = slots[0, p]
-                    for i in range(1, K):
+                    for i in range(1, Kg):
                         acc = acc + slots[i, p]
                     grad[p] = acc
         else:

@@ -31,8 +31,9 @@ _PARALLEL_MIN_WORK = 200_000
 _SLOTS_PER_THREAD = 4
 _SLOTS_BYTES = 8 << 20
 
-# BPTT's final products run in up to this many parts of the steps, each of at
-# least this many (sequence, step) rows, their partial sums at most this large.
+# BPTT's final products run in up to this many parts, each over a group of
+# sequences and at least this many (sequence, step) rows in all, their partial
+# sums at most this large.
 _PARTS = 4
 _PART_MIN_STEPS = 512
 _PARTS_BYTES = 32 << 20
@@ -40,6 +41,17 @@ _PARTS_BYTES = 32 << 20
 # BPTT's buffers hold every state of the batch: a batch whose buffers would
 # exceed this many bytes runs in chunks of sequences.
 _BPTT_BYTES = 64 << 20
+
+# BPTT's backward recurrence and the gradient's products run in blocks of
+# steps of about this many (sequence, step) rows: its deltas are kept for one
+# block only.
+_BPTT_BLOCK_ROWS = 1024
+
+
+def _bptt_steps(N, T):
+    """Return the steps per block of BPTT's backward pass (from the sizes alone)."""
+    return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
+
 
 # Workspaces are kept per Python thread and reused by the next call (a fresh
 # allocation costs a page fault per 4 KiB), except those above this size.
@@ -601,14 +613,15 @@ class RNN:
         d, m, dt = self.hidden_size, self.output_size, self._dtype
         P = grad.shape[0]
         nt = self._threads(N, N * T * self._step_work() * 3)
-        sizes = _core._bptt_buffer_sizes(N, T, n, d, m)
+        L = _bptt_steps(N, T)
+        sizes = _core._bptt_buffer_sizes(N, T, n, d, m, L)
         check_alloc((sum(sizes),), dt, "the bptt workspace")
         A = _scratch("bptt A", (sizes[0],), dt)
         B = _scratch("bptt B", (sizes[1],), dt)
-        # the final products in parts of the steps (threads share them out
-        # without packing the same operand twice); the count depends on the
-        # sizes alone, so that no bit depends on the thread count
-        parts = max(1, min(_PARTS, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
+        # the final products in parts, each over a group of sequences (threads
+        # share them out without packing the same operand twice); the count
+        # depends on the sizes alone, so that no bit depends on the threads
+        parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
         empty = np.empty((1, 1), dtype=dt)
         slots = empty
         if parts > 1:
@@ -617,7 +630,7 @@ class RNN:
         pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
         work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
         _core._gradient(
-            U, W, V, b, c, X3, t3, s02, g, 0, grad, ds0, E, slots, pack, A, B, work, 1, nt
+            U, W, V, b, c, X3, t3, s02, g, 0, grad, ds0, E, slots, pack, A, B, work, L, nt
         )
 
     def gradient(self, X, target, s0=None, g=1.0, method="bptt", *, check_finite=True):
@@ -696,7 +709,7 @@ class RNN:
             # BPTT keeps every state of the batch: sequences in chunks whose
             # buffers fit in _BPTT_BYTES (a size-only rule: no bit depends on
             # the thread count), their gradients added in order
-            per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m)) * dt.itemsize
+            per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
             chunk = max(1, min(N, _BPTT_BYTES // per_seq))
             for start in range(0, N, chunk):
                 stop = min(N, start + chunk)
