@@ -1590,12 +1590,18 @@ def _forward_work_size(Py_ssize_t R, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
     return 2 * R * (n + d) + _hist_steps(R, d) * R * d + _YC * m
 
 
+cdef inline Py_ssize_t _ring_at(Py_ssize_t N, Py_ssize_t T, Py_ssize_t m) noexcept nogil:
+    """Where BPTT's ring starts in B: after the output errors (T N m),
+    rounded up to 16 scalars, so that it starts on a cache line as B does."""
+    return (T * N * m + 15) // 16 * 16
+
+
 def _bptt_buffer_sizes(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
                        Py_ssize_t m, Py_ssize_t L):
     """Scalars of BPTT's two buffers: A, the states (``_bptt_forward``), and
     B, the output errors Eb (T N m) then the ring of ``_bptt_backward`` for
     blocks of L steps."""
-    return (T + 1) * N * (n + d), T * N * m + (L + 1) * N * (m + d)
+    return (T + 1) * N * (n + d), _ring_at(N, T, m) + (L + 1) * N * (m + d)
 
 
 def _bptt_work_size(Py_ssize_t d, Py_ssize_t m):
@@ -1773,7 +1779,7 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                     Rb = N - b0 if N - b0 < R else R
                     if Rb > 0:
                         _bptt_backward(b0, Rb, T, L + 1, t1, t2, n, d, m, &pack[0], &A[0],
-                                       &B[0], &B[T * N * m], &ds0[0, 0])
+                                       &B[0], &B[_ring_at(N, T, m)], &ds0[0, 0])
                 for it in prange(Kg * nrb, schedule="static"):
                     part = it // nrb
                     g0 = part * G
@@ -1781,7 +1787,7 @@ def _gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                     r1 = r0 + rows if r0 + rows < d + m else d + m
                     if r1 > r0:
                         _bptt_products(r0, r1, g0, G if N - g0 > G else N - g0, t1, t2, N,
-                                       R, T, L + 1, n, d, m, &A[0], &B[T * N * m],
+                                       R, T, L + 1, n, d, m, &A[0], &B[_ring_at(N, T, m)],
                                        bb != NULL,
                                        &grad[0] if Kg == 1 else &slots[part, 0],
                                        &work[threadid(), 0], t2 < T)
