@@ -19,3 +19,30 @@ def make_problem(rng, N, T, n, d, m, dtype=np.float64, w_scale=1.0):
     s0 = rng.uniform(-0.9, 0.9, size=(N, d))
     rnn = crnn.RNN.from_weights(U, W, V, dtype=dtype)
     return rnn, X, target, s0
+
+
+def fresh_thread_peak(call):
+    """Peak bytes traced while call() runs in a new thread.
+
+    A new thread starts with an empty workspace cache (crnn keeps its
+    workspaces per Python thread), so the peak includes every allocation the
+    call needs.
+    """
+    import threading
+    import tracemalloc
+
+    peaks = []
+
+    def run():
+        tracemalloc.start()
+        try:
+            call()
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    assert peaks, "the call raised in its thread"
+    return peaks[0]

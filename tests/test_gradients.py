@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import make_problem
+from helpers import fresh_thread_peak, make_problem
 
 import crnn
 from crnn import _core
@@ -183,24 +183,11 @@ def test_a_large_batch_runs_in_chunks_of_sequences(rng, monkeypatch, bias):
 def test_chunks_bound_the_bptt_buffers(monkeypatch):
     # with a 1 MiB budget, a batch whose buffers would take 5.5 MB allocates
     # about one chunk's worth
-    import threading
-    import tracemalloc
-
     from crnn import _rnn
 
     monkeypatch.setattr(_rnn, "_BPTT_BYTES", 1 << 20)
     rnn = crnn.RNN(2, 30, 2, seed=0)
     X = np.zeros((100, 200, 2))
     assert sum(crnn._core._bptt_buffer_sizes(100, 200, 2, 30, 2, 1)) * 8 > 5 << 20
-    peaks = []
-
-    def run():  # a new thread: its own, empty, workspace cache
-        tracemalloc.start()
-        rnn.gradient(X, X)
-        peaks.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join()
-    assert peaks[0] < 3 << 20, peaks
+    peak = fresh_thread_peak(lambda: rnn.gradient(X, X))
+    assert peak < 3 << 20, peak

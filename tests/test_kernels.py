@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import ATOL, RTOL, make_problem
+from helpers import ATOL, RTOL, fresh_thread_peak, make_problem
 
 import crnn
 from crnn import _core, _rnn, reference
@@ -262,26 +262,14 @@ def test_bptt_keeps_the_deltas_of_one_block_of_steps():
     # one long sequence: BPTT's workspace is its states (with the inputs and
     # output errors, T (n + d + m) scalars) and a ring of deltas whose size
     # does not depend on T; the deltas of all T steps would be another T d
-    import tracemalloc
-
     N, T, n, d, m = 1, 20000, 2, 30, 2
     rnn = crnn.RNN(n, d, m, seed=0)
     X = np.zeros((T, n))
     L = _rnn._bptt_steps(N, T)
     assert L < T
     history = T * (n + d + m) * 8
-    peaks = []
-
-    def run():  # a new thread: its own, empty, workspace cache
-        tracemalloc.start()
-        rnn.gradient(X, X)
-        peaks.append(tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join()
-    assert history < peaks[0] < history + (1 << 20), (peaks, history)
+    peak = fresh_thread_peak(lambda: rnn.gradient(X, X))
+    assert history < peak < history + (1 << 20), (peak, history)
 
 
 def test_a_sequence_does_not_depend_on_its_batch(rng):
