@@ -152,11 +152,11 @@ def test_gradient_descent_step_lowers_the_loss(rng):
 
 @pytest.mark.parametrize("bias", [False, True])
 def test_a_large_batch_runs_in_chunks_of_sequences(rng, monkeypatch, bias):
-    # BPTT keeps every state of its batch; above _rnn._BPTT_BYTES of buffers the
+    # BPTT keeps every state of its batch; above _kernels._BPTT_BYTES of buffers the
     # batch runs in chunks of sequences: the same loss and per-sequence
     # numbers bit for bit, the summed gradient to rounding, and no bit that
     # depends on the thread count
-    from crnn import _rnn
+    from crnn import _kernels
 
     rnn = crnn.RNN(3, 16, 2, seed=0, bias=bias)
     X = rng.normal(size=(23, 40, 3))
@@ -164,7 +164,7 @@ def test_a_large_batch_runs_in_chunks_of_sequences(rng, monkeypatch, bias):
     s0 = rng.normal(size=(23, 16))
     whole = rnn.gradient(X, target, s0)
     per_seq = sum(crnn._core._bptt_buffer_sizes(1, 40, 3, 16, 2, 1)) * 8
-    monkeypatch.setattr(_rnn, "_BPTT_BYTES", 5 * per_seq)  # chunks of 5 sequences
+    monkeypatch.setattr(_kernels, "_BPTT_BYTES", 5 * per_seq)  # chunks of 5 sequences
     names = ["U", "W", "V"] + (["b", "c"] if bias else [])
     first = None
     for nt in (1, 2, 3):
@@ -183,9 +183,9 @@ def test_a_large_batch_runs_in_chunks_of_sequences(rng, monkeypatch, bias):
 def test_chunks_bound_the_bptt_buffers(monkeypatch):
     # with a 1 MiB budget, a batch whose buffers would take 5.5 MB allocates
     # about one chunk's worth
-    from crnn import _rnn
+    from crnn import _kernels
 
-    monkeypatch.setattr(_rnn, "_BPTT_BYTES", 1 << 20)
+    monkeypatch.setattr(_kernels, "_BPTT_BYTES", 1 << 20)
     rnn = crnn.RNN(2, 30, 2, seed=0)
     X = np.zeros((100, 200, 2))
     assert sum(crnn._core._bptt_buffer_sizes(100, 200, 2, 30, 2, 1)) * 8 > 5 << 20

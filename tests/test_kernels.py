@@ -11,7 +11,7 @@ import pytest
 from helpers import ATOL, RTOL, fresh_thread_peak, make_problem
 
 import crnn
-from crnn import _core, _rnn, reference
+from crnn import _core, _kernels, reference
 
 VARIANTS = _core.available()
 
@@ -20,7 +20,7 @@ VARIANTS = _core.available()
 def kernels(request, monkeypatch):
     """Run the model's calls on one compiled variant."""
     mod = importlib.import_module(f"crnn._core_{request.param}")
-    monkeypatch.setattr(_rnn, "_core", mod)
+    monkeypatch.setattr(_kernels, "_core", mod)
     return mod
 
 
@@ -215,7 +215,7 @@ def test_bptt_products_in_parts_do_not_depend_on_the_threads(kernels, rng, monke
             ref = G
         for k in names:
             np.testing.assert_array_equal(getattr(G, k), getattr(ref, k))
-    monkeypatch.setattr(_rnn, "_PARTS", 1)
+    monkeypatch.setattr(_kernels, "_PARTS", 1)
     whole = rnn.gradient(X, target)
     for k in names:
         np.testing.assert_allclose(getattr(ref, k), getattr(whole, k), rtol=1e-12, atol=1e-12)
@@ -228,15 +228,15 @@ def test_bptt_in_blocks_of_steps_matches_the_oracle(kernels, rng, monkeypatch, b
     # gradient's products run after each block, the chains going on from the
     # block before: 23 steps in blocks of 1, 3 (the first one short), 8 and
     # all 23, four sequences in 4 parts, on every thread count
-    monkeypatch.setattr(_rnn, "_BPTT_BLOCK_ROWS", rows)
+    monkeypatch.setattr(_kernels, "_BPTT_BLOCK_ROWS", rows)
     N, T = 4, 23
-    assert _rnn._bptt_steps(N, T) == L
+    assert _kernels._bptt_steps(N, T) == L
     rnn, X, target, s0 = make_problem(rng, N, T, 3, 13, 2, w_scale=1.5)
     if bias:
         rnn = crnn.RNN.from_weights(
             rnn.U, rnn.W, rnn.V, b=rng.normal(size=13), c=rng.normal(size=2)
         )
-    monkeypatch.setattr(_rnn, "_PART_MIN_STEPS", 1)
+    monkeypatch.setattr(_kernels, "_PART_MIN_STEPS", 1)
     extra = {"b": rnn.b, "c": rnn.c} if bias else {}
     total = {}
     for i in range(N):
@@ -265,7 +265,7 @@ def test_bptt_keeps_the_deltas_of_one_block_of_steps():
     N, T, n, d, m = 1, 20000, 2, 30, 2
     rnn = crnn.RNN(n, d, m, seed=0)
     X = np.zeros((T, n))
-    L = _rnn._bptt_steps(N, T)
+    L = _kernels._bptt_steps(N, T)
     assert L < T
     history = T * (n + d + m) * 8
     peak = fresh_thread_peak(lambda: rnn.gradient(X, X))
@@ -294,13 +294,13 @@ def test_workspaces_start_on_a_cache_line(dtype):
     # lines (W4's forward pass ran 30% slower with such a placement)
     for size in (1, 3, 17, 1000, 4097):
         for name in ("align test a", "align test b"):
-            buf = _rnn._scratch(name, (size,), dtype)
+            buf = _kernels._scratch(name, (size,), dtype)
             assert buf.ctypes.data % 64 == 0
             assert buf.shape == (size,)
             assert buf.dtype == dtype
             assert buf.flags.c_contiguous
             assert buf.flags.writeable
-        grown = _rnn._scratch("align test a", (size + 5, 2), dtype)
+        grown = _kernels._scratch("align test a", (size + 5, 2), dtype)
         assert grown.ctypes.data % 64 == 0
         assert grown.shape == (size + 5, 2)
 
@@ -359,7 +359,14 @@ def test_the_stub_file_names_every_kernel_and_its_parameters():
         for f in tree.body
         if isinstance(f, ast.FunctionDef) and f.name.startswith("_")
     }
-    assert {"_forward", "_loss", "_gradient", "_generate", "_rtrl_online"} <= set(stubbed)
+    assert {
+        "_forward",
+        "_loss",
+        "_bptt_gradient",
+        "_rtrl_gradient",
+        "_generate",
+        "_rtrl_online",
+    } <= set(stubbed)
     for variant in VARIANTS:
         mod = importlib.import_module(f"crnn._core_{variant}")
         compiled = {

@@ -84,11 +84,15 @@ def _one_variant():
 
 
 def main(argv):
+    """Write the fingerprints of every variant to argv[0], or compare two files."""
     if argv[:1] == ["--child"]:
         json.dump(_one_variant(), sys.stdout)
         return 0
     if argv[:1] == ["--compare"]:
-        a, b = (json.load(open(p)) for p in argv[1:3])
+        a, b = ({}, {})
+        for out, path in zip((a, b), argv[1:3], strict=True):
+            with open(path) as f:
+                out.update(json.load(f))
         bad = 0
         for variant in sorted(set(a) | set(b)):
             ra, rb = a.get(variant, {}), b.get(variant, {})

@@ -4,9 +4,10 @@
 ``crnn/_core.pyx`` is compiled once per instruction set: ``_core_baseline``
 (the target's baseline, e.g. x86-64 with SSE2), and on x86-64 also
 ``_core_avx2`` (AVX2 and FMA) and ``_core_avx512`` (AVX-512 F, DQ, BW and VL).
-This module imports the widest one the CPU runs, as numpy's CPU detection
-reports it (which also checks that the operating system saves the wide
-registers), and exposes its functions under ``crnn._core``.
+This module imports the widest one the CPU runs, as the baseline build's
+``_cpu_features`` reports it (the compiler's runtime detection, which also
+checks that the operating system saves the wide registers), and exposes its
+functions under ``crnn._core``. ``crnn._kernels`` is their only caller.
 
 The environment variable ``CRNN_KERNELS`` (``baseline``, ``avx2`` or
 ``avx512``) forces a variant, for tests and comparisons; asking for one the
@@ -18,23 +19,20 @@ across variants they agree to rounding (FMA contracts a multiply and an add).
 import importlib
 import os
 
-#: Widest first, with the CPU features (numpy's names) each needs.
+#: Widest first, with the CPU features each needs (names of ``_cpu_features``).
 VARIANTS = {
-    "avx512": ("AVX512F", "AVX512DQ", "AVX512BW", "AVX512VL", "AVX2", "FMA3"),
-    "avx2": ("AVX2", "FMA3"),
+    "avx512": ("avx512",),
+    "avx2": ("avx2",),
     "baseline": (),
 }
 
 
 def _cpu_features():
     try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # numpy < 2
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__
-        except ImportError:
-            return {}
-    return __cpu_features__
+        baseline = importlib.import_module("crnn._core_baseline")
+    except ImportError:
+        return {}
+    return baseline._cpu_features()
 
 
 def supported(variant):

@@ -1,5 +1,7 @@
-# Stubs for the compiled kernels (crnn/_core.pyx, built once per instruction set
-# as crnn._core_baseline, _core_avx2, _core_avx512; crnn/_core.py imports one). Every array is C-contiguous
+# Stubs for the compiled kernels (crnn/_core.pyx with the units it includes,
+# built once per instruction set as crnn._core_baseline, _core_avx2,
+# _core_avx512; crnn/_core.py imports one, crnn/_kernels.py is their only
+# caller). Every array is C-contiguous
 # and of one dtype, float32 or float64, for all arguments of a call; inputs are
 # const memoryviews, outputs and scratch writable ones.
 from typing import TypeAlias
@@ -18,6 +20,7 @@ def available() -> list[str]: ...
 def _openmp_enabled() -> bool: ...
 def _debug_build() -> bool: ...
 def _simd_info() -> tuple[str, int, int]: ...
+def _cpu_features() -> dict[str, bool]: ...
 def _tanh_array(z: _F) -> None: ...  # floating[::1], IN/OUT
 def _pack_size(n: int, d: int, m: int) -> int: ...
 def _forward_work_size(R: int, n: int, d: int, m: int) -> int: ...
@@ -26,7 +29,7 @@ def _bptt_work_size(d: int, m: int) -> int: ...
 def _rtrl_work_size(n: int, d: int, m: int, nch: int, bias: bool = False) -> int: ...
 def _gradient_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _online_work_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
-def _blocks(N: int, n_threads: int) -> int: ...
+def _rows_per_block(N: int, n_threads: int) -> int: ...
 def _forward(
     U: _F,  # const floating[:, ::1] (d, n)
     W: _F,  # const floating[:, ::1] (d, d)
@@ -38,7 +41,7 @@ def _forward(
     S: _F,  # floating[:, :, ::1] (N, T, d), OUT
     Y: _F,  # floating[:, :, ::1] (N, T, m), OUT
     pack: _F,  # floating[::1] (_pack_size,), SCRATCH
-    work: _F,  # floating[:, ::1] (n_threads, _forward_work_size(_blocks(N, n_threads), ...))
+    work: _F,  # floating[:, ::1] (n_threads, _forward_work_size(_rows_per_block(N, n_threads), ...))
     n_threads: int,
 ) -> None: ...
 def _generate(
@@ -70,7 +73,7 @@ def _loss(
     work: _F,  # as in _forward, SCRATCH
     n_threads: int,
 ) -> None: ...
-def _gradient(
+def _bptt_gradient(
     U: _F,
     W: _F,
     V: _F,
@@ -80,16 +83,34 @@ def _gradient(
     target: _F,
     s0: _F,
     g: float,
-    method: int,  # 0 = BPTT, 1 = RTRL
     grad: _F,  # floating[::1] (_gradient_size,): [dU dW] (d, n+d), dV (m, d), (db, dc), OUT
     ds0: _F,  # floating[:, ::1] (N, d), OUT
     E: _F,  # floating[::1] (N,), OUT
-    slots: _F,  # floating[:, ::1] (K, _gradient_size): RTRL sequences, BPTT parts, SCRATCH
+    parts: _F,  # floating[:, ::1] (K, _gradient_size): the K parts' sums, SCRATCH
     pack: _F,  # floating[::1] (_pack_size,), SCRATCH
-    A: _F,  # floating[::1] BPTT: (_bptt_buffer_sizes[0],), SCRATCH
-    B: _F,  # floating[::1] BPTT: (_bptt_buffer_sizes[1],), SCRATCH
-    work: _F,  # floating[:, ::1] (n_threads, _bptt_work_size or _rtrl_work_size), SCRATCH
-    nch: int,  # RTRL: each sequence's sensitivity columns in nch chunks; BPTT: steps per block
+    A: _F,  # floating[::1] (_bptt_buffer_sizes[0],), SCRATCH
+    B: _F,  # floating[::1] (_bptt_buffer_sizes[1],), SCRATCH
+    work: _F,  # floating[:, ::1] (n_threads, _bptt_work_size(d, m)), SCRATCH
+    L: int,  # steps per block of the backward recurrence
+    n_threads: int,
+) -> None: ...
+def _rtrl_gradient(
+    U: _F,
+    W: _F,
+    V: _F,
+    b: _F,
+    c: _F,
+    X: _F,
+    target: _F,
+    s0: _F,
+    g: float,
+    grad: _F,  # as in _bptt_gradient, OUT
+    ds0: _F,  # as in _bptt_gradient, OUT
+    E: _F,  # as in _bptt_gradient, OUT
+    slots: _F,  # floating[:, ::1] (K, _gradient_size): K sequences' gradients, SCRATCH
+    pack: _F,  # floating[::1] (_pack_size,), SCRATCH
+    work: _F,  # floating[:, ::1] (n_threads, _rtrl_work_size(n, d, m, nch, bias)), SCRATCH
+    nch: int,  # each sequence's sensitivity columns in nch chunks
     n_threads: int,
 ) -> None: ...
 def _rtrl_online(

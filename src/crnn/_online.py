@@ -6,10 +6,10 @@ import numbers
 
 import numpy as np
 
-from crnn import _core
+from crnn import _kernels
 from crnn._guard import check_writable, exclusive
 from crnn._rnn import Gradient
-from crnn._validation import as_float_array, check_alloc, check_g, check_shape
+from crnn._validation import as_float_array, check_g, check_shape
 
 __all__ = ["OnlineRTRL"]
 
@@ -145,14 +145,7 @@ class OnlineRTRL:
             s0 = as_float_array(s0, "s0", m.dtype, 1)
             check_shape(s0, "s0", (d,))
             self._state = s0.copy()
-        bias = m.bias
-        Q = d * n + d * d + (d if bias else 0)
-        work = _core._online_work_size(n, d, k, bias)
-        check_alloc((d, Q), m.dtype, "the RTRL sensitivities")
-        check_alloc((work,), m.dtype, "the online RTRL workspace")
-        self._P = np.zeros((d, Q), dtype=m.dtype)
-        self._grad = np.zeros(Q + k * d + (k if bias else 0), dtype=m.dtype)
-        self._work = np.empty(work, dtype=m.dtype)
+        self._P, self._grad, self._work = _kernels.online_state(n, d, k, m.bias, m.dtype)
         self.n_steps_ = 0
         self.loss_ = 0.0
 
@@ -235,19 +228,12 @@ class OnlineRTRL:
                 setattr(m, "_" + name, arr)
         U, W, V, b, c = arrays
         check_writable(m, "OnlineRTRL")
-        T = X.shape[0]
-        Y = np.empty((T, m.output_size), dtype=m.dtype)
-        E = np.empty(T, dtype=m.dtype)
-        if T == 0:
-            return Y
+        if X.shape[0] == 0:
+            return np.empty((0, m.output_size), dtype=m.dtype)
         carried = (U, W, V, b, c, self._state, self._P, self._grad)
         backup = [a.copy() for a in carried]
-        _core._rtrl_online(
-            U,
-            W,
-            V,
-            b,
-            c,
+        Y, E = _kernels.online_learn(
+            (U, W, V, b, c),
             X,
             target,
             self._state,
@@ -255,8 +241,6 @@ class OnlineRTRL:
             self._g,
             self._lr,
             0.0 if self._clip is None else self._clip,
-            Y,
-            E,
             self._grad,
             self._work,
         )
@@ -268,7 +252,7 @@ class OnlineRTRL:
                 "online learning diverged: the loss or the weights are no longer finite; "
                 "the model and the stream are as before this call (try a smaller lr or clip)"
             )
-        self.n_steps_ += T
+        self.n_steps_ += X.shape[0]
         self.loss_ += loss
         return Y
 
@@ -277,18 +261,10 @@ class OnlineRTRL:
         """The sum of the per-step gradients since the last reset, as a Gradient."""
         m = self.model
         n, d, k = m.input_size, m.hidden_size, m.output_size
-        grad = self._grad
-        Q = self._P.shape[1]  # [U, W, (b)] then [V, (c)]
-        bias = d * n + d * d < Q
+        bias = d * n + d * d < self._P.shape[1]
+        U, W, V, b, c = _kernels.unpack_online_gradient(self._grad, n, d, k, bias)
         return Gradient(
-            U=grad[: d * n].reshape(d, n).copy(),
-            W=grad[d * n : d * n + d * d].reshape(d, d).copy(),
-            V=grad[Q : Q + k * d].reshape(k, d).copy(),
-            s0=np.zeros(d, dtype=m.dtype),
-            loss=self.loss_,
-            method="rtrl",
-            b=grad[d * n + d * d : Q].copy() if bias else None,
-            c=grad[Q + k * d :].copy() if bias else None,
+            U=U, W=W, V=V, s0=np.zeros(d, dtype=m.dtype), loss=self.loss_, method="rtrl", b=b, c=c
         )
 
     def __repr__(self):

@@ -1,16 +1,14 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The public model class: validation and allocation around ``crnn._core``."""
+"""The public model class: validation, then one call into ``crnn._kernels``."""
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from crnn import _core
+from crnn import _kernels
 from crnn._init import initial_biases, initial_weights
 from crnn._validation import (
     as_float_array,
-    available_cpus,
     check_alloc,
     check_bool,
     check_dtype,
@@ -23,76 +21,6 @@ from crnn._validation import (
 )
 
 __all__ = ["RNN", "Gradient"]
-
-# Below this many multiply-adds per call, a second thread costs more than it saves.
-_PARALLEL_MIN_WORK = 200_000
-
-# Sequences whose gradients are held at once before they are added to the total.
-_SLOTS_PER_THREAD = 4
-_SLOTS_BYTES = 8 << 20
-
-# BPTT's final products run in up to this many parts, each over a group of
-# sequences and at least this many (sequence, step) rows in all, their partial
-# sums at most this large.
-_PARTS = 4
-_PART_MIN_STEPS = 512
-_PARTS_BYTES = 32 << 20
-
-# BPTT's buffers hold every state of the batch: a batch whose buffers would
-# exceed this many bytes runs in chunks of sequences.
-_BPTT_BYTES = 64 << 20
-
-# BPTT's backward recurrence and the gradient's products run in blocks of
-# steps of about this many (sequence, step) rows: its deltas are kept for one
-# block only.
-_BPTT_BLOCK_ROWS = 1024
-
-
-def _bptt_steps(N, T):
-    """Return the steps per block of BPTT's backward pass (from the sizes alone)."""
-    return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
-
-
-# Workspaces are kept per Python thread and reused by the next call (a fresh
-# allocation costs a page fault per 4 KiB), except those above this size.
-_SCRATCH = threading.local()
-_SCRATCH_KEEP = 64 << 20
-_ALIGN = 64
-
-
-def _scratch(name, shape, dtype):
-    """Return an uninitialised workspace array, reused by this thread's later calls.
-
-    Each Python thread has its own buffers, so calls on one model from
-    several threads at once never share one.
-    """
-    size = 1
-    for k in shape:
-        size *= int(k)
-    cache = _SCRATCH.__dict__
-    key = (name, np.dtype(dtype))
-    buf = cache.get(key)
-    if buf is None or buf.size < size:
-        buf = _aligned_empty(max(size, 1), dtype)
-        if buf.nbytes <= _SCRATCH_KEEP:
-            cache[key] = buf
-        else:
-            cache.pop(key, None)
-    return buf[:size].reshape(shape)
-
-
-def _aligned_empty(size, dtype):
-    """Return an uninitialised 1-d array of `size` elements on a 64-byte boundary.
-
-    The kernels load whole cache lines (a 64-byte SIMD vector on AVX-512
-    builds): from a buffer that starts mid-line every such load spans two
-    lines, which made W4's forward pass 30% slower, depending on where the
-    allocator happened to place the workspaces.
-    """
-    dtype = np.dtype(dtype)
-    raw = np.empty(size * dtype.itemsize + _ALIGN, dtype=np.uint8)
-    start = -raw.ctypes.data % _ALIGN
-    return raw[start : start + size * dtype.itemsize].view(dtype)
 
 
 @dataclass(frozen=True, repr=False)
@@ -476,29 +404,6 @@ class RNN:
                 s02 = s0
         return X3, target3, s02, batched, s0_kind
 
-    def _threads(self, N, work):
-        """Return the thread count for a call on N parallel items with `work` multiply-adds."""
-        chosen = check_n_threads(self._n_threads)
-        if chosen is None:
-            chosen = available_cpus() if work >= _PARALLEL_MIN_WORK else 1
-        if not _core._openmp_enabled():
-            return 1
-        return max(1, min(chosen, N))
-
-    def _forward_scratch(self, N, nt):
-        """Packed weights and per-thread workspace of ``_core._forward`` / ``_loss``."""
-        n, d, m = self._sizes()
-        dt = self._dtype
-        R = _core._blocks(N, nt)
-        pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
-        work = _scratch("forward", (nt, _core._forward_work_size(R, n, d, m)), dt)
-        return pack, work
-
-    def _step_work(self):
-        """Multiply-adds of one forward step."""
-        d, n, m = self.hidden_size, self.input_size, self.output_size
-        return d * (n + d + m)
-
     # ------------------------------------------------------------------ computation
 
     def forward(self, X, s0=None, *, return_state=False, check_finite=True):
@@ -538,16 +443,10 @@ class RNN:
         """
         return_state = check_bool(return_state, "return_state")
         check_finite = check_bool(check_finite, "check_finite")
-        U, W, V, b, c = self._weights(check_finite)
+        params = self._weights(check_finite)
         X3, _, s02, batched, _ = self._data(X, None, s0, check_finite, need_target=False)
-        N, T, _ = X3.shape
-        d, m = self.hidden_size, self.output_size
-        check_alloc((N, T, d + m), self._dtype, "the states and outputs")
-        S = np.empty((N, T, d), dtype=self._dtype)
-        Y = np.empty((N, T, m), dtype=self._dtype)
-        if N * T:
-            nt = self._threads(N, N * T * self._step_work())
-            _core._forward(U, W, V, b, c, X3, s02, S, Y, *self._forward_scratch(N, nt), nt)
+        S, Y = _kernels.forward(params, X3, s02, self._n_threads)
+        T = X3.shape[1]
         out = (S, Y) if batched else (S[0], Y[0])
         if return_state:
             final = (S[:, -1] if T else s02).copy()
@@ -595,43 +494,10 @@ class RNN:
         """
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
-        U, W, V, b, c = self._weights(check_finite)
+        params = self._weights(check_finite)
         X3, t3, s02, _, _ = self._data(X, target, s0, check_finite, need_target=True)
-        N, T, _ = X3.shape
-        E = np.zeros(N, dtype=self._dtype)
-        if N * T:
-            nt = self._threads(N, N * T * self._step_work())
-            _core._loss(U, W, V, b, c, X3, t3, s02, g, E, *self._forward_scratch(N, nt), nt)
+        E = _kernels.loss(params, X3, t3, s02, g, self._n_threads)
         return float(np.sum(E, dtype=np.float64))
-
-    def _sizes(self):
-        return self.input_size, self.hidden_size, self.output_size
-
-    def _bptt(self, U, W, V, b, c, X3, t3, s02, g, grad, ds0, E):
-        """One BPTT kernel call on the sequences of X3 (N >= 1, T >= 1)."""
-        N, T, n = X3.shape
-        d, m, dt = self.hidden_size, self.output_size, self._dtype
-        P = grad.shape[0]
-        nt = self._threads(N, N * T * self._step_work() * 3)
-        L = _bptt_steps(N, T)
-        sizes = _core._bptt_buffer_sizes(N, T, n, d, m, L)
-        check_alloc((sum(sizes),), dt, "the bptt workspace")
-        A = _scratch("bptt A", (sizes[0],), dt)
-        B = _scratch("bptt B", (sizes[1],), dt)
-        # the final products in parts, each over a group of sequences (threads
-        # share them out without packing the same operand twice); the count
-        # depends on the sizes alone, so that no bit depends on the threads
-        parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
-        empty = np.empty((1, 1), dtype=dt)
-        slots = empty
-        if parts > 1:
-            check_alloc((parts, P), dt, "the gradient parts")
-            slots = _scratch("slots", (parts, P), dt)
-        pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
-        work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
-        _core._gradient(
-            U, W, V, b, c, X3, t3, s02, g, 0, grad, ds0, E, slots, pack, A, B, work, L, nt
-        )
 
     def gradient(self, X, target, s0=None, g=1.0, method="bptt", *, check_finite=True):
         r"""Return the exact gradient of E with respect to U, W, V and S^0.
@@ -692,100 +558,26 @@ class RNN:
         P. J. Werbos, "Backpropagation through time: what it does and how to
         do it", Proceedings of the IEEE 78(10), 1550-1560, 1990.
         """
-        code = check_method(method)
+        check_method(method)
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
-        U, W, V, b, c = self._weights(check_finite)
+        params = self._weights(check_finite)
         X3, t3, s02, batched, s0_kind = self._data(X, target, s0, check_finite, need_target=True)
-        N, T, _ = X3.shape
-        n, d, m = self._sizes()
-        bias = self.bias
-        P = _core._gradient_size(n, d, m, bias)  # [dU dW] (d, n + d), dV (m, d), db, dc
-        dt = self._dtype
-        grad = np.zeros(P, dtype=dt)
-        ds0 = np.zeros((N, d), dtype=dt)
-        E = np.zeros(N, dtype=dt)
-        if N * T and code == 0:
-            # BPTT keeps every state of the batch: sequences in chunks whose
-            # buffers fit in _BPTT_BYTES (a size-only rule: no bit depends on
-            # the thread count), their gradients added in order
-            per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
-            chunk = max(1, min(N, _BPTT_BYTES // per_seq))
-            for start in range(0, N, chunk):
-                stop = min(N, start + chunk)
-                out = grad if start == 0 else _scratch("grad", (P,), dt)
-                self._bptt(
-                    U,
-                    W,
-                    V,
-                    b,
-                    c,
-                    X3[start:stop],
-                    t3[start:stop],
-                    s02[start:stop],
-                    g,
-                    out,
-                    ds0[start:stop],
-                    E[start:stop],
-                )
-                if start:
-                    grad += out
-        elif N * T:
-            empty = np.empty((1, 1), dtype=dt)
-            # one sequence's sensitivity columns may be split over threads
-            nt = self._threads(N * available_cpus(), N * T * d * d * (d * n + d * d + d))
-            nch = 1 if nt <= N else -(-nt // N)
-            size = _core._rtrl_work_size(n, d, m, nch, bias)
-            check_alloc((nt, size), dt, "the rtrl workspace")
-            work = _scratch("rtrl", (nt, size), dt)
-            # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
-            k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
-            check_alloc((k, P), dt, "the gradient slots")
-            slots = _scratch("slots", (k, P), dt)
-            pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
-            _core._gradient(
-                U,
-                W,
-                V,
-                b,
-                c,
-                X3,
-                t3,
-                s02,
-                g,
-                1,
-                grad,
-                ds0,
-                E,
-                slots,
-                pack,
-                empty[0],
-                empty[0],
-                work,
-                nch,
-                nt,
-            )
-        dUW = grad[: d * (n + d)].reshape(d, n + d)
-        dU = np.ascontiguousarray(dUW[:, :n])
-        dW = np.ascontiguousarray(dUW[:, n:])
-        dV = grad[d * (n + d) : d * (n + d) + m * d].reshape(m, d)
-        db = dc = None
-        if bias:
-            db = grad[d * (n + d) + m * d : d * (n + d) + m * d + d]
-            dc = grad[d * (n + d) + m * d + d :]
+        G = _kernels.gradient(params, X3, t3, s02, g, method.lower(), self._n_threads)
+        ds0 = G.s0
         if not batched:
             ds0 = ds0[0]
         elif s0_kind == "shared":
             ds0 = ds0.sum(axis=0)
         return Gradient(
-            U=dU,
-            W=dW,
-            V=dV,
+            U=G.U,
+            W=G.W,
+            V=G.V,
             s0=ds0,
-            loss=float(np.sum(E, dtype=np.float64)),
+            loss=float(np.sum(G.E, dtype=np.float64)),
             method=method.lower(),
-            b=db,
-            c=dc,
+            b=G.b,
+            c=G.c,
         )
 
     # ------------------------------------------------------------------ training
@@ -1039,24 +831,14 @@ class RNN:
             _, _, state = self.forward(warmup[..., :-1, :], s0, return_state=True)
             x = warmup[..., -1, :]
         X3, _, s02, batched, _ = self._data(x[..., np.newaxis, :], None, state, True, False)
-        U, W, V, b, c = self._weights(check_finite=True)
-        N = X3.shape[0]
         out3 = out if batched else out[np.newaxis]
-        final = np.empty((N, self.hidden_size), dtype=self._dtype)
-        nt = self._threads(N, N * n_steps * self._step_work())
         # one compiled call runs every step (no Python per step)
-        _core._generate(
-            U,
-            W,
-            V,
-            b,
-            c,
+        _kernels.generate(
+            self._weights(check_finite=True),
             np.ascontiguousarray(X3[:, 0]),
             s02,
             out3,
-            final,
-            *self._forward_scratch(N, nt),
-            nt,
+            self._n_threads,
         )
         return out
 

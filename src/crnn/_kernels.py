@@ -1,0 +1,360 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The one caller of the compiled kernels (``crnn._core``).
+
+The Python layer above validates; this module plans. It takes arrays
+already checked and converted (C-contiguous, of the model's dtype, finite,
+shapes that agree, batches as (N, T, .) and initial states as (N, d)) and
+owns everything the kernels need besides: the workspaces (sized by the
+kernels' own ``*_size`` functions, kept per Python thread and reused), the
+thread count, the chunking of large batches, and the layout of the flat
+gradient, which it cuts into named arrays. Every function makes the
+kernel calls of one operation and returns new arrays.
+
+The tuning constants below decide how work is split. None of them changes a
+bit of any result: every split is made from the sizes alone, never from the
+thread count (see the design note of ``crnn/_core.pyx``).
+"""
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from crnn import _core
+from crnn._validation import available_cpus, check_alloc, check_n_threads
+
+__all__ = [
+    "GradientArrays",
+    "forward",
+    "generate",
+    "gradient",
+    "loss",
+    "online_learn",
+    "online_state",
+    "threads",
+]
+
+# Below this many multiply-adds per call, a second thread costs more than it saves.
+_PARALLEL_MIN_WORK = 200_000
+
+# RTRL: sequences whose gradients are held at once before they are added to the total.
+_SLOTS_PER_THREAD = 4
+_SLOTS_BYTES = 8 << 20
+
+# BPTT's final products run in up to this many parts, each over a group of
+# sequences and at least this many (sequence, step) rows in all, their partial
+# sums at most this large.
+_PARTS = 4
+_PART_MIN_STEPS = 512
+_PARTS_BYTES = 32 << 20
+
+# BPTT's buffers hold every state of the batch: a batch whose buffers would
+# exceed this many bytes runs in chunks of sequences.
+_BPTT_BYTES = 64 << 20
+
+# BPTT's backward recurrence and the gradient's products run in blocks of
+# steps of about this many (sequence, step) rows: its deltas are kept for one
+# block only.
+_BPTT_BLOCK_ROWS = 1024
+
+# Workspaces are kept per Python thread and reused by the next call (a fresh
+# allocation costs a page fault per 4 KiB), except those above this size.
+_SCRATCH = threading.local()
+_SCRATCH_KEEP = 64 << 20
+_ALIGN = 64
+
+
+@dataclass(frozen=True)
+class GradientArrays:
+    """What one gradient call returns: dE for each array, and each sequence's loss.
+
+    ``b`` and ``c`` are None for a model without biases; ``s0`` is (N, d),
+    one row per sequence; ``E`` is (N,).
+    """
+
+    U: np.ndarray
+    W: np.ndarray
+    V: np.ndarray
+    b: np.ndarray | None
+    c: np.ndarray | None
+    s0: np.ndarray
+    E: np.ndarray
+
+
+# ---------------------------------------------------------------------- threads
+
+
+def threads(n_threads, N, work):
+    """Return the thread count for a call on N parallel items of `work` multiply-adds.
+
+    ``n_threads`` is the model's setting (None chooses from the size of the
+    work). Never more than N, and 1 when the kernels have no OpenMP.
+    """
+    chosen = check_n_threads(n_threads)
+    if chosen is None:
+        chosen = available_cpus() if work >= _PARALLEL_MIN_WORK else 1
+    if not _core._openmp_enabled():
+        return 1
+    return max(1, min(chosen, N))
+
+
+def _step_work(n, d, m):
+    """Multiply-adds of one forward step."""
+    return d * (n + d + m)
+
+
+# ---------------------------------------------------------------------- workspaces
+
+
+def _scratch(name, shape, dtype):
+    """Return an uninitialised workspace array, reused by this thread's later calls.
+
+    Each Python thread has its own buffers, so calls on one model from
+    several threads at once never share one.
+    """
+    size = 1
+    for k in shape:
+        size *= int(k)
+    cache = _SCRATCH.__dict__
+    key = (name, np.dtype(dtype))
+    buf = cache.get(key)
+    if buf is None or buf.size < size:
+        buf = _aligned_empty(max(size, 1), dtype)
+        if buf.nbytes <= _SCRATCH_KEEP:
+            cache[key] = buf
+        else:
+            cache.pop(key, None)
+    return buf[:size].reshape(shape)
+
+
+def _aligned_empty(size, dtype):
+    """Return an uninitialised 1-d array of `size` elements on a 64-byte boundary.
+
+    The kernels load whole cache lines (a 64-byte SIMD vector on AVX-512
+    builds): from a buffer that starts mid-line every such load spans two
+    lines (benchmarks/README.md has the cost).
+    """
+    dtype = np.dtype(dtype)
+    raw = np.empty(size * dtype.itemsize + _ALIGN, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGN
+    return raw[start : start + size * dtype.itemsize].view(dtype)
+
+
+def _arrays(params):
+    """U, W, V, b, c for the kernels: no biases are empty arrays."""
+    U, W, V, b, c = params
+    if b is None:
+        b = c = np.empty(0, dtype=U.dtype)
+    return U, W, V, b, c
+
+
+def _forward_scratch(n, d, m, N, nt, dtype):
+    """Packed weights and per-thread workspace of ``_forward``, ``_loss``, ``_generate``."""
+    R = _core._rows_per_block(N, nt)
+    pack = _scratch("pack", (_core._pack_size(n, d, m),), dtype)
+    work = _scratch("forward", (nt, _core._forward_work_size(R, n, d, m)), dtype)
+    return pack, work
+
+
+# ---------------------------------------------------------------------- forward
+
+
+def forward(params, X, s0, n_threads):
+    """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n)."""
+    U, W, V, b, c = _arrays(params)
+    N, T, n = X.shape
+    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    check_alloc((N, T, d + m), dt, "the states and outputs")
+    S = np.empty((N, T, d), dtype=dt)
+    Y = np.empty((N, T, m), dtype=dt)
+    if N * T:
+        nt = threads(n_threads, N, N * T * _step_work(n, d, m))
+        pack, work = _forward_scratch(n, d, m, N, nt, dt)
+        _core._forward(U, W, V, b, c, X, s0, S, Y, pack, work, nt)
+    return S, Y
+
+
+def loss(params, X, target, s0, g, n_threads):
+    """Return each sequence's loss E (N,) on the batch X, target."""
+    U, W, V, b, c = _arrays(params)
+    N, T, n = X.shape
+    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    E = np.zeros(N, dtype=dt)
+    if N * T:
+        nt = threads(n_threads, N, N * T * _step_work(n, d, m))
+        pack, work = _forward_scratch(n, d, m, N, nt, dt)
+        _core._loss(U, W, V, b, c, X, target, s0, g, E, pack, work, nt)
+    return E
+
+
+def generate(params, x0, s0, out, n_threads):
+    """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m); return S^T (N, d)."""
+    U, W, V, b, c = _arrays(params)
+    N, T, _ = out.shape
+    n, d, m, dt = U.shape[1], U.shape[0], V.shape[0], U.dtype
+    final = np.empty((N, d), dtype=dt)
+    nt = threads(n_threads, N, N * T * _step_work(n, d, m))
+    pack, work = _forward_scratch(n, d, m, N, nt, dt)
+    _core._generate(U, W, V, b, c, x0, s0, out, final, pack, work, nt)
+    return final
+
+
+# ---------------------------------------------------------------------- gradients
+
+
+def _bptt_steps(N, T):
+    """Return the steps per block of BPTT's backward pass (from the sizes alone)."""
+    return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
+
+
+def _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads):
+    """One BPTT kernel call on the sequences of X (N >= 1, T >= 1)."""
+    U, W, V, b, c = arrays
+    N, T, n = X.shape
+    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    P = grad.shape[0]
+    nt = threads(n_threads, N, N * T * _step_work(n, d, m) * 3)
+    L = _bptt_steps(N, T)
+    sizes = _core._bptt_buffer_sizes(N, T, n, d, m, L)
+    check_alloc((sum(sizes),), dt, "the bptt workspace")
+    A = _scratch("bptt A", (sizes[0],), dt)
+    B = _scratch("bptt B", (sizes[1],), dt)
+    # the final products in parts, each over a group of sequences (threads
+    # share them out without packing the same operand twice); the count
+    # depends on the sizes alone, so that no bit depends on the threads
+    parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
+    if parts > 1:
+        check_alloc((parts, P), dt, "the gradient parts")
+        sums = _scratch("slots", (parts, P), dt)
+    else:
+        sums = np.empty((1, 1), dtype=dt)
+    pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
+    work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
+    _core._bptt_gradient(
+        U, W, V, b, c, X, target, s0, g, grad, ds0, E, sums, pack, A, B, work, L, nt
+    )
+
+
+def _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads):
+    """One RTRL kernel call on the sequences of X (N >= 1, T >= 1)."""
+    U, W, V, b, c = arrays
+    N, T, n = X.shape
+    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    P = grad.shape[0]
+    bias = b.shape[0] > 0
+    # one sequence's sensitivity columns may be split over threads
+    nt = threads(n_threads, N * available_cpus(), N * T * d * d * (d * n + d * d + d))
+    nch = 1 if nt <= N else -(-nt // N)
+    size = _core._rtrl_work_size(n, d, m, nch, bias)
+    check_alloc((nt, size), dt, "the rtrl workspace")
+    work = _scratch("rtrl", (nt, size), dt)
+    # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
+    k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
+    check_alloc((k, P), dt, "the gradient slots")
+    slots = _scratch("slots", (k, P), dt)
+    pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
+    _core._rtrl_gradient(U, W, V, b, c, X, target, s0, g, grad, ds0, E, slots, pack, work, nch, nt)
+
+
+def gradient(params, X, target, s0, g, method, n_threads):
+    """Return the exact gradient of E over the batch, by "bptt" or "rtrl".
+
+    Returns
+    -------
+    GradientArrays
+        dE/dU, dE/dW, dE/dV (and dE/db, dE/dc with biases) summed over the
+        batch, dE/dS^0 (N, d) and each sequence's loss E (N,).
+    """
+    arrays = _arrays(params)
+    U, V, b = arrays[0], arrays[2], arrays[3]
+    N, T, n = X.shape
+    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    bias = b.shape[0] > 0
+    P = _core._gradient_size(n, d, m, bias)  # [dU dW] (d, n + d), dV (m, d), db, dc
+    grad = np.zeros(P, dtype=dt)
+    ds0 = np.zeros((N, d), dtype=dt)
+    E = np.zeros(N, dtype=dt)
+    if N * T and method == "bptt":
+        # BPTT keeps every state of the batch: sequences in chunks whose
+        # buffers fit in _BPTT_BYTES (a size-only rule: no bit depends on
+        # the thread count), their gradients added in order
+        per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
+        chunk = max(1, min(N, _BPTT_BYTES // per_seq))
+        for start in range(0, N, chunk):
+            stop = min(N, start + chunk)
+            out = grad if start == 0 else _scratch("grad", (P,), dt)
+            _bptt(
+                arrays,
+                X[start:stop],
+                target[start:stop],
+                s0[start:stop],
+                g,
+                out,
+                ds0[start:stop],
+                E[start:stop],
+                n_threads,
+            )
+            if start:
+                grad += out
+    elif N * T:
+        _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads)
+    dU, dW, dV, db, dc = _unpack_gradient(grad, n, d, m, bias)
+    return GradientArrays(U=dU, W=dW, V=dV, b=db, c=dc, s0=ds0, E=E)
+
+
+def _unpack_gradient(grad, n, d, m, bias):
+    """Cut the kernels' flat gradient [dU dW] (d, n + d), dV (m, d), db (d,), dc (m,)."""
+    dUW = grad[: d * (n + d)].reshape(d, n + d)
+    dU = np.ascontiguousarray(dUW[:, :n])
+    dW = np.ascontiguousarray(dUW[:, n:])
+    dV = grad[d * (n + d) : d * (n + d) + m * d].reshape(m, d)
+    db = dc = None
+    if bias:
+        db = grad[d * (n + d) + m * d : d * (n + d) + m * d + d]
+        dc = grad[d * (n + d) + m * d + d :]
+    return dU, dW, dV, db, dc
+
+
+# ---------------------------------------------------------------------- online RTRL
+
+
+def online_state(n, d, m, bias, dtype):
+    """Return new (sensitivities, gradient sum, workspace) for online RTRL.
+
+    The sensitivities (d, Q) hold dS_l/du_ij at column i*n + j, dS_l/dw_ij at
+    d*n + i*d + j and, with biases, dS_l/db_i at d*n + d*d + i; the gradient
+    sum is [U, W, (b)] (Q) then [V, (c)].
+    """
+    Q = d * n + d * d + (d if bias else 0)
+    work = _core._online_work_size(n, d, m, bias)
+    check_alloc((d, Q), dtype, "the RTRL sensitivities")
+    check_alloc((work,), dtype, "the online RTRL workspace")
+    P = np.zeros((d, Q), dtype=dtype)
+    grad = np.zeros(Q + m * d + (m if bias else 0), dtype=dtype)
+    return P, grad, np.empty(work, dtype=dtype)
+
+
+def online_learn(params, X, target, state, P, g, lr, clip, grad_sum, work):
+    """Run online RTRL over X (T, n): update the weights, state, P and grad_sum in place.
+
+    ``clip`` 0 means none. Returns the outputs Y (T, m) and each step's E^t (T,).
+    """
+    U, W, V, b, c = _arrays(params)
+    T = X.shape[0]
+    dt = U.dtype
+    Y = np.empty((T, V.shape[0]), dtype=dt)
+    E = np.empty(T, dtype=dt)
+    if T:
+        _core._rtrl_online(U, W, V, b, c, X, target, state, P, g, lr, clip, Y, E, grad_sum, work)
+    return Y, E
+
+
+def unpack_online_gradient(grad, n, d, m, bias):
+    """Cut online RTRL's flat gradient sum: U, W, (b) then V, (c); new arrays."""
+    Q = d * n + d * d + (d if bias else 0)
+    U = grad[: d * n].reshape(d, n).copy()
+    W = grad[d * n : d * n + d * d].reshape(d, d).copy()
+    V = grad[Q : Q + m * d].reshape(m, d).copy()
+    b = grad[d * n + d * d : Q].copy() if bias else None
+    c = grad[Q + m * d :].copy() if bias else None
+    return U, W, V, b, c

@@ -1,0 +1,427 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# cython: language_level=3
+#
+# Real-time recurrent learning (Williams and Zipser, 1989), included by
+# _core.pyx: the sensitivities dS^t/dtheta carried forward in time,
+#
+#   P^t = f'(Z^t) (W P^{t-1} + direct^t),   dE^t/dtheta = sum_k sum_l e^t_k v_kl P^t[l, :]
+#
+# Two kernels:
+#
+#   _rtrl_gradient   a batch: each sequence's sensitivity columns in panels
+#                    of CT columns, split in chunks over threads; the exact
+#                    gradient of E over the batch (and dE/dS^0)
+#   _rtrl_online     one stream, one step at a time, the weights updated at
+#                    every step (online learning), with one-step helpers on
+#                    raw pointers
+#
+# The two carry their sensitivities in different column orders (the batch:
+# row i of [U W], then S^0, then b; online: U, then W, then b, as
+# ``OnlineRTRL.sensitivities`` documents) and sum a step's pre-activation
+# differently (the batch as one chain over [x, s], online as U x plus W s),
+# so their results differ in the last bits; see the design note in _core.pyx.
+
+cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t npanels,
+                       const floating* W, const floating* Pp, floating* Pn,
+                       const floating* xs, Py_ssize_t qb, const floating* fp,
+                       const floating* c, floating* gq) noexcept nogil:
+    """One RTRL step on the sensitivity panels p0 .. p0 + npanels - 1.
+
+    P (d x Q) is held by panels of CT columns, panel-major (panel, row l,
+    column): Pn = f'(Z) (W Pp + direct) with direct[l, l K1 + j] = xs[j]
+    (the row [x^t, s^{t-1}]) and, when qb >= 0 (biases), direct[l, qb + l]
+    = 1 (dZ_l/db_l); then gq += c.T Pn (c = V.T e).
+    """
+    cdef Py_ssize_t ct = _ct(<floating>0), pl, l, i, j, q0, lo, hi, nr
+    cdef const floating* bp
+    cdef floating* op
+    cdef floating* orow
+    cdef floating* grow
+    cdef floating v, fl, cl
+    for pl in range(npanels):
+        q0 = (p0 + pl) * ct
+        bp = Pp + pl * d * ct
+        op = Pn + pl * d * ct
+        grow = gq + pl * ct
+        l = 0
+        while l < d:
+            nr = d - l if d - l < 4 else 4
+            _tile(d, W + l * d, d, 1, bp, ct, op + l * ct, ct, nr, 0)
+            for i in range(nr):
+                orow = op + (l + i) * ct
+                lo = (l + i) * K1
+                hi = lo + K1
+                if lo < q0 + ct and hi > q0:          # the direct term meets the panel
+                    for j in range(lo if lo > q0 else q0, hi if hi < q0 + ct else q0 + ct):
+                        orow[j - q0] = orow[j - q0] + xs[j - lo]
+                if qb >= 0 and qb + l + i >= q0 and qb + l + i < q0 + ct:
+                    orow[qb + l + i - q0] = orow[qb + l + i - q0] + 1
+                fl = fp[l + i]
+                cl = c[l + i]
+                for j in range(ct):
+                    v = orow[j] * fl
+                    orow[j] = v
+                    grow[j] = grow[j] + cl * v
+            l = l + 4
+
+
+cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
+                     Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* X,
+                     const floating* target, const floating* s0, floating g,
+                     const floating* W, const floating* pack, const floating* bb,
+                     const floating* cb, floating* grad, floating* ds0, floating* E,
+                     floating* work) noexcept nogil:
+    """RTRL for sequence b, sensitivity columns of chunk ch of nch.
+
+    The sensitivities dS^t_l/dtheta_q are carried forward in a (d, Q)
+    matrix P, Q = d (n + d) + d: [u_i., w_i.] at i (n + d) .. i (n + d) + n + d - 1
+    (row i of [U W]), then s0_j at d (n + d) + j, then, with biases (bb and
+    cb not NULL), b_j at d (n + d) + d + j::
+
+        P^0 = [0 | I | 0],  P^t = f'(Z^t) (W P^{t-1} + direct^t),
+        direct^t[l, l (n + d) + j] = [x^t, s^{t-1}]_j,  direct^t[l, b_l] = 1
+        dE^t/dtheta_q = sum_k sum_l e^t_k v_kl P^t[l, q] = sum_l c^t_l P^t[l, q]
+
+    (the seed's recursion and double sum, k summed first: c^t = V.T e^t).
+    A column's values depend on that column alone, so the columns are split
+    into chunks, each run by one thread through all T steps (the forward
+    pass, cheap next to P, is run by each). Chunk 0 also computes E[b] and
+    dE/dV (and dc = sum_t e^t). OUT: its columns of grad ([U W] and b parts)
+    and ds0; chunk 0: the V and c parts of grad and E[b]. work:
+    ``_rtrl_work_size``; memory does not grow with T.
+    """
+    cdef Py_ssize_t K1 = n + d, ct = _ct(<floating>0)
+    cdef Py_ssize_t Q = d * K1 + d + (d if bb != NULL else 0)
+    cdef Py_ssize_t ntot = (Q + ct - 1) // ct
+    cdef Py_ssize_t p0 = ch * ntot // nch, p1 = (ch + 1) * ntot // nch
+    cdef Py_ssize_t npanels = p1 - p0, Qc = npanels * ct, t, j, l, k, q
+    cdef const floating* UW = pack
+    cdef const floating* Vt = UW + K1 * d
+    cdef const floating* Vr = Vt + d * m + (m + d) * d + d * d
+    cdef floating* cur = work                       # (K1,): [x^t, s^{t-1}]
+    cdef floating* nxt = cur + K1                   # (K1,): [., s^t]
+    cdef floating* e = nxt + K1                     # (m,): Y^t, then e^t
+    cdef floating* c = e + m                        # (d,)
+    cdef floating* fp = c + d                       # (d,)
+    cdef floating* gq = fp + d                      # (Qc,)
+    cdef floating* Pp = gq + Qc                     # (d, Qc) by panels
+    cdef floating* Pn = Pp + d * Qc
+    cdef floating* dV = grad + d * K1
+    cdef floating* dc = dV + m * d + d
+    cdef floating* tmp
+    cdef floating sq = 0
+    for j in range(d):
+        cur[n + j] = s0[b * d + j]
+    memset(gq, 0, Qc * sizeof(floating))
+    memset(Pp, 0, d * Qc * sizeof(floating))
+    for l in range(d):                              # dS^0/dS^0 = I
+        q = d * K1 + l
+        if q >= p0 * ct and q < p1 * ct:
+            Pp[((q // ct - p0) * d + l) * ct + q % ct] = 1
+    if ch == 0:
+        memset(dV, 0, m * d * sizeof(floating))
+        if cb != NULL:
+            memset(dc, 0, m * sizeof(floating))
+    for t in range(T):
+        for j in range(n):
+            cur[j] = X[(b * T + t) * n + j]
+        _gemm_packed(1, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
+        _cell_states(nxt + n, 1, K1, d, bb)
+        _gemm_packed(1, d, m, nxt + n, K1, 1, Vt, e, m, 0)
+        _add_bias(e, 1, m, m, cb)
+        sq = _residuals(target + (b * T + t) * m, e, m, g, sq)
+        _gemm_packed(1, m, d, e, m, 1, Vr, c, d, 0)
+        for l in range(d):
+            fp[l] = _cell_slope(nxt[n + l])
+        _rtrl_panels(d, K1, p0, npanels, W, Pp, Pn, cur, d * K1 + d if bb != NULL else -1,
+                     fp, c, gq)
+        if ch == 0:                                 # dE^t/dV = e^t (S^t).T
+            for k in range(m):
+                for j in range(d):
+                    dV[k * d + j] = dV[k * d + j] + e[k] * nxt[n + j]
+            if cb != NULL:                          # dE^t/dc = e^t
+                for k in range(m):
+                    dc[k] = dc[k] + e[k]
+        tmp = Pp
+        Pp = Pn
+        Pn = tmp
+        tmp = cur
+        cur = nxt
+        nxt = tmp
+    for j in range(Qc):
+        q = p0 * ct + j
+        if q < d * K1:
+            grad[q] = gq[j]
+        elif q < d * K1 + d:
+            ds0[q - d * K1] = gq[j]
+        elif q < Q:                                 # db: after dV in grad
+            grad[q + m * d - d] = gq[j]
+    if ch == 0:
+        E[b] = g * sq
+
+
+def _rtrl_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch,
+                    bint bias=False):
+    """Scalars of workspace one thread needs for one RTRL chunk of nch."""
+    cdef Py_ssize_t ct = 2 * CRNN_VWF     # the wider of the two dtypes' panels
+    cdef Py_ssize_t Qc = (d * (n + d) + d + (d if bias else 0) + nch - 1) // nch + 2 * ct
+    return 2 * (n + d) + m + 2 * d + Qc + 2 * d * Qc
+
+
+def _rtrl_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
+                   const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
+                   const floating[:, :, ::1] X, const floating[:, :, ::1] target,
+                   const floating[:, ::1] s0, floating g,
+                   floating[::1] grad, floating[:, ::1] ds0, floating[::1] E,
+                   floating[:, ::1] slots, floating[::1] pack, floating[:, ::1] work,
+                   Py_ssize_t nch, int n_threads):
+    """Exact gradient of E over a batch by real-time recurrent learning.
+
+    IN, OUT: as ``_bptt_gradient``.
+    SCRATCH: pack (_pack_size,); work (n_threads, _rtrl_work_size(n, d, m,
+    nch, bias)); slots (K, _gradient_size) for K >= 1 sequences' gradients.
+    Each sequence's sensitivity columns are split in nch chunks, each run by
+    one thread through all T steps; each sequence's gradient is computed
+    alone into its slot, and the slots are added in sequence order, K
+    sequences at a time. No bit depends on the thread count, nch or K.
+    """
+    cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
+    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t P = grad.shape[0], K = slots.shape[0]
+    cdef Py_ssize_t start, stop, i, it, p
+    cdef const floating* bb = _ptr_or_null(b)
+    cdef const floating* cb = _ptr_or_null(c)
+    cdef floating acc
+    with nogil:
+        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        memset(&grad[0], 0, P * sizeof(floating))
+    with nogil, parallel(num_threads=n_threads):
+        start = 0
+        while start < N:
+            stop = start + K if start + K < N else N
+            for it in prange((stop - start) * nch, schedule="static"):
+                _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
+                           &target[0, 0, 0], &s0[0, 0], g, &W[0, 0], &pack[0], bb, cb,
+                           &slots[it // nch, 0], &ds0[start + it // nch, 0], &E[0],
+                           &work[threadid(), 0])
+            # add the slots in sequence order: the same sum whatever the threads
+            for p in prange(P, schedule="static"):
+                acc = grad[p]
+                for i in range(stop - start):
+                    acc = acc + slots[i, p]
+                grad[p] = acc
+            start = stop
+
+
+# ---------------------------------------------------------------------------
+# online learning: RTRL one step at a time, the weights updated at every step
+# ---------------------------------------------------------------------------
+
+cdef inline void _matvec(const floating* A, Py_ssize_t rows, Py_ssize_t cols,
+                         const floating* x, floating* y) noexcept nogil:
+    """y += A @ x, A of shape (rows, cols)."""
+    cdef Py_ssize_t i, j
+    cdef floating acc
+    for i in range(rows):
+        acc = 0
+        for j in range(cols):
+            acc = acc + A[i * cols + j] * x[j]
+        y[i] = y[i] + acc
+
+
+cdef inline void _matTvec(const floating* A, Py_ssize_t rows, Py_ssize_t cols,
+                          const floating* x, floating* y) noexcept nogil:
+    """y += A.T @ x, A of shape (rows, cols); axpy form, unit stride."""
+    cdef Py_ssize_t i, j
+    cdef floating xi
+    for i in range(rows):
+        xi = x[i]
+        for j in range(cols):
+            y[j] = y[j] + A[i * cols + j] * xi
+
+
+cdef inline void _outer(floating* A, Py_ssize_t rows, Py_ssize_t cols,
+                        const floating* u, const floating* v) noexcept nogil:
+    """A += outer(u, v), A of shape (rows, cols)."""
+    cdef Py_ssize_t i, j
+    cdef floating ui
+    for i in range(rows):
+        ui = u[i]
+        for j in range(cols):
+            A[i * cols + j] = A[i * cols + j] + ui * v[j]
+
+
+cdef inline void _state_step(const floating* U, const floating* W,
+                             const floating* bb, Py_ssize_t d, Py_ssize_t n,
+                             const floating* x, const floating* s_prev,
+                             floating* s) noexcept nogil:
+    """s = tanh(U @ x + W @ s_prev + b) (no b when bb is NULL); s must not alias s_prev."""
+    cdef Py_ssize_t i
+    for i in range(d):
+        s[i] = 0
+    _matvec(U, d, n, x, s)
+    _matvec(W, d, d, s_prev, s)
+    _cell_states(s, 1, d, d, bb)
+
+
+cdef inline floating _output_error(const floating* V, const floating* cb,
+                                   Py_ssize_t m, Py_ssize_t d,
+                                   const floating* s, const floating* target,
+                                   floating g, floating* y, floating* e) noexcept nogil:
+    """y = V @ s + c (no c when cb is NULL), e = -2 g (target - y);
+    return sum_k (target_k - y_k)^2."""
+    cdef Py_ssize_t k
+    cdef floating r, sq = 0
+    for k in range(m):
+        e[k] = 0
+    _matvec(V, m, d, s, e)              # e = y = V @ s (+ c)
+    if cb != NULL:
+        for k in range(m):
+            e[k] = e[k] + cb[k]
+    for k in range(m):
+        y[k] = e[k]
+    for k in range(m):
+        r = target[k] - e[k]
+        sq = sq + r * r
+        e[k] = -2 * g * r
+    return sq
+
+
+cdef inline void _sensitivity_step(const floating* W, Py_ssize_t d, Py_ssize_t n,
+                                   Py_ssize_t Q, bint bias, const floating* x,
+                                   const floating* s_prev, const floating* s,
+                                   const floating* P_prev, floating* P) noexcept nogil:
+    """One step of Williams and Zipser's sensitivity recursion, P = f'(Z) * (direct + W @ P_prev).
+
+    P and P_prev are (d, Q) with Q >= d*n + d*d (+ d with biases): column
+    i*n + j holds dS_l/du_ij, column d*n + i*d + j dS_l/dw_ij, and with
+    biases column d*n + d*d + i dS_l/db_i (any further columns have no
+    direct term). direct[l, u_ij] = delta_li x_j, direct[l, w_ij] = delta_li
+    s_prev_j, direct[l, b_i] = delta_li; f'(Z) = 1 - s^2. P must not alias
+    P_prev.
+    """
+    cdef Py_ssize_t l, mm, j, q
+    cdef floating* row
+    cdef const floating* row_prev
+    cdef floating wlm, fp
+    for l in range(d):
+        row = P + l * Q
+        for q in range(Q):
+            row[q] = 0
+        for mm in range(d):                         # row += w_lm P_prev[m, :]
+            wlm = W[l * d + mm]
+            row_prev = P_prev + mm * Q
+            for q in range(Q):
+                row[q] = row[q] + wlm * row_prev[q]
+        for j in range(n):                          # delta_li x_j, i = l
+            row[l * n + j] = row[l * n + j] + x[j]
+        for j in range(d):                          # delta_li s_prev_j, i = l
+            row[d * n + l * d + j] = row[d * n + l * d + j] + s_prev[j]
+        if bias:                                    # delta_li, i = l
+            row[d * n + d * d + l] = row[d * n + d * d + l] + 1
+        fp = _cell_slope(s[l])
+        for q in range(Q):
+            row[q] = row[q] * fp
+
+
+def _online_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False):
+    """Scalars of workspace ``_rtrl_online`` needs."""
+    cdef Py_ssize_t Q = d * n + d * d + (d if bias else 0)
+    return 2 * d + 2 * m + d * Q + Q + m * d + (m if bias else 0)
+
+
+def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
+                 floating[::1] b, floating[::1] c,
+                 const floating[:, ::1] X, const floating[:, ::1] target,
+                 floating[::1] s, floating[:, ::1] P,
+                 floating g, floating lr, floating clip,
+                 floating[:, ::1] Y, floating[::1] E, floating[::1] grad_sum,
+                 floating[::1] work):
+    """Real-time recurrent learning over a chunk of one stream (Williams and Zipser).
+
+    At each step t: the state and output from the current weights; the
+    sensitivities P^t = f'(Z^t) (direct^t + W P^{t-1}) (columns: u_ij at
+    i*n + j, then w_ij at d*n + i*d + j, then with biases b_i at d*n + d*d
+    + i; see ``_sensitivity_step``); the gradient of E^t alone,
+    dE^t/dtheta = sum_k sum_l e^t_k v_kl P^t[l, :], e^t S^t.T for V and e^t
+    for c; its norm clipped to ``clip`` (0: no clipping); then theta -= lr
+    dE^t/dtheta when lr > 0. The cost of a step does not depend on how long
+    the stream has run.
+
+    IN/OUT: U, W, V, and b (d,), c (m,) or both empty (no biases), updated
+    when lr > 0; s (d,) the state, P (d, Q) the sensitivities, grad_sum
+    (Q + m*d (+ m),): [U, W, (b), V, (c)] += every step's gradient.
+    IN: X (T, n), target (T, m). OUT: Y (T, m) the outputs (from the weights
+    before the step's update), E (T,) each step's E^t.
+    SCRATCH: work (_online_work_size(n, d, m, bias),).
+    """
+    cdef Py_ssize_t T = X.shape[0], n = X.shape[1], d = U.shape[0], m = V.shape[0]
+    cdef bint bias = b.shape[0] > 0
+    cdef Py_ssize_t Q = d * n + d * d + (d if bias else 0)
+    cdef Py_ssize_t NP = Q + m * d + (m if bias else 0)
+    cdef Py_ssize_t t, i, j, l, q, k
+    cdef floating* bb = &b[0] if bias else NULL
+    cdef floating* cb = &c[0] if bias else NULL
+    cdef floating* s_new = &work[0]                 # (d,)
+    cdef floating* cv = s_new + d                   # (d,): V.T e^t
+    cdef floating* e = cv + d                       # (m,)
+    cdef floating* y = e + m                        # (m,)
+    cdef floating* Pn = y + m                       # (d, Q)
+    cdef floating* gstep = Pn + d * Q               # (NP,): dE^t/dtheta
+    cdef floating* row
+    cdef floating cl, norm, scale
+    with nogil:
+        for t in range(T):
+            _state_step(&U[0, 0], &W[0, 0], bb, d, n, &X[t, 0], &s[0], s_new)
+            E[t] = g * _output_error(&V[0, 0], cb, m, d, s_new, &target[t, 0], g, y, e)
+            for k in range(m):
+                Y[t, k] = y[k]
+            _sensitivity_step(&W[0, 0], d, n, Q, bias, &X[t, 0], &s[0], s_new, &P[0, 0], Pn)
+
+            # the gradient of E^t: the seed's double sum, the k-sum first
+            for l in range(d):
+                cv[l] = 0
+            _matTvec(&V[0, 0], m, d, e, cv)
+            for q in range(NP):
+                gstep[q] = 0
+            for l in range(d):
+                cl = cv[l]
+                row = Pn + l * Q
+                for q in range(Q):
+                    gstep[q] = gstep[q] + cl * row[q]
+            _outer(gstep + Q, m, d, e, s_new)
+            if bias:
+                for k in range(m):
+                    gstep[Q + m * d + k] = e[k]
+
+            if clip > 0:
+                norm = 0
+                for q in range(NP):
+                    norm = norm + gstep[q] * gstep[q]
+                norm = sqrt(norm)
+                if norm > clip:
+                    scale = clip / norm
+                    for q in range(NP):
+                        gstep[q] = gstep[q] * scale
+            for q in range(NP):
+                grad_sum[q] = grad_sum[q] + gstep[q]
+
+            # carry the state and the sensitivities, then update the weights
+            for l in range(d):
+                s[l] = s_new[l]
+                for q in range(Q):
+                    P[l, q] = Pn[l * Q + q]
+            if lr > 0:
+                for i in range(d):
+                    for j in range(n):
+                        U[i, j] = U[i, j] - lr * gstep[i * n + j]
+                    for j in range(d):
+                        W[i, j] = W[i, j] - lr * gstep[d * n + i * d + j]
+                for k in range(m):
+                    for j in range(d):
+                        V[k, j] = V[k, j] - lr * gstep[Q + k * d + j]
+                if bias:
+                    for i in range(d):
+                        bb[i] = bb[i] - lr * gstep[d * n + d * d + i]
+                    for k in range(m):
+                        cb[k] = cb[k] - lr * gstep[Q + m * d + k]
