@@ -306,6 +306,7 @@ def _bptt_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     as many, each reads the rows its own thread wrote), their rows shared
     out between the threads, then added in order. No bit depends on the
     thread count.
+    Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
@@ -320,7 +321,11 @@ def _bptt_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef const floating* bb = _ptr_or_null(b)
     cdef const floating* cb = _ptr_or_null(c)
     cdef floating acc
+    cdef Py_ssize_t bad
     with nogil:
+        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+               + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
+               + _nonfinite(&s0[0, 0], N * d))
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         memset(&grad[0], 0, P * sizeof(floating))
     # one parallel region (threads woken once), its loops shared out in turn
@@ -356,3 +361,4 @@ def _bptt_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                 for i in range(1, Kg):
                     acc = acc + parts[i, p]
                 grad[p] = acc
+    return bad

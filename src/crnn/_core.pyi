@@ -43,7 +43,7 @@ def _forward(
     pack: _F,  # floating[::1] (_pack_size,), SCRATCH
     work: _F,  # floating[:, ::1] (n_threads, _forward_work_size(_rows_per_block(N, n_threads), ...))
     n_threads: int,
-) -> None: ...
+) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _generate(
     U: _F,
     W: _F,
@@ -57,7 +57,7 @@ def _generate(
     pack: _F,  # as in _forward, SCRATCH
     work: _F,  # as in _forward, SCRATCH
     n_threads: int,
-) -> None: ...
+) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _loss(
     U: _F,
     W: _F,
@@ -72,7 +72,7 @@ def _loss(
     pack: _F,  # as in _forward, SCRATCH
     work: _F,  # as in _forward, SCRATCH
     n_threads: int,
-) -> None: ...
+) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _bptt_gradient(
     U: _F,
     W: _F,
@@ -93,7 +93,7 @@ def _bptt_gradient(
     work: _F,  # floating[:, ::1] (n_threads, _bptt_work_size(d, m)), SCRATCH
     L: int,  # steps per block of the backward recurrence
     n_threads: int,
-) -> None: ...
+) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _rtrl_gradient(
     U: _F,
     W: _F,
@@ -112,7 +112,7 @@ def _rtrl_gradient(
     work: _F,  # floating[:, ::1] (n_threads, _rtrl_work_size(n, d, m, nch, bias)), SCRATCH
     nch: int,  # each sequence's sensitivity columns in nch chunks
     n_threads: int,
-) -> None: ...
+) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _rtrl_online(
     U: _F,  # floating[:, ::1] (d, n), IN/OUT
     W: _F,  # floating[:, ::1] (d, d), IN/OUT

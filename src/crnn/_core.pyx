@@ -88,6 +88,8 @@ cdef extern from "_simd.h":
     const char* CRNN_ISA
     int crnn_cpu_avx2() noexcept nogil
     int crnn_cpu_avx512() noexcept nogil
+    Py_ssize_t crnn_nonfinite_d(const double* a, Py_ssize_t n) noexcept nogil
+    Py_ssize_t crnn_nonfinite_f(const float* a, Py_ssize_t n) noexcept nogil
 
 include "_gemm.pxi"
 include "_cell.pxi"
@@ -156,6 +158,31 @@ cdef inline const floating* _ptr_or_null(const floating[::1] a) noexcept nogil:
     if a.shape[0] == 0:
         return NULL
     return &a[0]
+
+
+cdef inline Py_ssize_t _nonfinite(const floating* a, Py_ssize_t count) noexcept nogil:
+    """How many of a[0 .. count - 1] are NaN or infinite."""
+    if floating is double:
+        return crnn_nonfinite_d(a, count)
+    else:
+        return crnn_nonfinite_f(a, count)
+
+
+cdef inline Py_ssize_t _nonfinite_weights(const floating* U, const floating* W,
+                                          const floating* V, const floating* bb,
+                                          const floating* cb, Py_ssize_t n, Py_ssize_t d,
+                                          Py_ssize_t m) noexcept nogil:
+    """How many entries of U, W, V (and b, c when not NULL) are NaN or infinite.
+
+    Every entry point counts the non-finite values of its inputs in this
+    pass (cheap next to any kernel) and returns the count, so that the
+    Python layer checks finiteness without a pass of its own; it names the
+    array at fault when the count is not 0.
+    """
+    cdef Py_ssize_t bad = _nonfinite(U, d * n) + _nonfinite(W, d * d) + _nonfinite(V, m * d)
+    if bb != NULL:
+        bad = bad + _nonfinite(bb, d) + _nonfinite(cb, m)
+    return bad
 
 
 cdef void _pack_weights(const floating* U, const floating* W, const floating* V,
@@ -359,13 +386,18 @@ def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
     OUT: S (N, T, d), Y (N, T, m), overwritten.
     SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
     with R = _rows_per_block(N, n_threads).
+
+    Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
     cdef const floating* bb = _ptr_or_null(b)
     cdef const floating* cb = _ptr_or_null(c)
+    cdef Py_ssize_t bad
     with nogil:
+        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+               + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&s0[0, 0], N * d))
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
@@ -374,6 +406,7 @@ def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
                 _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
                                bb, cb, &S[0, 0, 0], &Y[0, 0, 0], NULL, 0, NULL,
                                &work[threadid(), 0])
+    return bad
 
 
 def _generate(const floating[:, ::1] U, const floating[:, ::1] W,
@@ -387,13 +420,18 @@ def _generate(const floating[:, ::1] U, const floating[:, ::1] W,
     OUT: out (N, T, n) the outputs, sT (N, d) the final states.
     SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
     with R = _rows_per_block(N, n_threads).
+
+    Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = out.shape[0], T = out.shape[1], n = U.shape[1]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
     cdef const floating* bb = _ptr_or_null(b)
     cdef const floating* cb = _ptr_or_null(c)
+    cdef Py_ssize_t bad
     with nogil:
+        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+               + _nonfinite(&x0[0, 0], N * n) + _nonfinite(&s0[0, 0], N * d))
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
@@ -401,6 +439,7 @@ def _generate(const floating[:, ::1] U, const floating[:, ::1] W,
             if Rb > 0:
                 _generate_block(b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], &pack[0], bb, cb,
                                 &out[0, 0, 0], &sT[0, 0], &work[threadid(), 0])
+    return bad
 
 
 def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
@@ -413,13 +452,19 @@ def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
     IN: as ``_forward``, target (N, T, m), g.
     OUT: E (N,), E[b] = g sum_t sum_k (target - Y)^2 of sequence b.
     SCRATCH: as ``_forward``.
+
+    Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
     cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
     cdef const floating* bb = _ptr_or_null(b)
     cdef const floating* cb = _ptr_or_null(c)
+    cdef Py_ssize_t bad
     with nogil:
+        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+               + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
+               + _nonfinite(&s0[0, 0], N * d))
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
@@ -428,6 +473,7 @@ def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
                 _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
                                bb, cb, NULL, NULL, &target[0, 0, 0], g, &E[0],
                                &work[threadid(), 0])
+    return bad
 
 
 # ---------------------------------------------------------------------------

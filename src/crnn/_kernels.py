@@ -69,7 +69,8 @@ class GradientArrays:
     """What one gradient call returns: dE for each array, and each sequence's loss.
 
     ``b`` and ``c`` are None for a model without biases; ``s0`` is (N, d),
-    one row per sequence; ``E`` is (N,).
+    one row per sequence; ``E`` is (N,); ``nonfinite`` the number of NaN and
+    infinite values the kernels met in the weights and data.
     """
 
     U: np.ndarray
@@ -79,6 +80,7 @@ class GradientArrays:
     c: np.ndarray | None
     s0: np.ndarray
     E: np.ndarray
+    nonfinite: int
 
 
 # ---------------------------------------------------------------------- threads
@@ -90,12 +92,11 @@ def threads(n_threads, N, work):
     ``n_threads`` is the model's setting (None chooses from the size of the
     work). Never more than N, and 1 when the kernels have no OpenMP.
     """
-    chosen = check_n_threads(n_threads)
-    if chosen is None:
-        chosen = available_cpus() if work >= _PARALLEL_MIN_WORK else 1
-    if not _core._openmp_enabled():
+    if N <= 1 or not _core._openmp_enabled():
         return 1
-    return max(1, min(chosen, N))
+    if n_threads is None:
+        return min(N, available_cpus()) if work >= _PARALLEL_MIN_WORK else 1
+    return max(1, min(check_n_threads(n_threads), N))
 
 
 def _step_work(n, d, m):
@@ -160,43 +161,52 @@ def _forward_scratch(n, d, m, N, nt, dtype):
 
 
 def forward(params, X, s0, n_threads):
-    """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n)."""
+    """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n).
+
+    And the number of NaN and infinite values the kernel met in the weights,
+    X and s0 (0 when N T = 0: nothing was read), as every function here.
+    """
     U, W, V, b, c = _arrays(params)
     N, T, n = X.shape
     d, m, dt = U.shape[0], V.shape[0], U.dtype
     check_alloc((N, T, d + m), dt, "the states and outputs")
     S = np.empty((N, T, d), dtype=dt)
     Y = np.empty((N, T, m), dtype=dt)
+    bad = 0
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
         pack, work = _forward_scratch(n, d, m, N, nt, dt)
-        _core._forward(U, W, V, b, c, X, s0, S, Y, pack, work, nt)
-    return S, Y
+        bad = _core._forward(U, W, V, b, c, X, s0, S, Y, pack, work, nt)
+    return S, Y, bad
 
 
 def loss(params, X, target, s0, g, n_threads):
-    """Return each sequence's loss E (N,) on the batch X, target."""
+    """Return each sequence's loss E (N,) on the batch X, target, and the non-finite count."""
     U, W, V, b, c = _arrays(params)
     N, T, n = X.shape
     d, m, dt = U.shape[0], V.shape[0], U.dtype
     E = np.zeros(N, dtype=dt)
+    bad = 0
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
         pack, work = _forward_scratch(n, d, m, N, nt, dt)
-        _core._loss(U, W, V, b, c, X, target, s0, g, E, pack, work, nt)
-    return E
+        bad = _core._loss(U, W, V, b, c, X, target, s0, g, E, pack, work, nt)
+    return E, bad
 
 
 def generate(params, x0, s0, out, n_threads):
-    """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m); return S^T (N, d)."""
+    """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m).
+
+    Returns S^T (N, d) and the non-finite count of the weights, x0 and s0.
+    """
     U, W, V, b, c = _arrays(params)
     N, T, _ = out.shape
     n, d, m, dt = U.shape[1], U.shape[0], V.shape[0], U.dtype
     final = np.empty((N, d), dtype=dt)
     nt = threads(n_threads, N, N * T * _step_work(n, d, m))
     pack, work = _forward_scratch(n, d, m, N, nt, dt)
-    _core._generate(U, W, V, b, c, x0, s0, out, final, pack, work, nt)
-    return final
+    bad = _core._generate(U, W, V, b, c, x0, s0, out, final, pack, work, nt)
+    return final, bad
 
 
 # ---------------------------------------------------------------------- gradients
@@ -208,7 +218,7 @@ def _bptt_steps(N, T):
 
 
 def _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads):
-    """One BPTT kernel call on the sequences of X (N >= 1, T >= 1)."""
+    """One BPTT kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     U, W, V, b, c = arrays
     N, T, n = X.shape
     d, m, dt = U.shape[0], V.shape[0], U.dtype
@@ -230,13 +240,13 @@ def _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads):
         sums = np.empty((1, 1), dtype=dt)
     pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
     work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
-    _core._bptt_gradient(
+    return _core._bptt_gradient(
         U, W, V, b, c, X, target, s0, g, grad, ds0, E, sums, pack, A, B, work, L, nt
     )
 
 
 def _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads):
-    """One RTRL kernel call on the sequences of X (N >= 1, T >= 1)."""
+    """One RTRL kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     U, W, V, b, c = arrays
     N, T, n = X.shape
     d, m, dt = U.shape[0], V.shape[0], U.dtype
@@ -253,7 +263,9 @@ def _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads):
     check_alloc((k, P), dt, "the gradient slots")
     slots = _scratch("slots", (k, P), dt)
     pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
-    _core._rtrl_gradient(U, W, V, b, c, X, target, s0, g, grad, ds0, E, slots, pack, work, nch, nt)
+    return _core._rtrl_gradient(
+        U, W, V, b, c, X, target, s0, g, grad, ds0, E, slots, pack, work, nch, nt
+    )
 
 
 def gradient(params, X, target, s0, g, method, n_threads):
@@ -274,6 +286,7 @@ def gradient(params, X, target, s0, g, method, n_threads):
     grad = np.zeros(P, dtype=dt)
     ds0 = np.zeros((N, d), dtype=dt)
     E = np.zeros(N, dtype=dt)
+    bad = 0
     if N * T and method == "bptt":
         # BPTT keeps every state of the batch: sequences in chunks whose
         # buffers fit in _BPTT_BYTES (a size-only rule: no bit depends on
@@ -283,7 +296,7 @@ def gradient(params, X, target, s0, g, method, n_threads):
         for start in range(0, N, chunk):
             stop = min(N, start + chunk)
             out = grad if start == 0 else _scratch("grad", (P,), dt)
-            _bptt(
+            bad += _bptt(
                 arrays,
                 X[start:stop],
                 target[start:stop],
@@ -297,9 +310,9 @@ def gradient(params, X, target, s0, g, method, n_threads):
             if start:
                 grad += out
     elif N * T:
-        _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads)
+        bad = _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads)
     dU, dW, dV, db, dc = _unpack_gradient(grad, n, d, m, bias)
-    return GradientArrays(U=dU, W=dW, V=dV, b=db, c=dc, s0=ds0, E=E)
+    return GradientArrays(U=dU, W=dW, V=dV, b=db, c=dc, s0=ds0, E=E, nonfinite=bad)
 
 
 def _unpack_gradient(grad, n, d, m, bias):

@@ -363,6 +363,62 @@ class RNN:
             out += [np.empty(0, dtype=self._dtype)] * 2
         return out
 
+    def _kernel_weights(self):
+        """Return U, W, V, b, c as they are, when the kernels can take them as they are.
+
+        The fast path of every call: the arrays' type, dtype, shape and
+        layout are checked here, their values by the kernel itself, which
+        counts the non-finite ones in the pass it makes anyway. None when an
+        array needs converting or is wrong: then ``_weights`` converts it or
+        refuses it by name.
+        """
+        dt = self._dtype
+        n, d, m = self._size
+        arrays = (self._U, self._W, self._V, self._b, self._c)
+        shapes = ((d, n), (d, d), (m, d), (d,), (m,))
+        for arr, shape in zip(arrays[: 5 if self._b is not None else 3], shapes, strict=False):
+            if not (
+                type(arr) is np.ndarray
+                and arr.dtype == dt
+                and arr.shape == shape
+                and arr.flags.c_contiguous
+            ):
+                return None
+        if self._b is None:
+            empty = np.empty(0, dtype=dt)
+            return (*arrays[:3], empty, empty)
+        return arrays
+
+    def _checked(self, X, target, s0, check_finite, need_target):
+        """Validate the weights and data of a call: (params, X3, t3, s02, batched, s0_kind, deferred).
+
+        Shapes, types and layouts are checked here. When ``deferred`` is
+        True the values are not: the kernel counts the non-finite ones and
+        the caller passes the count to ``_refuse_nonfinite``. Whatever is
+        wrong is refused with the message, and in the order, of the complete
+        checks (``_weights`` then ``_data``), which run whenever the fast
+        path finds anything amiss or has nothing to compute.
+        """
+        params = self._kernel_weights()
+        if params is not None:
+            try:
+                data = self._data(X, target, s0, False, need_target)
+            except (TypeError, ValueError, MemoryError):
+                params = None  # the complete checks below raise, in their order
+            else:
+                X3 = data[0]
+                if X3.shape[0] * X3.shape[1] > 0:
+                    return (params, *data, check_finite)
+        params = self._weights(check_finite)
+        return (params, *self._data(X, target, s0, check_finite, need_target), False)
+
+    def _refuse_nonfinite(self, bad, X, target, s0, need_target):
+        """Raise the complete checks' error when a kernel counted non-finite values."""
+        if bad:
+            self._weights(True)
+            self._data(X, target, s0, True, need_target)
+            raise ValueError(f"the weights or data hold {bad} NaN or infinite values")
+
     def _data(self, X, target, s0, check_finite, need_target):
         """Validate and convert X, target and s0 to (N, T, n), (N, T, m), (N, d)."""
         dt = self._dtype
@@ -443,9 +499,10 @@ class RNN:
         """
         return_state = check_bool(return_state, "return_state")
         check_finite = check_bool(check_finite, "check_finite")
-        params = self._weights(check_finite)
-        X3, _, s02, batched, _ = self._data(X, None, s0, check_finite, need_target=False)
-        S, Y = _kernels.forward(params, X3, s02, self._n_threads)
+        params, X3, _, s02, batched, _, deferred = self._checked(X, None, s0, check_finite, False)
+        S, Y, bad = _kernels.forward(params, X3, s02, self._n_threads)
+        if deferred:
+            self._refuse_nonfinite(bad, X, None, s0, False)
         T = X3.shape[1]
         out = (S, Y) if batched else (S[0], Y[0])
         if return_state:
@@ -494,9 +551,10 @@ class RNN:
         """
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
-        params = self._weights(check_finite)
-        X3, t3, s02, _, _ = self._data(X, target, s0, check_finite, need_target=True)
-        E = _kernels.loss(params, X3, t3, s02, g, self._n_threads)
+        params, X3, t3, s02, _, _, deferred = self._checked(X, target, s0, check_finite, True)
+        E, bad = _kernels.loss(params, X3, t3, s02, g, self._n_threads)
+        if deferred:
+            self._refuse_nonfinite(bad, X, target, s0, True)
         return float(np.sum(E, dtype=np.float64))
 
     def gradient(self, X, target, s0=None, g=1.0, method="bptt", *, check_finite=True):
@@ -561,9 +619,12 @@ class RNN:
         check_method(method)
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
-        params = self._weights(check_finite)
-        X3, t3, s02, batched, s0_kind = self._data(X, target, s0, check_finite, need_target=True)
+        params, X3, t3, s02, batched, s0_kind, deferred = self._checked(
+            X, target, s0, check_finite, True
+        )
         G = _kernels.gradient(params, X3, t3, s02, g, method.lower(), self._n_threads)
+        if deferred:
+            self._refuse_nonfinite(G.nonfinite, X, target, s0, True)
         ds0 = G.s0
         if not batched:
             ds0 = ds0[0]
@@ -775,9 +836,18 @@ class RNN:
             )
         if state is not None and x.ndim == 2 and state.shape[0] != x.shape[0]:
             raise ValueError(f"x holds {x.shape[0]} sequences, the state {state.shape[0]}")
-        _, Y, final = self.forward(X, state, return_state=True)
-        self._state = final
-        return Y[..., 0, :]
+        # forward's work without its second look at x: one kernel call
+        params = self._kernel_weights()
+        if params is None:
+            params = self._weights(True)
+        X3 = X if x.ndim == 2 else X[np.newaxis]
+        N, d = X3.shape[0], self.hidden_size
+        s02 = np.zeros((N, d), self._dtype) if state is None else state.reshape(N, d)
+        S, Y, bad = _kernels.forward(params, X3, s02, self._n_threads)
+        self._refuse_nonfinite(bad, X, None, state, False)
+        final = S[:, 0].copy()
+        self._state = final if x.ndim == 2 else final[0]
+        return Y[:, 0] if x.ndim == 2 else Y[0, 0]
 
     def generate(self, n_steps, warmup=None, *, s0=None, x0=None):
         """Forecast in closed loop: each output is fed back as the next input.

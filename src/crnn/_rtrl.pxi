@@ -184,6 +184,7 @@ def _rtrl_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     one thread through all T steps; each sequence's gradient is computed
     alone into its slot, and the slots are added in sequence order, K
     sequences at a time. No bit depends on the thread count, nch or K.
+    Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
@@ -192,7 +193,11 @@ def _rtrl_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef const floating* bb = _ptr_or_null(b)
     cdef const floating* cb = _ptr_or_null(c)
     cdef floating acc
+    cdef Py_ssize_t bad
     with nogil:
+        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+               + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
+               + _nonfinite(&s0[0, 0], N * d))
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         memset(&grad[0], 0, P * sizeof(floating))
     with nogil, parallel(num_threads=n_threads):
@@ -211,6 +216,7 @@ def _rtrl_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
                     acc = acc + slots[i, p]
                 grad[p] = acc
             start = stop
+    return bad
 
 
 # ---------------------------------------------------------------------------

@@ -321,6 +321,28 @@ static inline float crnn_min_pos_f(float y, float cap) {
     return y;
 }
 
+/* ---- non-finite values ---------------------------------------------------
+   How many of a[0 .. n-1] are NaN or infinite: those whose exponent bits are
+   all ones. Integer operations only, so the loop vectorises. */
+static inline Py_ssize_t crnn_nonfinite_d(const double* a, Py_ssize_t n) {
+    Py_ssize_t i, bad = 0;
+    uint64_t u;
+    for (i = 0; i < n; i++) {
+        memcpy(&u, a + i, 8);
+        bad += (u & UINT64_C(0x7FF0000000000000)) == UINT64_C(0x7FF0000000000000);
+    }
+    return bad;
+}
+static inline Py_ssize_t crnn_nonfinite_f(const float* a, Py_ssize_t n) {
+    Py_ssize_t i, bad = 0;
+    uint32_t u;
+    for (i = 0; i < n; i++) {
+        memcpy(&u, a + i, 4);
+        bad += (u & UINT32_C(0x7F800000)) == UINT32_C(0x7F800000);
+    }
+    return bad;
+}
+
 /* ---- the CPU's instruction sets ----------------------------------------
    GCC's and Clang's runtime detection (cpuid, and xgetbv for whether the
    operating system saves the wide registers). 0 where it is not available:
