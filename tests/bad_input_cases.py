@@ -586,6 +586,42 @@ def scalar_cases(entry, name, call, bad, accepted=(), match=None, lean=False):
         )
 
 
+# the flags check_finite and return_state: True or False, numpy bools included
+FLAG_BAD = [
+    ("int", 1, TypeError),
+    ("zero", 0, TypeError),
+    ("string", "yes", TypeError),
+    ("None", None, TypeError),
+    ("array", np.ones(1), TypeError),
+]
+FLAG_OK = [("numpy-False", np.bool_(False), False), ("numpy-True", np.bool_(True), True)]
+FLAG_CALLS = {
+    "forward": lambda **kw: model().forward(X3, S03, **kw),
+    "predict": lambda **kw: model().predict(X3, S03, **kw),
+    "loss": lambda **kw: model().loss(X3, TG3, S03, **kw),
+    "bptt": lambda **kw: model().gradient(X3, TG3, S03, **kw),
+    "rtrl": lambda **kw: model().gradient(X3, TG3, S03, method="rtrl", **kw),
+}
+for _entry, _call in FLAG_CALLS.items():
+    scalar_cases(
+        _entry,
+        "check_finite",
+        lambda v, c=_call: c(check_finite=v),
+        FLAG_BAD,
+        FLAG_OK,
+        match="check_finite must be True or False",
+    )
+for _entry in ("forward", "predict"):
+    scalar_cases(
+        _entry,
+        "return_state",
+        lambda v, c=FLAG_CALLS[_entry]: c(return_state=v),
+        FLAG_BAD,
+        FLAG_OK,
+        match="return_state must be True or False",
+    )
+
+
 SIZE_BAD = [
     ("zero", 0, ValueError),
     ("negative", -1, ValueError),
