@@ -7,8 +7,15 @@ RTOL = {np.float64: 1e-10, np.float32: 2e-4}
 ATOL = {np.float64: 1e-12, np.float32: 2e-5}
 
 
-def make_problem(rng, N, T, n, d, m, dtype=np.float64, w_scale=1.0):
-    """Random weights and data of the given sizes (float64), and a model of dtype."""
+BIASES = [False, True]  # for @pytest.mark.parametrize("bias", BIASES)
+
+
+def make_problem(rng, N, T, n, d, m, dtype=np.float64, w_scale=1.0, bias=False):
+    """Random weights and data of the given sizes (float64), and a model of dtype.
+
+    bias=True gives the model random nonzero biases b and c, drawn after
+    everything else, so that the weights and data are those of bias=False.
+    """
     import crnn
 
     U = rng.normal(scale=w_scale / np.sqrt(n), size=(d, n))
@@ -17,8 +24,33 @@ def make_problem(rng, N, T, n, d, m, dtype=np.float64, w_scale=1.0):
     X = rng.normal(size=(N, T, n))
     target = rng.normal(size=(N, T, m))
     s0 = rng.uniform(-0.9, 0.9, size=(N, d))
-    rnn = crnn.RNN.from_weights(U, W, V, dtype=dtype)
+    biases = {}
+    if bias:
+        biases = {"b": rng.normal(scale=0.7, size=d), "c": rng.normal(scale=1.5, size=m)}
+    rnn = crnn.RNN.from_weights(U, W, V, dtype=dtype, **biases)
+    assert rnn.bias is bias
     return rnn, X, target, s0
+
+
+def make_case(rng, N, T, n, d, m, dtype=np.float64, s0_kind="batch", w_scale=1.0, bias=False):
+    """make_problem for one sequence (N None: X (T, n)) or a batch, and an s0 of a kind.
+
+    s0_kind is "none" (None), "shared" (one (d,) state) or "batch" ((N, d));
+    a single sequence has s0 (d,) unless s0_kind is "none".
+    """
+    rnn, X, target, s0 = make_problem(rng, N or 1, T, n, d, m, dtype, w_scale, bias)
+    if N is None:
+        X, target = X[0], target[0]
+    if s0_kind == "none":
+        s0 = None
+    elif s0_kind == "shared" or N is None:
+        s0 = s0[0]
+    return rnn, X, target, s0
+
+
+def params(rnn):
+    """The names of the model's parameters: U, W, V, and b, c when it has biases."""
+    return ("U", "W", "V", "b", "c") if rnn.bias else ("U", "W", "V")
 
 
 def fresh_thread_peak(call):

@@ -30,6 +30,7 @@ def _run_child(ids, results, command=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     env["PYTHONFAULTHANDLER"] = "1"
+    env.update(_coverage_env())
     todo = list(ids)
     while todo:
         proc = subprocess.run(
@@ -60,6 +61,22 @@ def _run_child(ids, results, command=None):
         elif proc.returncode != 0:
             raise RuntimeError(f"the child failed outside any case:\n{proc.stderr[-3000:]}")
         todo = [i for i in todo if i not in results]
+
+
+def _coverage_env():
+    """The child's coverage options when this process runs under coverage, else {}."""
+    try:
+        import coverage
+    except ImportError:
+        return {}
+    cov = coverage.Coverage.current()
+    if cov is None:
+        return {}
+    options = {
+        "data_file": os.path.abspath(cov.config.data_file),
+        "source": cov.config.source,
+    }
+    return {"CRNN_TEST_COVERAGE": json.dumps(options)}
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import make_problem, params
 
 import crnn
 from crnn._optim import SGD, Adagrad, Adam, clip_by_norm
@@ -54,18 +55,38 @@ def test_same_seed_same_numbers_and_seed_matters():
     assert not np.array_equal(runs[0][1], runs[2][1])
 
 
-def test_one_sgd_epoch_is_the_update_written_out():
+@pytest.mark.parametrize("bias", [False, True])
+def test_one_sgd_epoch_is_the_update_written_out(bias):
     X, target = _sines(6, 20)
-    rnn = crnn.RNN(1, 5, seed=2)
-    ref = crnn.RNN.from_weights(rnn.U, rnn.W, rnn.V)
+    rnn = crnn.RNN(1, 5, seed=2, bias=bias)
+    keys = ("U", "W", "V", "b", "c") if bias else ("U", "W", "V")
+    ref = crnn.RNN.from_weights(rnn.U, rnn.W, rnn.V, b=rnn.b, c=rnn.c)
+    assert ref.bias is bias
     rnn.fit(X, target, epochs=1, optimizer="sgd", momentum=0.0, lr=0.3, batch_size=4, shuffle=False)
     for idx in (slice(0, 4), slice(4, 6)):
         G = ref.gradient(X[idx], target[idx])
         count = target[idx].size
-        for k in ("U", "W", "V"):
+        for k in keys:
             getattr(ref, k)[...] -= 0.3 * getattr(G, k) / count
-    for k in ("U", "W", "V"):
+    for k in keys:
         np.testing.assert_allclose(getattr(rnn, k), getattr(ref, k), rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_one_sgd_step_of_partial_fit_is_the_update_written_out(rng, bias):
+    rnn, X, target, _ = make_problem(rng, 4, 10, 2, 5, 3, w_scale=1.3, bias=bias)
+    keys = params(rnn)
+    ref = crnn.RNN.from_weights(rnn.U, rnn.W, rnn.V, b=rnn.b, c=rnn.c)
+    G = ref.gradient(X, target)
+    rnn.partial_fit(X, target, optimizer="sgd", lr=0.3)
+    for key in keys:
+        want = getattr(ref, key) - 0.3 * getattr(G, key) / target.size
+        assert not np.allclose(want, getattr(ref, key)), key
+        np.testing.assert_allclose(getattr(rnn, key), want, rtol=1e-14, atol=1e-16, err_msg=key)
+    before = {key: getattr(rnn, key).copy() for key in keys}
+    rnn.partial_fit(X, target)
+    for key in keys:
+        assert not np.array_equal(getattr(rnn, key), before[key]), key
 
 
 def test_truncated_bptt_carries_the_state_across_windows():

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import fresh_thread_peak, make_problem
+from helpers import BIASES, fresh_thread_peak, make_case, make_problem, params
 
 import crnn
 from crnn import _core
@@ -11,10 +11,10 @@ METHODS = ["bptt", "rtrl"]
 
 
 def _finite_differences(rnn, X, target, s0, g, h=1e-6):
-    """Central differences of the compiled loss for U, W, V and s0."""
+    """Central differences of the compiled loss for U, W, V, b and c (if any) and s0."""
     out = {}
-    for name in ("U", "W", "V"):
-        value = getattr(rnn, name)
+    for name in params(rnn):
+        value = getattr(rnn, name)  # changed in place, then restored
         fd = np.zeros_like(value)
         for idx in np.ndindex(value.shape):
             old = value[idx]
@@ -25,25 +25,39 @@ def _finite_differences(rnn, X, target, s0, g, h=1e-6):
             value[idx] = old
             fd[idx] = (Ep - Em) / (2 * h)
         out[name] = fd
-    fd = np.zeros_like(s0)
-    for idx in np.ndindex(s0.shape):
-        plus, minus = s0.copy(), s0.copy()
-        plus[idx] += h
-        minus[idx] -= h
-        fd[idx] = (rnn.loss(X, target, plus, g) - rnn.loss(X, target, minus, g)) / (2 * h)
-    out["s0"] = fd
+    if s0 is not None:
+        fd = np.zeros_like(s0)
+        for idx in np.ndindex(s0.shape):
+            plus, minus = s0.copy(), s0.copy()
+            plus[idx] += h
+            minus[idx] -= h
+            fd[idx] = (rnn.loss(X, target, plus, g) - rnn.loss(X, target, minus, g)) / (2 * h)
+        out["s0"] = fd
     return out
 
 
+# (N or None for one sequence, T, n, d, m, s0 kind)
+FD_CASES = [
+    pytest.param(1, 1, 1, 1, 1, "batch", id="N1-T1-n1-d1-m1"),
+    pytest.param(2, 6, 3, 4, 2, "batch", id="N2-T6-n3-d4-m2"),
+    pytest.param(3, 12, 2, 5, 3, "batch", id="N3-T12-n2-d5-m3"),
+    pytest.param(None, 4, 1, 1, 1, "none", id="single-d1"),
+    pytest.param(2, 5, 2, 3, 2, "batch", id="N2-T5-d3"),
+    pytest.param(3, 4, 3, 5, 4, "shared", id="N3-T4-d5-m>n"),
+]
+
+
+@pytest.mark.parametrize("bias", BIASES)
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize(
-    ("N", "T", "n", "d", "m"), [(1, 1, 1, 1, 1), (2, 6, 3, 4, 2), (3, 12, 2, 5, 3)]
-)
-def test_gradient_matches_finite_differences(rng, method, N, T, n, d, m):
-    rnn, X, target, s0 = make_problem(rng, N, T, n, d, m, w_scale=1.2)
+@pytest.mark.parametrize(("N", "T", "n", "d", "m", "s0_kind"), FD_CASES)
+def test_gradient_matches_finite_differences(rng, method, N, T, n, d, m, s0_kind, bias):
+    rnn, X, target, s0 = make_case(rng, N, T, n, d, m, s0_kind=s0_kind, w_scale=1.2, bias=bias)
     G = rnn.gradient(X, target, s0, g=0.9, method=method)
     fd = _finite_differences(rnn, X, target, s0, 0.9)
+    assert set(fd) == {*params(rnn), *(() if s0 is None else ("s0",))}
     for key, value in fd.items():
+        if key in ("b", "c"):
+            assert np.max(np.abs(value)) > 1e-3, key  # a real slope, not a flat spot
         np.testing.assert_allclose(getattr(G, key), value, rtol=1e-6, atol=1e-7, err_msg=key)
 
 
@@ -72,12 +86,13 @@ def test_gradient_and_loss_are_linear_in_g(rng, method):
     assert rnn.loss(X, target, s0, g=3.0) == pytest.approx(3 * rnn.loss(X, target, s0), rel=1e-14)
 
 
+@pytest.mark.parametrize("bias", BIASES)
 @pytest.mark.parametrize("method", METHODS)
-def test_batch_equals_sum_of_sequences(rng, method):
-    rnn, X, target, s0 = make_problem(rng, 5, 8, 2, 3, 2)
+def test_batch_equals_sum_of_sequences(rng, method, bias):
+    rnn, X, target, s0 = make_problem(rng, 5, 8, 2, 3, 2, bias=bias)
     G = rnn.gradient(X, target, s0, method=method)
     parts = [rnn.gradient(X[b], target[b], s0[b], method=method) for b in range(5)]
-    for key in ("U", "W", "V"):
+    for key in params(rnn):
         np.testing.assert_allclose(
             getattr(G, key), sum(getattr(p, key) for p in parts), rtol=1e-13, atol=1e-15
         )
@@ -90,16 +105,18 @@ def test_batch_equals_sum_of_sequences(rng, method):
         np.testing.assert_array_equal(Y[b], Yb)
 
 
+@pytest.mark.parametrize("bias", BIASES)
 @pytest.mark.parametrize("method", METHODS)
-def test_shared_initial_state_gradient_is_summed(rng, method):
-    rnn, X, target, s0 = make_problem(rng, 4, 5, 2, 3, 2)
+def test_shared_initial_state_gradient_is_summed(rng, method, bias):
+    rnn, X, target, s0 = make_problem(rng, 4, 5, 2, 3, 2, bias=bias)
     shared = s0[0]
     G_shared = rnn.gradient(X, target, shared, method=method)
     G_rows = rnn.gradient(X, target, np.tile(shared, (4, 1)), method=method)
     assert G_shared.s0.shape == (3,)
     assert G_rows.s0.shape == (4, 3)
     np.testing.assert_allclose(G_shared.s0, G_rows.s0.sum(axis=0), rtol=1e-14, atol=1e-15)
-    np.testing.assert_array_equal(G_shared.U, G_rows.U)
+    for key in params(rnn):
+        np.testing.assert_array_equal(getattr(G_shared, key), getattr(G_rows, key))
     G_none = rnn.gradient(X, target, method=method)
     G_zero = rnn.gradient(X, target, np.zeros((4, 3)), method=method)
     assert G_none.s0.shape == (4, 3)
@@ -107,11 +124,22 @@ def test_shared_initial_state_gradient_is_summed(rng, method):
 
 
 @pytest.mark.skipif(not _core._openmp_enabled(), reason="built without OpenMP")
+@pytest.mark.parametrize("bias", BIASES)
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_thread_count_does_not_change_a_bit(rng, method, dtype):
-    # 37 sequences: with 4 slots per thread the chunks differ between thread counts
-    rnn, X, target, s0 = make_problem(rng, 37, 20 if method == "bptt" else 4, 3, 6, 2, dtype)
+@pytest.mark.parametrize(
+    ("N", "T", "n", "d", "m"),
+    [
+        # 37 sequences: with 4 slots per thread the chunks differ between thread counts
+        pytest.param(37, None, 3, 6, 2, id="N37-T20|4-d6"),
+        pytest.param(7, 25, 3, 9, 2, id="N7-T25-d9"),
+        pytest.param(5, 12, 4, 40, 3, id="N5-T12-d40"),
+    ],
+)
+def test_thread_count_does_not_change_a_bit(rng, method, dtype, N, T, n, d, m, bias):
+    if T is None:
+        T = 20 if method == "bptt" else 4
+    rnn, X, target, s0 = make_problem(rng, N, T, n, d, m, dtype, bias=bias)
     results = []
     for n_threads in (1, 2, 3, -1):
         rnn.n_threads = n_threads
@@ -120,7 +148,7 @@ def test_thread_count_does_not_change_a_bit(rng, method, dtype):
         results.append((G, S, Y, rnn.loss(X, target, s0)))
     G1, S1, Y1, E1 = results[0]
     for G, S, Y, E in results[1:]:
-        for key in ("U", "W", "V", "s0"):
+        for key in (*params(rnn), "s0"):
             np.testing.assert_array_equal(getattr(G, key), getattr(G1, key))
         assert G.loss == G1.loss
         assert E == E1

@@ -61,13 +61,18 @@ def saved(tmp_path):
 # ---------------------------------------------------------------------- round trips
 
 
+@pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_threads", [None, 1, -1, 3])
-def test_loaded_model_predicts_bit_for_bit(tmp_path, rng, dtype, n_threads):
-    rnn = make_rnn(dtype, n_threads=n_threads)
+def test_loaded_model_predicts_bit_for_bit(tmp_path, rng, dtype, n_threads, bias):
+    rnn = make_rnn(dtype, n_threads=n_threads, bias=bias)
     X, target, s0 = data(rng)
     rnn.W[...] += rng.normal(scale=0.1, size=(d, d))  # not just the seed's weights
     rnn.V[0, 0] = -0.0  # a signed zero survives too
+    keys = ("U", "W", "V", "b", "c") if bias else ("U", "W", "V")
+    if bias:
+        rnn.c[...] += rng.normal(size=m)
+        rnn.b[0] = -0.0
     path = tmp_path / "model.npz"
     assert crnn.save(rnn, path) == str(path)
     back = crnn.load(path)
@@ -75,7 +80,11 @@ def test_loaded_model_predicts_bit_for_bit(tmp_path, rng, dtype, n_threads):
     assert repr(back) == repr(rnn)
     assert back.dtype == np.dtype(dtype)
     assert back.n_threads == n_threads
-    for k in "UWV":
+    assert back.bias is bias
+    if not bias:
+        assert back.b is None
+        assert back.c is None
+    for k in keys:
         a, b = getattr(rnn, k), getattr(back, k)
         assert b.dtype == a.dtype
         np.testing.assert_array_equal(b, a)
@@ -85,8 +94,44 @@ def test_loaded_model_predicts_bit_for_bit(tmp_path, rng, dtype, n_threads):
             assert out_a.tobytes() == out_b.tobytes()
     assert back.loss(X, target, s0) == rnn.loss(X, target, s0)
     G, H = rnn.gradient(X, target, s0), back.gradient(X, target, s0)
-    for k in ("U", "W", "V", "s0"):
+    for k in (*keys, "s0"):
         assert getattr(G, k).tobytes() == getattr(H, k).tobytes()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_copy_keeps_the_parameters_bit_for_bit(rng, tmp_path, dtype, bias):
+    rnn = make_rnn(dtype, bias=bias)
+    keys = ("U", "W", "V", "b", "c") if bias else ("U", "W", "V")
+    if bias:
+        rnn.b[...] = rng.normal(scale=0.7, size=d)
+        rnn.c[...] = rng.normal(scale=1.5, size=m)
+    X, _, s0 = data(rng)
+    path = tmp_path / "model.npz"
+    rnn.save(path)
+    Y = rnn.predict(X, s0)
+    clones = {
+        "load": crnn.load(path),
+        "RNN.load": crnn.RNN.load(path),
+        "pickle": pickle.loads(pickle.dumps(rnn)),
+        "deepcopy": copy.deepcopy(rnn),
+    }
+    for how, clone in clones.items():
+        assert clone.bias is bias, how
+        assert clone.dtype == dtype, how
+        if not bias:
+            assert clone.b is None, how
+            assert clone.c is None, how
+        for key in keys:
+            got, want = getattr(clone, key), getattr(rnn, key)
+            assert got.dtype == want.dtype, (how, key)
+            np.testing.assert_array_equal(got, want, err_msg=f"{how} {key}")
+        np.testing.assert_array_equal(clone.predict(X, s0), Y, err_msg=how)
+    # the copies own their parameters
+    for clone in clones.values():
+        for key in keys:
+            getattr(clone, key)[0] += 1.0
+    np.testing.assert_array_equal(rnn.predict(X, s0), Y)
 
 
 def test_method_forms_and_subclasses(tmp_path, rng):

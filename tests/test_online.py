@@ -2,69 +2,134 @@
 
 import numpy as np
 import pytest
-from helpers import make_problem
+from helpers import BIASES, make_problem, params
 
 import crnn
 
 
+@pytest.mark.parametrize("bias", BIASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize(("T", "n", "d", "m"), [(1, 1, 1, 1), (25, 2, 4, 3), (40, 3, 6, 1)])
-def test_per_step_gradients_sum_to_the_bptt_gradient(rng, dtype, T, n, d, m):
-    rnn, X, target, s0 = make_problem(rng, 1, T, n, d, m, dtype, w_scale=1.3)
+@pytest.mark.parametrize(
+    ("T", "n", "d", "m"), [(1, 1, 1, 1), (25, 2, 4, 3), (30, 3, 6, 1), (40, 3, 6, 1)]
+)
+def test_per_step_gradients_sum_to_the_bptt_gradient(rng, dtype, T, n, d, m, bias):
+    rnn, X, target, s0 = make_problem(rng, 1, T, n, d, m, dtype, w_scale=1.3, bias=bias)
+    before = {k: getattr(rnn, k).copy() for k in params(rnn)}
     trainer = crnn.OnlineRTRL(rnn, lr=0.0, g=0.7, s0=s0[0])
+    # ds/dU, ds/dW and, with the biases, ds/db side by side
+    assert trainer.sensitivities.shape == (d, d * n + d * d + (d if bias else 0))
     Y = trainer.learn(X[0], target[0])
     G = rnn.gradient(X[0], target[0], s0[0], g=0.7)
     rtol, atol = (1e-10, 1e-12) if dtype == np.float64 else (1e-4, 1e-5)
     S = trainer.gradient_sum_
-    for key in ("U", "W", "V"):
+    for key in params(rnn):
         ref = getattr(G, key)
-        np.testing.assert_allclose(getattr(S, key), ref, rtol=rtol, atol=atol * max(1, abs(G.loss)))
+        assert getattr(S, key).shape == ref.shape, key
+        np.testing.assert_allclose(
+            getattr(S, key), ref, rtol=rtol, atol=atol * max(1, abs(G.loss)), err_msg=key
+        )
+    if not bias:
+        assert S.b is None
+        assert S.c is None
     assert S.loss == pytest.approx(G.loss, rel=rtol)
     np.testing.assert_allclose(Y, rnn.predict(X[0], s0[0]), rtol=rtol, atol=atol)
     assert trainer.n_steps_ == T
     np.testing.assert_allclose(trainer.state, rnn.forward(X[0], s0[0])[0][-1], rtol=rtol, atol=atol)
+    for key, value in before.items():  # lr = 0 learns nothing
+        np.testing.assert_array_equal(getattr(rnn, key), value, err_msg=key)
 
 
-def _online_reference(U, W, V, X, target, lr, g, s0):
-    """Online RTRL with per-step updates, written independently with numpy."""
-    U, W, V = U.copy(), W.copy(), V.copy()
+def _online_reference(U, W, V, b, c, X, target, lr, g, s0, clip=None):
+    """Online RTRL with per-step updates, written independently with numpy.
+
+    b and c are the biases, or None for a model without (no ds/db, no update).
+    Returns the final parameters, the outputs, the state, the sensitivities
+    (ds/dU (d, d, n), ds/dW (d, d, d), ds/db (d, d)), the sum of the per-step
+    gradients and how many steps were clipped.
+    """
+    bias = b is not None
+    keys = ("U", "W", "V", "b", "c") if bias else ("U", "W", "V")
     d, n = U.shape
+    theta = {"U": U.copy(), "W": W.copy(), "V": V.copy()}
+    theta["b"] = b.copy() if bias else np.zeros(d)
+    theta["c"] = c.copy() if bias else np.zeros(V.shape[0])
     s = s0.copy()
-    PU, PW = np.zeros((d, d, n)), np.zeros((d, d, d))
+    PU, PW, Pb = np.zeros((d, d, n)), np.zeros((d, d, d)), np.zeros((d, d))
     eye = np.eye(d)
-    Y = []
+    Y, clipped = [], 0
+    total = dict.fromkeys(keys, 0.0)
     for x, y_hat in zip(X, target, strict=True):
-        s_new = np.tanh(U @ x + W @ s)
-        y = V @ s_new
+        U, W, V = theta["U"], theta["W"], theta["V"]
+        s_new = np.tanh(U @ x + W @ s + theta["b"])
+        y = V @ s_new + theta["c"]
         Y.append(y)
         e = -2 * g * (y_hat - y)
         fp = 1 - s_new**2
-        PU = fp[:, None, None] * (
-            eye[:, :, None] * x[None, None, :] + np.einsum("lm,mij->lij", W, PU)
-        )
-        PW = fp[:, None, None] * (
-            eye[:, :, None] * s[None, None, :] + np.einsum("lm,mij->lij", W, PW)
-        )
-        c = V.T @ e
-        gU, gW, gV = (
-            np.einsum("l,lij->ij", c, PU),
-            np.einsum("l,lij->ij", c, PW),
-            np.outer(e, s_new),
-        )
-        U, W, V = U - lr * gU, W - lr * gW, V - lr * gV
+        # dS_l/dtheta from step t-1 to t, with the weights before this step's update
+        PU = fp[:, None, None] * (eye[:, :, None] * x + np.einsum("lm,mij->lij", W, PU))
+        PW = fp[:, None, None] * (eye[:, :, None] * s + np.einsum("lm,mij->lij", W, PW))
+        Pb = fp[:, None] * (eye + W @ Pb)
+        v = V.T @ e
+        step = {
+            "U": np.einsum("l,lij->ij", v, PU),
+            "W": np.einsum("l,lij->ij", v, PW),
+            "V": np.outer(e, s_new),
+            "b": v @ Pb,
+            "c": e,
+        }
+        step = {k: step[k] for k in keys}
+        if clip is not None:
+            norm = np.sqrt(sum(np.sum(a**2) for a in step.values()))
+            if norm > clip:
+                clipped += 1
+                step = {k: a * (clip / norm) for k, a in step.items()}
+        total = {k: total[k] + step[k] for k in keys}
+        theta.update({k: theta[k] - lr * step[k] for k in keys})
         s = s_new
-    return U, W, V, np.array(Y), s
+    params_ = {k: theta[k] for k in keys}
+    return params_, np.array(Y), s, (PU, PW, Pb), total, clipped
 
 
-def test_updates_match_an_independent_implementation(rng):
-    rnn, X, target, s0 = make_problem(rng, 1, 30, 2, 5, 2)
-    U, W, V = rnn.U.copy(), rnn.W.copy(), rnn.V.copy()
-    trainer = crnn.OnlineRTRL(rnn, lr=0.05, g=1.5, s0=s0[0])
-    Y = trainer.learn(X[0], target[0])
-    U2, W2, V2, Y2, s2 = _online_reference(U, W, V, X[0], target[0], 0.05, 1.5, s0[0])
-    for got, want in ((rnn.U, U2), (rnn.W, W2), (rnn.V, V2), (Y, Y2), (trainer.state, s2)):
-        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
-    assert not np.allclose(rnn.W, W)  # it did learn
+@pytest.mark.parametrize("bias", BIASES)
+@pytest.mark.parametrize("clip", [None, 0.5])
+@pytest.mark.parametrize(("T", "n", "d", "m"), [(30, 2, 5, 2), (20, 2, 5, 3)])
+def test_updates_match_an_independent_implementation(rng, T, n, d, m, clip, bias):
+    rnn, X, target, s0 = make_problem(rng, 1, T, n, d, m, w_scale=1.3, bias=bias)
+    X, target, s0 = X[0], target[0], s0[0]
+    keys = params(rnn)
+    before = {k: getattr(rnn, k).copy() for k in keys}
+    want, Y_ref, s_ref, (PU, PW, Pb), total, clipped = _online_reference(
+        rnn.U, rnn.W, rnn.V, rnn.b, rnn.c, X, target, 0.05, 1.5, s0, clip
+    )
+    if clip is not None:
+        assert clipped > 0  # the clipping was exercised
+    trainer = crnn.OnlineRTRL(rnn, lr=0.05, g=1.5, clip=clip, s0=s0)
+    # half by learn, half step by step: the same stream
+    half = T // 2
+    Y = np.concatenate(
+        [
+            trainer.learn(X[:half], target[:half]),
+            [trainer.step(x, t) for x, t in zip(X[half:], target[half:], strict=True)],
+        ]
+    )
+    tol = {"rtol": 1e-11, "atol": 1e-13}
+    np.testing.assert_allclose(Y, Y_ref, **tol)
+    np.testing.assert_allclose(trainer.state, s_ref, **tol)
+    for key in keys:
+        np.testing.assert_allclose(getattr(rnn, key), want[key], **tol, err_msg=key)
+        np.testing.assert_allclose(
+            getattr(trainer.gradient_sum_, key), total[key], **tol, err_msg=f"sum {key}"
+        )
+        assert not np.allclose(getattr(rnn, key), before[key]), key  # it did learn
+    P = trainer.sensitivities
+    assert P.shape == (d, d * n + d * d + (d if bias else 0))
+    np.testing.assert_allclose(P[:, : d * n], PU.reshape(d, d * n), **tol, err_msg="dS/dU")
+    np.testing.assert_allclose(
+        P[:, d * n : d * n + d * d], PW.reshape(d, d * d), **tol, err_msg="dS/dW"
+    )
+    if bias:
+        np.testing.assert_allclose(P[:, d * n + d * d :], Pb, **tol, err_msg="dS/db")
+    assert trainer.n_steps_ == T
 
 
 def test_a_stream_in_pieces_is_the_stream_at_once(rng):

@@ -1,14 +1,24 @@
-"""Stateful use: chunked forward, step/reset, closed-loop generate."""
+"""Stateful use: chunked forward, step/reset, closed-loop generate.
+
+The tests on the ``model`` fixture run on a model without biases and on one
+with (nonzero) biases b and c.
+"""
 
 import numpy as np
 import pytest
+from helpers import make_problem
 
 import crnn
 
 
-@pytest.fixture
-def model():
-    return crnn.RNN(2, 6, seed=0)
+@pytest.fixture(params=[False, True], ids=["bias=False", "bias=True"])
+def model(request):
+    rnn = crnn.RNN(2, 6, seed=0, bias=request.param)
+    assert rnn.bias is request.param
+    if rnn.bias:
+        assert np.all(rnn.b != 0)
+        assert np.all(rnn.c != 0)
+    return rnn
 
 
 def test_chunks_give_the_same_result_as_one_call(rng, model):
@@ -39,6 +49,11 @@ def test_step_follows_forward_and_reset_forgets(rng, model):
     model.reset()
     assert model.state is None
     np.testing.assert_array_equal(model.step(X[0]), Y[0])
+    # the first output from a zero state: V tanh(U x + b) + c
+    b, c = (model.b, model.c) if model.bias else (0.0, 0.0)
+    np.testing.assert_allclose(
+        Y[0], model.V @ np.tanh(model.U @ X[0] + b) + c, rtol=1e-14, atol=1e-15
+    )
 
 
 def test_step_on_a_batch_and_a_given_state(rng, model):
@@ -69,6 +84,47 @@ def test_generate_feeds_outputs_back(rng, model):
     out = model.generate(3, x0=np.ones((2, 2)))
     assert out.shape == (2, 3, 2)
     np.testing.assert_array_equal(out[:, 0], model.predict(np.ones((2, 1, 2)))[:, 0])
+
+
+def _closed_loop(rnn, n_steps, warmup, s0):
+    """Generation written with numpy: warm up, then feed each output back."""
+    U, W, V = rnn.U, rnn.W, rnn.V
+    b, c = (rnn.b, rnn.c) if rnn.bias else (0.0, 0.0)
+    s = np.zeros(rnn.hidden_size) if s0 is None else s0.copy()
+    for x in warmup:
+        s = np.tanh(U @ x + W @ s + b)
+    y = V @ s + c
+    out = [y]
+    for _ in range(n_steps - 1):
+        s = np.tanh(U @ y + W @ s + b)
+        y = V @ s + c
+        out.append(y)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_generate_is_the_closed_loop_written_out(rng, bias):
+    rnn, X, _, s0 = make_problem(rng, 2, 10, 3, 6, 3, w_scale=0.8, bias=bias)
+    out = rnn.generate(15, X[0], s0=s0[0])
+    assert out.shape == (15, 3)
+    np.testing.assert_allclose(out, _closed_loop(rnn, 15, X[0], s0[0]), rtol=1e-12, atol=1e-13)
+    # the outputs are forward's, with each generated value as the next input
+    inputs = np.concatenate([X[0], out[:-1]])
+    _, Y = rnn.forward(inputs, s0[0])
+    np.testing.assert_allclose(out, Y[-15:], rtol=1e-12, atol=1e-13)
+    # batch warm-up, and a start from x0
+    outs = rnn.generate(7, X, s0=s0)
+    for i in range(2):
+        np.testing.assert_allclose(
+            outs[i], _closed_loop(rnn, 7, X[i], s0[i]), rtol=1e-12, atol=1e-13
+        )
+    from_x0 = rnn.generate(5, x0=X[1, 0])
+    np.testing.assert_allclose(
+        from_x0, _closed_loop(rnn, 5, X[1, :1], None), rtol=1e-12, atol=1e-13
+    )
+    if bias:  # the biases count
+        plain = crnn.RNN.from_weights(rnn.U, rnn.W, rnn.V)
+        assert not np.allclose(plain.generate(15, X[0], s0=s0[0]), out)
 
 
 def test_generate_refusals(model):

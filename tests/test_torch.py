@@ -1,9 +1,11 @@
 """crnn against PyTorch autograd: outputs, loss and every gradient.
 
-The same network is built as ``torch.nn.RNN`` (tanh, no bias, batch first)
-followed by ``torch.nn.Linear`` (no bias) in float64, with crnn's weights
-copied in: ``weight_ih_l0 = U``, ``weight_hh_l0 = W``, ``Linear.weight = V``.
-The initial state is a leaf tensor, so autograd gives dE/dS^0 as well.
+The same network is built as ``torch.nn.RNN`` (tanh, batch first) followed
+by ``torch.nn.Linear`` in float64, with crnn's weights copied in:
+``weight_ih_l0 = U``, ``weight_hh_l0 = W``, ``Linear.weight = V``; with the
+biases (``bias=True``) ``bias_ih_l0 = b``, ``bias_hh_l0 = 0`` and
+``Linear.bias = c``, otherwise none. The initial state is a leaf tensor, so
+autograd gives dE/dS^0 as well. Every test runs with and without the biases.
 """
 
 import numpy as np
@@ -26,11 +28,18 @@ CASES = [
     pytest.param(2, 1, 4, 3, 1, "shared", 1.0, id="N2-T1-s0shared"),
     pytest.param(4, 6, 3, 5, 2, "batch", 1.0, id="N4-T6-s0batch"),
     pytest.param(2, 25, 3, 6, 4, "batch", 0.37, id="N2-T25-long"),
+    pytest.param(4, 6, 3, 17, 2, "shared", 0.37, id="N4-T6-d17-s0shared"),
+    pytest.param(2, 9, 2, 33, 3, "batch", 1.3, id="N2-T9-d33"),
 ]
+ARGS = ("N", "T", "n", "d", "m", "s0_kind", "g")
+BIASES = [False, True]
 
 
-def make_problem(N, T, n, d, m, s0_kind, seed):
-    """Random weights, inputs, targets and initial state (float64)."""
+def make_problem(N, T, n, d, m, s0_kind, seed, bias=False):
+    """Random weights, inputs, targets, initial state and biases (float64).
+
+    The biases b and c are None without bias, and drawn after the rest with it.
+    """
     rng = np.random.default_rng(seed)
     U = rng.normal(scale=0.8, size=(d, n))
     W = rng.normal(scale=0.8 / np.sqrt(d), size=(d, d))
@@ -44,15 +53,19 @@ def make_problem(N, T, n, d, m, s0_kind, seed):
         s0 = rng.uniform(-0.9, 0.9, size=d)
     else:
         s0 = rng.uniform(-0.9, 0.9, size=(N, d))
-    return U, W, V, X, target, s0
+    b = rng.normal(scale=0.7, size=d) if bias else None
+    c = rng.normal(scale=1.5, size=m) if bias else None
+    return U, W, V, X, target, s0, b, c
 
 
-def torch_reference(U, W, V, X, target, s0, g):
+def torch_reference(U, W, V, X, target, s0, g, b=None, c=None):
     """Outputs, loss and gradients from PyTorch autograd, all in float64.
 
     Returns numpy arrays shaped as crnn returns them: S and Y with X's leading
-    axes, dE/dS^0 with the shape crnn gives G.s0.
+    axes, dE/dS^0 with the shape crnn gives G.s0; with biases b and c (both
+    given or both None) their gradients as well.
     """
+    bias = b is not None
     U, W, V, X, target = (np.asarray(a, dtype=np.float64) for a in (U, W, V, X, target))
     d, n = U.shape
     m = V.shape[0]
@@ -61,12 +74,16 @@ def torch_reference(U, W, V, X, target, s0, g):
     t3 = target if batched else target[np.newaxis]
     N = X3.shape[0]
 
-    rnn = torch.nn.RNN(n, d, nonlinearity="tanh", bias=False, batch_first=True).double()
-    lin = torch.nn.Linear(d, m, bias=False).double()
+    rnn = torch.nn.RNN(n, d, nonlinearity="tanh", bias=bias, batch_first=True).double()
+    lin = torch.nn.Linear(d, m, bias=bias).double()
     with torch.no_grad():
         rnn.weight_ih_l0.copy_(torch.from_numpy(U))
         rnn.weight_hh_l0.copy_(torch.from_numpy(W))
         lin.weight.copy_(torch.from_numpy(V))
+        if bias:
+            rnn.bias_ih_l0.copy_(torch.from_numpy(np.asarray(b, dtype=np.float64)))
+            rnn.bias_hh_l0.zero_()
+            lin.bias.copy_(torch.from_numpy(np.asarray(c, dtype=np.float64)))
 
     # The leaf whose gradient is compared with G.s0, in the shape crnn reports.
     if s0 is None:
@@ -87,7 +104,7 @@ def torch_reference(U, W, V, X, target, s0, g):
     Y_out = Y.detach().numpy()
     if not batched:
         S_out, Y_out = S_out[0], Y_out[0]
-    return {
+    out = {
         "S": S_out,
         "Y": Y_out,
         "loss": loss.item(),
@@ -96,6 +113,10 @@ def torch_reference(U, W, V, X, target, s0, g):
         "V": lin.weight.grad.numpy(),
         "s0": ds0,
     }
+    if bias:
+        out["b"] = rnn.bias_ih_l0.grad.numpy()
+        out["c"] = lin.bias.grad.numpy()
+    return out
 
 
 def assert_close(actual, desired, rtol, atol, name):
@@ -105,44 +126,55 @@ def assert_close(actual, desired, rtol, atol, name):
     np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol, err_msg=name)
 
 
-@pytest.mark.parametrize(("N", "T", "n", "d", "m", "s0_kind", "g"), CASES)
-def test_forward_matches_torch(N, T, n, d, m, s0_kind, g):
-    U, W, V, X, target, s0 = make_problem(N, T, n, d, m, s0_kind, seed=1)
-    model = crnn.RNN.from_weights(U, W, V)
+@pytest.mark.parametrize("bias", BIASES)
+@pytest.mark.parametrize(ARGS, CASES)
+def test_forward_matches_torch(N, T, n, d, m, s0_kind, g, bias):
+    U, W, V, X, target, s0, b, c = make_problem(N, T, n, d, m, s0_kind, seed=1, bias=bias)
+    model = crnn.RNN.from_weights(U, W, V, b=b, c=c)
+    assert model.bias is bias
     S, Y = model.forward(X, s0)
-    ref = torch_reference(U, W, V, X, target, s0, g)
+    ref = torch_reference(U, W, V, X, target, s0, g, b, c)
     assert_close(S, ref["S"], RTOL64, ATOL64, "S")
     assert_close(Y, ref["Y"], RTOL64, ATOL64, "Y")
     assert model.loss(X, target, s0, g) == pytest.approx(ref["loss"], rel=RTOL64)
 
 
+@pytest.mark.parametrize("bias", BIASES)
 @pytest.mark.parametrize("method", ["bptt", "rtrl"])
-@pytest.mark.parametrize(("N", "T", "n", "d", "m", "s0_kind", "g"), CASES)
-def test_gradient_matches_torch(N, T, n, d, m, s0_kind, g, method):
-    U, W, V, X, target, s0 = make_problem(N, T, n, d, m, s0_kind, seed=2)
-    model = crnn.RNN.from_weights(U, W, V)
+@pytest.mark.parametrize(ARGS, CASES)
+def test_gradient_matches_torch(N, T, n, d, m, s0_kind, g, method, bias):
+    U, W, V, X, target, s0, b, c = make_problem(N, T, n, d, m, s0_kind, seed=2, bias=bias)
+    model = crnn.RNN.from_weights(U, W, V, b=b, c=c)
     G = model.gradient(X, target, s0, g=g, method=method)
-    ref = torch_reference(U, W, V, X, target, s0, g)
+    ref = torch_reference(U, W, V, X, target, s0, g, b, c)
     assert G.method == method
     assert G.loss == pytest.approx(ref["loss"], rel=RTOL64)
-    for name in ("U", "W", "V", "s0"):
+    names = ("U", "W", "V", "b", "c", "s0") if bias else ("U", "W", "V", "s0")
+    assert set(names) == set(ref) - {"S", "Y", "loss"}
+    if not bias:
+        assert G.b is None
+        assert G.c is None
+    for name in names:
         got = getattr(G, name)
         assert got.dtype == np.float64, name
         assert_close(got, ref[name], RTOL64, ATOL64, f"d{name}")
 
 
+@pytest.mark.parametrize("bias", BIASES)
 @pytest.mark.parametrize("method", ["bptt", "rtrl"])
-@pytest.mark.parametrize(("N", "T", "n", "d", "m", "s0_kind", "g"), CASES)
-def test_float32_matches_torch_float64(N, T, n, d, m, s0_kind, g, method):
-    U, W, V, X, target, s0 = make_problem(N, T, n, d, m, s0_kind, seed=3)
-    model = crnn.RNN.from_weights(U, W, V, dtype=np.float32)
+@pytest.mark.parametrize(ARGS, CASES)
+def test_float32_matches_torch_float64(N, T, n, d, m, s0_kind, g, method, bias):
+    U, W, V, X, target, s0, b, c = make_problem(N, T, n, d, m, s0_kind, seed=3, bias=bias)
+    model = crnn.RNN.from_weights(U, W, V, b=b, c=c, dtype=np.float32)
     assert model.dtype == np.float32
 
     # torch sees exactly the float32 numbers the float32 model computes with.
     def f32(a):
         return None if a is None else np.asarray(a, dtype=np.float32).astype(np.float64)
 
-    ref = torch_reference(model.U, model.W, model.V, f32(X), f32(target), f32(s0), g)
+    ref = torch_reference(
+        model.U, model.W, model.V, f32(X), f32(target), f32(s0), g, model.b, model.c
+    )
 
     def check(got, name):
         got = np.asarray(got)
@@ -157,13 +189,13 @@ def test_float32_matches_torch_float64(N, T, n, d, m, s0_kind, g, method):
     check(Y, "Y")
     G = model.gradient(X, target, s0, g=g, method=method)
     assert G.loss == pytest.approx(ref["loss"], rel=RTOL32)
-    for name in ("U", "W", "V", "s0"):
+    for name in ("U", "W", "V", "b", "c", "s0") if bias else ("U", "W", "V", "s0"):
         check(getattr(G, name), name)
 
 
 def test_torch_reference_is_sensitive():
     """The comparison can fail: a perturbed weight changes the torch gradient."""
-    U, W, V, X, target, s0 = make_problem(2, 5, 3, 4, 2, "batch", seed=4)
+    U, W, V, X, target, s0, _, _ = make_problem(2, 5, 3, 4, 2, "batch", seed=4)
     G = crnn.RNN.from_weights(U, W, V).gradient(X, target, s0)
     W2 = W.copy()
     W2[0, 1] += 1e-6

@@ -518,37 +518,8 @@ def test_bad_method_is_refused(method, exc):
         rnn.gradient(X3, TARGET3, method=method)
 
 
-BAD_FLAGS = [("int", 1), ("zero", 0), ("string", "yes"), ("None", None), ("array", np.ones(1))]
-
-
-@pytest.mark.parametrize("call", CALLS)
-@pytest.mark.parametrize(("kind", "value"), BAD_FLAGS, ids=[k for k, _ in BAD_FLAGS])
-def test_check_finite_must_be_a_bool(call, kind, value):
-    with pytest.raises(TypeError, match="check_finite must be True or False"):
-        run(call, make_rnn(), X3, TARGET3, check_finite=value)
-
-
-@pytest.mark.parametrize("call", ["forward", "predict"])
-@pytest.mark.parametrize(("kind", "value"), BAD_FLAGS, ids=[k for k, _ in BAD_FLAGS])
-def test_return_state_must_be_a_bool(call, kind, value):
-    with pytest.raises(TypeError, match="return_state must be True or False"):
-        run(call, make_rnn(), X3, return_state=value)
-
-
-@pytest.mark.parametrize("call", CALLS)
-def test_numpy_bools_are_flags_too(call):
-    rnn = make_rnn()
-    got = run(call, rnn, X3, TARGET3, check_finite=np.bool_(False))
-    want = run(call, rnn, X3, TARGET3, check_finite=False)
-    if call == "forward":
-        for a, b in zip(got, want, strict=True):
-            np.testing.assert_array_equal(a, b)
-    elif call == "predict":
-        np.testing.assert_array_equal(got, want)
-    elif call == "loss":
-        assert got == want
-    else:
-        np.testing.assert_array_equal(got.W, want.W)
+# the flags check_finite and return_state (bad values, numpy bools): in the
+# table of bad_input_cases.py (FLAG_BAD, FLAG_OK)
 
 
 @pytest.mark.parametrize("method", ["BPTT", "Bptt", "RTRL", "rTrL"])
