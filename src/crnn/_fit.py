@@ -163,15 +163,14 @@ class _Trainer:
         self.truncate = truncate
 
     def _params(self):
-        m = self.model
-        return {k: getattr(m, "_" + k) for k in m._param_names()}
+        return self.model.parameters()
 
     def _update(self, optimizer, X, target, s0):
         """One exact gradient and one optimizer step; return (E, values scored)."""
         model = self.model
         G = model.gradient(X, target, s0, self.g, self.method, check_finite=False)
         count = target.size
-        grads = {k: getattr(G, k) / count for k in model._param_names()}
+        grads = {k: getattr(G, k) / count for k in model.parameters()}
         apply_update(self._params(), optimizer, grads, G.loss, self.clip)
         return G.loss, count
 

@@ -229,10 +229,11 @@ class OnlineRTRL:
             raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
         check_shape(target, "target", (X.shape[0], m.output_size))
         arrays = m._weights(check_finite=True)
-        names = m._param_names()
-        for name, arr in zip(names, arrays, strict=False):  # the kernel updates them in place
-            if arr is not getattr(m, "_" + name):
-                setattr(m, "_" + name, arr)
+        own = m.parameters()
+        changed = {k: a for (k, p), a in zip(own.items(), arrays, strict=False) if a is not p}
+        if changed:  # the kernel updates the model's own arrays in place
+            m.set_parameters(changed)
+            arrays = m._weights(check_finite=False)
         U, W, V, b, c = arrays
         check_writable(m, "OnlineRTRL")
         T = X.shape[0]

@@ -87,8 +87,7 @@ def _snapshot(model, n_threads):
     snap = copy.copy(model)
     for name in ("_fit_state", "loss_curve_", "validation_scores_", "_state"):
         snap.__dict__.pop(name, None)
-    for name in model._param_names():  # U, W, V, and b, c with biases
-        setattr(snap, "_" + name, getattr(model, "_" + name).copy())
+    snap.set_parameters(model.parameters(), check_finite=False)  # copies
     snap.n_threads = n_threads
     return snap
 
@@ -159,13 +158,13 @@ def _shard_gradient(shard, model, idx, g, method):
     """Exact gradient of E over one chunk (or the rows idx of it): (flat gradient, E, count).
 
     The flat gradient is dU, dW, dV (then db, dc with biases), raveled in the
-    order of ``model._param_names()``.
+    order of ``model.parameters()``.
     """
     X, target = shard
     if idx is not None:
         X, target = X[idx], target[idx]
     G = model.gradient(X, target, None, g, method, check_finite=False)
-    flat = np.concatenate([getattr(G, k).ravel() for k in model._param_names()])
+    flat = np.concatenate([getattr(G, k).ravel() for k in model.parameters()])
     return flat, G.loss, target.size
 
 
@@ -358,7 +357,7 @@ class _Cluster:
         for attempt in range(self.retries + 1):
             try:
                 snap = _snapshot(self.model, self.n_threads)
-                size = sum(getattr(snap, "_" + k).nbytes for k in snap._param_names())
+                size = sum(a.nbytes for a in snap.parameters().values())
                 if size * len(items) > _EMBED_BYTES:
                     snap = client.submit(_identity, snap, pure=False)
                 parts = [
@@ -587,7 +586,7 @@ def _fit(
     N = sum(N for N, _ in sizes)
     offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
     per_row = np.repeat([T * model.output_size for _, T in sizes], [N for N, _ in sizes])
-    params = {k: getattr(model, "_" + k) for k in model._param_names()}  # b, c with biases
+    params = model.parameters()  # the model's own arrays, b and c with biases
     progress = _Progress(epochs, bool(verbose))
     best_weights = None
     since_best = 0
@@ -651,7 +650,7 @@ def _update(cluster, opt, params, shards, batch, g, method, clip):
     """One distributed gradient, then one optimizer step on the client, as RNN.fit makes."""
     flat, E, count = cluster.gradient(shards, batch, g, method)
     grads, start = {}, 0
-    for k, v in params.items():  # the order of model._param_names(), as the workers ravel
+    for k, v in params.items():  # the order of model.parameters(), as the workers ravel
         grads[k] = flat[start : start + v.size].reshape(v.shape) / count
         start += v.size
     if start != flat.size:  # pragma: no cover - a guard, never expected to fire
