@@ -11,39 +11,23 @@ the validation scores are on the same scale.
 """
 
 import math
-import numbers
 import sys
 
 import numpy as np
 
 from crnn._guard import check_writable, exclusive
 from crnn._optim import clip_by_norm, make_optimizer
-from crnn._validation import as_float_array, check_g, check_method, make_rng
+from crnn._validation import (
+    as_float_array,
+    check_bool,
+    check_g,
+    check_int,
+    check_method,
+    check_real,
+    make_rng,
+)
 
 __all__ = ["fit"]
-
-
-def _count(value, name, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
-def _real(value, name, minimum=0.0, allow_none=False, strict=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        raise ValueError(
-            f"{name} must be a finite number {'>' if strict else '>='} {minimum}, got {value}"
-        )
-    return value
 
 
 class _Progress:
@@ -246,16 +230,14 @@ def _fit(
     warm_start,
     verbose,
 ):
-    epochs = _count(epochs, "epochs", 1)
-    batch_size = _count(batch_size, "batch_size", 1, allow_none=True)
-    truncate = _count(truncate, "truncate", 1, allow_none=True)
-    n_iter_no_change = _count(n_iter_no_change, "n_iter_no_change", 1)
-    clip = _real(clip, "clip", allow_none=True, strict=True)
-    tol = _real(tol, "tol")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
-    if not isinstance(warm_start, (bool, np.bool_)):
-        raise TypeError(f"warm_start must be True or False, got {type(warm_start).__name__}")
+    epochs = check_int(epochs, "epochs", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
+    truncate = check_int(truncate, "truncate", low=1, allow_none=True)
+    n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change", low=1)
+    clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)
+    tol = check_real(tol, "tol", low=0)
+    check_bool(shuffle, "shuffle")
+    check_bool(warm_start, "warm_start")
     check_method(method)
     g = check_g(g, model.dtype)
     X, target = _as_batch(model, X, target)
@@ -272,9 +254,9 @@ def _fit(
         Xv, tv = _as_batch(model, *validation_data, "validation_data[0]", "validation_data[1]")
         val = (Xv, tv, False)
     elif validation_fraction is not None:
-        fraction = _real(validation_fraction, "validation_fraction", strict=True)
-        if fraction >= 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+        fraction = check_real(
+            validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
+        )
         X, target, val = _split(X, target, fraction, rng)
 
     state = getattr(model, "_fit_state", None)
@@ -341,7 +323,7 @@ def partial_fit(model, X, target, **options):
 def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
     check_method(method)
     g = check_g(g, model.dtype)
-    clip = _real(clip, "clip", allow_none=True, strict=True)
+    clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)
     X, target = _as_batch(model, X, target)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "partial_fit")

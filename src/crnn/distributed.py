@@ -45,11 +45,20 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "install by itself: pip install 'crnn[dask]'"
     ) from exc
 
-from crnn._fit import _as_batch, _count, _Progress, _real, apply_update, split_sequences
+from crnn._fit import _as_batch, _Progress, apply_update, split_sequences
 from crnn._guard import check_writable, exclusive
 from crnn._optim import make_optimizer
 from crnn._rnn import RNN
-from crnn._validation import as_float_array, check_g, check_method, check_n_threads, make_rng
+from crnn._validation import (
+    as_float_array,
+    check_bool,
+    check_g,
+    check_int,
+    check_method,
+    check_n_threads,
+    check_real,
+    make_rng,
+)
 
 __all__ = ["SweepResult", "fit", "forward", "predict", "sweep"]
 
@@ -519,21 +528,20 @@ def _fit(
     n_threads,
 ):
     client = _client(client)
-    epochs = _count(epochs, "epochs", 1)
-    batch_size = _count(batch_size, "batch_size", 1, allow_none=True)
-    n_iter_no_change = _count(n_iter_no_change, "n_iter_no_change", 1)
-    retries = _count(retries, "retries", 0)
+    epochs = check_int(epochs, "epochs", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
+    n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change", low=1)
+    retries = check_int(retries, "retries", low=0)
     check_n_threads(n_threads)
     if truncate is not None:
         raise ValueError(
             "truncate is not supported by crnn.distributed.fit (the state would travel between "
             "updates): cut long sequences into windows (crnn.datasets.windows) or use RNN.fit"
         )
-    clip = _real(clip, "clip", allow_none=True, strict=True)
-    tol = _real(tol, "tol")
-    for value, name in ((shuffle, "shuffle"), (warm_start, "warm_start")):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)
+    tol = check_real(tol, "tol", low=0)
+    check_bool(shuffle, "shuffle")
+    check_bool(warm_start, "warm_start")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     check_method(method)
@@ -541,9 +549,9 @@ def _fit(
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
     if validation_fraction is not None:
-        fraction = _real(validation_fraction, "validation_fraction", strict=True)
-        if fraction >= 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+        fraction = check_real(
+            validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
+        )
     if validation_data is not None and not (
         isinstance(validation_data, (tuple, list)) and len(validation_data) == 2
     ):
@@ -1009,9 +1017,9 @@ def _sweep_data(X, target, validation_data, validation_fraction, seed):
                 )
             )
         return X, target, Xv, tv
-    fraction = _real(validation_fraction, "validation_fraction", strict=True)
-    if fraction >= 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    fraction = check_real(
+        validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
+    )
     N = X.shape[0] if X.ndim == 3 else 1
     if N < 2:
         raise ValueError(
@@ -1020,6 +1028,6 @@ def _sweep_data(X, target, validation_data, validation_fraction, seed):
     n_val = max(1, round(fraction * N))
     if n_val >= N:
         raise ValueError(f"validation_fraction={fraction} leaves no sequence to train on")
-    order = np.random.default_rng(seed).permutation(N)
+    order = make_rng(seed).permutation(N)
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     return X[train], target[train], X[val], target[val]
