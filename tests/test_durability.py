@@ -26,7 +26,7 @@ CHILD = r"""
 import os, sys, time
 import numpy as np
 import crnn
-from crnn import _io
+from crnn import _files
 
 path, ready, stage = sys.argv[1:4]
 
@@ -51,8 +51,8 @@ elif stage == "before-rename":
     replace = os.replace
     os.replace = lambda src, dst: (stop_here(), replace(src, dst))
 elif stage == "after-rename":  # renamed, the directory not yet synced
-    sync = _io._sync_directory
-    _io._sync_directory = lambda d: (stop_here(), sync(d))
+    sync = _files.sync_directory
+    _files.sync_directory = lambda d: (stop_here(), sync(d))
 crnn.save(crnn.RNN(3, 40, 2, seed=9), path)
 print("saved")
 """

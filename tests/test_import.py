@@ -86,8 +86,8 @@ def test_lazy_attributes_are_the_real_objects(tmp_path):
         "import sys, crnn\n"
         "names = ('datasets', 'reference', 'save', 'load')\n"
         "objs = [getattr(crnn, k) for k in names]\n"
-        "from crnn import _io, datasets, reference\n"
-        "print(*(a is b for a, b in zip(objs, (datasets, reference, _io.save, _io.load))))\n"
+        "from crnn import _saving, datasets, reference\n"
+        "print(*(a is b for a, b in zip(objs, (datasets, reference, _saving.save, _saving.load))))\n"
         "print(datasets is sys.modules['crnn.datasets'], callable(datasets.sine_waves))\n"
         "print(reference is sys.modules['crnn.reference'])\n"
     )

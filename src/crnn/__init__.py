@@ -14,25 +14,23 @@ Python loops, the oracle the compiled kernels are tested against.
 
 from crnn._online import OnlineRTRL
 from crnn._rnn import RNN, Gradient
-
-# The one place the version is written; the build reads it from here.
-__version__ = "0.1.0"
+from crnn._version import __version__
 
 __all__ = ["RNN", "Gradient", "OnlineRTRL", "__version__", "datasets", "load", "reference", "save"]
 
 # Imported on first use (PEP 562), to keep ``import crnn`` fast: name -> (module, attribute).
-# crnn._io alone pulls in zipfile, hashlib, json and secrets (~10 ms).
+# crnn._saving (with crnn._io) pulls in zipfile, hashlib, json and secrets (~10 ms).
 _LAZY = {
     "datasets": ("crnn.datasets", None),
     "reference": ("crnn.reference", None),
-    "load": ("crnn._io", "load"),
-    "save": ("crnn._io", "save"),
+    "load": ("crnn._saving", "load"),
+    "save": ("crnn._saving", "save"),
 }
 
 TYPE_CHECKING = False  # typing's, without importing typing (type checkers know the name)
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from crnn import datasets, reference
-    from crnn._io import load, save
+    from crnn._saving import load, save
 
 
 def __getattr__(name):

@@ -20,7 +20,9 @@ import time
 
 import numpy as np
 
-import crnn
+from crnn._files import write_atomically
+from crnn._rnn import RNN
+from crnn._version import __version__
 
 __all__ = ["main"]
 
@@ -132,16 +134,7 @@ def write_csv(path, array, header):
     if path in (None, "-"):
         sys.stdout.write(text)
         return
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_atomically(path, lambda fh: fh.write(text), mode="w")
 
 
 # ---------------------------------------------------------------------- scaling
@@ -178,11 +171,11 @@ def _scaling(model):
 
 def _windows(series, length, step):
     """Next-step training pairs from windows of `length` steps of one series."""
-    from crnn import datasets
+    from crnn.datasets import windows
 
     if series.shape[0] <= length + 1:
         return series[np.newaxis, :-1], series[np.newaxis, 1:]
-    w = datasets.windows(series, length + 1, step)
+    w = windows(series, length + 1, step)
     return w[:, :-1], w[:, 1:]
 
 
@@ -198,7 +191,7 @@ def _load_model(path):
     if not os.path.exists(path):
         raise CLIError(f"MODEL file {path!r} does not exist")
     try:
-        return crnn.load(path)
+        return RNN.load(path)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
@@ -218,7 +211,7 @@ def cmd_train(args, out):
     z = (series - mean) / scale
     X, target = _windows(z, args.window, max(1, args.window // 4))
     k = series.shape[1]
-    model = crnn.RNN(k, args.hidden_size, seed=args.seed, bias=args.bias)
+    model = RNN(k, args.hidden_size, seed=args.seed, bias=args.bias)
     path = output_path(args.output, "crnn-model.npz", args.force)
     print(
         f"training {model!r} on {series.shape[0]} steps of {k} feature(s) "
@@ -277,17 +270,17 @@ def cmd_forecast(args, out):
 
 def cmd_demo(args, out):
     """Mackey-Glass next-step prediction, against the persistence baseline."""
-    from crnn import datasets
+    from crnn.datasets import mackey_glass
 
     start = time.perf_counter()
-    series = datasets.mackey_glass(args.length, subsample=3.0, seed=args.seed)
+    series = mackey_glass(args.length, subsample=3.0, seed=args.seed)
     series = series.reshape(-1, 1)
     n_train = int(0.7 * len(series))
     train, test = series[:n_train], series[n_train:]
     mean, scale = _fit_scaling(train)
     z = (series - mean) / scale
     X, target = _windows(z[:n_train], 100, 25)
-    model = crnn.RNN(1, args.hidden_size, seed=args.seed)
+    model = RNN(1, args.hidden_size, seed=args.seed)
     print(
         f"Mackey-Glass series (tau = 17, sampled every 3 time units): {len(series)} steps, "
         f"{n_train} to train on ({X.shape[0]} windows of 100), {len(test)} to test",
@@ -354,14 +347,10 @@ def _plot(args, series, n_train, pred, future, out):
     axes[1].set_xlabel("step (3 time units each)")
     axes[1].legend(loc="upper right")
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        write_atomically(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     print(f"plot saved to {path}", file=out)
 
 
@@ -394,7 +383,7 @@ def build_parser():
         prog="crnn",
         description="The Elman RNN with exact gradients (BPTT and RTRL), in compiled Cython.",
     )
-    parser.add_argument("--version", action="version", version=f"crnn {crnn.__version__}")
+    parser.add_argument("--version", action="version", version=f"crnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common_out(p, what):

@@ -11,39 +11,23 @@ the validation scores are on the same scale.
 """
 
 import math
-import numbers
 import sys
 
 import numpy as np
 
 from crnn._guard import check_writable, exclusive
 from crnn._optim import clip_by_norm, make_optimizer
-from crnn._validation import as_float_array, check_g, check_method, make_rng
+from crnn._validation import (
+    as_float_array,
+    check_bool,
+    check_g,
+    check_int,
+    check_method,
+    check_real,
+    make_rng,
+)
 
 __all__ = ["fit"]
-
-
-def _count(value, name, minimum, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return int(value)
-
-
-def _real(value, name, minimum=0.0, allow_none=False, strict=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < minimum or (strict and value == minimum):
-        raise ValueError(
-            f"{name} must be a finite number {'>' if strict else '>='} {minimum}, got {value}"
-        )
-    return value
 
 
 class _Progress:
@@ -163,15 +147,14 @@ class _Trainer:
         self.truncate = truncate
 
     def _params(self):
-        m = self.model
-        return {k: getattr(m, "_" + k) for k in m._param_names()}
+        return self.model.parameters()
 
     def _update(self, optimizer, X, target, s0):
         """One exact gradient and one optimizer step; return (E, values scored)."""
         model = self.model
         G = model.gradient(X, target, s0, self.g, self.method, check_finite=False)
         count = target.size
-        grads = {k: getattr(G, k) / count for k in model._param_names()}
+        grads = {k: getattr(G, k) / count for k in model.parameters()}
         apply_update(self._params(), optimizer, grads, G.loss, self.clip)
         return G.loss, count
 
@@ -213,6 +196,115 @@ class _Trainer:
         return self.model.loss(Xv, tv, s0, self.g, check_finite=False) / tv.size
 
 
+# ---------------------------------------------------------------------- the one training loop
+
+
+def check_loop_options(*, epochs, n_iter_no_change, tol, clip, shuffle, warm_start):
+    """Check the options every fit shares (local or distributed); return them converted."""
+    epochs = check_int(epochs, "epochs", low=1)
+    n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change", low=1)
+    clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)
+    tol = check_real(tol, "tol", low=0)
+    check_bool(shuffle, "shuffle")
+    check_bool(warm_start, "warm_start")
+    return epochs, n_iter_no_change, tol, clip
+
+
+def start_history(model, warm_start, has_val, new_optimizer):
+    """Return a fit's optimizer and set up its bookkeeping on the model.
+
+    With ``warm_start`` and an earlier fit, its optimizer, ``loss_curve_`` and
+    ``n_iter_`` go on; otherwise ``new_optimizer()`` and a fresh history.
+    """
+    state = getattr(model, "_fit_state", None)
+    if warm_start and state is not None:
+        opt = state["optimizer"]
+    else:
+        opt = new_optimizer()
+        model.loss_curve_ = []
+        model.validation_scores_ = [] if has_val else None
+        model.n_iter_ = 0
+        model.best_loss_ = math.inf
+        model.best_validation_score_ = math.inf if has_val else None
+    if has_val and model.validation_scores_ is None:
+        model.validation_scores_ = []
+        model.best_validation_score_ = math.inf
+    model._fit_state = {"optimizer": opt}
+    return opt
+
+
+def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, callback=None):
+    """Run the epochs of :meth:`RNN.fit` and :func:`crnn.distributed.fit`: the one loop.
+
+    Parameters
+    ----------
+    model : RNN
+        Trained in place; its history (``loss_curve_``...) set up by
+        :func:`start_history`.
+    source : object
+        Where the gradients come from: ``source.epoch(opt)`` makes one
+        pass of updates and returns the mean loss per predicted value;
+        ``source.validation_loss()`` returns the mean validation loss per
+        predicted value, or None without validation data.
+    opt : optimizer
+    epochs, tol, n_iter_no_change, verbose
+        As in :meth:`RNN.fit`, already checked.
+    callback : callable, optional
+        ``callback(model)`` after each epoch.
+
+    Returns
+    -------
+    RNN
+        The model, holding the weights of the best validation score seen
+        when there is validation data (early stopping), else the last ones.
+    """
+    params = model.parameters()
+    progress = _Progress(epochs, bool(verbose))
+    best_weights = None
+    since_best = 0
+    try:
+        for epoch in range(1, epochs + 1):
+            loss = source.epoch(opt)
+            model.loss_curve_.append(float(loss))
+            model.n_iter_ += 1
+            score = source.validation_loss()
+            if score is not None:
+                score = float(score)
+                model.validation_scores_.append(score)
+                improved = score < model.best_validation_score_ - tol
+                if score < model.best_validation_score_:
+                    model.best_validation_score_ = score
+                    best_weights = {k: v.copy() for k, v in params.items()}
+            else:
+                improved = loss < model.best_loss_ - tol
+            model.best_loss_ = min(model.best_loss_, float(loss))
+            progress.update(epoch, loss, score)
+            if callback is not None:
+                callback(model)
+            since_best = 0 if improved else since_best + 1
+            if since_best >= n_iter_no_change:
+                break
+    finally:
+        progress.close()
+    if best_weights is not None:  # early stopping keeps the best weights seen
+        for k, v in params.items():
+            v[...] = best_weights[k]
+    return model
+
+
+class _LocalSource:
+    """The gradient source of RNN.fit: the model's own gradient over mini-batches."""
+
+    def __init__(self, trainer, X, target, val, rng):
+        self.trainer, self.X, self.target, self.val, self.rng = trainer, X, target, val, rng
+
+    def epoch(self, opt):
+        return self.trainer.epoch(opt, self.X, self.target, self.rng)
+
+    def validation_loss(self):
+        return None if self.val is None else self.trainer.validation_loss(self.val, self.X)
+
+
 def fit(model, X, target, **options):
     """Train model in place; see :meth:`RNN.fit` for the parameters.
 
@@ -247,16 +339,16 @@ def _fit(
     warm_start,
     verbose,
 ):
-    epochs = _count(epochs, "epochs", 1)
-    batch_size = _count(batch_size, "batch_size", 1, allow_none=True)
-    truncate = _count(truncate, "truncate", 1, allow_none=True)
-    n_iter_no_change = _count(n_iter_no_change, "n_iter_no_change", 1)
-    clip = _real(clip, "clip", allow_none=True, strict=True)
-    tol = _real(tol, "tol")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {type(shuffle).__name__}")
-    if not isinstance(warm_start, (bool, np.bool_)):
-        raise TypeError(f"warm_start must be True or False, got {type(warm_start).__name__}")
+    epochs, n_iter_no_change, tol, clip = check_loop_options(
+        epochs=epochs,
+        n_iter_no_change=n_iter_no_change,
+        tol=tol,
+        clip=clip,
+        shuffle=shuffle,
+        warm_start=warm_start,
+    )
+    batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
+    truncate = check_int(truncate, "truncate", low=1, allow_none=True)
     check_method(method)
     g = check_g(g, model.dtype)
     X, target = _as_batch(model, X, target)
@@ -273,26 +365,17 @@ def _fit(
         Xv, tv = _as_batch(model, *validation_data, "validation_data[0]", "validation_data[1]")
         val = (Xv, tv, False)
     elif validation_fraction is not None:
-        fraction = _real(validation_fraction, "validation_fraction", strict=True)
-        if fraction >= 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+        fraction = check_real(
+            validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
+        )
         X, target, val = _split(X, target, fraction, rng)
 
-    state = getattr(model, "_fit_state", None)
-    if warm_start and state is not None:
-        opt = state["optimizer"]
-    else:
-        opt = make_optimizer(optimizer, lr, momentum, nesterov)
-        model.loss_curve_ = []
-        model.validation_scores_ = [] if val is not None else None
-        model.n_iter_ = 0
-        model.best_loss_ = math.inf
-        model.best_validation_score_ = math.inf if val is not None else None
-    if val is not None and model.validation_scores_ is None:
-        model.validation_scores_ = []
-        model.best_validation_score_ = math.inf
-    model._fit_state = {"optimizer": opt}
-
+    opt = start_history(
+        model,
+        warm_start,
+        val is not None,
+        lambda: make_optimizer(optimizer, lr, momentum, nesterov),
+    )
     trainer = _Trainer(
         model,
         g=g,
@@ -302,35 +385,16 @@ def _fit(
         clip=clip,
         truncate=truncate,
     )
-    progress = _Progress(epochs, bool(verbose))
-    best_weights = None
-    since_best = 0
-    try:
-        for epoch in range(1, epochs + 1):
-            loss = trainer.epoch(opt, X, target, rng)
-            model.loss_curve_.append(float(loss))
-            model.n_iter_ += 1
-            score = None
-            if val is not None:
-                score = float(trainer.validation_loss(val, X))
-                model.validation_scores_.append(score)
-                improved = score < model.best_validation_score_ - tol
-                if score < model.best_validation_score_:
-                    model.best_validation_score_ = score
-                    best_weights = {k: v.copy() for k, v in trainer._params().items()}
-            else:
-                improved = loss < model.best_loss_ - tol
-            model.best_loss_ = min(model.best_loss_, float(loss))
-            progress.update(epoch, loss, score)
-            since_best = 0 if improved else since_best + 1
-            if since_best >= n_iter_no_change:
-                break
-    finally:
-        progress.close()
-    if best_weights is not None:  # early stopping keeps the best weights seen
-        for k, v in trainer._params().items():
-            v[...] = best_weights[k]
-    return model
+    source = _LocalSource(trainer, X, target, val, rng)
+    return run_epochs(
+        model,
+        source,
+        opt,
+        epochs=epochs,
+        tol=tol,
+        n_iter_no_change=n_iter_no_change,
+        verbose=verbose,
+    )
 
 
 def partial_fit(model, X, target, **options):
@@ -342,7 +406,7 @@ def partial_fit(model, X, target, **options):
 def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
     check_method(method)
     g = check_g(g, model.dtype)
-    clip = _real(clip, "clip", allow_none=True, strict=True)
+    clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)
     X, target = _as_batch(model, X, target)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "partial_fit")

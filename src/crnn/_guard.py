@@ -50,8 +50,8 @@ def exclusive(what, *objects):
 
 def check_writable(model, what):
     """Refuse to train a model whose weights were made read-only (they are updated in place)."""
-    for name in model._param_names():
-        if not getattr(model, "_" + name).flags.writeable:
+    for name, arr in model.parameters().items():
+        if not arr.flags.writeable:
             raise ValueError(
                 f"{name} is read-only, but {what} updates the weights in place; assign a "
                 f"writable copy first (model.{name} = model.{name}.copy())"

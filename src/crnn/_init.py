@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Weight initialisers for :class:`crnn.RNN` (the ``init=`` option)."""
 
-import numbers
-
 import numpy as np
+
+from crnn._validation import check_real
 
 __all__ = ["INITS", "initial_biases", "initial_weights"]
 
@@ -68,15 +68,7 @@ def initial_weights(n, d, m, init, spectral_radius, rng, dtype):
             )
         weights.append(value)
     if spectral_radius is not None:
-        if isinstance(spectral_radius, (bool, np.bool_)) or not isinstance(
-            spectral_radius, numbers.Real
-        ):
-            raise TypeError(
-                f"spectral_radius must be a number > 0, got {type(spectral_radius).__name__}"
-            )
-        rho = float(spectral_radius)
-        if not (np.isfinite(rho) and rho > 0):
-            raise ValueError(f"spectral_radius must be a finite number > 0, got {rho}")
+        rho = check_real(spectral_radius, "spectral_radius", low=0, low_open=True)
         current = float(np.max(np.abs(np.linalg.eigvals(weights[1]))))
         if current == 0:
             raise ValueError(

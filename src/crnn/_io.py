@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""Save and load models as one ``.npz`` file: :func:`save` and :func:`load`.
+"""The model file format, one ``.npz`` archive: :func:`write` and :func:`read`.
 
 The file format (version 1)
 ---------------------------
@@ -22,38 +22,24 @@ reads; no entry needs pickle. Entries:
 Every byte of the file is a function of the model: saving the same model
 twice gives identical files (the zip timestamps are fixed).
 
-The hooks
----------
-What is saved comes from three optional hooks, so that a model class with
-more arrays (biases, say) or options only has to provide them:
-
-``model._state_arrays() -> dict[str, ndarray]``
-    Every array that defines the model, by name. Default: ``U``, ``W``,
-    ``V``, plus ``b`` and ``c`` when the model has them and they are not
-    None.
-``model._state_options() -> dict``
-    JSON-serialisable options needed to rebuild the model. Default:
-    ``{"n_threads": model.n_threads}``.
-``cls._from_state(arrays, options, dtype) -> model``
-    A classmethod that rebuilds a model from what the two others returned
-    (arrays already checked for shape, dtype, checksum and finiteness).
-    Default: ``cls.from_weights(U, W, V, dtype=dtype, n_threads=...)``,
-    which refuses any other array or option (rather than load a model
-    that would predict differently).
-
-The loaded model is checked to hold exactly the saved arrays.
+What the file holds of a model is the model's business: this module knows
+no model class. :meth:`crnn.RNN.save` gives :func:`write` the sizes, dtype,
+named arrays and options; :meth:`crnn.RNN.load` gives :func:`read` a
+function that rebuilds a model from the checked :class:`Contents`.
+:func:`crnn.save` and :func:`crnn.load` (``crnn._saving``) call those two.
 """
 
-import contextlib
-import numbers
 import os
 import stat
+from collections import namedtuple
 
 import numpy as np
 
+from crnn._files import write_atomically
 from crnn._validation import FLOAT_DTYPES
+from crnn._version import __version__
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "BadFile", "Contents", "read", "write"]
 
 #: The version of the file format this crnn writes, and the newest it reads.
 FORMAT_VERSION = 1
@@ -64,27 +50,19 @@ FORMAT_NAME = "crnn.RNN"
 #: The name of the metadata entry in the archive.
 METADATA_KEY = "crnn_metadata"
 
-#: Arrays saved by default when the model has them and they are not None.
-OPTIONAL_ARRAYS = ("b", "c")
-
 _REQUIRED_ARRAYS = ("U", "W", "V")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest zip date: files do not depend on the clock
 
 
-class _BadFile(Exception):
-    """A reason to refuse a file; turned into a ValueError naming it."""
+class BadFile(Exception):
+    """A reason to refuse a file; :func:`read` turns it into a ValueError naming the file."""
 
 
-def _crnn_version():
-    from crnn import __version__  # late: crnn/__init__ imports this module
-
-    return __version__
-
-
-def _rnn_class():
-    from crnn._rnn import RNN  # late: _rnn imports this module inside its methods
-
-    return RNN
+#: What a model file holds, checked: ``sizes`` (input_size, hidden_size,
+#: output_size), ``dtype``, ``arrays`` (name -> ndarray of that dtype, finite,
+#: checksums verified), ``options`` (the JSON object) and ``writer`` (the crnn
+#: version that wrote the file, or "an unknown version").
+Contents = namedtuple("Contents", ["sizes", "dtype", "arrays", "options", "writer"])
 
 
 def _check_path(path, name="path"):
@@ -111,26 +89,7 @@ def _digest(arr):
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-# ---------------------------------------------------------------------- what a model holds
-
-
-def _model_arrays(model):
-    """Return {name: array} of every array that defines the model (not copied)."""
-    hook = getattr(model, "_state_arrays", None)
-    if callable(hook):
-        arrays = dict(hook())
-    else:
-        arrays = {name: getattr(model, name) for name in _REQUIRED_ARRAYS}
-        for name in OPTIONAL_ARRAYS:
-            value = getattr(model, name, None)
-            if value is not None:
-                arrays[name] = value
-    return arrays
-
-
-def _model_options(model):
-    hook = getattr(model, "_state_options", None)
-    return dict(hook()) if callable(hook) else {"n_threads": model.n_threads}
+# ---------------------------------------------------------------------- the arrays
 
 
 def _expected_shapes(n, d, m):
@@ -139,26 +98,28 @@ def _expected_shapes(n, d, m):
 
 def _check_name(name, where):
     if not isinstance(name, str) or not name.isidentifier() or name == METADATA_KEY:
-        raise _BadFile(f"{where} has an invalid array name {name!r}")
+        raise BadFile(f"{where} has an invalid array name {name!r}")
     return name
 
 
 # ---------------------------------------------------------------------- save
 
 
-def save(model, path):
-    """Save a model to one ``.npz`` file, atomically.
+def write(path, sizes, dtype, arrays, options):
+    """Write a model file, atomically (see :func:`crnn.save`).
 
     Parameters
     ----------
-    model : RNN
-        The model to save: its weights (and any other array it defines),
-        sizes, dtype and options (``n_threads``).
     path : str or os.PathLike
-        The file to write, **exactly as given**: no ``.npz`` suffix is
-        added (unlike :func:`numpy.savez`), so ``save(rnn, "model")`` writes
-        a file named ``model``. Use a ``.npz`` name by convention. An
-        existing file is replaced; its permission bits are kept.
+        The file, exactly as given (no suffix is added).
+    sizes : (int, int, int)
+        input_size, hidden_size, output_size.
+    dtype : numpy.dtype
+        The dtype every array must have.
+    arrays : dict of str to ndarray
+        The arrays, by name: at least ``U``, ``W`` and ``V``.
+    options : dict
+        JSON-serialisable options.
 
     Returns
     -------
@@ -168,54 +129,26 @@ def save(model, path):
     Raises
     ------
     TypeError
-        If model is not an :class:`RNN` or path is not a path.
+        If path is not a path.
     ValueError
-        If a weight holds NaN or infinity (such a model could not be
-        loaded), or an array does not have the model's shape or dtype.
+        If an array is missing, badly named, of another dtype or shape, or
+        holds NaN or infinity, or the options are not JSON.
     OSError
-        If the file cannot be written; the previous file, if any, is then
-        left as it was.
-
-    Notes
-    -----
-    The file is written to a temporary file in the same directory, flushed
-    and synced to disk, then renamed over ``path`` with :func:`os.replace`,
-    so that ``path`` always holds either the old model or the complete new
-    one, even if the process dies. The temporary file is removed on any
-    error. The pickle-free format is described in ``crnn._io``; the file
-    also reads with ``numpy.load(path, allow_pickle=False)``.
-
-    The carried state of :meth:`RNN.step` (``rnn.state``), the training
-    history (``loss_curve_`` and so on) and the optimizer's moments are not
-    saved: a loaded model starts from a fresh state, and ``partial_fit``
-    from a fresh optimizer. Pickle keeps everything, for a short-lived copy.
-
-    Examples
-    --------
-    >>> import crnn, os, tempfile
-    >>> rnn = crnn.RNN(2, 8, seed=0)
-    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-    >>> _ = crnn.save(rnn, path)
-    >>> same = crnn.load(path)
-    >>> bool((same.W == rnn.W).all()), same.dtype
-    (True, dtype('float64'))
+        If the file cannot be written; the previous file is then kept.
     """
-    RNN = _rnn_class()
-    if not isinstance(model, RNN):
-        raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
     path = _check_path(path)
     entries = {METADATA_KEY: None}  # first in the archive
     meta_arrays = {}
-    dtype = np.dtype(model.dtype)
-    expected = _expected_shapes(model.input_size, model.hidden_size, model.output_size)
-    arrays = _model_arrays(model)
+    dtype = np.dtype(dtype)
+    n, d, m = sizes
+    expected = _expected_shapes(n, d, m)
     for name in _REQUIRED_ARRAYS:
         if name not in arrays:
             raise ValueError(f"model has no array {name!r} to save")
     for name, value in arrays.items():
         try:
             _check_name(name, "model")
-        except _BadFile as exc:
+        except BadFile as exc:
             raise ValueError(str(exc)) from None
         arr = np.asarray(value)
         if arr.dtype != dtype:
@@ -238,12 +171,12 @@ def save(model, path):
     meta = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "crnn_version": _crnn_version(),
-        "input_size": model.input_size,
-        "hidden_size": model.hidden_size,
-        "output_size": model.output_size,
+        "crnn_version": __version__,
+        "input_size": n,
+        "hidden_size": d,
+        "output_size": m,
         "dtype": dtype.name,
-        "options": _model_options(model),
+        "options": dict(options),
         "arrays": meta_arrays,
     }
     import json
@@ -253,7 +186,7 @@ def save(model, path):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the model's options cannot be stored as JSON: {exc}") from None
     entries[METADATA_KEY] = np.array(text)
-    _write_atomically(path, entries)
+    write_atomically(path, lambda f: _write_archive(f, entries))
     return path
 
 
@@ -269,65 +202,24 @@ def _write_archive(fileobj, entries):
                 np.lib.format.write_array(f, arr, allow_pickle=False)
 
 
-def _write_atomically(path, entries):
-    """Write entries to path through a synced temporary file and os.replace."""
-    import secrets
-
-    target = os.path.realpath(path)  # through a symlink: replace what it points to
-    directory, base = os.path.split(target)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)  # the umask applies, as for any new file
-            break
-        except FileExistsError:  # pragma: no cover - 48 random bits collided
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_archive(f, entries)
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(OSError):  # keep an existing file's permissions
-            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _sync_directory(directory)
-
-
-def _sync_directory(directory):
-    """Make the rename itself durable (POSIX); best effort elsewhere."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - not POSIX
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some file systems refuse
-        pass
-    finally:
-        os.close(fd)
-
-
 # ---------------------------------------------------------------------- load
 
 
-def load(path):
-    """Load a model saved by :func:`save`.
+def read(path, build):
+    """Read and check a model file; return what ``build`` makes of it (see :func:`crnn.load`).
 
     Parameters
     ----------
     path : str or os.PathLike
         The file, exactly as given (no suffix is added).
+    build : callable
+        ``build(contents)`` turns the checked :class:`Contents` into a
+        model; it raises :class:`BadFile` to refuse them.
 
     Returns
     -------
-    RNN
-        A model with the saved weights, sizes, dtype and options: it
-        predicts bit for bit what the saved model predicted.
+    object
+        What ``build`` returned.
 
     Raises
     ------
@@ -336,25 +228,13 @@ def load(path):
     TypeError
         If path is not a path.
     ValueError
-        If the file is not a crnn model (not an ``.npz`` archive, or an
-        archive crnn did not write), is truncated or damaged, was written
-        by a newer crnn in a format version this one cannot read, or holds
-        arrays with a missing entry, a wrong shape or dtype, or NaN or
-        infinity. The message names the file and the problem.
-
-    Notes
-    -----
-    The file is read with ``allow_pickle=False``: loading never runs code
-    from the file. See :func:`save` for what is and is not stored.
+        If the file is not a model file crnn can read, or ``build`` refused
+        it; the message names the file and the problem.
     """
-    return _load(path, _rnn_class())
-
-
-def _load(path, cls):
     path = _check_path(path)
     try:
-        return _read(path, cls)
-    except _BadFile as exc:
+        return build(_read(path))
+    except BadFile as exc:
         raise ValueError(f"cannot load a crnn model from {path!r}: {exc}") from exc.__cause__
     except FileNotFoundError as exc:
         alt = path + ".npz"
@@ -389,27 +269,27 @@ def _read_errors():
     )
 
 
-def _read(path, cls):
+def _read(path):
     if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block open() for ever
         kind = "a directory" if os.path.isdir(path) else "not a regular file"
-        raise _BadFile(f"it is {kind}; a model is read from a file")
+        raise BadFile(f"it is {kind}; a model is read from a file")
     with open(path, "rb") as fh:
         magic = fh.read(4)
         if len(magic) < 4:
-            raise _BadFile(
+            raise BadFile(
                 f"the file is empty or too short ({len(magic)} bytes) for an .npz archive"
             )
         if magic == b"\x93NUM":
-            raise _BadFile("not a crnn model file: it is a .npy array, not an .npz archive")
+            raise BadFile("not a crnn model file: it is a .npy array, not an .npz archive")
         if magic[:2] != b"PK":
-            raise _BadFile("not a crnn model file: it is not an .npz (zip) archive")
+            raise BadFile("not a crnn model file: it is not an .npz (zip) archive")
         fh.seek(0)
         try:
             npz = np.load(fh, allow_pickle=False)
         except _read_errors() as exc:
-            raise _BadFile(f"the archive is truncated or damaged ({_reason(exc)})") from exc
+            raise BadFile(f"the archive is truncated or damaged ({_reason(exc)})") from exc
         with npz:
-            return _read_archive(npz, cls)
+            return _read_archive(npz)
 
 
 def _reason(exc):
@@ -421,61 +301,61 @@ def _entry(npz, key):
         value = npz[key]
     except _read_errors() as exc:
         if "allow_pickle" in str(exc):
-            raise _BadFile(
+            raise BadFile(
                 f"entry {key!r} holds pickled Python objects, which crnn never writes "
                 "(and does not load, as that could run code from the file)"
             ) from exc
-        raise _BadFile(f"entry {key!r} is truncated or damaged ({_reason(exc)})") from exc
+        raise BadFile(f"entry {key!r} is truncated or damaged ({_reason(exc)})") from exc
     if not isinstance(value, np.ndarray):  # numpy returns the bytes of a member that is no .npy
-        raise _BadFile(f"entry {key!r} is not an .npy array (its header is damaged or missing)")
+        raise BadFile(f"entry {key!r} is not an .npy array (its header is damaged or missing)")
     return value
 
 
 def _field(meta, key, kind, check=None, what=None):
     if key not in meta:
-        raise _BadFile(f"the metadata has no {key!r} field")
+        raise BadFile(f"the metadata has no {key!r} field")
     value = meta[key]
     if isinstance(value, bool) or not isinstance(value, kind) or (check and not check(value)):
-        raise _BadFile(f"the metadata's {key!r} must be {what}, got {value!r}")
+        raise BadFile(f"the metadata's {key!r} must be {what}, got {value!r}")
     return value
 
 
-def _read_archive(npz, cls):
+def _read_archive(npz):
     keys = set(npz.files)
     if METADATA_KEY not in keys:
         shown = ", ".join(sorted(keys)[:6]) or "none"
-        raise _BadFile(
+        raise BadFile(
             f"not a crnn model file: an .npz archive without a {METADATA_KEY!r} entry "
             f"(its entries: {shown})"
         )
     raw = _entry(npz, METADATA_KEY)
     if raw.dtype.kind != "U" or raw.ndim != 0:
-        raise _BadFile(f"the {METADATA_KEY!r} entry is not a JSON string")
+        raise BadFile(f"the {METADATA_KEY!r} entry is not a JSON string")
     # numpy turns any 4-byte value into a character, even beyond Unicode, and
     # such a str breaks the interpreter's invariants (json raises SystemError)
     codes = np.frombuffer(raw.astype(raw.dtype.newbyteorder("=")).tobytes(), dtype=np.uint32)
     if ((codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))).any():
-        raise _BadFile(f"the {METADATA_KEY!r} entry holds code points that are not Unicode text")
+        raise BadFile(f"the {METADATA_KEY!r} entry holds code points that are not Unicode text")
     import json
 
     try:
         meta = json.loads(str(raw[()]))
     except ValueError as exc:
-        raise _BadFile(f"the metadata is not valid JSON ({exc})") from exc
+        raise BadFile(f"the metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise _BadFile(f"not a crnn model file: the metadata's format is not {FORMAT_NAME!r}")
+        raise BadFile(f"not a crnn model file: the metadata's format is not {FORMAT_NAME!r}")
     writer = meta.get("crnn_version")
     writer = writer if isinstance(writer, str) else "an unknown version"
     version = meta.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _BadFile(
-            f"unknown format version {version!r} (crnn {_crnn_version()} reads format "
+        raise BadFile(
+            f"unknown format version {version!r} (crnn {__version__} reads format "
             f"versions 1 to {FORMAT_VERSION})"
         )
     if version > FORMAT_VERSION:
-        raise _BadFile(
+        raise BadFile(
             f"the file has format version {version}, newer than this crnn reads: it was "
-            f"written by crnn {writer}, and crnn {_crnn_version()} reads format versions "
+            f"written by crnn {writer}, and crnn {__version__} reads format versions "
             f"1 to {FORMAT_VERSION}; upgrade crnn to load it"
         )
     n, d, m = (
@@ -490,76 +370,30 @@ def _read_archive(npz, cls):
         _check_name(name, "the metadata")
     missing = [k for k in _REQUIRED_ARRAYS if k not in listed]
     if missing:
-        raise _BadFile(f"the metadata lists no array {missing[0]!r}")
+        raise BadFile(f"the metadata lists no array {missing[0]!r}")
     unlisted = sorted(keys - set(listed) - {METADATA_KEY})
     if unlisted:
-        raise _BadFile(f"the archive holds entries the metadata does not list: {unlisted}")
+        raise BadFile(f"the archive holds entries the metadata does not list: {unlisted}")
     expected = _expected_shapes(n, d, m)
     arrays = {}
     for name, info in listed.items():
         if name not in keys:
-            raise _BadFile(f"missing array {name!r}")
+            raise BadFile(f"missing array {name!r}")
         if not isinstance(info, dict):
-            raise _BadFile(f"the metadata of array {name!r} is not a JSON object")
+            raise BadFile(f"the metadata of array {name!r} is not a JSON object")
         arr = _entry(npz, name)
         if arr.dtype != dtype:
-            raise _BadFile(f"array {name!r} has dtype {arr.dtype}, not the model's {dtype}")
+            raise BadFile(f"array {name!r} has dtype {arr.dtype}, not the model's {dtype}")
         shape = info.get("shape")
         want = expected.get(name, tuple(shape) if isinstance(shape, list) else None)
         if arr.shape != want or shape != list(arr.shape):
-            raise _BadFile(
+            raise BadFile(
                 f"array {name!r} has shape {arr.shape}, expected {want} "
                 f"(input_size={n}, hidden_size={d}, output_size={m})"
             )
         if info.get("sha256") != _digest(arr):
-            raise _BadFile(f"array {name!r} is damaged: its checksum does not match")
+            raise BadFile(f"array {name!r} is damaged: its checksum does not match")
         if not np.isfinite(arr).all():
-            raise _BadFile(f"array {name!r} holds NaN or infinity")
+            raise BadFile(f"array {name!r} holds NaN or infinity")
         arrays[name] = arr
-    model = _build(cls, arrays, options, dtype, writer)
-    _check_restored(model, arrays, n, d, m, dtype)
-    return model
-
-
-def _build(cls, arrays, options, dtype, writer):
-    hook = getattr(cls, "_from_state", None)
-    if callable(hook):
-        try:
-            return hook(dict(arrays), dict(options), dtype)
-        except (TypeError, ValueError) as exc:
-            raise _BadFile(f"the saved model cannot be rebuilt: {exc}") from exc
-    extra = sorted(set(arrays) - set(_REQUIRED_ARRAYS))
-    if extra:
-        raise _BadFile(
-            f"it holds arrays {extra} that crnn {_crnn_version()}'s {cls.__name__} cannot "
-            f"restore (written by crnn {writer})"
-        )
-    unknown = sorted(set(options) - {"n_threads"})
-    if unknown:
-        raise _BadFile(
-            f"it holds options {unknown} that crnn {_crnn_version()}'s {cls.__name__} cannot "
-            f"restore (written by crnn {writer})"
-        )
-    n_threads = options.get("n_threads")
-    if n_threads is not None and (
-        isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads == 0
-    ):
-        raise _BadFile(
-            f"the option n_threads must be null or a non-zero integer, got {n_threads!r}"
-        )
-    return cls.from_weights(arrays["U"], arrays["W"], arrays["V"], dtype=dtype, n_threads=n_threads)
-
-
-def _check_restored(model, arrays, n, d, m, dtype):
-    """Refuse a model that does not hold exactly what the file holds (a faulty hook)."""
-    sizes = (model.input_size, model.hidden_size, model.output_size)
-    if sizes != (n, d, m) or model.dtype != dtype:
-        raise _BadFile(
-            f"the rebuilt model has sizes {sizes} and dtype {model.dtype}, the file "
-            f"{(n, d, m)} and {dtype}"
-        )
-    held = _model_arrays(model)
-    if set(held) != set(arrays) or any(
-        not np.array_equal(np.asarray(held[k]), arrays[k]) for k in arrays
-    ):
-        raise _BadFile("the rebuilt model does not hold the saved arrays")
+    return Contents((n, d, m), dtype, arrays, options, writer)

@@ -2,14 +2,13 @@
 """Exact online learning: real-time recurrent learning on a stream."""
 
 import math
-import numbers
 
 import numpy as np
 
 from crnn import _kernels
 from crnn._guard import check_writable, exclusive
 from crnn._rnn import Gradient
-from crnn._validation import as_float_array, check_g, check_shape
+from crnn._validation import as_float_array, check_g, check_lr, check_real, check_shape
 
 __all__ = ["OnlineRTRL"]
 
@@ -104,7 +103,7 @@ class OnlineRTRL:
 
     @lr.setter
     def lr(self, value):
-        self._lr = _nonnegative(value, "lr")
+        self._lr = check_lr(value)
 
     @property
     def g(self):
@@ -122,7 +121,7 @@ class OnlineRTRL:
 
     @clip.setter
     def clip(self, value):
-        if value is not None and _nonnegative(value, "clip") == 0:
+        if value is not None and check_real(value, "clip", low=0) == 0:
             raise ValueError("clip must be None or a number > 0, got 0")
         dtype = self.model.dtype
         if value is not None and dtype.type(float(value)) == 0:  # the kernel reads 0 as "none"
@@ -222,10 +221,11 @@ class OnlineRTRL:
             raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
         check_shape(target, "target", (X.shape[0], m.output_size))
         arrays = m._weights(check_finite=True)
-        names = m._param_names()
-        for name, arr in zip(names, arrays, strict=False):  # the kernel updates them in place
-            if arr is not getattr(m, "_" + name):
-                setattr(m, "_" + name, arr)
+        own = m.parameters()
+        changed = {k: a for (k, p), a in zip(own.items(), arrays, strict=False) if a is not p}
+        if changed:  # the kernel updates the model's own arrays in place
+            m.set_parameters(changed)
+            arrays = m._weights(check_finite=False)
         U, W, V, b, c = arrays
         check_writable(m, "OnlineRTRL")
         if X.shape[0] == 0:
@@ -272,12 +272,3 @@ class OnlineRTRL:
             f"OnlineRTRL({self.model!r}, lr={self._lr}, g={self._g}, clip={self._clip}, "
             f"n_steps_={self.n_steps_})"
         )
-
-
-def _nonnegative(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value

@@ -2,9 +2,10 @@
 """Optimizers: vectorised numpy updates of a dict of weight arrays, in place."""
 
 import math
-import numbers
 
 import numpy as np
+
+from crnn._validation import check_bool, check_lr, check_real
 
 __all__ = ["OPTIMIZERS", "clip_by_norm", "make_optimizer"]
 
@@ -95,18 +96,6 @@ class Adagrad(_Optimizer):
 OPTIMIZERS = {"sgd": (SGD, 0.01), "adam": (Adam, 0.01), "adagrad": (Adagrad, 0.1)}
 
 
-def _positive(value, name, allow_zero=False):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    ok = value >= 0 if allow_zero else value > 0
-    if not (math.isfinite(value) and ok):
-        raise ValueError(
-            f"{name} must be a finite number {'>=' if allow_zero else '>'} 0, got {value}"
-        )
-    return value
-
-
 def make_optimizer(name, lr=None, momentum=0.9, nesterov=False):
     """Return a new optimizer from its name and options, all validated."""
     if not isinstance(name, str):
@@ -115,14 +104,10 @@ def make_optimizer(name, lr=None, momentum=0.9, nesterov=False):
     if key not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
     cls, default_lr = OPTIMIZERS[key]
-    lr = default_lr if lr is None else _positive(lr, "lr", allow_zero=True)
+    lr = default_lr if lr is None else check_lr(lr)
     if key == "sgd":
-        momentum = _positive(momentum, "momentum", allow_zero=True)
-        if momentum >= 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be True or False, got {type(nesterov).__name__}")
-        return SGD(lr, momentum, bool(nesterov))
+        momentum = check_real(momentum, "momentum", low=0, high=1, high_open=True)
+        return SGD(lr, momentum, check_bool(nesterov, "nesterov"))
     return cls(lr)
 
 

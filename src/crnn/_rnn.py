@@ -271,6 +271,74 @@ class RNN:
         """Return the names of the trained arrays: U, W, V, and b, c with biases."""
         return ("U", "W", "V", "b", "c") if self.bias else ("U", "W", "V")
 
+    def parameters(self):
+        """Return the trained arrays by name: U, W, V, and b, c with biases.
+
+        Returns
+        -------
+        dict of str to ndarray
+            A new dict, in the order U, W, V, b, c, whose values are the
+            model's own arrays (not copies, like torch's
+            ``named_parameters``): changing them in place changes the model.
+
+        See Also
+        --------
+        set_parameters : assign several of them, checked and copied.
+
+        Examples
+        --------
+        >>> import crnn
+        >>> rnn = crnn.RNN(2, 3, bias=True, seed=0)
+        >>> list(rnn.parameters())
+        ['U', 'W', 'V', 'b', 'c']
+        >>> rnn.parameters()["W"] is rnn.W
+        True
+        """
+        params = {"U": self._U, "W": self._W, "V": self._V}
+        if self.bias:
+            params["b"], params["c"] = self._b, self._c
+        return params
+
+    def set_parameters(self, params, *, check_finite=True):
+        """Assign trained arrays by name, each checked and copied.
+
+        Parameters
+        ----------
+        params : mapping of str to array_like
+            Some or all of the names of :meth:`parameters`, each with an
+            array of that parameter's shape (converted to the model's dtype
+            and copied, as when the attribute is assigned).
+        check_finite : bool, default True
+            Refuse NaN and infinity (as assigning an attribute does).
+
+        Raises
+        ------
+        ValueError
+            If a name is not one of the model's parameters, or an array has
+            another shape or (with check_finite) a NaN or infinity; no
+            parameter is changed then.
+        TypeError
+            If a value is not an array of real numbers.
+        """
+        names = self._param_names()
+        unknown = [k for k in params if k not in names]
+        if unknown:
+            raise ValueError(
+                f"params must map names of this model's parameters {list(names)}, "
+                f"got {unknown[0]!r}"
+            )
+        d, n, m = self.hidden_size, self.input_size, self.output_size
+        shapes = {"U": (d, n), "W": (d, d), "V": (m, d), "b": (d,), "c": (m,)}
+        checked = {}
+        for name, value in params.items():
+            if value is None:
+                raise TypeError(f"{name} must be an array of shape {shapes[name]}, got None")
+            arr = as_float_array(value, name, self._dtype, len(shapes[name]), check_finite)
+            check_shape(arr, name, shapes[name])
+            checked[name] = arr.copy()
+        for name, arr in checked.items():
+            setattr(self, "_" + name, arr)
+
     def _set_weight(self, name, value, shape):
         arr = as_float_array(value, name, self._dtype, len(shape))
         check_shape(arr, name, shape)
@@ -353,10 +421,9 @@ class RNN:
         shapes = [("U", (d, n)), ("W", (d, d)), ("V", (m, d))]
         if self.bias:
             shapes += [("b", (d,)), ("c", (m,))]
+        params = self.parameters()
         for name, shape in shapes:
-            arr = as_float_array(
-                getattr(self, "_" + name), name, self._dtype, len(shape), check_finite
-            )
+            arr = as_float_array(params[name], name, self._dtype, len(shape), check_finite)
             check_shape(arr, name, shape)
             out.append(arr)
         if not self.bias:
@@ -913,25 +980,25 @@ class RNN:
         return out
 
     # ------------------------------------------------------------------ save and load
-    # (crnn._io holds the file format; these methods only forward to it)
+    # (crnn._io holds the file format and knows no model class: the model's
+    # side of it is here, in _to_file and _from_file)
 
     #: Optional per-feature arrays saved with the model: the scaling the
     #: ``crnn`` command applies to data (``(x - data_mean_) / data_scale_``).
     _SCALING = ("data_mean_", "data_scale_")
 
-    def _state_arrays(self):
-        arrays = {k: getattr(self, "_" + k) for k in self._param_names()}
+    def _to_file(self):
+        """Return (arrays, options): what a file holds of the model (arrays not copied)."""
+        arrays = self.parameters()
         for name in self._SCALING:
             value = getattr(self, name, None)
             if value is not None:
                 arrays[name] = np.asarray(value, dtype=self._dtype)
-        return arrays
-
-    def _state_options(self):
-        return {"n_threads": self.n_threads}
+        return arrays, {"n_threads": self.n_threads}
 
     @classmethod
-    def _from_state(cls, arrays, options, dtype):
+    def _from_file(cls, arrays, options, dtype):
+        """Rebuild a model from what :meth:`_to_file` gave (checked by crnn._io)."""
         unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING})
         if unknown:
             raise ValueError(f"it holds arrays {unknown} that this crnn cannot restore")
@@ -968,9 +1035,10 @@ class RNN:
         str
             The path written.
         """
-        from crnn._io import save
+        from crnn import _io
 
-        return save(self, path)
+        arrays, options = self._to_file()
+        return _io.write(path, self._size, self._dtype, arrays, options)
 
     @classmethod
     def load(cls, path):
@@ -986,6 +1054,27 @@ class RNN:
         RNN
             A model (of this class) that predicts bit for bit what the saved one did.
         """
-        from crnn._io import _load
+        from crnn import _io
 
-        return _load(path, cls)
+        def build(contents):
+            try:
+                model = cls._from_file(
+                    dict(contents.arrays), dict(contents.options), contents.dtype
+                )
+            except (TypeError, ValueError) as exc:
+                raise _io.BadFile(f"the saved model cannot be rebuilt: {exc}") from exc
+            # refuse a model that does not hold exactly what the file holds
+            sizes = (model.input_size, model.hidden_size, model.output_size)
+            if sizes != contents.sizes or model.dtype != contents.dtype:
+                raise _io.BadFile(
+                    f"the rebuilt model has sizes {sizes} and dtype {model.dtype}, the file "
+                    f"{contents.sizes} and {contents.dtype}"
+                )
+            held = model._to_file()[0]
+            if set(held) != set(contents.arrays) or any(
+                not np.array_equal(np.asarray(held[k]), v) for k, v in contents.arrays.items()
+            ):
+                raise _io.BadFile("the rebuilt model does not hold the saved arrays")
+            return model
+
+        return _io.read(path, build)

@@ -6,6 +6,21 @@ arguments completely. Everything a user passes goes through a function here
 first; each refusal is a ``TypeError`` or ``ValueError`` (``MemoryError`` for
 sizes that cannot be allocated) that names the argument, what was expected and
 what came.
+
+The scalar checks are one small declarative family, in the spirit of
+scikit-learn's ``utils/_param_validation.py`` (``Interval``): say what a
+value must be and the message follows from it.
+
+- :func:`check_int` -- an integer, optionally None, with a lower bound;
+- :func:`check_real` -- a finite real number in an interval whose ends may
+  be open or closed, optionally None;
+- :func:`check_bool` -- True or False (numpy's too);
+- :func:`check_lr` -- a learning rate, the one rule for every optimizer;
+- :func:`make_rng` -- the one way a seed becomes a numpy Generator.
+
+Each refuses bools where numbers are expected (``True`` is not 1 here),
+raises TypeError for a value of the wrong kind and ValueError for one out of
+range, and begins its message with the argument's name.
 """
 
 import math
@@ -29,14 +44,127 @@ def _describe(value):
     return f"{type(value).__name__} {value!r}" if np.isscalar(value) else type(value).__name__
 
 
+# ---------------------------------------------------------------------- scalars
+
+#: The boolean types: refused where a number is expected, the only ones where a flag is.
+BOOL_TYPES = (bool, np.bool_)
+
+
+def is_integer(value):
+    """Whether value is an integer and not a bool (Python's or numpy's)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, BOOL_TYPES)
+
+
+def is_real(value):
+    """Whether value is a real number and not a bool (Python's or numpy's)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, BOOL_TYPES)
+
+
+def check_int(value, name, *, low=None, allow_none=False):
+    """Return value as an int >= low (None passes with allow_none).
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        The argument's name, which every message begins with.
+    low : int, optional
+        The smallest value accepted.
+    allow_none : bool, default False
+        Accept (and return) None.
+
+    Raises
+    ------
+    TypeError
+        If value is not an integer (floats and bools are refused).
+    ValueError
+        If value is below low.
+    """
+    if value is None and allow_none:
+        return None
+    what = "an integer" if low is None else f"an integer >= {low}"
+    what = f"None or {what}" if allow_none else what
+    if not is_integer(value):
+        raise TypeError(f"{name} must be {what}, got {_describe(value)}")
+    value = operator.index(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be {what}, got {value}")
+    return value
+
+
+def _interval(low, high, low_open, high_open):
+    if low is not None and high is not None:
+        return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    if low is not None:
+        return f" {'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f" {'<' if high_open else '<='} {high}"
+    return ""
+
+
+def check_real(
+    value, name, *, low=None, high=None, low_open=False, high_open=False, allow_none=False
+):
+    """Return value as a finite float in an interval (None passes with allow_none).
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    name : str
+        The argument's name, which every message begins with.
+    low, high : float, optional
+        The ends of the interval; None leaves that side unbounded.
+    low_open, high_open : bool, default False
+        Exclude that end (``low_open=True`` with ``low=0`` means > 0).
+    allow_none : bool, default False
+        Accept (and return) None.
+
+    Raises
+    ------
+    TypeError
+        If value is not a real number (bools, complex numbers, strings and
+        arrays are refused).
+    ValueError
+        If value is NaN, infinite, an int beyond the float range, or
+        outside the interval.
+    """
+    if value is None and allow_none:
+        return None
+    span = _interval(low, high, low_open, high_open)
+    none = "None or " if allow_none else ""
+    if not is_real(value):
+        raise TypeError(f"{name} must be {none}a real number{span}, got {_describe(value)}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range (too long to print, maybe)
+        raise ValueError(
+            f"{name} must be a finite real number{span}, got an int beyond it"
+        ) from None
+    if (
+        not math.isfinite(value)
+        or (low is not None and (value < low or (low_open and value == low)))
+        or (high is not None and (value > high or (high_open and value == high)))
+    ):
+        raise ValueError(f"{name} must be {none}a finite real number{span}, got {value}")
+    return value
+
+
+def check_lr(lr):
+    """Return a learning rate as a finite float >= 0: the one rule of every optimizer.
+
+    0 is a learning rate like any other: no step is taken (``fit`` keeps the
+    weights; :class:`crnn.OnlineRTRL` only accumulates ``gradient_sum_``).
+    The ``crnn train`` command refuses 0 on its own, as a training command
+    that cannot train.
+    """
+    return check_real(lr, "lr", low=0)
+
+
 def check_size(value, name):
     """Return value as a positive int; refuse bools, floats and values below 1."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {_describe(value)}")
-    value = operator.index(value)
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
+    return check_int(value, name, low=1)
 
 
 def check_dtype(dtype, name="dtype"):
@@ -52,14 +180,7 @@ def check_dtype(dtype, name="dtype"):
 
 def check_g(g, dtype=None):
     """Return the loss scale g as a finite float > 0 (also once converted to dtype)."""
-    if isinstance(g, (bool, np.bool_)) or not isinstance(g, numbers.Real):
-        raise TypeError(f"g must be a real number > 0, got {_describe(g)}")
-    try:
-        g = float(g)
-    except OverflowError:  # an int beyond the float range (too long to print, maybe)
-        raise ValueError("g must be a finite real number > 0, got an int beyond it") from None
-    if not (math.isfinite(g) and g > 0):
-        raise ValueError(f"g must be a finite real number > 0, got {g}")
+    g = check_real(g, "g", low=0, low_open=True)
     if dtype is not None:
         with np.errstate(over="ignore", under="ignore"):
             cast = np.dtype(dtype).type(g)
@@ -72,7 +193,7 @@ def check_g(g, dtype=None):
 
 def check_bool(value, name):
     """Return value if it is True or False (numpy's too); refuse 0, 1, "yes" and the rest."""
-    if not isinstance(value, (bool, np.bool_)):
+    if not isinstance(value, BOOL_TYPES):
         raise TypeError(f"{name} must be True or False, got {_describe(value)}")
     return bool(value)
 
@@ -116,7 +237,7 @@ def check_n_threads(n_threads):
     """
     if n_threads is None:
         return None
-    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
+    if not is_integer(n_threads):
         raise TypeError(f"n_threads must be None or a non-zero integer, got {_describe(n_threads)}")
     n_threads = operator.index(n_threads)
     if n_threads == 0:
@@ -127,8 +248,14 @@ def check_n_threads(n_threads):
 
 
 def make_rng(seed, name="seed"):
-    """Return numpy.random.default_rng(seed), refusing a bad seed with its name."""
-    if isinstance(seed, (bool, np.bool_)):
+    """Return numpy.random.default_rng(seed), refusing a bad seed with its name.
+
+    The one RNG builder of crnn: None (fresh entropy), an int >= 0, or a
+    numpy Generator (used as it is), or anything else numpy.random.default_rng
+    takes (a SeedSequence, a BitGenerator, a sequence of ints >= 0). Bools
+    are refused.
+    """
+    if isinstance(seed, BOOL_TYPES):
         raise TypeError(f"{name} must be None, an int >= 0 or a numpy Generator, got bool")
     try:
         return np.random.default_rng(seed)

@@ -25,12 +25,10 @@ Examples
 """
 
 import math
-import numbers
-import operator
 
 import numpy as np
 
-from crnn._validation import _describe, as_real_array, check_dtype, check_size
+from crnn._validation import as_real_array, check_dtype, check_real, check_size, is_real, make_rng
 
 __all__ = ["mackey_glass", "next_step", "sine_waves", "train_test_split", "windows"]
 
@@ -39,39 +37,6 @@ DEFAULT_FREQUENCIES = (0.02, 0.2)
 
 
 # ---------------------------------------------------------------------- checks
-
-
-def _real(value, name, *, low=None, high=None, low_open=False, high_open=False):
-    """Return value as a finite float within [low, high] (ends open when asked)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    try:
-        value = float(value)
-    except OverflowError:
-        raise ValueError(f"{name} must be a finite real number, got an int beyond it") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
-    return value
-
-
-def _rng(seed):
-    """Return a numpy Generator from None, an int or a Generator."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is None:
-        return np.random.default_rng()
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(
-            f"seed must be None, a non-negative int or a numpy.random.Generator, "
-            f"got {_describe(seed)}"
-        )
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
-    return np.random.default_rng(operator.index(seed))
 
 
 def _series(value, name, ndims=(2, 3)):
@@ -94,13 +59,13 @@ def _per_series(value, name, n_series, default, unit_draws, low, high, high_open
                 f"{name} given as a tuple must be a range (low, high); got {len(value)} "
                 "values (pass a list or an array for one value per series)"
             )
-        lo = _real(value[0], f"{name}[0] (low)", low=low, high=high, high_open=high_open)
-        hi = _real(value[1], f"{name}[1] (high)", low=low, high=high, high_open=high_open)
+        lo = check_real(value[0], f"{name}[0] (low)", low=low, high=high, high_open=high_open)
+        hi = check_real(value[1], f"{name}[1] (high)", low=low, high=high, high_open=high_open)
         if lo > hi:
             raise ValueError(f"{name} range (low, high) must have low <= high, got {value}")
         return lo + (hi - lo) * unit_draws
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        return np.full(n_series, _real(value, name, low=low, high=high, high_open=high_open))
+    if is_real(value):
+        return np.full(n_series, check_real(value, name, low=low, high=high, high_open=high_open))
     arr = _series(value, name, ndims=(1,)).astype(np.float64)
     if arr.shape != (n_series,):
         raise ValueError(
@@ -189,9 +154,9 @@ def sine_waves(
     """
     n_series = check_size(n_series, "n_series")
     length = check_size(length, "length")
-    noise = _real(noise, "noise", low=0.0)
+    noise = check_real(noise, "noise", low=0.0)
     dtype = check_dtype(dtype)
-    rng = _rng(seed)
+    rng = make_rng(seed)
     u_freq = rng.random(n_series)
     u_phase = rng.random(n_series)
     freq = _per_series(
@@ -410,14 +375,14 @@ def mackey_glass(
     ((500, 1), True)
     """
     length = check_size(length, "length")
-    tau = _real(tau, "tau", low=0.0, low_open=True)
-    beta = _real(beta, "beta", low=0.0, low_open=True)
-    gamma = _real(gamma, "gamma", low=0.0, low_open=True)
-    n = _real(n, "n", low=0.0, low_open=True)
-    dt = _real(dt, "dt", low=0.0, low_open=True)
-    subsample = _real(subsample, "subsample", low=0.0, low_open=True)
-    x0 = _real(x0, "x0", low=0.0, low_open=True)
-    discard = _real(discard, "discard", low=0.0)
+    tau = check_real(tau, "tau", low=0.0, low_open=True)
+    beta = check_real(beta, "beta", low=0.0, low_open=True)
+    gamma = check_real(gamma, "gamma", low=0.0, low_open=True)
+    n = check_real(n, "n", low=0.0, low_open=True)
+    dt = check_real(dt, "dt", low=0.0, low_open=True)
+    subsample = check_real(subsample, "subsample", low=0.0, low_open=True)
+    x0 = check_real(x0, "x0", low=0.0, low_open=True)
+    discard = check_real(discard, "discard", low=0.0)
     dtype = check_dtype(dtype)
     if dt > tau:
         raise ValueError(f"dt must not exceed tau; got dt={dt} > tau={tau}")
@@ -435,7 +400,7 @@ def mackey_glass(
         )
     history = x0
     if seed is not None:
-        history = x0 * (1.0 + _rng(seed).uniform(-0.1, 0.1))
+        history = x0 * (1.0 + make_rng(seed).uniform(-0.1, 0.1))
     record = range(start, steps + 1, stride)
     x = _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history)
     out = np.asarray(x, dtype=np.float64)[:, np.newaxis]
@@ -599,7 +564,7 @@ def train_test_split(X, target, test_fraction=0.2):
     """
     X = _series(X, "X")
     target = _series(target, "target")
-    test_fraction = _real(
+    test_fraction = check_real(
         test_fraction, "test_fraction", low=0.0, high=1.0, low_open=True, high_open=True
     )
     if target.ndim != X.ndim or target.shape[:-1] != X.shape[:-1]:

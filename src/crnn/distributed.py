@@ -45,11 +45,26 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
         "install by itself: pip install 'crnn[dask]'"
     ) from exc
 
-from crnn._fit import _as_batch, _count, _Progress, _real, apply_update, split_sequences
+from crnn._fit import (
+    _as_batch,
+    apply_update,
+    check_loop_options,
+    run_epochs,
+    split_sequences,
+    start_history,
+)
 from crnn._guard import check_writable, exclusive
 from crnn._optim import make_optimizer
 from crnn._rnn import RNN
-from crnn._validation import as_float_array, check_g, check_method, check_n_threads, make_rng
+from crnn._validation import (
+    as_float_array,
+    check_g,
+    check_int,
+    check_method,
+    check_n_threads,
+    check_real,
+    make_rng,
+)
 
 __all__ = ["SweepResult", "fit", "forward", "predict", "sweep"]
 
@@ -87,8 +102,7 @@ def _snapshot(model, n_threads):
     snap = copy.copy(model)
     for name in ("_fit_state", "loss_curve_", "validation_scores_", "_state"):
         snap.__dict__.pop(name, None)
-    for name in model._param_names():  # U, W, V, and b, c with biases
-        setattr(snap, "_" + name, getattr(model, "_" + name).copy())
+    snap.set_parameters(model.parameters(), check_finite=False)  # copies
     snap.n_threads = n_threads
     return snap
 
@@ -159,13 +173,13 @@ def _shard_gradient(shard, model, idx, g, method):
     """Exact gradient of E over one chunk (or the rows idx of it): (flat gradient, E, count).
 
     The flat gradient is dU, dW, dV (then db, dc with biases), raveled in the
-    order of ``model._param_names()``.
+    order of ``model.parameters()``.
     """
     X, target = shard
     if idx is not None:
         X, target = X[idx], target[idx]
     G = model.gradient(X, target, None, g, method, check_finite=False)
-    flat = np.concatenate([getattr(G, k).ravel() for k in model._param_names()])
+    flat = np.concatenate([getattr(G, k).ravel() for k in model.parameters()])
     return flat, G.loss, target.size
 
 
@@ -358,7 +372,7 @@ class _Cluster:
         for attempt in range(self.retries + 1):
             try:
                 snap = _snapshot(self.model, self.n_threads)
-                size = sum(getattr(snap, "_" + k).nbytes for k in snap._param_names())
+                size = sum(a.nbytes for a in snap.parameters().values())
                 if size * len(items) > _EMBED_BYTES:
                     snap = client.submit(_identity, snap, pure=False)
                 parts = [
@@ -483,12 +497,36 @@ def fit(
         If the cluster keeps losing workers or data, or another call is
         training the same model.
     """
-    options = dict(locals())
-    del options["model"], options["X"], options["target"]
     if not isinstance(model, RNN):
         raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
     with exclusive("crnn.distributed.fit", model):
-        return _fit(model, X, target, **options)
+        return _fit(
+            model,
+            X,
+            target,
+            client=client,
+            epochs=epochs,
+            optimizer=optimizer,
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            method=method,
+            clip=clip,
+            truncate=truncate,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            validation_fraction=validation_fraction,
+            validation_data=validation_data,
+            g=g,
+            seed=seed,
+            warm_start=warm_start,
+            verbose=verbose,
+            callback=callback,
+            retries=retries,
+            n_threads=n_threads,
+        )
 
 
 def _fit(
@@ -520,21 +558,22 @@ def _fit(
     n_threads,
 ):
     client = _client(client)
-    epochs = _count(epochs, "epochs", 1)
-    batch_size = _count(batch_size, "batch_size", 1, allow_none=True)
-    n_iter_no_change = _count(n_iter_no_change, "n_iter_no_change", 1)
-    retries = _count(retries, "retries", 0)
+    epochs, n_iter_no_change, tol, clip = check_loop_options(
+        epochs=epochs,
+        n_iter_no_change=n_iter_no_change,
+        tol=tol,
+        clip=clip,
+        shuffle=shuffle,
+        warm_start=warm_start,
+    )
+    batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
+    retries = check_int(retries, "retries", low=0)
     check_n_threads(n_threads)
     if truncate is not None:
         raise ValueError(
             "truncate is not supported by crnn.distributed.fit (the state would travel between "
             "updates): cut long sequences into windows (crnn.datasets.windows) or use RNN.fit"
         )
-    clip = _real(clip, "clip", allow_none=True, strict=True)
-    tol = _real(tol, "tol")
-    for value, name in ((shuffle, "shuffle"), (warm_start, "warm_start")):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     check_method(method)
@@ -542,16 +581,16 @@ def _fit(
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
     if validation_fraction is not None:
-        fraction = _real(validation_fraction, "validation_fraction", strict=True)
-        if fraction >= 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+        fraction = check_real(
+            validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
+        )
     if validation_data is not None and not (
         isinstance(validation_data, (tuple, list)) and len(validation_data) == 2
     ):
         raise TypeError("validation_data must be a pair (X_val, target_val)")
-    optimizer_state = getattr(model, "_fit_state", None)
-    if not (warm_start and optimizer_state is not None):
-        opt = make_optimizer(optimizer, lr, momentum, nesterov)  # checked before any work
+    new_opt = None
+    if not (warm_start and getattr(model, "_fit_state", None) is not None):
+        new_opt = make_optimizer(optimizer, lr, momentum, nesterov)  # checked before any work
     rng = make_rng(seed)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "crnn.distributed.fit")
@@ -570,88 +609,104 @@ def _fit(
         shards, sizes, val_shards = _split(client, shards, sizes, fraction, rng)
     has_val = val_local is not None or val_shards is not None
 
-    if warm_start and optimizer_state is not None:
-        opt = optimizer_state["optimizer"]
-    else:
-        model.loss_curve_ = []
-        model.validation_scores_ = [] if has_val else None
-        model.n_iter_ = 0
-        model.best_loss_ = math.inf
-        model.best_validation_score_ = math.inf if has_val else None
-    if has_val and model.validation_scores_ is None:
-        model.validation_scores_ = []
-        model.best_validation_score_ = math.inf
-    model._fit_state = {"optimizer": opt}
-
     cluster = _Cluster(client, model, n_threads, retries)
-    N = sum(N for N, _ in sizes)
-    offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
-    per_row = np.repeat([T * model.output_size for _, T in sizes], [N for N, _ in sizes])
-    params = {k: getattr(model, "_" + k) for k in model._param_names()}  # b, c with biases
-    progress = _Progress(epochs, bool(verbose))
-    best_weights = None
-    since_best = 0
-    try:
-        for epoch in range(1, epochs + 1):
-            # the same random draws as RNN.fit, so the same seed gives the same batches
-            order = rng.permutation(N) if shuffle else np.arange(N)
-            size = N if batch_size is None else min(batch_size, N)
-            total, count = 0.0, 0
-            for start in range(0, N, size):
-                rows = order[start : start + size]
-                if shuffle:
-                    rows = np.sort(rows)
-                if len(rows) == N:
-                    batch = [(j, None) for j in range(len(shards))]
-                else:
-                    batch = [
-                        (j, None if len(r) == sizes[j][0] else r)
-                        for j, r in _split_rows(rows, offsets)
-                    ]
-                E, c = _update(cluster, opt, params, shards, batch, g, method, clip)
-                expected = int(per_row[rows].sum())
-                if c != expected:  # pragma: no cover - a guard, never expected to fire
-                    raise RuntimeError(f"the gradient covers {c} values instead of {expected}")
-                total, count = total + E, count + c
-            loss = total / count
-            model.loss_curve_.append(float(loss))
-            model.n_iter_ += 1
-            score = None
-            if has_val:
-                if val_local is not None:
-                    Xv, tv = val_local
-                    score = model.loss(Xv, tv, None, g, check_finite=False) / tv.size
-                else:
-                    _, Ev, cv = cluster.loss(val_shards, g)
-                    score = Ev / cv
-                score = float(score)
-                model.validation_scores_.append(score)
-                improved = score < model.best_validation_score_ - tol
-                if score < model.best_validation_score_:
-                    model.best_validation_score_ = score
-                    best_weights = {k: v.copy() for k, v in params.items()}
+    source = _DaskSource(
+        cluster,
+        model,
+        shards,
+        sizes,
+        val_local,
+        val_shards,
+        batch_size,
+        shuffle,
+        rng,
+        g,
+        method,
+        clip,
+    )
+    opt = start_history(model, warm_start, has_val, lambda: new_opt)
+    return run_epochs(
+        model,
+        source,
+        opt,
+        epochs=epochs,
+        tol=tol,
+        n_iter_no_change=n_iter_no_change,
+        verbose=verbose,
+        callback=callback,
+    )
+
+
+class _DaskSource:
+    """The gradient source of crnn.distributed.fit: gradients summed from the cluster."""
+
+    def __init__(
+        self,
+        cluster,
+        model,
+        shards,
+        sizes,
+        val_local,
+        val_shards,
+        batch_size,
+        shuffle,
+        rng,
+        g,
+        method,
+        clip,
+    ):
+        self.cluster, self.model, self.shards, self.sizes = cluster, model, shards, sizes
+        self.val_local, self.val_shards = val_local, val_shards
+        self.batch_size, self.shuffle, self.rng = batch_size, shuffle, rng
+        self.g, self.method, self.clip = g, method, clip
+        self.N = sum(N for N, _ in sizes)
+        self.offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
+        self.per_row = np.repeat([T * model.output_size for _, T in sizes], [N for N, _ in sizes])
+        self.params = model.parameters()  # the model's own arrays, b and c with biases
+
+    def epoch(self, opt):
+        """One pass of updates over every chunk; the mean loss per predicted value."""
+        N, sizes = self.N, self.sizes
+        # the same random draws as RNN.fit, so the same seed gives the same batches
+        order = self.rng.permutation(N) if self.shuffle else np.arange(N)
+        size = N if self.batch_size is None else min(self.batch_size, N)
+        total, count = 0.0, 0
+        for start in range(0, N, size):
+            rows = order[start : start + size]
+            if self.shuffle:
+                rows = np.sort(rows)
+            if len(rows) == N:
+                batch = [(j, None) for j in range(len(self.shards))]
             else:
-                improved = loss < model.best_loss_ - tol
-            model.best_loss_ = min(model.best_loss_, float(loss))
-            progress.update(epoch, loss, score)
-            if callback is not None:
-                callback(model)
-            since_best = 0 if improved else since_best + 1
-            if since_best >= n_iter_no_change:
-                break
-    finally:
-        progress.close()
-    if best_weights is not None:  # early stopping keeps the best weights seen
-        for k, v in params.items():
-            v[...] = best_weights[k]
-    return model
+                batch = [
+                    (j, None if len(r) == sizes[j][0] else r)
+                    for j, r in _split_rows(rows, self.offsets)
+                ]
+            E, c = _update(
+                self.cluster, opt, self.params, self.shards, batch, self.g, self.method, self.clip
+            )
+            expected = int(self.per_row[rows].sum())
+            if c != expected:  # pragma: no cover - a guard, never expected to fire
+                raise RuntimeError(f"the gradient covers {c} values instead of {expected}")
+            total, count = total + E, count + c
+        return total / count
+
+    def validation_loss(self):
+        """Return the mean validation loss per predicted value, or None."""
+        if self.val_local is not None:
+            Xv, tv = self.val_local
+            return self.model.loss(Xv, tv, None, self.g, check_finite=False) / tv.size
+        if self.val_shards is not None:
+            _, Ev, cv = self.cluster.loss(self.val_shards, self.g)
+            return Ev / cv
+        return None
 
 
 def _update(cluster, opt, params, shards, batch, g, method, clip):
     """One distributed gradient, then one optimizer step on the client, as RNN.fit makes."""
     flat, E, count = cluster.gradient(shards, batch, g, method)
     grads, start = {}, 0
-    for k, v in params.items():  # the order of model._param_names(), as the workers ravel
+    for k, v in params.items():  # the order of model.parameters(), as the workers ravel
         grads[k] = flat[start : start + v.size].reshape(v.shape) / count
         start += v.size
     if start != flat.size:  # pragma: no cover - a guard, never expected to fire
@@ -1010,17 +1065,13 @@ def _sweep_data(X, target, validation_data, validation_fraction, seed):
                 )
             )
         return X, target, Xv, tv
-    fraction = _real(validation_fraction, "validation_fraction", strict=True)
-    if fraction >= 1:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {fraction}")
+    fraction = check_real(
+        validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
+    )
     N = X.shape[0] if X.ndim == 3 else 1
     if N < 2:
         raise ValueError(
             "validation_fraction needs at least 2 sequences (N, T, n); give validation_data"
         )
-    n_val = max(1, round(fraction * N))
-    if n_val >= N:
-        raise ValueError(f"validation_fraction={fraction} leaves no sequence to train on")
-    order = np.random.default_rng(seed).permutation(N)
-    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+    train, val = split_sequences(N, fraction, make_rng(seed))
     return X[train], target[train], X[val], target[val]

@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""The model side of the file: :func:`save` and :func:`load`, i.e. ``crnn.save`` and ``crnn.load``.
+
+``crnn._io`` holds the file format and knows no model class; :class:`crnn.RNN`
+turns itself into the format's named arrays and options (:meth:`RNN.save`)
+and back (:meth:`RNN.load`). This module only gives those two methods the
+names of the package.
+"""
+
+from crnn import _io  # noqa: F401  (``crnn.save`` imports the format with it)
+from crnn._rnn import RNN
+
+__all__ = ["load", "save"]
+
+
+def save(model, path):
+    """Save a model to one ``.npz`` file, atomically.
+
+    Parameters
+    ----------
+    model : RNN
+        The model to save: its weights (and any other array it defines),
+        sizes, dtype and options (``n_threads``).
+    path : str or os.PathLike
+        The file to write, **exactly as given**: no ``.npz`` suffix is
+        added (unlike :func:`numpy.savez`), so ``save(rnn, "model")`` writes
+        a file named ``model``. Use a ``.npz`` name by convention. An
+        existing file is replaced; its permission bits are kept.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    TypeError
+        If model is not an :class:`RNN` or path is not a path.
+    ValueError
+        If a weight holds NaN or infinity (such a model could not be
+        loaded), or an array does not have the model's shape or dtype.
+    OSError
+        If the file cannot be written; the previous file, if any, is then
+        left as it was.
+
+    Notes
+    -----
+    The file is written to a temporary file in the same directory, flushed
+    and synced to disk, then renamed over ``path`` with :func:`os.replace`,
+    so that ``path`` always holds either the old model or the complete new
+    one, even if the process dies. The temporary file is removed on any
+    error. The pickle-free format is described in ``crnn._io``; the file
+    also reads with ``numpy.load(path, allow_pickle=False)``.
+
+    The carried state of :meth:`RNN.step` (``rnn.state``), the training
+    history (``loss_curve_`` and so on) and the optimizer's moments are not
+    saved: a loaded model starts from a fresh state, and ``partial_fit``
+    from a fresh optimizer. Pickle keeps everything, for a short-lived copy.
+
+    Examples
+    --------
+    >>> import crnn, os, tempfile
+    >>> rnn = crnn.RNN(2, 8, seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> _ = crnn.save(rnn, path)
+    >>> same = crnn.load(path)
+    >>> bool((same.W == rnn.W).all()), same.dtype
+    (True, dtype('float64'))
+    """
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
+    return model.save(path)
+
+
+def load(path):
+    """Load a model saved by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, exactly as given (no suffix is added).
+
+    Returns
+    -------
+    RNN
+        A model with the saved weights, sizes, dtype and options: it
+        predicts bit for bit what the saved model predicted.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    TypeError
+        If path is not a path.
+    ValueError
+        If the file is not a crnn model (not an ``.npz`` archive, or an
+        archive crnn did not write), is truncated or damaged, was written
+        by a newer crnn in a format version this one cannot read, or holds
+        arrays with a missing entry, a wrong shape or dtype, or NaN or
+        infinity. The message names the file and the problem.
+
+    Notes
+    -----
+    The file is read with ``allow_pickle=False``: loading never runs code
+    from the file. See :func:`save` for what is and is not stored.
+    """
+    return RNN.load(path)
