@@ -16,7 +16,7 @@ thread count (see the design note of ``crnn/_core.pyx``).
 """
 
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,15 +57,35 @@ _BPTT_BYTES = 64 << 20
 # block only.
 _BPTT_BLOCK_ROWS = 1024
 
+# The compiled entry points, each specialised for one dtype: calling the
+# specialisation skips the fused dispatch (about 2 us a call), which would
+# read the buffer format of the arguments to choose it.
+_SPECIALISED = {}
+
+
+def _kernel(name, dtype):
+    """Return the compiled entry point `name` of crnn._core for float32 or float64 arrays."""
+    key = (_core, name, dtype)
+    fn = _SPECIALISED.get(key)
+    if fn is None:
+        fn = getattr(_core, name)["double" if dtype == np.float64 else "float"]
+        _SPECIALISED[key] = fn
+    return fn
+
+
 # Workspaces are kept per Python thread and reused by the next call (a fresh
 # allocation costs a page fault per 4 KiB), except those above this size.
 _SCRATCH = threading.local()
 _SCRATCH_KEEP = 64 << 20
 _ALIGN = 64
 
+# The workspaces of small calls are kept by the sizes they were made for (at
+# most this many sets per thread, each at most this large).
+_PLANS_KEEP = 16
+_PLAN_BYTES = 256 << 10
 
-@dataclass(frozen=True)
-class GradientArrays:
+
+class GradientArrays(NamedTuple):
     """What one gradient call returns: dE for each array, and each sequence's loss.
 
     ``b`` and ``c`` are None for a model without biases; ``s0`` is (N, d),
@@ -149,12 +169,36 @@ def _arrays(params):
     return U, W, V, b, c
 
 
+def _plan(key, make):
+    """Return ``make()``: a call's thread count, sizes and workspaces, kept by `key` when small.
+
+    Every plan is computed from the sizes (and the model's thread setting)
+    alone, so a call with the sizes of a recent one (a stream of steps,
+    mini-batches of one shape) finds its plan with one look-up. Plans whose
+    workspaces are larger than _PLAN_BYTES are not kept.
+    """
+    plans = _SCRATCH.__dict__.setdefault("plans", {})
+    plan = plans.get(key)
+    if plan is None:
+        plan = make()
+        size = sum(a.nbytes for a in plan if isinstance(a, np.ndarray))
+        if size <= _PLAN_BYTES:
+            if len(plans) >= _PLANS_KEEP:
+                plans.pop(next(iter(plans)))  # the oldest
+            plans[key] = plan
+    return plan
+
+
 def _forward_scratch(n, d, m, N, nt, dtype):
     """Packed weights and per-thread workspace of ``_forward``, ``_loss``, ``_generate``."""
-    R = _core._rows_per_block(N, nt)
-    pack = _scratch("pack", (_core._pack_size(n, d, m),), dtype)
-    work = _scratch("forward", (nt, _core._forward_work_size(R, n, d, m)), dtype)
-    return pack, work
+
+    def make():
+        R = _core._rows_per_block(N, nt)
+        pack = _scratch("pack", (_core._pack_size(n, d, m),), dtype)
+        work = _scratch("forward", (nt, _core._forward_work_size(R, n, d, m)), dtype)
+        return pack, work
+
+    return _plan(("forward", n, d, m, N, nt, dtype), make)
 
 
 # ---------------------------------------------------------------------- forward
@@ -176,7 +220,7 @@ def forward(params, X, s0, n_threads):
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
         pack, work = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _core._forward(U, W, V, b, c, X, s0, S, Y, pack, work, nt)
+        bad = _kernel("_forward", dt)(U, W, V, b, c, X, s0, S, Y, pack, work, nt)
     return S, Y, bad
 
 
@@ -190,7 +234,7 @@ def loss(params, X, target, s0, g, n_threads):
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
         pack, work = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _core._loss(U, W, V, b, c, X, target, s0, g, E, pack, work, nt)
+        bad = _kernel("_loss", dt)(U, W, V, b, c, X, target, s0, g, E, pack, work, nt)
     return E, bad
 
 
@@ -205,7 +249,7 @@ def generate(params, x0, s0, out, n_threads):
     final = np.empty((N, d), dtype=dt)
     nt = threads(n_threads, N, N * T * _step_work(n, d, m))
     pack, work = _forward_scratch(n, d, m, N, nt, dt)
-    bad = _core._generate(U, W, V, b, c, x0, s0, out, final, pack, work, nt)
+    bad = _kernel("_generate", dt)(U, W, V, b, c, x0, s0, out, final, pack, work, nt)
     return final, bad
 
 
@@ -223,24 +267,29 @@ def _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads):
     N, T, n = X.shape
     d, m, dt = U.shape[0], V.shape[0], U.dtype
     P = grad.shape[0]
-    nt = threads(n_threads, N, N * T * _step_work(n, d, m) * 3)
-    L = _bptt_steps(N, T)
-    sizes = _core._bptt_buffer_sizes(N, T, n, d, m, L)
-    check_alloc((sum(sizes),), dt, "the bptt workspace")
-    A = _scratch("bptt A", (sizes[0],), dt)
-    B = _scratch("bptt B", (sizes[1],), dt)
-    # the final products in parts, each over a group of sequences (threads
-    # share them out without packing the same operand twice); the count
-    # depends on the sizes alone, so that no bit depends on the threads
-    parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
-    if parts > 1:
-        check_alloc((parts, P), dt, "the gradient parts")
-        sums = _scratch("slots", (parts, P), dt)
-    else:
-        sums = np.empty((1, 1), dtype=dt)
-    pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
-    work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
-    return _core._bptt_gradient(
+
+    def make():
+        nt = threads(n_threads, N, N * T * _step_work(n, d, m) * 3)
+        L = _bptt_steps(N, T)
+        sizes = _core._bptt_buffer_sizes(N, T, n, d, m, L)
+        check_alloc((sum(sizes),), dt, "the bptt workspace")
+        A = _scratch("bptt A", (sizes[0],), dt)
+        B = _scratch("bptt B", (sizes[1],), dt)
+        # the final products in parts, each over a group of sequences (threads
+        # share them out without packing the same operand twice); the count
+        # depends on the sizes alone, so that no bit depends on the threads
+        parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
+        if parts > 1:
+            check_alloc((parts, P), dt, "the gradient parts")
+            sums = _scratch("slots", (parts, P), dt)
+        else:
+            sums = np.empty((1, 1), dtype=dt)
+        pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
+        work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
+        return nt, L, sums, pack, A, B, work
+
+    nt, L, sums, pack, A, B, work = _plan(("bptt", N, T, n, d, m, P, n_threads, dt), make)
+    return _kernel("_bptt_gradient", dt)(
         U, W, V, b, c, X, target, s0, g, grad, ds0, E, sums, pack, A, B, work, L, nt
     )
 
@@ -252,18 +301,23 @@ def _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads):
     d, m, dt = U.shape[0], V.shape[0], U.dtype
     P = grad.shape[0]
     bias = b.shape[0] > 0
-    # one sequence's sensitivity columns may be split over threads
-    nt = threads(n_threads, N * available_cpus(), N * T * d * d * (d * n + d * d + d))
-    nch = 1 if nt <= N else -(-nt // N)
-    size = _core._rtrl_work_size(n, d, m, nch, bias)
-    check_alloc((nt, size), dt, "the rtrl workspace")
-    work = _scratch("rtrl", (nt, size), dt)
-    # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
-    k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
-    check_alloc((k, P), dt, "the gradient slots")
-    slots = _scratch("slots", (k, P), dt)
-    pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
-    return _core._rtrl_gradient(
+
+    def make():
+        # one sequence's sensitivity columns may be split over threads
+        nt = threads(n_threads, N * available_cpus(), N * T * d * d * (d * n + d * d + d))
+        nch = 1 if nt <= N else -(-nt // N)
+        size = _core._rtrl_work_size(n, d, m, nch, bias)
+        check_alloc((nt, size), dt, "the rtrl workspace")
+        work = _scratch("rtrl", (nt, size), dt)
+        # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
+        k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
+        check_alloc((k, P), dt, "the gradient slots")
+        slots = _scratch("slots", (k, P), dt)
+        pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
+        return nt, nch, work, slots, pack
+
+    nt, nch, work, slots, pack = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
+    return _kernel("_rtrl_gradient", dt)(
         U, W, V, b, c, X, target, s0, g, grad, ds0, E, slots, pack, work, nch, nt
     )
 
@@ -291,8 +345,10 @@ def gradient(params, X, target, s0, g, method, n_threads):
         # BPTT keeps every state of the batch: sequences in chunks whose
         # buffers fit in _BPTT_BYTES (a size-only rule: no bit depends on
         # the thread count), their gradients added in order
-        per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
-        chunk = max(1, min(N, _BPTT_BYTES // per_seq))
+        chunk = N
+        if N > 1:
+            per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
+            chunk = max(1, min(N, _BPTT_BYTES // per_seq))
         for start in range(0, N, chunk):
             stop = min(N, start + chunk)
             out = grad if start == 0 else _scratch("grad", (P,), dt)
@@ -312,7 +368,7 @@ def gradient(params, X, target, s0, g, method, n_threads):
     elif N * T:
         bad = _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads)
     dU, dW, dV, db, dc = _unpack_gradient(grad, n, d, m, bias)
-    return GradientArrays(U=dU, W=dW, V=dV, b=db, c=dc, s0=ds0, E=E, nonfinite=bad)
+    return GradientArrays(dU, dW, dV, db, dc, ds0, E, bad)
 
 
 def _unpack_gradient(grad, n, d, m, bias):
@@ -358,7 +414,9 @@ def online_learn(params, X, target, state, P, g, lr, clip, grad_sum, work):
     Y = np.empty((T, V.shape[0]), dtype=dt)
     E = np.empty(T, dtype=dt)
     if T:
-        _core._rtrl_online(U, W, V, b, c, X, target, state, P, g, lr, clip, Y, E, grad_sum, work)
+        _kernel("_rtrl_online", dt)(
+            U, W, V, b, c, X, target, state, P, g, lr, clip, Y, E, grad_sum, work
+        )
     return Y, E
 
 

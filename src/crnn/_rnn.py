@@ -57,6 +57,13 @@ class Gradient:
     b: np.ndarray | None = None
     c: np.ndarray | None = None
 
+    @classmethod
+    def _of(cls, U, W, V, s0, loss, method, b, c):
+        """Build one from fields already checked: the fields set without the frozen checks."""
+        self = object.__new__(cls)
+        self.__dict__.update(U=U, W=W, V=V, s0=s0, loss=loss, method=method, b=b, c=c)
+        return self
+
     def __repr__(self):
         biases = "" if self.b is None else f", b: {self.b.shape}, c: {self.c.shape}"
         return (
@@ -622,7 +629,7 @@ class RNN:
         E, bad = _kernels.loss(params, X3, t3, s02, g, self._n_threads)
         if deferred:
             self._refuse_nonfinite(bad, X, target, s0, True)
-        return float(np.sum(E, dtype=np.float64))
+        return float(E[0]) if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
 
     def gradient(self, X, target, s0=None, g=1.0, method="bptt", *, check_finite=True):
         r"""Return the exact gradient of E with respect to U, W, V and S^0.
@@ -689,7 +696,8 @@ class RNN:
         params, X3, t3, s02, batched, s0_kind, deferred = self._checked(
             X, target, s0, check_finite, True
         )
-        G = _kernels.gradient(params, X3, t3, s02, g, method.lower(), self._n_threads)
+        method = method.lower()
+        G = _kernels.gradient(params, X3, t3, s02, g, method, self._n_threads)
         if deferred:
             self._refuse_nonfinite(G.nonfinite, X, target, s0, True)
         ds0 = G.s0
@@ -697,16 +705,9 @@ class RNN:
             ds0 = ds0[0]
         elif s0_kind == "shared":
             ds0 = ds0.sum(axis=0)
-        return Gradient(
-            U=G.U,
-            W=G.W,
-            V=G.V,
-            s0=ds0,
-            loss=float(np.sum(G.E, dtype=np.float64)),
-            method=method.lower(),
-            b=G.b,
-            c=G.c,
-        )
+        E = G.E
+        loss = float(E[0]) if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
+        return Gradient._of(G.U, G.W, G.V, ds0, loss, method, G.b, G.c)
 
     # ------------------------------------------------------------------ training
 
@@ -892,6 +893,44 @@ class RNN:
         A model's state is not shared safely between threads: give each
         thread its own model (``copy.deepcopy``) for stateful use.
         """
+        y = self._step_fast(x)
+        return self._step_checked(x) if y is None else y
+
+    def _step_fast(self, x):
+        """``step`` when x, the state and the weights are as the kernel takes them; else None.
+
+        Then nothing needs converting and every check is of attributes; the
+        values are counted by the kernel. None also when the kernel counted
+        a NaN or an infinity: ``_step_checked`` then refuses it by name, in
+        the order of the complete checks.
+        """
+        if not (type(x) is np.ndarray and x.dtype == self._dtype and x.flags.c_contiguous):
+            return None
+        n, d, _ = self._size
+        state = self.state
+        if x.ndim == 1:
+            N = 1
+        elif x.ndim == 2:
+            N = x.shape[0]
+        else:
+            return None
+        if N == 0 or x.shape[-1] != n:
+            return None
+        if state is not None and (state.ndim != x.ndim or (x.ndim == 2 and state.shape[0] != N)):
+            return None
+        params = self._kernel_weights()
+        if params is None:
+            return None
+        s02 = np.zeros((N, d), self._dtype) if state is None else state.reshape(N, d)
+        S, Y, bad = _kernels.forward(params, x.reshape(N, 1, n), s02, self._n_threads)
+        if bad:
+            return None
+        final = S[:, 0].copy()
+        self._state = final if x.ndim == 2 else final[0]
+        return Y[:, 0] if x.ndim == 2 else Y[0, 0]
+
+    def _step_checked(self, x):
+        """``step`` with the complete checks, converting x and refusing bad values by name."""
         x = as_float_array(x, "x", self._dtype, (1, 2))
         check_shape(x, "x", (*x.shape[:-1], self.input_size))
         X = x[..., np.newaxis, :]

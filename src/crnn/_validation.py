@@ -180,6 +180,8 @@ def check_dtype(dtype, name="dtype"):
 
 def check_g(g, dtype=None):
     """Return the loss scale g as a finite float > 0 (also once converted to dtype)."""
+    if type(g) is float and 1e-30 <= g <= 1e30:  # the common case: > 0 and finite in float32 too
+        return g
     g = check_real(g, "g", low=0, low_open=True)
     if dtype is not None:
         with np.errstate(over="ignore", under="ignore"):
@@ -322,6 +324,8 @@ def check_shape(arr, name, expected):
 def check_alloc(shape, dtype, what):
     """Refuse, before allocating, an array that cannot fit in this machine's memory."""
     count = math.prod(int(s) for s in shape)
+    if count <= _SMALL:  # fits anywhere
+        return
     nbytes = count * np.dtype(dtype).itemsize
     if count > _MAX_COUNT:
         raise MemoryError(f"{what} of shape {tuple(shape)} has too many elements to index")
@@ -334,6 +338,7 @@ def check_alloc(shape, dtype, what):
 
 
 _MAX_COUNT = np.iinfo(np.intp).max // 8
+_SMALL = 1 << 16  # elements: at most 512 KiB
 _MEMORY = []  # the machine's memory in bytes (or None), once known
 
 
