@@ -178,7 +178,7 @@ def _first_and_second(kind, model):
         {
             "fit": (lambda: model.fit(X, target, epochs=2), "gradient"),
             "partial_fit": (lambda: model.partial_fit(X, target), "gradient"),
-            "online": (lambda: trainer.learn(X[0], target[0]), "_weights"),
+            "online": (lambda: trainer.learn(X[0], target[0]), "_kernel_weights"),
         }[kind],
         X,
         target,

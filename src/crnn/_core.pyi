@@ -29,6 +29,7 @@ def _bptt_work_size(d: int, m: int) -> int: ...
 def _rtrl_work_size(n: int, d: int, m: int, nch: int, bias: bool = False) -> int: ...
 def _gradient_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _online_work_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
+def _panel_columns() -> tuple[int, int]: ...
 def _rows_per_block(N: int, n_threads: int) -> int: ...
 def _forward(
     U: _F,  # const floating[:, ::1] (d, n)
@@ -122,12 +123,13 @@ def _rtrl_online(
     X: _F,  # const floating[:, ::1] (T, n)
     target: _F,  # const floating[:, ::1] (T, m)
     s: _F,  # floating[::1] (d,), IN/OUT
-    P: _F,  # floating[:, ::1] (d, d*n + d*d (+ d)), IN/OUT
+    P: _F,  # floating[:, ::1] (2, panels of the d (n + d) (+ d) columns), IN/OUT
+    cur: int,  # P[cur] holds the current sensitivities
     g: float,
     lr: float,
     clip: float,
     Y: _F,  # floating[:, ::1] (T, m), OUT
     E: _F,  # floating[::1] (T,), OUT
-    grad_sum: _F,  # floating[::1] (Q + m*d (+ m),), IN/OUT
+    grad_sum: _F,  # floating[::1] (_gradient_size,), IN/OUT
     work: _F,  # floating[::1] (_online_work_size,), SCRATCH
-) -> None: ...
+) -> int: ...  # the steps made; -1 when the weights or data hold a NaN or an infinity

@@ -68,13 +68,13 @@ Biases (optional): b is added to Z and c to Y after their products; BPTT
 adds db = sum delta and dc = sum e, RTRL carries d more sensitivity columns
 (direct term 1); an empty array at the entry points means none.
 
-Online RTRL (``_rtrl_online``) has its own scalar one-step helpers and
-sensitivity layout (U's columns, then W's, then b's, the order
-``OnlineRTRL.sensitivities`` documents), and forms a step's pre-activation
-as U x + W s, two sums, where the batch kernels sum [x, s] in one chain.
-Moving it onto the batch kernels' layout and step would change its results
-in the last bits; that is left to the redesign of online learning (the
-online-algorithms issue), which replaces this kernel.
+RTRL's sensitivities have one layout, shared by the batch and the online
+kernel (row i of [U W], then b, then S^0 in the batch only), held by
+panels and updated by one routine (``_rtrl_panels``); every gradient
+vector has one layout (``_gradient_size``). Online RTRL forms a step's
+state with scalar one-step helpers, as U x + W s (two sums), where the
+batch kernels sum [x, s] in one chain: it always has, and keeping it keeps
+its results bit for bit.
 """
 
 from cython cimport floating

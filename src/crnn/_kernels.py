@@ -25,12 +25,11 @@ from crnn._validation import available_cpus, check_alloc, check_n_threads
 
 __all__ = [
     "GradientArrays",
+    "OnlineState",
     "forward",
     "generate",
     "gradient",
     "loss",
-    "online_learn",
-    "online_state",
     "threads",
 ]
 
@@ -387,45 +386,96 @@ def _unpack_gradient(grad, n, d, m, bias):
 # ---------------------------------------------------------------------- online RTRL
 
 
-def online_state(n, d, m, bias, dtype):
-    """Return new (sensitivities, gradient sum, workspace) for online RTRL.
+class OnlineState:
+    """What online RTRL carries from step to step besides the model and the state.
 
-    The sensitivities (d, Q) hold dS_l/du_ij at column i*n + j, dS_l/dw_ij at
-    d*n + i*d + j and, with biases, dS_l/db_i at d*n + d*d + i; the gradient
-    sum is [U, W, (b)] (Q) then [V, (c)].
+    The sensitivities, in two buffers by panels (the kernel reads one and
+    writes the other at each step; ``cur`` is the current one), the sum of
+    the per-step gradients (the layout of the batch gradient), and a
+    workspace.
     """
-    Q = d * n + d * d + (d if bias else 0)
-    work = _core._online_work_size(n, d, m, bias)
-    check_alloc((d, Q), dtype, "the RTRL sensitivities")
-    check_alloc((work,), dtype, "the online RTRL workspace")
-    P = np.zeros((d, Q), dtype=dtype)
-    grad = np.zeros(Q + m * d + (m if bias else 0), dtype=dtype)
-    return P, grad, np.empty(work, dtype=dtype)
 
+    def __init__(self, n, d, m, bias, dtype):
+        dtype = np.dtype(dtype)
+        self.sizes = (n, d, m, bias)
+        ct = _core._panel_columns()[0 if dtype == np.float64 else 1]
+        Q = d * (n + d) + (d if bias else 0)
+        size = -(-Q // ct) * ct * d
+        work = _core._online_work_size(n, d, m, bias)
+        check_alloc((2, size), dtype, "the RTRL sensitivities")
+        check_alloc((work,), dtype, "the online RTRL workspace")
+        self.ct = ct
+        self.P = np.zeros((2, size), dtype=dtype)
+        self.cur = 0
+        self.grad = np.zeros(_core._gradient_size(n, d, m, bias), dtype=dtype)
+        self.work = np.empty(work, dtype=dtype)
 
-def online_learn(params, X, target, state, P, g, lr, clip, grad_sum, work):
-    """Run online RTRL over X (T, n): update the weights, state, P and grad_sum in place.
+    def learn(self, params, X, target, state, g, lr, clip):
+        """Run the kernel over X (T, n), the weights, state and this state updated in place.
 
-    ``clip`` 0 means none. Returns the outputs Y (T, m) and each step's E^t (T,).
-    """
-    U, W, V, b, c = _arrays(params)
-    T = X.shape[0]
-    dt = U.dtype
-    Y = np.empty((T, V.shape[0]), dtype=dt)
-    E = np.empty(T, dtype=dt)
-    if T:
-        _kernel("_rtrl_online", dt)(
-            U, W, V, b, c, X, target, state, P, g, lr, clip, Y, E, grad_sum, work
+        ``clip`` 0 means none. Returns the outputs Y (T, m), each step's E^t
+        (T,) and the steps made: fewer than T when a step would have made
+        the loss or a weight not finite (that step changed nothing), -1 when
+        the weights, X or target hold a NaN or an infinity (nothing ran).
+        """
+        U, W, V, b, c = _arrays(params)
+        T = X.shape[0]
+        dt = U.dtype
+        Y = np.empty((T, V.shape[0]), dtype=dt)
+        E = np.empty(T, dtype=dt)
+        done = 0
+        if T:
+            done = _kernel("_rtrl_online", dt)(
+                U,
+                W,
+                V,
+                b,
+                c,
+                X,
+                target,
+                state,
+                self.P,
+                self.cur,
+                g,
+                lr,
+                clip,
+                Y,
+                E,
+                self.grad,
+                self.work,
+            )
+            self.cur = (self.cur + max(done, 0)) % 2
+        return Y, E, done
+
+    def save(self):
+        """Return a copy of what ``restore`` puts back."""
+        return self.cur, self.P[self.cur].copy(), self.grad.copy()
+
+    def restore(self, saved):
+        """Put back what ``save`` returned."""
+        self.cur = saved[0]
+        self.P[self.cur] = saved[1]
+        self.grad[...] = saved[2]
+
+    def sensitivities(self):
+        """Return the sensitivities as a new (d, Q) array, in the order users see.
+
+        dS_l/du_ij at column i*n + j, dS_l/dw_ij at d*n + i*d + j and, with
+        biases, dS_l/db_i at d*n + d*d + i.
+        """
+        n, d, _, bias = self.sizes
+        K1, ct = n + d, self.ct
+        by_panels = self.P[self.cur].reshape(-1, d, ct)
+        P = by_panels.transpose(1, 0, 2).reshape(d, -1)  # the kernel's column order
+        i = np.arange(d)[:, None]
+        order = [(i * K1 + np.arange(n)).ravel(), (i * K1 + n + np.arange(d)).ravel()]
+        if bias:
+            order.append(d * K1 + np.arange(d))
+        return P[:, np.concatenate(order)]
+
+    def gradient(self):
+        """Return the sum of the per-step gradients: new U, W, V, b, c (b, c None without biases)."""
+        n, d, m, bias = self.sizes
+        return tuple(
+            None if a is None else a.copy() for a in _unpack_gradient(self.grad, n, d, m, bias)
         )
-    return Y, E
-
-
-def unpack_online_gradient(grad, n, d, m, bias):
-    """Cut online RTRL's flat gradient sum: U, W, (b) then V, (c); new arrays."""
-    Q = d * n + d * d + (d if bias else 0)
-    U = grad[: d * n].reshape(d, n).copy()
-    W = grad[d * n : d * n + d * d].reshape(d, d).copy()
-    V = grad[Q : Q + m * d].reshape(m, d).copy()
-    b = grad[d * n + d * d : Q].copy() if bias else None
-    c = grad[Q + m * d :].copy() if bias else None
-    return U, W, V, b, c

@@ -144,7 +144,7 @@ class OnlineRTRL:
             s0 = as_float_array(s0, "s0", m.dtype, 1)
             check_shape(s0, "s0", (d,))
             self._state = s0.copy()
-        self._P, self._grad, self._work = _kernels.online_state(n, d, k, m.bias, m.dtype)
+        self._carried = _kernels.OnlineState(n, d, k, m.bias, m.dtype)
         self.n_steps_ = 0
         self.loss_ = 0.0
 
@@ -167,7 +167,7 @@ class OnlineRTRL:
         Columns: u_ij at i*n + j, w_ij at d*n + i*d + j, b_i at d*n + d*d + i
         (with biases).
         """
-        return self._P.copy()
+        return self._carried.sensitivities()
 
     def step(self, x, target):
         """Predict one step, then learn from its target.
@@ -215,54 +215,70 @@ class OnlineRTRL:
 
     def _learn(self, X, target):
         m = self.model
-        X = as_float_array(X, "X", m.dtype, 2)
-        target = as_float_array(target, "target", m.dtype, 2)
+        X = as_float_array(X, "X", m.dtype, 2, check_finite=False)
+        target = as_float_array(target, "target", m.dtype, 2, check_finite=False)
         if X.shape[1] != m.input_size:
             raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
         check_shape(target, "target", (X.shape[0], m.output_size))
+        arrays = m._kernel_weights()  # the model's own arrays: the kernel updates them
+        if arrays is None or X.shape[0] == 0:
+            arrays = self._own_weights(X, target)
+        try:
+            check_writable(m, "OnlineRTRL")
+        except ValueError:
+            self._own_weights(X, target)  # a NaN is named first, as the complete checks do
+            raise
+        T = X.shape[0]
+        if T == 0:
+            return np.empty((0, m.output_size), dtype=m.dtype)
+        # a step that would diverge changes nothing, so that one step needs no backup
+        backup = None
+        if T > 1:
+            backup = ([a.copy() for a in arrays], self._state.copy(), self._carried.save())
+        clip = 0.0 if self._clip is None else self._clip
+        Y, E, done = self._carried.learn(arrays, X, target, self._state, self._g, self._lr, clip)
+        if done < 0:  # a NaN or an infinity: the complete checks name it
+            self._own_weights(X, target)
+            raise ValueError("the weights or data hold NaN or infinite values")
+        loss = float(E[0]) if T == 1 else float(np.sum(E, dtype=np.float64))
+        if done < T or not math.isfinite(loss):
+            if backup is not None:
+                for a, old in zip(arrays, backup[0], strict=True):
+                    a[...] = old
+                self._state[...] = backup[1]
+                self._carried.restore(backup[2])
+            raise FloatingPointError(
+                "online learning diverged: the loss or the weights are no longer finite; "
+                "the model and the stream are as before this call (try a smaller lr or clip)"
+            )
+        self.n_steps_ += T
+        self.loss_ += loss
+        return Y
+
+    def _own_weights(self, X, target):
+        """Run the complete checks of X, target and the weights; return the model's own arrays.
+
+        Refuses a NaN or an infinity by name. The kernel updates the arrays
+        it is given in place, so a weight that needed converting is first
+        set on the model.
+        """
+        m = self.model
+        as_float_array(X, "X", m.dtype, 2)
+        as_float_array(target, "target", m.dtype, 2)
         arrays = m._weights(check_finite=True)
         own = m.parameters()
         changed = {k: a for (k, p), a in zip(own.items(), arrays, strict=False) if a is not p}
         if changed:  # the kernel updates the model's own arrays in place
             m.set_parameters(changed)
             arrays = m._weights(check_finite=False)
-        U, W, V, b, c = arrays
-        check_writable(m, "OnlineRTRL")
-        if X.shape[0] == 0:
-            return np.empty((0, m.output_size), dtype=m.dtype)
-        carried = (U, W, V, b, c, self._state, self._P, self._grad)
-        backup = [a.copy() for a in carried]
-        Y, E = _kernels.online_learn(
-            (U, W, V, b, c),
-            X,
-            target,
-            self._state,
-            self._P,
-            self._g,
-            self._lr,
-            0.0 if self._clip is None else self._clip,
-            self._grad,
-            self._work,
-        )
-        loss = float(np.sum(E, dtype=np.float64))
-        if not (math.isfinite(loss) and all(np.isfinite(a).all() for a in (U, W, V, b, c))):
-            for a, old in zip(carried, backup, strict=True):
-                a[...] = old
-            raise FloatingPointError(
-                "online learning diverged: the loss or the weights are no longer finite; "
-                "the model and the stream are as before this call (try a smaller lr or clip)"
-            )
-        self.n_steps_ += X.shape[0]
-        self.loss_ += loss
-        return Y
+        return arrays
 
     @property
     def gradient_sum_(self):
         """The sum of the per-step gradients since the last reset, as a Gradient."""
         m = self.model
-        n, d, k = m.input_size, m.hidden_size, m.output_size
-        bias = d * n + d * d < self._P.shape[1]
-        U, W, V, b, c = _kernels.unpack_online_gradient(self._grad, n, d, k, bias)
+        d = m.hidden_size
+        U, W, V, b, c = self._carried.gradient()
         return Gradient(
             U=U, W=W, V=V, s0=np.zeros(d, dtype=m.dtype), loss=self.loss_, method="rtrl", b=b, c=c
         )

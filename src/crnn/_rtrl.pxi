@@ -15,11 +15,12 @@
 #                    every step (online learning), with one-step helpers on
 #                    raw pointers
 #
-# The two carry their sensitivities in different column orders (the batch:
-# row i of [U W], then S^0, then b; online: U, then W, then b, as
-# ``OnlineRTRL.sensitivities`` documents) and sum a step's pre-activation
-# differently (the batch as one chain over [x, s], online as U x plus W s),
-# so their results differ in the last bits; see the design note in _core.pyx.
+# Both carry the sensitivities in one layout (row i of [U W], then b, then,
+# in the batch, S^0), by panels of CT columns, and update them with
+# ``_rtrl_panels``; their gradients have one layout (``_gradient_size``).
+# They form a step's pre-activation differently (the batch as one chain over
+# [x, s], online as U x plus W s, with the one-step helpers), so their
+# results differ in the last bits; see the design note in _core.pyx.
 
 cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t npanels,
                        const floating* W, const floating* Pp, floating* Pn,
@@ -74,11 +75,13 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
     """RTRL for sequence b, sensitivity columns of chunk ch of nch.
 
     The sensitivities dS^t_l/dtheta_q are carried forward in a (d, Q)
-    matrix P, Q = d (n + d) + d: [u_i., w_i.] at i (n + d) .. i (n + d) + n + d - 1
-    (row i of [U W]), then s0_j at d (n + d) + j, then, with biases (bb and
-    cb not NULL), b_j at d (n + d) + d + j::
+    matrix P, Q = d (n + d) (+ d) + d, in the layout every RTRL kernel
+    shares: [u_i., w_i.] at i (n + d) .. i (n + d) + n + d - 1 (row i of
+    [U W]), then, with biases (bb and cb not NULL), b_j at d (n + d) + j,
+    then s0_j (after b, so that online RTRL, which does not learn S^0,
+    carries a prefix of the same columns)::
 
-        P^0 = [0 | I | 0],  P^t = f'(Z^t) (W P^{t-1} + direct^t),
+        P^0 = [0 | 0 | I],  P^t = f'(Z^t) (W P^{t-1} + direct^t),
         direct^t[l, l (n + d) + j] = [x^t, s^{t-1}]_j,  direct^t[l, b_l] = 1
         dE^t/dtheta_q = sum_k sum_l e^t_k v_kl P^t[l, q] = sum_l c^t_l P^t[l, q]
 
@@ -91,7 +94,8 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
     ``_rtrl_work_size``; memory does not grow with T.
     """
     cdef Py_ssize_t K1 = n + d, ct = _ct(<floating>0)
-    cdef Py_ssize_t Q = d * K1 + d + (d if bb != NULL else 0)
+    cdef Py_ssize_t nb = d if bb != NULL else 0
+    cdef Py_ssize_t Q = d * K1 + nb + d
     cdef Py_ssize_t ntot = (Q + ct - 1) // ct
     cdef Py_ssize_t p0 = ch * ntot // nch, p1 = (ch + 1) * ntot // nch
     cdef Py_ssize_t npanels = p1 - p0, Qc = npanels * ct, t, j, l, k, q
@@ -115,7 +119,7 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
     memset(gq, 0, Qc * sizeof(floating))
     memset(Pp, 0, d * Qc * sizeof(floating))
     for l in range(d):                              # dS^0/dS^0 = I
-        q = d * K1 + l
+        q = d * K1 + nb + l
         if q >= p0 * ct and q < p1 * ct:
             Pp[((q // ct - p0) * d + l) * ct + q % ct] = 1
     if ch == 0:
@@ -133,7 +137,7 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
         _gemm_packed(1, m, d, e, m, 1, Vr, c, d, 0)
         for l in range(d):
             fp[l] = _cell_slope(nxt[n + l])
-        _rtrl_panels(d, K1, p0, npanels, W, Pp, Pn, cur, d * K1 + d if bb != NULL else -1,
+        _rtrl_panels(d, K1, p0, npanels, W, Pp, Pn, cur, d * K1 if bb != NULL else -1,
                      fp, c, gq)
         if ch == 0:                                 # dE^t/dV = e^t (S^t).T
             for k in range(m):
@@ -152,10 +156,10 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
         q = p0 * ct + j
         if q < d * K1:
             grad[q] = gq[j]
-        elif q < d * K1 + d:
-            ds0[q - d * K1] = gq[j]
-        elif q < Q:                                 # db: after dV in grad
-            grad[q + m * d - d] = gq[j]
+        elif q < d * K1 + nb:                       # db: after dV in grad
+            grad[q + m * d] = gq[j]
+        elif q < Q:
+            ds0[q - d * K1 - nb] = gq[j]
     if ch == 0:
         E[b] = g * sq
 
@@ -293,141 +297,198 @@ cdef inline floating _output_error(const floating* V, const floating* cb,
     return sq
 
 
-cdef inline void _sensitivity_step(const floating* W, Py_ssize_t d, Py_ssize_t n,
-                                   Py_ssize_t Q, bint bias, const floating* x,
-                                   const floating* s_prev, const floating* s,
-                                   const floating* P_prev, floating* P) noexcept nogil:
-    """One step of Williams and Zipser's sensitivity recursion, P = f'(Z) * (direct + W @ P_prev).
+cdef inline Py_ssize_t _online_columns(Py_ssize_t n, Py_ssize_t d, bint bias) noexcept nogil:
+    """Sensitivity columns of online RTRL: [U W] row by row, then b (no S^0)."""
+    return d * (n + d) + (d if bias else 0)
 
-    P and P_prev are (d, Q) with Q >= d*n + d*d (+ d with biases): column
-    i*n + j holds dS_l/du_ij, column d*n + i*d + j dS_l/dw_ij, and with
-    biases column d*n + d*d + i dS_l/db_i (any further columns have no
-    direct term). direct[l, u_ij] = delta_li x_j, direct[l, w_ij] = delta_li
-    s_prev_j, direct[l, b_i] = delta_li; f'(Z) = 1 - s^2. P must not alias
-    P_prev.
-    """
-    cdef Py_ssize_t l, mm, j, q
-    cdef floating* row
-    cdef const floating* row_prev
-    cdef floating wlm, fp
-    for l in range(d):
-        row = P + l * Q
-        for q in range(Q):
-            row[q] = 0
-        for mm in range(d):                         # row += w_lm P_prev[m, :]
-            wlm = W[l * d + mm]
-            row_prev = P_prev + mm * Q
-            for q in range(Q):
-                row[q] = row[q] + wlm * row_prev[q]
-        for j in range(n):                          # delta_li x_j, i = l
-            row[l * n + j] = row[l * n + j] + x[j]
-        for j in range(d):                          # delta_li s_prev_j, i = l
-            row[d * n + l * d + j] = row[d * n + l * d + j] + s_prev[j]
-        if bias:                                    # delta_li, i = l
-            row[d * n + d * d + l] = row[d * n + d * d + l] + 1
-        fp = _cell_slope(s[l])
-        for q in range(Q):
-            row[q] = row[q] * fp
+
+def _panel_columns():
+    """Columns of one sensitivity panel: (float64, float32) in this build."""
+    return 2 * CRNN_VWD, 2 * CRNN_VWF
 
 
 def _online_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False):
-    """Scalars of workspace ``_rtrl_online`` needs."""
-    cdef Py_ssize_t Q = d * n + d * d + (d if bias else 0)
-    return 2 * d + 2 * m + d * Q + Q + m * d + (m if bias else 0)
+    """Scalars of workspace ``_rtrl_online`` needs (either dtype)."""
+    cdef Py_ssize_t ct = 2 * CRNN_VWF     # the wider of the two dtypes' panels
+    cdef Py_ssize_t Qpad = (_online_columns(n, d, bias) + ct - 1) // ct * ct
+    return (n + d) + 4 * d + 2 * m + Qpad + 2 * (m * d + m) + Qpad
 
 
 def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
                  floating[::1] b, floating[::1] c,
                  const floating[:, ::1] X, const floating[:, ::1] target,
-                 floating[::1] s, floating[:, ::1] P,
+                 floating[::1] s, floating[:, ::1] P, Py_ssize_t cur,
                  floating g, floating lr, floating clip,
                  floating[:, ::1] Y, floating[::1] E, floating[::1] grad_sum,
                  floating[::1] work):
     """Real-time recurrent learning over a chunk of one stream (Williams and Zipser).
 
     At each step t: the state and output from the current weights; the
-    sensitivities P^t = f'(Z^t) (direct^t + W P^{t-1}) (columns: u_ij at
-    i*n + j, then w_ij at d*n + i*d + j, then with biases b_i at d*n + d*d
-    + i; see ``_sensitivity_step``); the gradient of E^t alone,
+    sensitivities P^t = f'(Z^t) (W P^{t-1} + direct^t) in the layout of
+    ``_rtrl_item`` without the S^0 columns (u_ij and w_ij at i (n + d) + j
+    and i (n + d) + n + j, then b_i at d (n + d) + i), held by panels of CT
+    columns (panel, row l, column) as the batch kernel holds them, and
+    updated by the same ``_rtrl_panels``; the gradient of E^t alone,
     dE^t/dtheta = sum_k sum_l e^t_k v_kl P^t[l, :], e^t S^t.T for V and e^t
     for c; its norm clipped to ``clip`` (0: no clipping); then theta -= lr
-    dE^t/dtheta when lr > 0. The cost of a step does not depend on how long
-    the stream has run.
+    dE^t/dtheta when lr > 0. The state is formed by the one-step helpers
+    above (U x + W s, as this kernel always has). The cost of a step does
+    not depend on how long the stream has run.
+
+    Before a step changes anything it checks that its E^t and the weights
+    it would make are finite; if not, it stops there, and that step has
+    changed nothing.
 
     IN/OUT: U, W, V, and b (d,), c (m,) or both empty (no biases), updated
-    when lr > 0; s (d,) the state, P (d, Q) the sensitivities, grad_sum
-    (Q + m*d (+ m),): [U, W, (b), V, (c)] += every step's gradient.
+    when lr > 0; s (d,) the state; P (2, npanels d CT), two buffers of the
+    sensitivities by panels, P[cur] the current one (the next step writes
+    the other); grad_sum (_gradient_size,): every step's gradient is added,
+    in the layout of the batch kernels' gradient ([U W] by rows, V, then b
+    and c).
     IN: X (T, n), target (T, m). OUT: Y (T, m) the outputs (from the weights
     before the step's update), E (T,) each step's E^t.
     SCRATCH: work (_online_work_size(n, d, m, bias),).
+    Returns the number of steps made: T, or the step that stopped (then the
+    current buffer is P[(cur + returned) % 2]); -1, with nothing done, when
+    the weights, X or target hold a NaN or an infinity.
     """
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t K1 = n + d, ct = _ct(<floating>0)
     cdef bint bias = b.shape[0] > 0
-    cdef Py_ssize_t Q = d * n + d * d + (d if bias else 0)
-    cdef Py_ssize_t NP = Q + m * d + (m if bias else 0)
-    cdef Py_ssize_t t, i, j, l, q, k
+    cdef Py_ssize_t Q = _online_columns(n, d, bias)
+    cdef Py_ssize_t npanels = (Q + ct - 1) // ct, Qpad = npanels * ct
+    cdef Py_ssize_t nb = d if bias else 0
+    cdef Py_ssize_t t, i, j, k, q, bad
     cdef floating* bb = &b[0] if bias else NULL
     cdef floating* cb = &c[0] if bias else NULL
-    cdef floating* s_new = &work[0]                 # (d,)
+    cdef floating* xs = &work[0]                    # (K1,): [x^t, s^{t-1}]
+    cdef floating* s_new = xs + K1                  # (d,)
     cdef floating* cv = s_new + d                   # (d,): V.T e^t
-    cdef floating* e = cv + d                       # (m,)
+    cdef floating* fp = cv + d                      # (d,): f'(Z^t)
+    cdef floating* e = fp + d                       # (m,)
     cdef floating* y = e + m                        # (m,)
-    cdef floating* Pn = y + m                       # (d, Q)
-    cdef floating* gstep = Pn + d * Q               # (NP,): dE^t/dtheta
-    cdef floating* row
-    cdef floating cl, norm, scale
+    cdef floating* gq = y + m                       # (Qpad,): dE^t/d[U W b]
+    cdef floating* gv = gq + Qpad                   # (m d + m,): dE^t/d[V c]
+    cdef floating* gn = gv + m * d + m              # (Q + m d + m,): for the norm
+    cdef floating* Pp
+    cdef floating* Pn
+    cdef floating el, norm, scale, w
+    cdef Py_ssize_t done = T
     with nogil:
+        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+               + _nonfinite(&X[0, 0], T * n) + _nonfinite(&target[0, 0], T * m))
+        if bad:
+            done = -1
+            T = 0
         for t in range(T):
+            Pp = &P[(cur + t) % 2, 0]
+            Pn = &P[(cur + t + 1) % 2, 0]
             _state_step(&U[0, 0], &W[0, 0], bb, d, n, &X[t, 0], &s[0], s_new)
-            E[t] = g * _output_error(&V[0, 0], cb, m, d, s_new, &target[t, 0], g, y, e)
-            for k in range(m):
-                Y[t, k] = y[k]
-            _sensitivity_step(&W[0, 0], d, n, Q, bias, &X[t, 0], &s[0], s_new, &P[0, 0], Pn)
-
-            # the gradient of E^t: the seed's double sum, the k-sum first
-            for l in range(d):
-                cv[l] = 0
+            el = g * _output_error(&V[0, 0], cb, m, d, s_new, &target[t, 0], g, y, e)
+            for i in range(d):
+                cv[i] = 0
             _matTvec(&V[0, 0], m, d, e, cv)
-            for q in range(NP):
-                gstep[q] = 0
-            for l in range(d):
-                cl = cv[l]
-                row = Pn + l * Q
-                for q in range(Q):
-                    gstep[q] = gstep[q] + cl * row[q]
-            _outer(gstep + Q, m, d, e, s_new)
+            for j in range(n):
+                xs[j] = X[t, j]
+            for j in range(d):
+                xs[n + j] = s[j]
+                fp[j] = _cell_slope(s_new[j])
+
+            # the sensitivities and the gradient of E^t: the seed's double
+            # sum, the k-sum first (cv = V.T e^t)
+            memset(gq, 0, Qpad * sizeof(floating))
+            _rtrl_panels(d, K1, 0, npanels, &W[0, 0], Pp, Pn, xs, d * K1 if bias else -1,
+                         fp, cv, gq)
+            for k in range(m * d + (m if bias else 0)):
+                gv[k] = 0
+            _outer(gv, m, d, e, s_new)
             if bias:
                 for k in range(m):
-                    gstep[Q + m * d + k] = e[k]
+                    gv[m * d + k] = e[k]
 
             if clip > 0:
+                # the norm over a copy in the order U, W, b, V, c, summed by
+                # one plain loop: the order and the loop (which the compiler
+                # vectorises in its own way) this kernel has always had
+                k = 0
+                for i in range(d):
+                    for j in range(n):
+                        gn[k] = gq[i * K1 + j]
+                        k = k + 1
+                for i in range(d):
+                    for j in range(d):
+                        gn[k] = gq[i * K1 + n + j]
+                        k = k + 1
+                for q in range(d * K1, Q):
+                    gn[k] = gq[q]
+                    k = k + 1
+                for q in range(m * d + (m if bias else 0)):
+                    gn[k] = gv[q]
+                    k = k + 1
                 norm = 0
-                for q in range(NP):
-                    norm = norm + gstep[q] * gstep[q]
+                for q in range(k):
+                    norm = norm + gn[q] * gn[q]
                 norm = sqrt(norm)
                 if norm > clip:
                     scale = clip / norm
-                    for q in range(NP):
-                        gstep[q] = gstep[q] * scale
-            for q in range(NP):
-                grad_sum[q] = grad_sum[q] + gstep[q]
+                    for q in range(Q):
+                        gq[q] = gq[q] * scale
+                    for q in range(m * d + (m if bias else 0)):
+                        gv[q] = gv[q] * scale
 
-            # carry the state and the sensitivities, then update the weights
-            for l in range(d):
-                s[l] = s_new[l]
-                for q in range(Q):
-                    P[l, q] = Pn[l * Q + q]
+            # nothing is changed by a step that would leave E^t or a weight
+            # not finite
+            bad = _nonfinite(&el, 1)
             if lr > 0:
                 for i in range(d):
                     for j in range(n):
-                        U[i, j] = U[i, j] - lr * gstep[i * n + j]
+                        w = U[i, j] - lr * gq[i * K1 + j]
+                        bad = bad + _nonfinite(&w, 1)
                     for j in range(d):
-                        W[i, j] = W[i, j] - lr * gstep[d * n + i * d + j]
+                        w = W[i, j] - lr * gq[i * K1 + n + j]
+                        bad = bad + _nonfinite(&w, 1)
                 for k in range(m):
                     for j in range(d):
-                        V[k, j] = V[k, j] - lr * gstep[Q + k * d + j]
+                        w = V[k, j] - lr * gv[k * d + j]
+                        bad = bad + _nonfinite(&w, 1)
                 if bias:
                     for i in range(d):
-                        bb[i] = bb[i] - lr * gstep[d * n + d * d + i]
+                        w = bb[i] - lr * gq[d * K1 + i]
+                        bad = bad + _nonfinite(&w, 1)
                     for k in range(m):
-                        cb[k] = cb[k] - lr * gstep[Q + m * d + k]
+                        w = cb[k] - lr * gv[m * d + k]
+                        bad = bad + _nonfinite(&w, 1)
+            if bad:
+                done = t
+                break
+            E[t] = el
+            for k in range(m):
+                Y[t, k] = y[k]
+            for q in range(d * K1):                 # the layout of _gradient_size
+                grad_sum[q] = grad_sum[q] + gq[q]
+            for q in range(m * d):
+                grad_sum[d * K1 + q] = grad_sum[d * K1 + q] + gv[q]
+            for i in range(nb):
+                grad_sum[d * K1 + m * d + i] = grad_sum[d * K1 + m * d + i] + gq[d * K1 + i]
+            if bias:
+                for k in range(m):
+                    grad_sum[d * K1 + m * d + d + k] = grad_sum[d * K1 + m * d + d + k] + gv[m * d + k]
+
+            # carry the state (the sensitivities are in Pn), update the weights
+            for j in range(d):
+                s[j] = s_new[j]
+            if lr > 0:
+                for i in range(d):
+                    for j in range(n):
+                        U[i, j] = U[i, j] - lr * gq[i * K1 + j]
+                    for j in range(d):
+                        W[i, j] = W[i, j] - lr * gq[i * K1 + n + j]
+                for k in range(m):
+                    for j in range(d):
+                        V[k, j] = V[k, j] - lr * gv[k * d + j]
+                if bias:
+                    for i in range(d):
+                        bb[i] = bb[i] - lr * gq[d * K1 + i]
+                    for k in range(m):
+                        cb[k] = cb[k] - lr * gv[m * d + k]
+    return done
