@@ -88,7 +88,9 @@ S03 = _rng.uniform(-0.9, 0.9, size=(N, d))
 X2 = _rng.normal(size=(T, n))
 TG2 = _rng.normal(size=(T, m))
 S01 = _rng.uniform(-0.9, 0.9, size=d)
-for _a in (X3, TG3, S03, X2, TG2, S01):
+B1 = _rng.normal(size=d)  # biases b and c
+C1 = _rng.normal(size=m)
+for _a in (X3, TG3, S03, X2, TG2, S01, B1, C1):
     _a.flags.writeable = False  # no case may change the shared data
 
 
@@ -126,17 +128,37 @@ def mentions(name):
 # --------------------------------------------------------------------------- helpers
 
 
+# the models model() and square() made in the running case, with their weights then
+CREATED: list = []
+
+
 def model(dtype=np.float64, **kw):
-    return crnn.RNN(n, d, m, dtype=dtype, seed=0, **kw)
+    rnn = crnn.RNN(n, d, m, dtype=dtype, seed=0, **kw)
+    CREATED.append((rnn, weights(rnn)))
+    return rnn
 
 
 def square(dtype=np.float64, **kw):
     """A model whose output can be fed back as its input (for generate)."""
-    return crnn.RNN(n, d, n, dtype=dtype, seed=0, **kw)
+    rnn = crnn.RNN(n, d, n, dtype=dtype, seed=0, **kw)
+    CREATED.append((rnn, weights(rnn)))
+    return rnn
 
 
 def weights(rnn):
-    return [rnn.U.copy(), rnn.W.copy(), rnn.V.copy()]
+    """Copies of the model's parameters: U, W, V, and b, c when it has biases."""
+    names = ("U", "W", "V", "b", "c") if rnn.bias else ("U", "W", "V")
+    return [getattr(rnn, k).copy() for k in names]
+
+
+# the calls on data, by entry point: call(rnn, X, target, s0=None, **kw)
+DATA_CALLS = {
+    "forward": lambda r, X, tg, s0=None, **kw: r.forward(X, s0, **kw),
+    "predict": lambda r, X, tg, s0=None, **kw: r.predict(X, s0, **kw),
+    "loss": lambda r, X, tg, s0=None, **kw: r.loss(X, tg, s0, **kw),
+    "bptt": lambda r, X, tg, s0=None, **kw: r.gradient(X, tg, s0, **kw),
+    "rtrl": lambda r, X, tg, s0=None, **kw: r.gradient(X, tg, s0, method="rtrl", **kw),
+}
 
 
 def keeps(rnn, fn):
@@ -239,6 +261,7 @@ BAD_ARRAYS = {
     "+inf": (lambda a: _set(a, np.inf), ValueError),
     "-inf": (lambda a: _set(a, -np.inf), ValueError),
     "nan-in-int-list": (lambda a: _with(np.rint(a).astype(int).tolist(), float("nan")), ValueError),
+    "inf-in-int-list": (lambda a: _with(np.rint(a).astype(int).tolist(), float("inf")), ValueError),
     "inf-float32": (lambda a: _set(a.astype(np.float32), np.inf), ValueError),
 }
 # ... and ragged nested lists, for arguments of two or more axes
@@ -306,6 +329,7 @@ def _rounded(dtype):
 # Accepted forms of an array argument: kind -> make(clean) -> (value, the same values as an
 # array the call converts exactly). The call must give bit for bit the result of the second.
 ACCEPTED_ARRAYS = {
+    "c-contiguous": lambda a: (np.array(a), a),  # clean float64: still neither kept nor changed
     "fortran": lambda a: (np.asfortranarray(a), a),
     "strided": lambda a: (_strided(a), a),
     "strided-last-axis": lambda a: (_strided_last(a), a),
@@ -334,6 +358,12 @@ class Slot:
     dtype: Any = np.float64  # the model's dtype
     finite: bool = True  # NaN and infinity are refused
     none: Any = None  # what None means: None (refused, TypeError), a default, or a regex
+    accepted: bool = True  # the accepted forms give the result of the clean value
+
+    @property
+    def keeps_weights(self):
+        """The call leaves the weights of the models it makes as they were."""
+        return not self.id.startswith(("fit", "partial_fit", "OnlineRTRL", "assign"))
 
 
 def array_cases(slot):
@@ -342,7 +372,7 @@ def array_cases(slot):
     if clean.ndim >= 2:
         bad.update(BAD_ARRAYS_2D)
     if not slot.finite:
-        for k in ("nan", "+inf", "-inf", "nan-in-int-list", "inf-float32"):
+        for k in ("nan", "+inf", "-inf", "nan-in-int-list", "inf-in-int-list", "inf-float32"):
             bad.pop(k)
     for kind, (make, exc) in bad.items():
         add(
@@ -393,14 +423,23 @@ def array_cases(slot):
             ValueError,
             named(slot.name) + ".*finite",
         )
-    for kind, make in ACCEPTED_ARRAYS.items():
+    for kind, make in ACCEPTED_ARRAYS.items() if slot.accepted else ():
 
         def call(tmp, make=make):
             value, same = make(np.array(clean))
             exact = np.ascontiguousarray(same, dtype=slot.dtype)
             snap = snapshot(value)
+            CREATED.clear()
             got = slot.call(value)
             assert unchanged(value, snap), "the input was modified"
+            if slot.keeps_weights:
+                for rnn, before in CREATED:
+                    assert_same(weights(rnn), before)  # the weights were not modified
+            if isinstance(value, np.ndarray):
+                for r in flat(got):
+                    assert not (isinstance(r, np.ndarray) and np.shares_memory(r, value)), (
+                        "a result shares memory with the input"
+                    )
             return got, slot.call(exact)
 
         add(f"{slot.id}-accepts-{kind}", call, check=lambda r: assert_same(*r))
@@ -432,20 +471,37 @@ def _learn(X, target, dtype=np.float64):
     return Y, trainer
 
 
-def _assign(name, dtype=np.float64):
+def _stored(rnn, name, value):
+    """The parameter the model keeps for an accepted value: its own C-contiguous copy."""
+    kept = getattr(rnn, name)
+    assert kept.flags.c_contiguous, "the parameter kept is not C-contiguous"
+    assert kept.flags.writeable, "the parameter kept is read-only"
+    if isinstance(value, np.ndarray):
+        assert not np.shares_memory(kept, value), "the parameter kept is the caller's array"
+    return kept
+
+
+def _assign(name, dtype=np.float64, bias=False):
     def call(value):
-        rnn = model(dtype)
-        keeps(rnn, lambda: setattr(rnn, name, value))
-        return rnn.forward(X3)
+        rnn = model(dtype, bias=bias)
+        try:
+            keeps(rnn, lambda: setattr(rnn, name, value))
+        except Exception:
+            rnn.forward(X2)  # a refused assignment leaves a working model
+            raise
+        return rnn.forward(X3), _stored(rnn, name, value)
 
     return call
 
 
-def _from_weights(name):
+def _from_weights(name, dtype=np.float64):
     def call(value):
         w = dict(zip("UWV", weights(model()), strict=True))
+        if name in ("b", "c"):
+            w.update(b=B1, c=C1)
         w[name] = value
-        return crnn.RNN.from_weights(w["U"], w["W"], w["V"], dtype=np.float64).forward(X3)
+        rnn = crnn.RNN.from_weights(w["U"], w["W"], w["V"], dtype=dtype, b=w.get("b"), c=w.get("c"))
+        return rnn.forward(X3), _stored(rnn, name, value)
 
     return call
 
@@ -466,15 +522,35 @@ def _generate_s0(value):
     return square().generate(4, x0=X3[:, 0], s0=value)
 
 
+# wrong shapes shared by the calls on data: X; a batch's target and s0; one sequence's
+X_SHAPES = ((n,), (T, n - 1), (T, n + 1), (N, T, n + 2), (1, N, T, n))
+TARGET_SHAPES = (
+    (N + 1, T, m),
+    (N - 1, T, m),
+    (N, T - 1, m),
+    (N, T + 1, m),
+    (N, T, m + 1),
+    (T, m),
+    (1, N, T, m),
+)
+TARGET_SHAPES_SINGLE = ((T + 1, m), (T, m + 1), (1, T, m), (T,))
+S0_SHAPES = ((N + 1, d), (1, d), (N, d - 1), (N, d + 1), (d, N), (N, 1, d), (d + 1,))
+S0_SHAPES_SINGLE = ((1, d), (d - 1,), (d + 1,), (N, d))
+
+
+def weight_shapes(rows, cols):
+    """Wrong shapes for a weight of shape (rows, cols): a column or a row more, 1-D, 3-D."""
+    return ((rows, cols + 1), (rows + 1, cols), (rows * cols,), (1, rows, cols))
+
+
 SLOTS = [
     # forward, predict, loss and both gradients, on one sequence and on a batch
-    Slot("forward-X", "X", X3, lambda v: model().forward(v),
-         ((n,), (T, n + 1), (T, n - 1), (N, T, n + 2), (1, N, T, n))),
+    Slot("forward-X", "X", X3, lambda v: model().forward(v), X_SHAPES),
     Slot("forward-X-single", "X", X2, lambda v: model().forward(v, S01)),
-    Slot("forward-s0", "s0", S03, lambda v: model().forward(X3, v),
-         ((N + 1, d), (1, d), (N, d - 1), (d, N), (N, 1, d), (d + 1,)), none=np.zeros((N, d))),
-    Slot("forward-s0-single", "s0", S01, lambda v: model().forward(X2, v),
-         ((1, d), (d - 1,), (d + 1,), (N, d)), none=np.zeros(d)),
+    Slot("forward-s0", "s0", S03, lambda v: model().forward(X3, v), S0_SHAPES,
+         none=np.zeros((N, d))),
+    Slot("forward-s0-single", "s0", S01, lambda v: model().forward(X2, v), S0_SHAPES_SINGLE,
+         none=np.zeros(d)),
     Slot("forward-s0-shared", "s0", S01, lambda v: model().forward(X3, v, return_state=True),
          none=np.zeros(d)),
     Slot("forward-float32-X", "X", X3, lambda v: model(np.float32).forward(v), (), np.float32),
@@ -482,34 +558,51 @@ SLOTS = [
          np.float32, none=np.zeros((N, d))),
     Slot("forward-unchecked-X", "X", X3, lambda v: model().forward(v, check_finite=False),
          ((T, n + 1),), finite=False),
-    Slot("predict-X", "X", X3, lambda v: model().predict(v), ((T, n + 1), (N, T, 1))),
-    Slot("predict-s0", "s0", S03, lambda v: model().predict(X3, v), ((N, d + 1),),
+    Slot("predict-X", "X", X3, lambda v: model().predict(v), (*X_SHAPES, (N, T, 1))),
+    Slot("predict-X-single", "X", X2, lambda v: model().predict(v, S01)),
+    Slot("predict-s0", "s0", S03, lambda v: model().predict(X3, v), S0_SHAPES,
          none=np.zeros((N, d))),
-    Slot("loss-X", "X", X3, lambda v: model().loss(v, TG3, S03), ((N, T, n + 1),)),
-    Slot("loss-target", "target", TG3, lambda v: model().loss(X3, v, S03),
-         ((N + 1, T, m), (N, T - 1, m), (N, T + 1, m), (N, T, m + 1), (T, m),
-          (1, N, T, m))),
+    Slot("predict-s0-single", "s0", S01, lambda v: model().predict(X2, v), S0_SHAPES_SINGLE,
+         none=np.zeros(d)),
+    Slot("predict-s0-shared", "s0", S01, lambda v: model().predict(X3, v), none=np.zeros(d)),
+    Slot("loss-X", "X", X3, lambda v: model().loss(v, TG3, S03), (*X_SHAPES, (N, T, n + 1))),
+    Slot("loss-X-single", "X", X2, lambda v: model().loss(v, TG2, S01)),
+    Slot("loss-target", "target", TG3, lambda v: model().loss(X3, v, S03), TARGET_SHAPES),
     Slot("loss-target-single", "target", TG2, lambda v: model().loss(X2, v),
-         ((T + 1, m), (T, m + 1), (1, T, m), (T,))),
-    Slot("loss-s0", "s0", S03, lambda v: model().loss(X3, TG3, v), ((N, d + 1),),
+         TARGET_SHAPES_SINGLE),
+    Slot("loss-s0", "s0", S03, lambda v: model().loss(X3, TG3, v), S0_SHAPES,
          none=np.zeros((N, d))),
+    Slot("loss-s0-single", "s0", S01, lambda v: model().loss(X2, TG2, v), S0_SHAPES_SINGLE,
+         none=np.zeros(d)),
+    Slot("loss-s0-shared", "s0", S01, lambda v: model().loss(X3, TG3, v), none=np.zeros(d)),
     Slot("loss-float32-target", "target", TG3, lambda v: model(np.float32).loss(X3, v), (),
          np.float32),
-    Slot("bptt-X", "X", X3, lambda v: model().gradient(v, TG3, S03), ((N, T, n - 1),)),
-    Slot("bptt-target", "target", TG3, lambda v: model().gradient(X3, v, S03),
-         ((N, T - 1, m), (N - 1, T, m))),
-    Slot("bptt-s0", "s0", S03, lambda v: model().gradient(X3, TG3, v), ((N, d - 1), (N + 1, d)),
+    Slot("bptt-X", "X", X3, lambda v: model().gradient(v, TG3, S03), (*X_SHAPES, (N, T, n - 1))),
+    Slot("bptt-X-single", "X", X2, lambda v: model().gradient(v, TG2, S01)),
+    Slot("bptt-target", "target", TG3, lambda v: model().gradient(X3, v, S03), TARGET_SHAPES),
+    Slot("bptt-target-single", "target", TG2, lambda v: model().gradient(X2, v, S01),
+         TARGET_SHAPES_SINGLE),
+    Slot("bptt-s0", "s0", S03, lambda v: model().gradient(X3, TG3, v), S0_SHAPES,
          none=np.zeros((N, d))),
+    Slot("bptt-s0-single", "s0", S01, lambda v: model().gradient(X2, TG2, v), S0_SHAPES_SINGLE,
+         none=np.zeros(d)),
     Slot("bptt-s0-shared", "s0", S01, lambda v: model().gradient(X3, TG3, v),
          none=np.zeros((N, d))),
     Slot("bptt-float32-s0", "s0", S03, lambda v: model(np.float32).gradient(X3, TG3, v), (),
          np.float32, none=np.zeros((N, d))),
     Slot("rtrl-X", "X", X3, lambda v: model().gradient(v, TG3, S03, method="rtrl"),
-         ((N, T, n + 1),)),
+         (*X_SHAPES, (N, T, n + 1))),
+    Slot("rtrl-X-single", "X", X2, lambda v: model().gradient(v, TG2, S01, method="rtrl")),
     Slot("rtrl-target", "target", TG3, lambda v: model().gradient(X3, v, S03, method="rtrl"),
-         ((N, T, m + 1),)),
-    Slot("rtrl-s0", "s0", S03, lambda v: model().gradient(X3, TG3, v, method="rtrl"),
-         ((N, d + 1),), none=np.zeros((N, d))),
+         TARGET_SHAPES),
+    Slot("rtrl-target-single", "target", TG2,
+         lambda v: model().gradient(X2, v, S01, method="rtrl"), TARGET_SHAPES_SINGLE),
+    Slot("rtrl-s0", "s0", S03, lambda v: model().gradient(X3, TG3, v, method="rtrl"), S0_SHAPES,
+         none=np.zeros((N, d))),
+    Slot("rtrl-s0-single", "s0", S01, lambda v: model().gradient(X2, TG2, v, method="rtrl"),
+         S0_SHAPES_SINGLE, none=np.zeros(d)),
+    Slot("rtrl-s0-shared", "s0", S01, lambda v: model().gradient(X3, TG3, v, method="rtrl"),
+         none=np.zeros((N, d))),
     Slot("rtrl-float32-X", "X", X3, lambda v: model(np.float32).gradient(v, TG3, method="rtrl"),
          (), np.float32),
     # training
@@ -547,14 +640,33 @@ SLOTS = [
     Slot("generate-x0", "x0", X3[:, 0], lambda v: square().generate(4, x0=v),
          ((N, n + 1), (n - 1,), (1, N, n)), none="exactly one of warmup"),
     Slot("generate-s0", "s0", S03, _generate_s0, ((N, d + 1), (N + 1, d)), none=np.zeros((N, d))),
-    # the weights
-    Slot("assign-U", "U", weights(model())[0], _assign("U"), ((d, n + 1), (n, d), (d * n,))),
-    Slot("assign-W", "W", weights(model())[1], _assign("W"), ((d, d + 1), (d * d,), (1, d, d))),
-    Slot("assign-V", "V", weights(model())[2], _assign("V"), ((d, m), (m, d - 1), (m * d,))),
+    # the weights and biases: assigned, or given to from_weights (with dtype=None, the
+    # dtype follows the weights: no accepted forms)
+    Slot("assign-U", "U", weights(model())[0], _assign("U"), (*weight_shapes(d, n), (n, d))),
+    Slot("assign-W", "W", weights(model())[1], _assign("W"), weight_shapes(d, d)),
+    Slot("assign-V", "V", weights(model())[2], _assign("V"),
+         (*weight_shapes(m, d), (d, m), (m, d - 1))),
     Slot("assign-float32-U", "U", weights(model())[0], _assign("U", np.float32), (), np.float32),
-    Slot("from_weights-U", "U", weights(model())[0], _from_weights("U"), ((0, n), (d, 0), (d,))),
-    Slot("from_weights-W", "W", weights(model())[1], _from_weights("W"), ((d, d + 1), (d + 1, d))),
-    Slot("from_weights-V", "V", weights(model())[2], _from_weights("V"), ((0, d), (m, d + 1))),
+    Slot("assign-b", "b", B1, _assign("b", bias=True), ((d + 1,), (d - 1,), (d, 1), (m,))),
+    Slot("assign-c", "c", C1, _assign("c", bias=True), ((m + 1,), (1, m), (d,))),
+    Slot("assign-float32-b", "b", B1, _assign("b", np.float32, bias=True), ((d - 1,), (d, 1)),
+         np.float32),
+    Slot("assign-float32-c", "c", C1, _assign("c", np.float32, bias=True), ((d,),), np.float32),
+    Slot("from_weights-U", "U", weights(model())[0], _from_weights("U"),
+         ((0, n), (d, 0), (d,), (d * n,), (1, d, n))),
+    Slot("from_weights-W", "W", weights(model())[1], _from_weights("W"), weight_shapes(d, d)),
+    Slot("from_weights-V", "V", weights(model())[2], _from_weights("V"),
+         ((0, d), (m, d + 1), (m * d,), (1, m, d))),
+    Slot("from_weights-dtype-None-U", "U", weights(model())[0], _from_weights("U", None),
+         ((0, n), (d, 0), (d * n,), (1, d, n)), accepted=False),
+    Slot("from_weights-dtype-None-W", "W", weights(model())[1], _from_weights("W", None),
+         weight_shapes(d, d), accepted=False),
+    Slot("from_weights-dtype-None-V", "V", weights(model())[2], _from_weights("V", None),
+         ((0, d), (m, d + 1), (m * d,), (1, m, d)), accepted=False),
+    Slot("from_weights-b", "b", B1, _from_weights("b"), ((d + 1,), (d - 1,), (d, 1), (m,)),
+         none=np.zeros(d)),
+    Slot("from_weights-c", "c", C1, _from_weights("c"), ((m + 1,), (m - 1,), (1, m), (d,)),
+         none=np.zeros(m)),
 ]  # fmt: skip
 
 for _slot in SLOTS:
@@ -662,6 +774,14 @@ for _i, _arg in enumerate(("input_size", "hidden_size", "output_size")):
         lean=True,
     )
 add(
+    "RNN-sizes-accept-numpy-integers-as-ints",
+    lambda tmp: crnn.RNN(np.int64(n), np.uint8(d), np.int32(m), seed=0),
+    check=lambda r: (
+        [(type(s), s) for s in (r.input_size, r.hidden_size, r.output_size)]
+        == [(int, n), (int, d), (int, m)]
+    ),
+)
+add(
     "RNN-output_size-accepts-None",
     lambda tmp: crnn.RNN(n, d, None).output_size,
     check=lambda r: r == n,
@@ -672,7 +792,9 @@ DTYPE_BAD = [
     ("int32", np.int32, ValueError),
     ("bool", bool, ValueError),
     ("float16", np.float16, ValueError),
+    ("float16-str", "float16", ValueError),
     ("longdouble", np.longdouble, ValueError),
+    ("complex", complex, ValueError),
     ("complex64", np.complex64, ValueError),
     ("object", object, ValueError),
     ("str-type", str, ValueError),
@@ -680,18 +802,57 @@ DTYPE_BAD = [
     ("number", 3, TypeError),
 ]
 DTYPE_OK = [
+    ("float32", np.float32, np.float32),
+    ("float64", np.float64, np.float64),
     ("str-float32", "float32", np.float32),
     ("f8", "f8", np.float64),
     ("float", float, np.float64),
+    ("dtype-object", np.dtype("<f4"), np.float32),
 ]
-scalar_cases("RNN", "dtype", lambda v: crnn.RNN(n, d, m, dtype=v, seed=0), DTYPE_BAD, DTYPE_OK)
+
+
+def _with_dtype(make, want):
+    """The model's dtype, its parameters' and its results' are all `want`."""
+
+    def call(tmp):
+        rnn = make()
+        S, Y = rnn.forward(X3)
+        return rnn, [rnn.dtype, *(a.dtype for a in (*weights(rnn), S, Y))], np.dtype(want)
+
+    def check(r):
+        _rnn, got, want = r
+        assert all(t == want for t in got), (got, want)
+
+    return call, check
+
+
+scalar_cases("RNN", "dtype", lambda v: crnn.RNN(n, d, m, dtype=v, seed=0), DTYPE_BAD)
 scalar_cases(
-    "from_weights",
-    "dtype",
-    lambda v: crnn.RNN.from_weights(*weights(model()), dtype=v),
-    DTYPE_BAD,
-    DTYPE_OK,
+    "from_weights", "dtype", lambda v: crnn.RNN.from_weights(*weights(model()), dtype=v), DTYPE_BAD
 )
+for _kind, _value, _want in DTYPE_OK:
+    for _entry, _make in (
+        ("RNN", lambda v=_value: crnn.RNN(n, d, m, dtype=v, seed=0)),
+        (
+            "from_weights",
+            lambda v=_value: crnn.RNN.from_weights(np.eye(d, n), np.eye(d), np.eye(m, d), dtype=v),
+        ),
+    ):
+        _call, _check = _with_dtype(_make, _want)
+        add(f"{_entry}-dtype-accepts-{_kind}", _call, check=_check)
+        if _value is _want:
+            continue
+        # ... and the same weights as the dtype itself
+        add(
+            f"{_entry}-dtype-accepts-{_kind}-as-{np.dtype(_want).name}",
+            lambda tmp, mk=_make, e=_entry, w=_want: (
+                mk(),
+                crnn.RNN(n, d, m, dtype=w, seed=0)
+                if e == "RNN"
+                else crnn.RNN.from_weights(np.eye(d, n), np.eye(d), np.eye(m, d), dtype=w),
+            ),
+            check=lambda r: assert_same(*r),
+        )
 
 N_THREADS_BAD = [
     ("zero", 0, ValueError),
@@ -705,7 +866,7 @@ N_THREADS_BAD = [
 # any accepted count gives the bits of one thread; counts beyond the machine are capped
 N_THREADS_OK = [
     (f"{k}", k, 1)
-    for k in (2, 3, -1, -2, -1000, -(10**30), 10**4, 10**30, np.int64(7), np.uint16(5), None)
+    for k in (2, 3, -1, -2, -1000, -(10**30), 10**4, 10**6, 10**30, np.int64(7), np.uint16(5), None)
 ]
 
 
@@ -713,7 +874,14 @@ def _threads_call(v):
     rnn = model(n_threads=v)
     Xb = np.random.default_rng(5).normal(size=(300, 3, n))
     Tb = np.random.default_rng(6).normal(size=(300, 3, m))
-    return rnn.forward(Xb), rnn.gradient(Xb, Tb), rnn.gradient(Xb, Tb, method="rtrl")
+    return (
+        bool(rnn.n_threads == v),  # kept as given
+        rnn.forward(Xb),
+        rnn.predict(Xb),
+        rnn.loss(Xb, Tb),
+        rnn.gradient(Xb, Tb),
+        rnn.gradient(Xb, Tb, method="rtrl"),
+    )
 
 
 scalar_cases("RNN", "n_threads", lambda v: model(n_threads=v), N_THREADS_BAD)
@@ -724,8 +892,9 @@ def _set_n_threads(v):
     rnn = model(n_threads=2)
     try:
         rnn.n_threads = v
-    finally:
-        assert rnn.n_threads == 2 or rnn.n_threads == v
+    except Exception:
+        assert rnn.n_threads == 2, "a refused n_threads was kept"
+        raise
     return rnn
 
 
@@ -736,6 +905,45 @@ scalar_cases(
     lambda v: crnn.RNN.from_weights(*weights(model()), n_threads=v),
     N_THREADS_BAD,
 )
+
+
+def _model_and_bias(v):
+    rnn = crnn.RNN(n, d, m, bias=v, seed=0)
+    return rnn, rnn.bias
+
+
+# the bias flag: True or False, numpy bools included; a model without biases has no b, c to set
+BIAS_BAD = [
+    ("int", 1, TypeError),
+    ("zero", 0, TypeError),
+    ("str", "True", TypeError),
+    ("None", None, TypeError),
+    ("float", 1.0, TypeError),
+    ("array", np.array([True]), TypeError),
+]
+scalar_cases(
+    "RNN",
+    "bias",
+    _model_and_bias,
+    BIAS_BAD,
+    [("numpy-True", np.True_, True), ("numpy-False", np.False_, False)],  # .bias is a bool
+    match="^bias must be True or False",
+)
+
+
+def _set_bias_without_biases(name):
+    def call(tmp):
+        rnn = model()
+        try:
+            setattr(rnn, name, np.zeros(d if name == "b" else m))
+        finally:
+            assert getattr(rnn, name) is None, "the model without biases now has one"
+
+    return call
+
+
+for _name in ("b", "c"):
+    add(f"assign-{_name}-without-biases", _set_bias_without_biases(_name), ValueError, "no biases")
 
 SEED_BAD = [
     ("str", "abc", TypeError),
@@ -809,14 +1017,18 @@ scalar_cases(
 
 G_BAD = [
     ("zero", 0, ValueError),
+    ("zero-float", 0.0, ValueError),
     ("negative", -1.0, ValueError),
     ("negative-zero", -0.0, ValueError),
     ("nan", np.nan, ValueError),
+    ("numpy-nan", np.float32(np.nan), ValueError),
     ("+inf", np.inf, ValueError),
     ("-inf", -np.inf, ValueError),
     ("int-beyond-float", 10**400, ValueError),
+    ("int-too-long-to-print", 10**5000, ValueError),
     ("str", "1.0", TypeError),
     ("bool", True, TypeError),
+    ("numpy-bool", np.bool_(True), TypeError),
     ("None", None, TypeError),
     ("complex", 1 + 0j, TypeError),
     ("list", [1.0], TypeError),
@@ -842,6 +1054,13 @@ G_CALLS_F32 = {
 
 for _entry, _call in G_CALLS.items():
     scalar_cases(_entry, "g", _call, G_BAD, G_OK)
+    if _entry in ("loss", "bptt", "rtrl"):
+        for _kind, _g in (("1e39", 1e39), ("1e-50", 1e-50)):  # not finite or zero in float32
+            add(
+                f"{_entry}-g-accepts-{_kind}-in-float64",
+                lambda tmp, c=_call, g=_g: flat(c(g))[-1],
+                check=lambda r: type(r) is float and np.isfinite(r),
+            )
     scalar_cases(
         _entry + "-float32",
         "g",
@@ -854,12 +1073,31 @@ METHOD_BAD = [
     ("padded", " bptt", ValueError),
     ("None", None, TypeError),
     ("int", 1, TypeError),
+    ("zero", 0, TypeError),
     ("bytes", b"bptt", TypeError),
 ]
-METHOD_OK = [("upper-case", "BPTT", "bptt"), ("mixed-case", "Rtrl", "rtrl")]
-scalar_cases(
-    "gradient", "method", lambda v: model().gradient(X3, TG3, method=v), METHOD_BAD, METHOD_OK
-)
+# any case: the gradient's method is the lower-case name, and its values those of that name
+METHOD_OK = [
+    ("upper-case", "BPTT", "bptt"),
+    ("mixed-case-bptt", "Bptt", "bptt"),
+    ("upper-case-rtrl", "RTRL", "rtrl"),
+    ("mixed-case", "Rtrl", "rtrl"),
+    ("mixed-case-rtrl", "rTrL", "rtrl"),
+]
+
+
+def _gradient_and_method(v):
+    G = model().gradient(X3, TG3, method=v)
+    return G, G.method
+
+
+scalar_cases("gradient", "method", _gradient_and_method, METHOD_BAD, METHOD_OK)
+for _kind, _value, _same in METHOD_OK:
+    add(
+        f"gradient-method-{_kind}-is-named-{_same}",
+        lambda tmp, v=_value: _gradient_and_method(v)[1],
+        check=lambda r, s=_same: r == s,
+    )
 scalar_cases("fit", "method", lambda v: _fit(model(), X3, TG3, method=v), METHOD_BAD)
 scalar_cases("partial_fit", "method", lambda v: _partial(X3, TG3, method=v), METHOD_BAD)
 
@@ -1131,6 +1369,120 @@ def _step_other_batch(tmp):
 add("step-single-then-batch", _step_switch, ValueError, named("x"))
 add("step-batch-of-another-size", _step_other_batch, ValueError, named("x"))
 
+# --------------------------------------------------------------------------- calls on data
+
+
+def _nan_passes_unchecked(entry, where):
+    """A NaN in one argument: refused by default, naming it; a NaN result when unchecked."""
+
+    def call(tmp):
+        rnn = model()
+        args = {"X": X2.copy(), "target": TG2.copy(), "s0": S01.copy()}
+        if where in args:
+            args[where].reshape(-1)[0] = np.nan
+        else:
+            getattr(rnn, where)[0, 0] = np.nan
+        try:
+            DATA_CALLS[entry](rnn, *args.values())
+            refusal = None
+        except ValueError as exc:
+            refusal = str(exc)
+        assert refusal is not None, "the NaN was not refused by default"
+        assert re.search(named(where), refusal), f"the refusal does not name {where}: {refusal}"
+        return DATA_CALLS[entry](rnn, *args.values(), check_finite=False)
+
+    def check(out):
+        if entry == "forward":
+            assert np.isnan(out[1]).any()
+            assert where == "V" or np.isnan(out[0]).any()  # a NaN in V reaches only Y
+        elif entry == "predict":
+            assert np.isnan(out).any()
+        elif entry == "loss":
+            assert type(out) is float, out
+            assert np.isnan(out)
+        else:
+            assert np.isnan(out.loss)
+            assert np.isnan(out.V).any()
+
+    return call, check
+
+
+for _entry, _call in DATA_CALLS.items():
+    for _where in ("X", "target", "s0", "U", "W", "V"):
+        if _where == "target" and _entry in ("forward", "predict"):
+            continue
+        _c, _k = _nan_passes_unchecked(_entry, _where)
+        add(f"{_entry}-check_finite-False-{_where}-nan-gives-nan", _c, check=_k)
+    # check_finite=False still checks shapes and types
+    add(
+        f"{_entry}-check_finite-False-X-shape",
+        lambda tmp, c=_call: c(model(), np.zeros((T, n + 1)), TG2, check_finite=False),
+        ValueError,
+        named("X"),
+    )
+    add(
+        f"{_entry}-check_finite-False-X-complex",
+        lambda tmp, c=_call: c(model(), X2.astype(complex), TG2, check_finite=False),
+        TypeError,
+        named("X"),
+    )
+    add(
+        f"{_entry}-check_finite-False-s0-nan-of-wrong-shape",
+        lambda tmp, c=_call: c(model(), X2, TG2, np.full(d + 1, np.nan), check_finite=False),
+        ValueError,
+        named("s0"),
+    )
+    # one sequence's X beyond float32's range, for a float32 model
+    add(
+        f"{_entry}-float32-X-single-beyond-float32",
+        lambda tmp, c=_call: c(model(np.float32), _set(X2, 1e39, 6), TG2),
+        ValueError,
+        named("X") + ".*finite",
+    )
+    # float64 data for a float32 model: all of it rounded first
+    add(
+        f"{_entry}-float32-float64-data-is-rounded-to-float32",
+        lambda tmp, c=_call: (
+            c(model(np.float32), X3, TG3, S03),
+            c(model(np.float32), *(a.astype(np.float32) for a in (X3, TG3, S03))),
+        ),
+        check=lambda r: assert_same(*r),
+    )
+
+
+def _clean_inputs_kept(entry, kind, s0_kind):
+    """Two calls on clean data: the inputs and weights unchanged, the results new arrays."""
+
+    def call(tmp):
+        rnn = model()
+        X, target, s0 = (X2, TG2, S01) if kind == "single" else (X3, TG3, S03)
+        s0 = {"none": None, "given": s0, "shared": S01}[s0_kind]
+        args = [None if a is None else np.array(a) for a in (X, target, s0)]
+        saved = [None if a is None else a.copy() for a in args]
+        before = weights(rnn)
+        out = DATA_CALLS[entry](rnn, *args)
+        DATA_CALLS[entry](rnn, *args)  # a second call sees the same inputs
+        for a, b in zip(args, saved, strict=True):
+            assert (a is None and b is None) or unchanged(a, b), "an input was modified"
+        assert_same(weights(rnn), before)
+        for r in flat(out):
+            for a in (*args, rnn.U, rnn.W, rnn.V):
+                assert not (
+                    isinstance(r, np.ndarray) and a is not None and np.shares_memory(r, a)
+                ), "a result is a view of an input or a weight"
+
+    return call
+
+
+for _entry in DATA_CALLS:
+    for _kind in ("single", "batch"):
+        for _s0 in ("none", "given", "shared") if _kind == "batch" else ("none", "given"):
+            add(
+                f"{_entry}-{_kind}-s0-{_s0}-clean-inputs-are-kept",
+                _clean_inputs_kept(_entry, _kind, _s0),
+            )
+
+
 # --------------------------------------------------------------------------- weights changed in place
 
 
@@ -1140,14 +1492,23 @@ def _poisoned(make, name, value):
     return rnn
 
 
-def _reshaped(make, name):
+def _poisoned_after_a_call(call, make, name, value):
+    """A model that has served one call, then has a weight set to value in place."""
+    rnn = make()
+    call(rnn)  # fine before the change: nothing checked earlier may be trusted now
+    getattr(rnn, name)[-1, 0] = value
+    return call(rnn)
+
+
+def _reshaped(make, name, shape=None):
+    """A model whose weight is given another shape in place (flattened by default)."""
     import warnings
 
     rnn = make()
     w = getattr(rnn, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # setting .shape, in newer numpy
-        w.shape = (w.size,)
+        w.shape = shape or (w.size,)
     return rnn
 
 
@@ -1180,12 +1541,30 @@ for _entry, (_make, _call) in POISON_CALLS.items():
                 ValueError,
                 named(_name) + ".*finite",
             )
+            add(
+                f"{_entry}-weight-{_name}-set-to-{_kind}-in-place-after-a-call",
+                lambda tmp, c=_call, mk=_make, w=_name, v=_value: _poisoned_after_a_call(
+                    c, mk, w, v
+                ),
+                ValueError,
+                named(_name) + ".*finite",
+            )
         add(
             f"{_entry}-weight-{_name}-reshaped-in-place",
             lambda tmp, c=_call, mk=_make, w=_name: c(_reshaped(mk, w)),
             ValueError,
             named(_name) + ".*shape",
         )
+        # other 2-D shapes of the same size: the transpose, one row
+        _w = getattr(_make(), _name)
+        for _kind, _shape in (("transposed", _w.shape[::-1]), ("one-row", (1, _w.size))):
+            if _shape != _w.shape:
+                add(
+                    f"{_entry}-weight-{_name}-{_kind}-in-place",
+                    lambda tmp, c=_call, mk=_make, w=_name, sh=_shape: c(_reshaped(mk, w, sh)),
+                    ValueError,
+                    named(_name) + ".*shape",
+                )
         if _entry in TRAINING:
             add(
                 f"{_entry}-weight-{_name}-read-only",
@@ -1204,7 +1583,8 @@ for _name in "UWV":
     add(
         f"forward-unchecked-weight-{_name}-nan-gives-nan",
         lambda tmp, w=_name: _poisoned(model, w, np.nan).forward(X3, check_finite=False),
-        check=lambda r: bool(np.isnan(r[1]).any()),
+        # a NaN in V reaches only the outputs
+        check=lambda r, w=_name: np.isnan(r[1]).any() and (w == "V" or np.isnan(r[0]).any()),
     )
     add(
         f"save-weight-{_name}-nan",
@@ -1216,19 +1596,22 @@ for _name in "UWV":
 # --------------------------------------------------------------------------- empty inputs
 
 
-def _empty_check(shape_S, shape_Y):
+def _empty_check(shape_S, shape_Y, dtype):
     def check(r):
         S, Y = r
         assert (S.shape, Y.shape) == (shape_S, shape_Y)
+        assert S.dtype == Y.dtype == dtype, (S.dtype, Y.dtype)
 
     return check
 
 
-def _zero_gradient(shape_s0):
+def _zero_gradient(shape_s0, dtype, method):
     def check(G):
         assert G.loss == 0.0
-        assert G.s0.shape == shape_s0, G.s0.shape
-        for a in (G.U, G.W, G.V, G.s0):
+        assert G.method == method, G.method
+        shapes = ((d, n), (d, d), (m, d), shape_s0)
+        for a, shape in zip((G.U, G.W, G.V, G.s0), shapes, strict=True):
+            assert (a.shape, a.dtype) == (shape, dtype), (a.shape, a.dtype)
             assert not a.any()
 
     return check
@@ -1238,17 +1621,25 @@ for _dtype in (np.float64, np.float32):
     _t = np.dtype(_dtype).name
     for _label, _xs, _s0, _ds0 in (
         ("T0-single", (0, n), None, (d,)),
+        ("T0-single-s0", (0, n), S01, (d,)),
         ("T0-batch", (N, 0, n), None, (N, d)),
         ("T0-batch-shared-s0", (N, 0, n), S01, (d,)),
+        ("T0-batch-s0", (N, 0, n), np.full((N, d), 0.5), (N, d)),
         ("N0", (0, T, n), None, (0, d)),
         ("N0-shared-s0", (0, T, n), S01, (d,)),
+        ("N0-s0", (0, T, n), np.zeros((0, d)), (0, d)),
         ("N0-T0", (0, 0, n), None, (0, d)),
     ):
         _ts = (*_xs[:-1], m)
         add(
             f"forward-{_t}-{_label}",
             lambda tmp, xs=_xs, s0=_s0, dt=_dtype: model(dt).forward(np.zeros(xs), s0),
-            check=_empty_check((*_xs[:-1], d), _ts),
+            check=_empty_check((*_xs[:-1], d), _ts, _dtype),
+        )
+        add(
+            f"predict-{_t}-{_label}",
+            lambda tmp, xs=_xs, s0=_s0, dt=_dtype: model(dt).predict(np.zeros(xs), s0),
+            check=lambda r, ts=_ts, dt=_dtype: (r.shape, r.dtype) == (ts, dt),
         )
         add(
             f"loss-{_t}-{_label}",
@@ -1263,8 +1654,10 @@ for _dtype in (np.float64, np.float32):
                 lambda tmp, xs=_xs, ts=_ts, s0=_s0, dt=_dtype, me=_method: model(dt).gradient(
                     np.zeros(xs), np.zeros(ts), s0, method=me
                 ),
-                check=_zero_gradient(_ds0),
+                check=_zero_gradient(_ds0, _dtype, _method),
             )
+        if _s0 is not None:
+            continue  # fit and partial_fit take no s0
         add(
             f"fit-{_t}-{_label}",
             lambda tmp, xs=_xs, ts=_ts, dt=_dtype: _fit(model(dt), np.zeros(xs), np.zeros(ts)),
@@ -1278,6 +1671,28 @@ for _dtype in (np.float64, np.float32):
             ),
             ValueError,
             named("X"),
+        )
+
+# empty inputs are still checked
+for _entry, _call in DATA_CALLS.items():
+    add(
+        f"{_entry}-X-empty-of-wrong-width",
+        lambda tmp, c=_call: c(model(), np.zeros((0, n + 1)), np.zeros((0, m))),
+        ValueError,
+        named("X"),
+    )
+    add(
+        f"{_entry}-s0-for-another-number-of-empty-sequences",
+        lambda tmp, c=_call: c(model(), np.zeros((0, T, n)), np.zeros((0, T, m)), np.zeros((1, d))),
+        ValueError,
+        named("s0"),
+    )
+    if _entry in ("loss", "bptt", "rtrl"):
+        add(
+            f"{_entry}-target-of-steps-for-an-empty-X",
+            lambda tmp, c=_call: c(model(), np.zeros((N, 0, n)), np.zeros((N, 1, m))),
+            ValueError,
+            named("target"),
         )
 
 
@@ -1337,7 +1752,7 @@ SMALL_MACHINE = {
     ),
     "X-conversion": (
         lambda: crnn.RNN(1, 4, 1).forward(np.zeros((1, 200_000, 1), dtype=np.int64)),
-        "X",
+        "^X",
     ),
     "OnlineRTRL-sensitivities": (lambda: crnn.OnlineRTRL(crnn.RNN(1, 60, 1)), "sensitivities"),
     "generate-outputs": (lambda: crnn.RNN(1, 4, 1).generate(200_000, x0=[0.0]), "n_steps"),
@@ -1347,27 +1762,75 @@ for _id, (_fn, _what) in SMALL_MACHINE.items():
     add(
         f"small-machine-{_id}", _on_small_machine(_fn), MemoryError, rf"\b{_what}\b.*GiB", lean=True
     )
+# ... and what needs no more memory than there is
 add(
-    "forward-batch-of-1e12-empty-sequences",
-    lambda tmp: model().forward(huge((10**12, 0, n))),
-    MemoryError,
-    r"\bs0\b",
-    lean=True,
+    "small-machine-loss-keeps-no-states",
+    _on_small_machine(lambda: crnn.RNN(1, 4, 1, n_threads=1).loss(LONG, LONG)),
+    check=lambda r: type(r) is float and r >= 0.0,
 )
 add(
-    "forward-s0-of-1e12-sequences",
-    lambda tmp: model().forward(huge((10**12, 0, n)), huge((10**12, d))),
-    MemoryError,
-    named("s0"),
-    lean=True,
+    "small-machine-bptt-needs-no-gradient-slots",  # one product over all the steps
+    _on_small_machine(
+        lambda: crnn.RNN(1, 200, 1, n_threads=1).gradient(np.zeros((4, 1, 1)), np.zeros((4, 1, 1)))
+    ),
+    check=lambda G: G.W.shape == (200, 200),
 )
-add(
-    "gradient-batch-of-1e12-empty-sequences",
-    lambda tmp: model().gradient(huge((10**12, 0, n)), huge((10**12, 0, m))),
-    MemoryError,
-    r"\bs0\b",
-    lean=True,
-)
+for _entry, _call in DATA_CALLS.items():
+    # 1e12 empty sequences: their initial states, given, made or shared, would not fit
+    for _kind, _s0 in (("", None), ("-shared-s0", np.zeros(d))):
+        add(
+            f"{_entry}-batch-of-1e12-empty-sequences{_kind}",
+            lambda tmp, c=_call, s0=_s0: c(model(), huge((10**12, 0, n)), huge((10**12, 0, m)), s0),
+            MemoryError,
+            r"\bs0\b",
+            lean=True,
+        )
+    add(
+        f"{_entry}-s0-of-1e12-sequences",
+        lambda tmp, c=_call: c(
+            model(), huge((10**12, 0, n)), huge((10**12, 0, m)), huge((10**12, d))
+        ),
+        MemoryError,
+        named("s0"),
+        lean=True,
+    )
+    # 1e12 steps of one input, as float64 or as int8 (converted to float64)
+    for _dtype in (np.float64, np.int8):
+        add(
+            f"{_entry}-X-{np.dtype(_dtype).name}-of-1e12-steps-too-large-to-convert",
+            lambda tmp, c=_call, dt=_dtype: c(
+                crnn.RNN(1, 2, 1, seed=0), huge((1, 10**12, 1), dt), huge((1, 10**12, 1), dt)
+            ),
+            MemoryError,
+            named("X") + ".*GiB",
+            lean=True,
+        )
+# sizes whose weights would not fit: the weight is named
+for _id, _sizes, _dtype, _match in (
+    ("input_size-and-hidden_size-1e6", (10**6, 10**6), np.float64, "weight U .*GiB"),
+    ("float32-input_size-and-hidden_size-1e6", (10**6, 10**6), np.float32, "weight U .*GiB"),
+    ("hidden_size-1e6", (1, 10**6), np.float64, "weight W .*GiB"),
+    ("output_size-2**62", (1, 1, 2**62), np.float64, "weight V .*too many"),
+    ("input_size-and-hidden_size-2**62", (2**62, 2**62), np.float64, "weight U .*too many"),
+):
+    add(
+        f"RNN-{_id}-too-large",
+        lambda tmp, s=_sizes, dt=_dtype: crnn.RNN(*s, dtype=dt),
+        MemoryError,
+        "^" + _match,
+        lean=True,
+    )
+# a weight too large to convert, given to from_weights (dtype=None)
+for _name in "UWV":
+    add(
+        f"from_weights-dtype-None-{_name}-of-1e12-elements-too-large-to-convert",
+        lambda tmp, w=_name: crnn.RNN.from_weights(
+            *(huge((10**6, 10**6)) if k == w else np.eye(2) for k in "UWV")
+        ),
+        MemoryError,
+        named(_name) + ".*GiB",
+        lean=True,
+    )
 
 # --------------------------------------------------------------------------- save and load
 
@@ -2065,6 +2528,7 @@ def run_case(case):
         warnings.catch_warnings(),
     ):
         warnings.simplefilter("error")  # crnn's warnings (and numpy's) are failures
+        CREATED.clear()
         if case.lean:
             tracemalloc.start()
         try:
