@@ -257,6 +257,7 @@ BAD_ARRAYS = {
     "structured-array": (lambda a: np.zeros(a.shape, dtype=[("x", "f8")]), TypeError),
     "list-with-None": (lambda a: _with(a.tolist(), None), TypeError),
     "list-with-str": (lambda a: _with(a.tolist(), "x"), TypeError),
+    "list-of-numeric-str": (lambda a: a.astype(str).tolist(), TypeError),
     "nan": (lambda a: _set(a, np.nan), ValueError),
     "+inf": (lambda a: _set(a, np.inf), ValueError),
     "-inf": (lambda a: _set(a, -np.inf), ValueError),
