@@ -6,8 +6,9 @@ batches, online RTRL, training updates, save/load and copies, step and
 generate) are checked once, with a ``bias`` parameter (False, True), in the
 file of their subject. Here: the oracle comparison sees the biases, models
 without biases have none, zero biases are the model without, only biases can
-learn an offset, how biases are drawn, from_weights with one bias, and the
-checks of the bias flag and of assigned biases.
+learn an offset, how biases are drawn, and from_weights with one bias. The
+bad values of b and c (in from_weights and in assignment) and of the bias
+flag are cases of the bad-input table, tests/bad_input_cases.py.
 """
 
 import numpy as np
@@ -209,67 +210,3 @@ def test_from_weights_with_one_bias_gives_zeros_for_the_other(rng, dtype):
     # copied, not shared
     b[0] += 1
     assert only_b.b[0] != b[0]
-
-
-def _from_weights(**kw):
-    rng = np.random.default_rng(0)
-    U, W, V = rng.normal(size=(4, 2)), rng.normal(size=(4, 4)), rng.normal(size=(3, 4))
-    return crnn.RNN.from_weights(U, W, V, **kw)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "exc", "name"),
-    [
-        ({"b": np.zeros(5)}, ValueError, "b"),
-        ({"b": np.zeros(3)}, ValueError, "b"),
-        ({"b": np.zeros((4, 1))}, ValueError, "b"),
-        ({"b": 0.0}, ValueError, "b"),
-        ({"b": np.zeros(4, dtype=complex)}, TypeError, "b"),
-        ({"b": np.array(["a"] * 4)}, TypeError, "b"),
-        ({"b": np.full(4, np.nan)}, ValueError, "b"),
-        ({"c": np.zeros(4)}, ValueError, "c"),
-        ({"c": np.zeros((1, 3))}, ValueError, "c"),
-        ({"c": np.zeros(3, dtype=complex)}, TypeError, "c"),
-        ({"c": [np.inf, 0, 0]}, ValueError, "c"),
-        ({"b": np.zeros(4), "c": np.zeros(2)}, ValueError, "c"),
-    ],
-)
-def test_from_weights_refuses_bad_biases_by_name(kwargs, exc, name):
-    with pytest.raises(exc, match=rf"\b{name}\b"):
-        _from_weights(**kwargs)
-
-
-@pytest.mark.parametrize("value", [1, 0, "True", None, 1.0, np.array([True])])
-def test_bias_must_be_a_bool(value):
-    with pytest.raises(TypeError, match="bias"):
-        crnn.RNN(2, 3, bias=value)
-
-
-def test_bias_accepts_numpy_bools():
-    assert crnn.RNN(2, 3, bias=np.True_).bias is True
-    assert crnn.RNN(2, 3, bias=np.False_).bias is False
-
-
-def test_assigning_biases_is_checked_and_copies():
-    rnn = crnn.RNN(2, 4, 3, seed=0, bias=True, dtype=np.float32)
-    new_b = np.arange(4.0)
-    rnn.b = new_b
-    new_b[0] = 99
-    np.testing.assert_array_equal(rnn.b, [0, 1, 2, 3])
-    assert rnn.b.dtype == np.float32
-    rnn.c = [1, 2, 3]
-    np.testing.assert_array_equal(rnn.c, [1, 2, 3])
-    for key, bad in (("b", np.zeros(3)), ("b", np.zeros((4, 1))), ("c", np.zeros(4))):
-        with pytest.raises(ValueError, match=rf"\b{key}\b"):
-            setattr(rnn, key, bad)
-    with pytest.raises(TypeError, match=r"\bb\b"):
-        rnn.b = np.zeros(4, dtype=complex)
-    with pytest.raises(TypeError, match=r"\bc\b"):
-        rnn.c = None
-    np.testing.assert_array_equal(rnn.c, [1, 2, 3])  # unchanged by the refusals
-    plain = crnn.RNN(2, 4, 3, seed=0)
-    for key, value in (("b", np.zeros(4)), ("c", np.zeros(3))):
-        with pytest.raises(ValueError, match="no biases"):
-            setattr(plain, key, value)
-        assert getattr(plain, key) is None
-    assert not plain.bias
