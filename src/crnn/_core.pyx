@@ -430,8 +430,9 @@ def _generate(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef const floating* cb = _ptr_or_null(c)
     cdef Py_ssize_t bad
     with nogil:
-        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
-               + _nonfinite(&x0[0, 0], N * n) + _nonfinite(&s0[0, 0], N * d))
+        bad = _nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+        if N > 0:
+            bad = bad + _nonfinite(&x0[0, 0], N * n) + _nonfinite(&s0[0, 0], N * d)
         _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R

@@ -246,6 +246,8 @@ def generate(params, x0, s0, out, n_threads):
     N, T, _ = out.shape
     n, d, m, dt = U.shape[1], U.shape[0], V.shape[0], U.dtype
     final = np.empty((N, d), dtype=dt)
+    if N == 0:
+        return final, 0
     nt = threads(n_threads, N, N * T * _step_work(n, d, m))
     pack, work = _forward_scratch(n, d, m, N, nt, dt)
     bad = _kernel("_generate", dt)(U, W, V, b, c, x0, s0, out, final, pack, work, nt)
@@ -348,7 +350,9 @@ def gradient(params, X, target, s0, g, method, n_threads):
         if N > 1:
             per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
             chunk = max(1, min(N, _BPTT_BYTES // per_seq))
-        for start in range(0, N, chunk):
+        if chunk == N:
+            bad = _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads)
+        for start in range(0, N, chunk) if chunk < N else ():
             stop = min(N, start + chunk)
             out = grad if start == 0 else _scratch("grad", (P,), dt)
             bad += _bptt(

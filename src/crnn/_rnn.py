@@ -237,6 +237,13 @@ class RNN:
             self._b, self._c = b.copy(), c.copy()
         return self
 
+    def __setstate__(self, state):
+        # a dtype comes back from pickle (and deepcopy) as a new object equal
+        # to numpy's own; the fast paths compare dtypes by identity
+        self.__dict__.update(state)
+        if "_dtype" in state:
+            self._dtype = np.dtype(self._dtype.name)
+
     # ------------------------------------------------------------------ attributes
 
     @property
@@ -453,7 +460,7 @@ class RNN:
         for arr, shape in zip(arrays[: 5 if self._b is not None else 3], shapes, strict=False):
             if not (
                 type(arr) is np.ndarray
-                and arr.dtype == dt
+                and (arr.dtype is dt or arr.dtype == dt)
                 and arr.shape == shape
                 and arr.flags.c_contiguous
             ):

@@ -375,8 +375,9 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
     cdef floating el, norm, scale, w
     cdef Py_ssize_t done = T
     with nogil:
-        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
-               + _nonfinite(&X[0, 0], T * n) + _nonfinite(&target[0, 0], T * m))
+        bad = _nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+        if T > 0:
+            bad = bad + _nonfinite(&X[0, 0], T * n) + _nonfinite(&target[0, 0], T * m)
         if bad:
             done = -1
             T = 0

@@ -300,7 +300,15 @@ def as_float_array(value, name, dtype, ndim, check_finite=True):
     object, string and other non-numeric inputs are refused. The result may
     share memory with the input, so kernels must only read it.
     """
-    arr = as_real_array(value, name, ndim)
+    if (
+        type(value) is np.ndarray
+        and (value.dtype is dtype or value.dtype == dtype)
+        and (value.ndim == ndim if type(ndim) is int else value.ndim in ndim)
+        and value.flags.c_contiguous
+    ):  # already as asked: no conversion, and the rank is right
+        arr = value
+    else:
+        arr = as_real_array(value, name, ndim)
     if arr.dtype != dtype or not arr.flags.c_contiguous:
         # a copy is made: refuse one that cannot fit (a broadcast view may be huge)
         check_alloc(arr.shape, dtype, name)
