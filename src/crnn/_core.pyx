@@ -12,9 +12,12 @@ backpropagation through time)::
 This is the private, compiled layer. Its only caller is ``crnn._kernels``,
 which validates nothing but plans everything: it hands over arrays already
 checked by the Python layer (shapes agree, C-contiguous, one floating dtype,
-finite, N >= 1 and T >= 1) and workspaces sized by the ``*_size`` functions
-here, the one place that knows the layouts. With bounds checks off the
-kernels do not look again.
+N >= 1 and T >= 1) and workspaces sized by the ``*_size`` functions here,
+the one place that knows the layouts. With bounds checks off the kernels do
+not look again. Values are the one thing they check: every entry point
+counts the NaN and infinite values of its weights and inputs in a pass of
+its own (cheap next to the kernel) and returns the count, and the Python
+layer refuses them by name when it is not 0.
 
 Units (one compiled module; the ``.pxi`` files are included below)::
 
