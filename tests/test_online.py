@@ -201,6 +201,52 @@ def test_divergence_restores_everything(rng):
     assert trainer.n_steps_ == 2
 
 
+def _snapshot(rnn, trainer):
+    G = trainer.gradient_sum_
+    return [
+        rnn.U.copy(),
+        rnn.W.copy(),
+        rnn.V.copy(),
+        trainer.state.copy(),
+        trainer.sensitivities,
+        G.U,
+        G.W,
+        G.V,
+        np.array([trainer.n_steps_, trainer.loss_]),
+    ]
+
+
+def test_a_single_step_that_would_diverge_changes_nothing(rng):
+    # one step keeps no backup: the kernel checks the step's loss and the
+    # weights it would make before it changes anything
+    rnn, X, target, _ = make_problem(rng, 1, 20, 2, 3, 2)
+    trainer = crnn.OnlineRTRL(rnn, lr=0.01)
+    trainer.learn(X[0, :2], target[0, :2])
+    trainer.lr = 1e300
+    before = _snapshot(rnn, trainer)
+    with pytest.raises(FloatingPointError, match="as before this call"):
+        trainer.step(X[0, 2], target[0, 2] * 1e300)
+    for a, b in zip(_snapshot(rnn, trainer), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    trainer.lr = 0.01  # and the stream goes on from where it was
+    after = trainer.learn(X[0, 2:4], target[0, 2:4])
+    assert np.isfinite(after).all()
+
+
+def test_a_loss_beyond_the_float_range_is_refused_without_a_warning(rng):
+    # every step's E^t is finite (about 1e308) but their sum is not: the
+    # chunk is undone and refused, and no overflow warning escapes (warnings
+    # are errors in the tests)
+    rnn, X, target, _ = make_problem(rng, 1, 20, 2, 3, 2)
+    trainer = crnn.OnlineRTRL(rnn, lr=0.0)
+    trainer.learn(X[0, :2], target[0, :2])
+    before = _snapshot(rnn, trainer)
+    with pytest.raises(FloatingPointError, match="as before this call"):
+        trainer.learn(X[0], np.full_like(target[0], 7e153))
+    for a, b in zip(_snapshot(rnn, trainer), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "exc", "name"),
     [

@@ -240,8 +240,11 @@ class OnlineRTRL:
         if done < 0:  # a NaN or an infinity: the complete checks name it
             self._own_weights(X, target)
             raise ValueError("the weights or data hold NaN or infinite values")
-        loss = float(E[0]) if T == 1 else float(np.sum(E, dtype=np.float64))
-        if done < T or not math.isfinite(loss):
+        loss = math.inf  # the E of steps not made are not set
+        if done == T:
+            with np.errstate(over="ignore"):  # a sum beyond the float range diverged too
+                loss = float(E[0]) if T == 1 else float(np.sum(E, dtype=np.float64))
+        if not math.isfinite(loss):
             if backup is not None:
                 for a, old in zip(arrays, backup[0], strict=True):
                     a[...] = old
