@@ -15,25 +15,14 @@ T = N = 1 <= 3x.
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import time
 
 import numpy as np
+from run import _cpu_name  # benchmarks/run.py: the CPU's model name
 
 import crnn
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _time(fn, repeats, min_time=0.05):

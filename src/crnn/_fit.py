@@ -199,15 +199,19 @@ class _Trainer:
 # ---------------------------------------------------------------------- the one training loop
 
 
-def check_loop_options(*, epochs, n_iter_no_change, tol, clip, shuffle, warm_start):
-    """Check the options every fit shares (local or distributed); return them converted."""
+def check_loop_options(*, epochs, n_iter_no_change, tol, clip, shuffle, warm_start, batch_size):
+    """Check the options every fit shares (local or distributed); return them converted.
+
+    Returns epochs, n_iter_no_change, tol, clip and batch_size.
+    """
     epochs = check_int(epochs, "epochs", low=1)
     n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change", low=1)
     clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)
     tol = check_real(tol, "tol", low=0)
     check_bool(shuffle, "shuffle")
     check_bool(warm_start, "warm_start")
-    return epochs, n_iter_no_change, tol, clip
+    batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
+    return epochs, n_iter_no_change, tol, clip, batch_size
 
 
 def start_history(model, warm_start, has_val, new_optimizer):
@@ -339,15 +343,15 @@ def _fit(
     warm_start,
     verbose,
 ):
-    epochs, n_iter_no_change, tol, clip = check_loop_options(
+    epochs, n_iter_no_change, tol, clip, batch_size = check_loop_options(
         epochs=epochs,
         n_iter_no_change=n_iter_no_change,
         tol=tol,
         clip=clip,
         shuffle=shuffle,
         warm_start=warm_start,
+        batch_size=batch_size,
     )
-    batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
     truncate = check_int(truncate, "truncate", low=1, allow_none=True)
     check_method(method)
     g = check_g(g, model.dtype)

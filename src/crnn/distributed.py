@@ -558,15 +558,15 @@ def _fit(
     n_threads,
 ):
     client = _client(client)
-    epochs, n_iter_no_change, tol, clip = check_loop_options(
+    epochs, n_iter_no_change, tol, clip, batch_size = check_loop_options(
         epochs=epochs,
         n_iter_no_change=n_iter_no_change,
         tol=tol,
         clip=clip,
         shuffle=shuffle,
         warm_start=warm_start,
+        batch_size=batch_size,
     )
-    batch_size = check_int(batch_size, "batch_size", low=1, allow_none=True)
     retries = check_int(retries, "retries", low=0)
     check_n_threads(n_threads)
     if truncate is not None:
