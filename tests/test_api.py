@@ -118,6 +118,51 @@ def test_models_pickle_and_deepcopy(rng):
         assert clone.W[0, 0] != rnn.W[0, 0]
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_copies_have_parameters_of_their_own_that_the_kernels_read(rng, bias):
+    # the attributes are views of one parameter vector: after a copy (of any
+    # kind) a change made in place through the copy's attribute reaches the
+    # copy's kernels, and not the original's
+    rnn = crnn.RNN(2, 4, seed=0, n_threads=1, bias=bias)
+    X = rng.normal(size=(3, 5, 2))
+    Y = rnn.predict(X)
+    for clone in (pickle.loads(pickle.dumps(rnn)), copy.deepcopy(rnn), copy.copy(rnn)):
+        np.testing.assert_array_equal(clone.predict(X), Y)
+        for name, arr in clone.parameters().items():
+            arr[...] = 0 if name != "V" else arr
+        np.testing.assert_array_equal(clone.predict(X), 0 * Y)  # U = 0: the states stay 0
+        np.testing.assert_array_equal(rnn.predict(X), Y)
+
+
+def test_assigning_a_parameter_reaches_the_kernels_and_in_place_changes_after_it(rng):
+    rnn = crnn.RNN(2, 4, seed=0)
+    X = rng.normal(size=(5, 2))
+    rnn.U = np.zeros((4, 2))
+    np.testing.assert_array_equal(rnn.predict(X), 0)
+    rnn.U[0, 0] = 1.0  # the assigned array is the model's own: in place counts
+    assert np.any(rnn.predict(X) != 0)
+    rnn.set_parameters({"U": np.zeros((4, 2))})
+    np.testing.assert_array_equal(rnn.predict(X), 0)
+    rnn.U[1, 1] = 1.0
+    assert np.any(rnn.predict(X) != 0)
+
+
+def test_a_model_pickled_before_the_parameters_were_one_vector_loads(rng):
+    # pickles of earlier versions hold U, W, V (and b, c) as separate arrays
+    for bias in (False, True):
+        rnn = crnn.RNN(2, 4, 3, seed=0, bias=bias)
+        state = rnn.__getstate__()
+        theta = state.pop("_theta")
+        state.update({"_" + k: v.copy() for k, v in rnn.parameters().items()})
+        old = crnn.RNN.__new__(crnn.RNN)
+        old.__setstate__(state)
+        X = rng.normal(size=(6, 2))
+        np.testing.assert_array_equal(old.predict(X), rnn.predict(X))
+        np.testing.assert_array_equal(old._theta, theta)
+        old.W[0, 0] += 1
+        assert not np.array_equal(old.predict(X), rnn.predict(X))
+
+
 def test_debug_build_is_what_ci_asked_for():
     # CI sets CRNN_EXPECT_DEBUG=1 for its bounds-checked run, so that run
     # cannot silently test a release build.

@@ -69,6 +69,22 @@ def test_step_on_a_batch_and_a_given_state(rng, model):
         model.state = np.zeros(5)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [1, 4, 7, 33])
+@pytest.mark.parametrize("bias", [False, True])
+def test_step_gives_the_bits_of_forward(rng, dtype, d, bias):
+    # step has an unpacked kernel of its own: its chains must be forward's
+    rnn = crnn.RNN(3, d, 2, seed=1, dtype=dtype, bias=bias, n_threads=1)
+    X = rng.normal(size=(5, 9, 3)).astype(dtype)
+    S, Y = rnn.forward(X)
+    out = np.stack([rnn.step(X[:, t]) for t in range(9)], axis=1)
+    assert out.tobytes() == Y.tobytes()
+    assert rnn.state.tobytes() == S[:, -1].tobytes()
+    rnn.reset()
+    one = np.stack([rnn.step(x) for x in X[2]])
+    assert one.tobytes() == Y[2].tobytes()
+
+
 def test_generate_feeds_outputs_back(rng, model):
     warm = rng.normal(size=(15, 2))
     out = model.generate(5, warm)

@@ -280,17 +280,17 @@ def _bptt_work_size(Py_ssize_t d, Py_ssize_t m):
     return _gemm_tn_work_size(d if d > m else m)
 
 
-def _bptt_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
-                   const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
-                   const floating[:, :, ::1] X, const floating[:, :, ::1] target,
+def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
+                   const floating[:, :, ::1] target,
                    const floating[:, ::1] s0, floating g,
                    floating[::1] grad, floating[:, ::1] ds0, floating[::1] E,
                    floating[:, ::1] parts, floating[::1] pack, floating[::1] A,
                    floating[::1] B, floating[:, ::1] work, Py_ssize_t L, int n_threads):
     """Exact gradient of E over a batch by backpropagation through time.
 
-    IN: U (d, n), W (d, d), V (m, d), b (d,) and c (m,) or both empty (no
-    biases), X (N, T, n), target (N, T, m), s0 (N, d), g.
+    IN: theta (_parameter_size,): U (d, n), W (d, d), V (m, d), then b (d,)
+    and c (m,) when the model has biases; X (N, T, n), target (N, T, m), s0
+    (N, d), g.
     OUT (overwritten): grad (_gradient_size,): dE/d[U W] (d, n + d), dE/dV
     (m, d), then with biases dE/db (d,) and dE/dc (m,), raveled and summed
     over the batch; ds0 (N, d): dE/dS^0 of each sequence; E (N,): the loss
@@ -309,7 +309,8 @@ def _bptt_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
+    cdef const floating* U = &theta[0]
     cdef Py_ssize_t P = grad.shape[0], K = parts.shape[0]
     cdef Py_ssize_t R = _rows_per_block(N, n_threads), i, blk, b0, Rb, it, p
     cdef Py_ssize_t nrb = (n_threads + K - 1) // K     # row blocks per part
@@ -318,15 +319,15 @@ def _bptt_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     cdef Py_ssize_t Kg = (N + G - 1) // G             # parts that have any
     cdef Py_ssize_t nblk = (T + L - 1) // L, tb, t1, t2, g0
     cdef Py_ssize_t ring = _ring_at(N, T, m)
-    cdef const floating* bb = _ptr_or_null(b)
-    cdef const floating* cb = _ptr_or_null(c)
+    cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
+    cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef floating acc
     cdef Py_ssize_t bad
     with nogil:
-        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+        bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, &pack[0])
         memset(&grad[0], 0, P * sizeof(floating))
     # one parallel region (threads woken once), its loops shared out in turn
     with nogil, parallel(num_threads=n_threads):

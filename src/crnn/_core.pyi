@@ -31,12 +31,9 @@ def _gradient_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _online_work_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _panel_columns() -> tuple[int, int]: ...
 def _rows_per_block(N: int, n_threads: int) -> int: ...
+def _parameter_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _forward(
-    U: _F,  # const floating[:, ::1] (d, n)
-    W: _F,  # const floating[:, ::1] (d, d)
-    V: _F,  # const floating[:, ::1] (m, d)
-    b: _F,  # const floating[::1] (d,), or (0,): no biases
-    c: _F,  # const floating[::1] (m,), or (0,) with b
+    theta: _F,  # const floating[::1] (_parameter_size,): U, W, V, then b, c with biases
     X: _F,  # const floating[:, :, ::1] (N, T, n)
     s0: _F,  # const floating[:, ::1] (N, d)
     S: _F,  # floating[:, :, ::1] (N, T, d), OUT
@@ -45,12 +42,15 @@ def _forward(
     work: _F,  # floating[:, ::1] (n_threads, _forward_work_size(_rows_per_block(N, n_threads), ...))
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
+def _step(
+    theta: _F,  # as in _forward
+    x: _F,  # const floating[:, ::1] (N, n)
+    s: _F,  # const floating[:, ::1] (N, d)
+    s_new: _F,  # floating[:, ::1] (N, d), OUT
+    y: _F,  # floating[:, ::1] (N, m), OUT
+) -> int: ...  # the count of NaN and infinite values in theta, x and s
 def _generate(
-    U: _F,
-    W: _F,
-    V: _F,
-    b: _F,
-    c: _F,
+    theta: _F,
     x0: _F,  # const floating[:, ::1] (N, n): the first inputs
     s0: _F,  # const floating[:, ::1] (N, d)
     out: _F,  # floating[:, :, ::1] (N, T, n): the outputs, each the next input (m == n), OUT
@@ -60,11 +60,7 @@ def _generate(
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _loss(
-    U: _F,
-    W: _F,
-    V: _F,
-    b: _F,
-    c: _F,
+    theta: _F,
     X: _F,
     target: _F,  # const floating[:, :, ::1] (N, T, m)
     s0: _F,
@@ -75,11 +71,7 @@ def _loss(
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _bptt_gradient(
-    U: _F,
-    W: _F,
-    V: _F,
-    b: _F,
-    c: _F,
+    theta: _F,
     X: _F,
     target: _F,
     s0: _F,
@@ -96,11 +88,7 @@ def _bptt_gradient(
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _rtrl_gradient(
-    U: _F,
-    W: _F,
-    V: _F,
-    b: _F,
-    c: _F,
+    theta: _F,
     X: _F,
     target: _F,
     s0: _F,
@@ -115,11 +103,7 @@ def _rtrl_gradient(
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _rtrl_online(
-    U: _F,  # floating[:, ::1] (d, n), IN/OUT
-    W: _F,  # floating[:, ::1] (d, d), IN/OUT
-    V: _F,  # floating[:, ::1] (m, d), IN/OUT
-    b: _F,  # floating[::1] (d,) or (0,), IN/OUT
-    c: _F,  # floating[::1] (m,) or (0,), IN/OUT
+    theta: _F,  # floating[::1] (_parameter_size,), IN/OUT
     X: _F,  # const floating[:, ::1] (T, n)
     target: _F,  # const floating[:, ::1] (T, m)
     s: _F,  # floating[::1] (d,), IN/OUT

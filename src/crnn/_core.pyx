@@ -156,11 +156,18 @@ def _rows_per_block(Py_ssize_t N, int n_threads):
     return (N + n_threads - 1) // n_threads
 
 
-cdef inline const floating* _ptr_or_null(const floating[::1] a) noexcept nogil:
-    """A pointer to a's data, or NULL when a is empty (no bias)."""
-    if a.shape[0] == 0:
+def _parameter_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False):
+    """Scalars of the parameter vector theta: U (d, n), W (d, d), V (m, d), then b (d,), c (m,)."""
+    return d * n + d * d + m * d + ((d + m) if bias else 0)
+
+
+cdef inline const floating* _bias_of(const floating* theta, Py_ssize_t size, Py_ssize_t n,
+                                     Py_ssize_t d, Py_ssize_t m, bint c) noexcept nogil:
+    """b (c False) or c (c True) in theta of ``size`` scalars, or NULL without biases."""
+    cdef Py_ssize_t at = d * n + d * d + m * d
+    if size == at:
         return NULL
-    return &a[0]
+    return theta + at + (d if c else 0)
 
 
 cdef inline Py_ssize_t _nonfinite(const floating* a, Py_ssize_t count) noexcept nogil:
@@ -171,27 +178,9 @@ cdef inline Py_ssize_t _nonfinite(const floating* a, Py_ssize_t count) noexcept 
         return crnn_nonfinite_f(a, count)
 
 
-cdef inline Py_ssize_t _nonfinite_weights(const floating* U, const floating* W,
-                                          const floating* V, const floating* bb,
-                                          const floating* cb, Py_ssize_t n, Py_ssize_t d,
-                                          Py_ssize_t m) noexcept nogil:
-    """How many entries of U, W, V (and b, c when not NULL) are NaN or infinite.
-
-    Every entry point counts the non-finite values of its inputs in this
-    pass (cheap next to any kernel) and returns the count, so that the
-    Python layer checks finiteness without a pass of its own; it names the
-    array at fault when the count is not 0.
-    """
-    cdef Py_ssize_t bad = _nonfinite(U, d * n) + _nonfinite(W, d * d) + _nonfinite(V, m * d)
-    if bb != NULL:
-        bad = bad + _nonfinite(bb, d) + _nonfinite(cb, m)
-    return bad
-
-
-cdef void _pack_weights(const floating* U, const floating* W, const floating* V,
-                        Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+cdef void _pack_weights(const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
                         floating* pack) noexcept nogil:
-    """Pack the weights once per call (``_pack_size`` scalars), in this order:
+    """Pack the weights U, W, V of theta once per call (``_pack_size`` scalars), in this order:
 
     UW = [U.T; W.T] ((n + d) x d: Z = [x, s] UW), Vt = V.T (d x m: y = s Vt),
     VW = [V; W] ((m + d) x d: [e, delta] VW = V.T e + W.T delta),
@@ -202,6 +191,9 @@ cdef void _pack_weights(const floating* U, const floating* W, const floating* V,
     cdef floating* VW = Vt + d * m
     cdef floating* Wr = VW + (m + d) * d
     cdef floating* Vr = Wr + d * d
+    cdef const floating* U = theta
+    cdef const floating* W = U + d * n
+    cdef const floating* V = W + d * d
     _pack(U, n, d, 1, n, UW, n + d, 0)
     _pack(W, d, d, 1, d, UW, n + d, n)
     _pack(V, d, m, 1, d, Vt, d, 0)
@@ -377,15 +369,14 @@ def _forward_work_size(Py_ssize_t R, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
     return 2 * R * (n + d) + _hist_steps(R, d) * R * d + _YC * m
 
 
-def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
-             const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
-             const floating[:, :, ::1] X, const floating[:, ::1] s0,
+def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const floating[:, ::1] s0,
              floating[:, :, ::1] S, floating[:, :, ::1] Y,
              floating[::1] pack, floating[:, ::1] work, int n_threads):
     """Forward pass over a batch.
 
-    IN: U (d, n), W (d, d), V (m, d), b (d,) and c (m,) or both empty (no
-    biases), X (N, T, n), s0 (N, d).
+    IN: theta (_parameter_size,): U (d, n), W (d, d), V (m, d), then b (d,)
+    and c (m,) when the model has biases, each row-major; X (N, T, n), s0
+    (N, d).
     OUT: S (N, T, d), Y (N, T, m), overwritten.
     SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
     with R = _rows_per_block(N, n_threads).
@@ -393,15 +384,16 @@ def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
     Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t d = s0.shape[1], m = Y.shape[2]
     cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
-    cdef const floating* bb = _ptr_or_null(b)
-    cdef const floating* cb = _ptr_or_null(c)
+    cdef const floating* U = &theta[0]
+    cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
+    cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef Py_ssize_t bad
     with nogil:
-        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+        bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
             Rb = N - b0 if N - b0 < R else R
@@ -412,31 +404,106 @@ def _forward(const floating[:, ::1] U, const floating[:, ::1] W,
     return bad
 
 
-def _generate(const floating[:, ::1] U, const floating[:, ::1] W,
-              const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
-              const floating[:, ::1] x0, const floating[:, ::1] s0,
+cdef void _step_row(const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+                    const floating* bb, const floating* cb, const floating* x,
+                    const floating* s, floating* s_new, floating* y) noexcept nogil:
+    """One step of one sequence from U, W, V as they lie in theta (no packing).
+
+    z_j = sum_k [x, s]_k [U W]_jk is one multiply-add chain in the order of
+    k (four rows at a time, for the processor's sake), then b is added and f
+    applied; y_k = sum_j s_new_j V_kj, one chain, then c. These are the
+    chains of the forward pass's products, so a step gives its bits.
+    """
+    cdef const floating* U = theta
+    cdef const floating* W = U + d * n
+    cdef const floating* V = W + d * d
+    cdef Py_ssize_t j = 0, k
+    cdef floating a0, a1, a2, a3, v
+    while j + 4 <= d:
+        a0 = 0
+        a1 = 0
+        a2 = 0
+        a3 = 0
+        for k in range(n):
+            v = x[k]
+            a0 = _fma(v, U[j * n + k], a0)
+            a1 = _fma(v, U[(j + 1) * n + k], a1)
+            a2 = _fma(v, U[(j + 2) * n + k], a2)
+            a3 = _fma(v, U[(j + 3) * n + k], a3)
+        for k in range(d):
+            v = s[k]
+            a0 = _fma(v, W[j * d + k], a0)
+            a1 = _fma(v, W[(j + 1) * d + k], a1)
+            a2 = _fma(v, W[(j + 2) * d + k], a2)
+            a3 = _fma(v, W[(j + 3) * d + k], a3)
+        s_new[j] = a0
+        s_new[j + 1] = a1
+        s_new[j + 2] = a2
+        s_new[j + 3] = a3
+        j = j + 4
+    while j < d:
+        a0 = 0
+        for k in range(n):
+            a0 = _fma(x[k], U[j * n + k], a0)
+        for k in range(d):
+            a0 = _fma(s[k], W[j * d + k], a0)
+        s_new[j] = a0
+        j = j + 1
+    _cell_states(s_new, 1, d, d, bb)
+    for k in range(m):
+        a0 = 0
+        for j in range(d):
+            a0 = _fma(s_new[j], V[k * d + j], a0)
+        y[k] = a0
+    _add_bias(y, 1, m, m, cb)
+
+
+def _step(const floating[::1] theta, const floating[:, ::1] x, const floating[:, ::1] s,
+          floating[:, ::1] s_new, floating[:, ::1] y):
+    """One step of N sequences on one thread: the forward pass of T = 1, unpacked.
+
+    IN: theta as ``_forward``; x (N, n) the inputs, s (N, d) the states.
+    OUT: s_new (N, d) the new states, y (N, m) the outputs (the bits of
+    ``_forward`` on the same step).
+    Returns the number of NaN and infinite values in theta, x and s.
+    """
+    cdef Py_ssize_t N = x.shape[0], n = x.shape[1], d = s.shape[1], m = y.shape[1], r
+    cdef const floating* th = &theta[0]
+    cdef const floating* bb = _bias_of(th, theta.shape[0], n, d, m, False)
+    cdef const floating* cb = _bias_of(th, theta.shape[0], n, d, m, True)
+    cdef Py_ssize_t bad
+    with nogil:
+        bad = (_nonfinite(th, theta.shape[0]) + _nonfinite(&x[0, 0], N * n)
+               + _nonfinite(&s[0, 0], N * d))
+        for r in range(N):
+            _step_row(th, n, d, m, bb, cb, &x[r, 0], &s[r, 0], &s_new[r, 0], &y[r, 0])
+    return bad
+
+
+def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floating[:, ::1] s0,
               floating[:, :, ::1] out, floating[:, ::1] sT,
               floating[::1] pack, floating[:, ::1] work, int n_threads):
     """Closed-loop forecasting over a batch: each output is the next input (m == n).
 
-    IN: U, W, V, b, c as ``_forward``; x0 (N, n) the first inputs, s0 (N, d).
+    IN: theta as ``_forward``; x0 (N, n) the first inputs, s0 (N, d).
     OUT: out (N, T, n) the outputs, sT (N, d) the final states.
     SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
     with R = _rows_per_block(N, n_threads).
 
     Returns the number of NaN and infinite values in the weights and inputs.
     """
-    cdef Py_ssize_t N = out.shape[0], T = out.shape[1], n = U.shape[1]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t N = out.shape[0], T = out.shape[1], n = out.shape[2]
+    cdef Py_ssize_t d = s0.shape[1], m = n
     cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
-    cdef const floating* bb = _ptr_or_null(b)
-    cdef const floating* cb = _ptr_or_null(c)
+    cdef const floating* U = &theta[0]
+    cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
+    cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef Py_ssize_t bad
     with nogil:
-        bad = _nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+        bad = _nonfinite(U, theta.shape[0])
         if N > 0:
             bad = bad + _nonfinite(&x0[0, 0], N * n) + _nonfinite(&s0[0, 0], N * d)
-        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
             Rb = N - b0 if N - b0 < R else R
@@ -446,9 +513,7 @@ def _generate(const floating[:, ::1] U, const floating[:, ::1] W,
     return bad
 
 
-def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
-          const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
-          const floating[:, :, ::1] X, const floating[:, :, ::1] target,
+def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating[:, :, ::1] target,
           const floating[:, ::1] s0, floating g, floating[::1] E, floating[::1] pack,
           floating[:, ::1] work, int n_threads):
     """Loss of every sequence of a batch, without storing states.
@@ -460,16 +525,17 @@ def _loss(const floating[:, ::1] U, const floating[:, ::1] W,
     Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
     cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
-    cdef const floating* bb = _ptr_or_null(b)
-    cdef const floating* cb = _ptr_or_null(c)
+    cdef const floating* U = &theta[0]
+    cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
+    cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef Py_ssize_t bad
     with nogil:
-        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+        bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, &pack[0])
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
             Rb = N - b0 if N - b0 < R else R

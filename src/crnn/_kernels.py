@@ -4,7 +4,8 @@
 The Python layer above validates; this module plans. It takes arrays
 already checked and converted (C-contiguous, of the model's dtype, finite,
 shapes that agree, batches as (N, T, .) and initial states as (N, d)) and
-owns everything the kernels need besides: the workspaces (sized by the
+owns everything the kernels need besides: the layout of the model's
+parameters in one vector theta (``parameters``), the workspaces (sized by the
 kernels' own ``*_size`` functions, kept per Python thread and reused), the
 thread count, the chunking of large batches, and the layout of the flat
 gradient, which it cuts into named arrays. Every function makes the
@@ -30,6 +31,9 @@ __all__ = [
     "generate",
     "gradient",
     "loss",
+    "parameter_layout",
+    "parameters",
+    "step",
     "threads",
 ]
 
@@ -102,6 +106,43 @@ class GradientArrays(NamedTuple):
     nonfinite: int
 
 
+# ---------------------------------------------------------------------- parameters
+
+
+def parameter_layout(n, d, m, bias):
+    """Where each parameter lies in theta: {name: (start, shape)}.
+
+    The kernels take the parameters as one vector theta: U (d, n), W (d, d),
+    V (m, d), then with biases b (d,) and c (m,), each row-major and one
+    after the other (the order of ``RNN.parameters``).
+    """
+    shapes = {"U": (d, n), "W": (d, d), "V": (m, d)}
+    if bias:
+        shapes.update(b=(d,), c=(m,))
+    layout, start = {}, 0
+    for name, shape in shapes.items():
+        layout[name] = (start, shape)
+        start += int(np.prod(shape))
+    return layout
+
+
+def parameters(n, d, m, bias, dtype):
+    """Return theta, a zeroed vector of every parameter, and {name: its view}.
+
+    Each view is an array of its parameter's shape that shares theta's
+    memory (``parameter_layout``), so a change made through either is seen
+    by both.
+    """
+    size = _core._parameter_size(n, d, m, bias)
+    check_alloc((size,), dtype, "the weights")
+    theta = _aligned_empty(size, dtype)
+    theta[:] = 0
+    views = {}
+    for name, (start, shape) in parameter_layout(n, d, m, bias).items():
+        views[name] = theta[start : start + int(np.prod(shape))].reshape(shape)
+    return theta, views
+
+
 # ---------------------------------------------------------------------- threads
 
 
@@ -160,14 +201,6 @@ def _aligned_empty(size, dtype):
     return raw[start : start + size * dtype.itemsize].view(dtype)
 
 
-def _arrays(params):
-    """U, W, V, b, c for the kernels: no biases are empty arrays."""
-    U, W, V, b, c = params
-    if b is None:
-        b = c = np.empty(0, dtype=U.dtype)
-    return U, W, V, b, c
-
-
 def _plan(key, make):
     """Return ``make()``: a call's thread count, sizes and workspaces, kept by `key` when small.
 
@@ -203,15 +236,17 @@ def _forward_scratch(n, d, m, N, nt, dtype):
 # ---------------------------------------------------------------------- forward
 
 
-def forward(params, X, s0, n_threads):
+def forward(theta, size, X, s0, n_threads):
     """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n).
 
-    And the number of NaN and infinite values the kernel met in the weights,
-    X and s0 (0 when N T = 0: nothing was read), as every function here.
+    theta holds the parameters (``parameters``) of a model of ``size`` (n, d,
+    m). Also returns the number of NaN and infinite values the kernel met in
+    theta, X and s0 (0 when N T = 0: nothing was read), as every function
+    here.
     """
-    U, W, V, b, c = _arrays(params)
-    N, T, n = X.shape
-    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    N, T, _ = X.shape
+    n, d, m = size
+    dt = theta.dtype
     check_alloc((N, T, d + m), dt, "the states and outputs")
     S = np.empty((N, T, d), dtype=dt)
     Y = np.empty((N, T, m), dtype=dt)
@@ -219,38 +254,55 @@ def forward(params, X, s0, n_threads):
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
         pack, work = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _kernel("_forward", dt)(U, W, V, b, c, X, s0, S, Y, pack, work, nt)
+        bad = _kernel("_forward", dt)(theta, X, s0, S, Y, pack, work, nt)
     return S, Y, bad
 
 
-def loss(params, X, target, s0, g, n_threads):
+def step(theta, size, x, s, n_threads):
+    """Return the new states (N, d), outputs (N, m) and the non-finite count of one step.
+
+    x (N, n) and s (N, d): the forward pass of one step, in one unpacked
+    kernel call when one thread does it (the same bits either way).
+    """
+    N = x.shape[0]
+    n, d, m = size
+    if N == 0 or threads(n_threads, N, N * _step_work(n, d, m)) > 1:
+        S, Y, bad = forward(theta, size, x.reshape(N, 1, n), s, n_threads)
+        return S.reshape(N, d), Y.reshape(N, m), bad
+    dt = theta.dtype
+    s_new = np.empty((N, d), dtype=dt)
+    y = np.empty((N, m), dtype=dt)
+    return s_new, y, _kernel("_step", dt)(theta, x, s, s_new, y)
+
+
+def loss(theta, size, X, target, s0, g, n_threads):
     """Return each sequence's loss E (N,) on the batch X, target, and the non-finite count."""
-    U, W, V, b, c = _arrays(params)
-    N, T, n = X.shape
-    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    N, T, _ = X.shape
+    n, d, m = size
+    dt = theta.dtype
     E = np.zeros(N, dtype=dt)
     bad = 0
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
         pack, work = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _kernel("_loss", dt)(U, W, V, b, c, X, target, s0, g, E, pack, work, nt)
+        bad = _kernel("_loss", dt)(theta, X, target, s0, g, E, pack, work, nt)
     return E, bad
 
 
-def generate(params, x0, s0, out, n_threads):
+def generate(theta, size, x0, s0, out, n_threads):
     """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m).
 
     Returns S^T (N, d) and the non-finite count of the weights, x0 and s0.
     """
-    U, W, V, b, c = _arrays(params)
     N, T, _ = out.shape
-    n, d, m, dt = U.shape[1], U.shape[0], V.shape[0], U.dtype
+    n, d, m = size
+    dt = theta.dtype
     final = np.empty((N, d), dtype=dt)
     if N == 0:
         return final, 0
     nt = threads(n_threads, N, N * T * _step_work(n, d, m))
     pack, work = _forward_scratch(n, d, m, N, nt, dt)
-    bad = _kernel("_generate", dt)(U, W, V, b, c, x0, s0, out, final, pack, work, nt)
+    bad = _kernel("_generate", dt)(theta, x0, s0, out, final, pack, work, nt)
     return final, bad
 
 
@@ -262,11 +314,11 @@ def _bptt_steps(N, T):
     return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
 
 
-def _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads):
+def _bptt(theta, size, X, target, s0, g, grad, ds0, E, n_threads):
     """One BPTT kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
-    U, W, V, b, c = arrays
-    N, T, n = X.shape
-    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    N, T, _ = X.shape
+    n, d, m = size
+    dt = theta.dtype
     P = grad.shape[0]
 
     def make():
@@ -291,17 +343,17 @@ def _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads):
 
     nt, L, sums, pack, A, B, work = _plan(("bptt", N, T, n, d, m, P, n_threads, dt), make)
     return _kernel("_bptt_gradient", dt)(
-        U, W, V, b, c, X, target, s0, g, grad, ds0, E, sums, pack, A, B, work, L, nt
+        theta, X, target, s0, g, grad, ds0, E, sums, pack, A, B, work, L, nt
     )
 
 
-def _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads):
+def _rtrl(theta, size, X, target, s0, g, grad, ds0, E, n_threads):
     """One RTRL kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
-    U, W, V, b, c = arrays
-    N, T, n = X.shape
-    d, m, dt = U.shape[0], V.shape[0], U.dtype
+    N, T, _ = X.shape
+    n, d, m = size
+    dt = theta.dtype
     P = grad.shape[0]
-    bias = b.shape[0] > 0
+    bias = theta.shape[0] > _core._parameter_size(n, d, m)
 
     def make():
         # one sequence's sensitivity columns may be split over threads
@@ -319,11 +371,11 @@ def _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads):
 
     nt, nch, work, slots, pack = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
     return _kernel("_rtrl_gradient", dt)(
-        U, W, V, b, c, X, target, s0, g, grad, ds0, E, slots, pack, work, nch, nt
+        theta, X, target, s0, g, grad, ds0, E, slots, pack, work, nch, nt
     )
 
 
-def gradient(params, X, target, s0, g, method, n_threads):
+def gradient(theta, size, X, target, s0, g, method, n_threads):
     """Return the exact gradient of E over the batch, by "bptt" or "rtrl".
 
     Returns
@@ -332,11 +384,10 @@ def gradient(params, X, target, s0, g, method, n_threads):
         dE/dU, dE/dW, dE/dV (and dE/db, dE/dc with biases) summed over the
         batch, dE/dS^0 (N, d) and each sequence's loss E (N,).
     """
-    arrays = _arrays(params)
-    U, V, b = arrays[0], arrays[2], arrays[3]
-    N, T, n = X.shape
-    d, m, dt = U.shape[0], V.shape[0], U.dtype
-    bias = b.shape[0] > 0
+    N, T, _ = X.shape
+    n, d, m = size
+    dt = theta.dtype
+    bias = theta.shape[0] > _core._parameter_size(n, d, m)
     P = _core._gradient_size(n, d, m, bias)  # [dU dW] (d, n + d), dV (m, d), db, dc
     grad = np.zeros(P, dtype=dt)
     ds0 = np.zeros((N, d), dtype=dt)
@@ -351,12 +402,13 @@ def gradient(params, X, target, s0, g, method, n_threads):
             per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
             chunk = max(1, min(N, _BPTT_BYTES // per_seq))
         if chunk == N:
-            bad = _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads)
+            bad = _bptt(theta, size, X, target, s0, g, grad, ds0, E, n_threads)
         for start in range(0, N, chunk) if chunk < N else ():
             stop = min(N, start + chunk)
             out = grad if start == 0 else _scratch("grad", (P,), dt)
             bad += _bptt(
-                arrays,
+                theta,
+                size,
                 X[start:stop],
                 target[start:stop],
                 s0[start:stop],
@@ -369,7 +421,7 @@ def gradient(params, X, target, s0, g, method, n_threads):
             if start:
                 grad += out
     elif N * T:
-        bad = _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads)
+        bad = _rtrl(theta, size, X, target, s0, g, grad, ds0, E, n_threads)
     dU, dW, dV, db, dc = _unpack_gradient(grad, n, d, m, bias)
     return GradientArrays(dU, dW, dV, db, dc, ds0, E, bad)
 
@@ -414,7 +466,7 @@ class OnlineState:
         self.grad = np.zeros(_core._gradient_size(n, d, m, bias), dtype=dtype)
         self.work = np.empty(work, dtype=dtype)
 
-    def learn(self, params, X, target, state, g, lr, clip):
+    def learn(self, theta, X, target, state, g, lr, clip):
         """Run the kernel over X (T, n), the weights, state and this state updated in place.
 
         ``clip`` 0 means none. Returns the outputs Y (T, m), each step's E^t
@@ -422,19 +474,14 @@ class OnlineState:
         the loss or a weight not finite (that step changed nothing), -1 when
         the weights, X or target hold a NaN or an infinity (nothing ran).
         """
-        U, W, V, b, c = _arrays(params)
         T = X.shape[0]
-        dt = U.dtype
-        Y = np.empty((T, V.shape[0]), dtype=dt)
+        dt = theta.dtype
+        Y = np.empty((T, self.sizes[2]), dtype=dt)
         E = np.empty(T, dtype=dt)
         done = 0
         if T:
             done = _kernel("_rtrl_online", dt)(
-                U,
-                W,
-                V,
-                b,
-                c,
+                theta,
                 X,
                 target,
                 state,

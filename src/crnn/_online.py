@@ -220,9 +220,9 @@ class OnlineRTRL:
         if X.shape[1] != m.input_size:
             raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
         check_shape(target, "target", (X.shape[0], m.output_size))
-        arrays = m._kernel_weights()  # the model's own arrays: the kernel updates them
-        if arrays is None or X.shape[0] == 0:
-            arrays = self._own_weights(X, target)
+        theta = m._kernel_weights()  # the model's own parameters: the kernel updates them
+        if theta is None or X.shape[0] == 0:
+            theta = self._own_weights(X, target)
         try:
             check_writable(m, "OnlineRTRL")
         except ValueError:
@@ -234,9 +234,9 @@ class OnlineRTRL:
         # a step that would diverge changes nothing, so that one step needs no backup
         backup = None
         if T > 1:
-            backup = ([a.copy() for a in arrays], self._state.copy(), self._carried.save())
+            backup = (theta.copy(), self._state.copy(), self._carried.save())
         clip = 0.0 if self._clip is None else self._clip
-        Y, E, done = self._carried.learn(arrays, X, target, self._state, self._g, self._lr, clip)
+        Y, E, done = self._carried.learn(theta, X, target, self._state, self._g, self._lr, clip)
         if done < 0:  # a NaN or an infinity: the complete checks name it
             self._own_weights(X, target)
             raise ValueError("the weights or data hold NaN or infinite values")
@@ -246,8 +246,7 @@ class OnlineRTRL:
                 loss = float(E[0]) if T == 1 else float(np.sum(E, dtype=np.float64))
         if not math.isfinite(loss):
             if backup is not None:
-                for a, old in zip(arrays, backup[0], strict=True):
-                    a[...] = old
+                theta[...] = backup[0]
                 self._state[...] = backup[1]
                 self._carried.restore(backup[2])
             raise FloatingPointError(
@@ -259,22 +258,14 @@ class OnlineRTRL:
         return Y
 
     def _own_weights(self, X, target):
-        """Run the complete checks of X, target and the weights; return the model's own arrays.
+        """Run the complete checks of X, target and the weights; return the model's theta.
 
-        Refuses a NaN or an infinity by name. The kernel updates the arrays
-        it is given in place, so a weight that needed converting is first
-        set on the model.
+        Refuses a NaN or an infinity by name.
         """
         m = self.model
         as_float_array(X, "X", m.dtype, 2)
         as_float_array(target, "target", m.dtype, 2)
-        arrays = m._weights(check_finite=True)
-        own = m.parameters()
-        changed = {k: a for (k, p), a in zip(own.items(), arrays, strict=False) if a is not p}
-        if changed:  # the kernel updates the model's own arrays in place
-            m.set_parameters(changed)
-            arrays = m._weights(check_finite=False)
-        return arrays
+        return m._weights(check_finite=True)
 
     @property
     def gradient_sum_(self):

@@ -149,6 +149,7 @@ class RNN:
     """
 
     _b = _c = None  # no biases (also for models pickled before biases existed)
+    _state = None  # the state of step(): zeros
 
     def __init__(
         self,
@@ -173,12 +174,11 @@ class RNN:
             check_alloc(shape, self._dtype, f"weight {name}")
         rng = make_rng(seed)
         self._size = (n, d, m)  # fixed: an in-place reshape of a weight cannot change it
-        self._U, self._W, self._V = initial_weights(
-            n, d, m, init, spectral_radius, rng, self._dtype
-        )
-        self._b = self._c = None
+        U, W, V = initial_weights(n, d, m, init, spectral_radius, rng, self._dtype)
+        self._allocate(bias)
+        self._U[...], self._W[...], self._V[...] = U, W, V
         if bias:
-            self._b, self._c = initial_biases(d, m, init, rng, self._dtype)
+            self._b[...], self._c[...] = initial_biases(d, m, init, rng, self._dtype)
 
     @classmethod
     def from_weights(cls, U, W, V, *, b=None, c=None, dtype=None, n_threads=None):
@@ -222,27 +222,56 @@ class RNN:
         if V.shape[0] == 0:
             raise ValueError(f"V must have shape (m, {d}) with m >= 1, got {V.shape}")
         check_shape(V, "V", (V.shape[0], d))
-        self = cls.__new__(cls)
-        self._dtype = dtype
-        self.n_threads = n_threads
-        self._size = (n, d, V.shape[0])
-        self._U, self._W, self._V = U.copy(), W.copy(), V.copy()
-        self._b = self._c = None
-        if b is not None or c is not None:
-            m = V.shape[0]
+        m = V.shape[0]
+        bias = b is not None or c is not None
+        if bias:
             b = np.zeros(d, dtype) if b is None else as_float_array(b, "b", dtype, 1)
             c = np.zeros(m, dtype) if c is None else as_float_array(c, "c", dtype, 1)
             check_shape(b, "b (hidden_size,)", (d,))
             check_shape(c, "c (output_size,)", (m,))
-            self._b, self._c = b.copy(), c.copy()
+        self = cls.__new__(cls)
+        self._dtype = dtype
+        self.n_threads = n_threads
+        self._size = (n, d, m)
+        self._allocate(bias)
+        self._U[...], self._W[...], self._V[...] = U, W, V
+        if bias:
+            self._b[...], self._c[...] = b, c
         return self
 
+    def _allocate(self, bias):
+        """Give the model its parameter vector theta (zeros) and U, W, V, b, c as views of it.
+
+        The kernels read and update theta; the attributes are arrays that
+        share its memory, so a change made through either is seen by both.
+        """
+        n, d, m = self._size
+        self._theta, views = _kernels.parameters(n, d, m, bias, self._dtype)
+        self._U, self._W, self._V = views["U"], views["W"], views["V"]
+        self._b, self._c = views.get("b"), views.get("c")
+
+    def __getstate__(self):
+        # theta holds the parameters; the views are made again from it
+        state = self.__dict__.copy()
+        for name in ("_U", "_W", "_V", "_b", "_c"):
+            state.pop(name, None)
+        return state
+
     def __setstate__(self, state):
+        state = dict(state)
         # a dtype comes back from pickle (and deepcopy) as a new object equal
         # to numpy's own; the fast paths compare dtypes by identity
-        self.__dict__.update(state)
         if "_dtype" in state:
-            self._dtype = np.dtype(self._dtype.name)
+            state["_dtype"] = np.dtype(state["_dtype"].name)
+        theta = state.pop("_theta", None)
+        arrays = {k: state.pop(k, None) for k in ("_U", "_W", "_V", "_b", "_c")}
+        self.__dict__.update(state)
+        if theta is None:  # pickled before the parameters were one vector
+            theta = np.concatenate([a.ravel() for a in arrays.values() if a is not None])
+        # a model of its own (a shallow copy too), on the kernels' alignment
+        n, d, m = self._size
+        self._allocate(theta.size > d * (n + d + m))
+        self._theta[...] = theta
 
     # ------------------------------------------------------------------ attributes
 
@@ -349,14 +378,21 @@ class RNN:
                 raise TypeError(f"{name} must be an array of shape {shapes[name]}, got None")
             arr = as_float_array(value, name, self._dtype, len(shapes[name]), check_finite)
             check_shape(arr, name, shapes[name])
-            checked[name] = arr.copy()
+            checked[name] = arr
         for name, arr in checked.items():
-            setattr(self, "_" + name, arr)
+            self._put(name, arr)
 
     def _set_weight(self, name, value, shape):
         arr = as_float_array(value, name, self._dtype, len(shape))
         check_shape(arr, name, shape)
-        setattr(self, "_" + name, arr.copy())
+        self._put(name, arr)
+
+    def _put(self, name, arr):
+        """Copy the checked array ``arr`` into parameter ``name`` (a fresh view of theta)."""
+        start, shape = _kernels.parameter_layout(*self._size, True)[name]
+        view = self._theta[start : start + arr.size].reshape(shape)
+        view[...] = arr
+        setattr(self, "_" + name, view)
 
     def _set_bias(self, name, value, size):
         if not self.bias:
@@ -423,15 +459,13 @@ class RNN:
     # ------------------------------------------------------------------ preparation
 
     def _weights(self, check_finite):
-        """Return U, W, V, b, c as the kernels need them, checked again.
+        """Return theta, the parameters as the kernels take them, after the complete checks.
 
-        The arrays are public and may have been changed in place (values,
-        dtype-preserving shape changes), so their shapes and values are
-        checked at every call, which is cheap next to any kernel. Without
-        biases b and c are empty arrays (the kernels' "none").
+        U, W, V, b, c are public arrays that may have been changed in place
+        (values, or a shape given in place), so each is checked again at
+        every call, by name, which is cheap next to any kernel.
         """
         d, n, m = self.hidden_size, self.input_size, self.output_size
-        out = []
         shapes = [("U", (d, n)), ("W", (d, d)), ("V", (m, d))]
         if self.bias:
             shapes += [("b", (d,)), ("c", (m,))]
@@ -439,36 +473,35 @@ class RNN:
         for name, shape in shapes:
             arr = as_float_array(params[name], name, self._dtype, len(shape), check_finite)
             check_shape(arr, name, shape)
-            out.append(arr)
-        if not self.bias:
-            out += [np.empty(0, dtype=self._dtype)] * 2
-        return out
+        return self._theta
 
     def _kernel_weights(self):
-        """Return U, W, V, b, c as they are, when the kernels can take them as they are.
+        """Return theta when U, W, V, b, c have their shapes and dtype, else None.
 
-        The fast path of every call: the arrays' type, dtype, shape and
-        layout are checked here, their values by the kernel itself, which
-        counts the non-finite ones in the pass it makes anyway. None when an
-        array needs converting or is wrong: then ``_weights`` converts it or
-        refuses it by name.
+        The fast path of every call: the kernels read theta, whose views the
+        attributes are; their shapes and dtype are checked here (an in-place
+        change of either is refused by ``_weights``, by name), their values
+        by the kernel itself, which counts the non-finite ones in the pass
+        it makes anyway.
         """
         dt = self._dtype
         n, d, m = self._size
-        arrays = (self._U, self._W, self._V, self._b, self._c)
-        shapes = ((d, n), (d, d), (m, d), (d,), (m,))
-        for arr, shape in zip(arrays[: 5 if self._b is not None else 3], shapes, strict=False):
-            if not (
-                type(arr) is np.ndarray
-                and (arr.dtype is dt or arr.dtype == dt)
-                and arr.shape == shape
-                and arr.flags.c_contiguous
-            ):
-                return None
-        if self._b is None:
-            empty = np.empty(0, dtype=dt)
-            return (*arrays[:3], empty, empty)
-        return arrays
+        U, W, V = self._U, self._W, self._V
+        if not (
+            U.shape == (d, n)
+            and W.shape == (d, d)
+            and V.shape == (m, d)
+            and U.dtype is dt
+            and W.dtype is dt
+            and V.dtype is dt
+        ):
+            return None
+        b, c = self._b, self._c
+        if b is not None and not (
+            b.shape == (d,) and c.shape == (m,) and b.dtype is dt and c.dtype is dt
+        ):
+            return None
+        return self._theta
 
     def _checked(self, X, target, s0, check_finite, need_target):
         """Validate the weights and data of a call: (params, X3, t3, s02, batched, s0_kind, deferred).
@@ -581,7 +614,7 @@ class RNN:
         return_state = check_bool(return_state, "return_state")
         check_finite = check_bool(check_finite, "check_finite")
         params, X3, _, s02, batched, _, deferred = self._checked(X, None, s0, check_finite, False)
-        S, Y, bad = _kernels.forward(params, X3, s02, self._n_threads)
+        S, Y, bad = _kernels.forward(params, self._size, X3, s02, self._n_threads)
         if deferred:
             self._refuse_nonfinite(bad, X, None, s0, False)
         T = X3.shape[1]
@@ -633,7 +666,7 @@ class RNN:
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
         params, X3, t3, s02, _, _, deferred = self._checked(X, target, s0, check_finite, True)
-        E, bad = _kernels.loss(params, X3, t3, s02, g, self._n_threads)
+        E, bad = _kernels.loss(params, self._size, X3, t3, s02, g, self._n_threads)
         if deferred:
             self._refuse_nonfinite(bad, X, target, s0, True)
         return float(E[0]) if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
@@ -704,7 +737,7 @@ class RNN:
             X, target, s0, check_finite, True
         )
         method = method.lower()
-        G = _kernels.gradient(params, X3, t3, s02, g, method, self._n_threads)
+        G = _kernels.gradient(params, self._size, X3, t3, s02, g, method, self._n_threads)
         if deferred:
             self._refuse_nonfinite(G.nonfinite, X, target, s0, True)
         ds0 = G.s0
@@ -911,36 +944,43 @@ class RNN:
         a NaN or an infinity: ``_step_checked`` then refuses it by name, in
         the order of the complete checks.
         """
-        if not (type(x) is np.ndarray and x.dtype == self._dtype and x.flags.c_contiguous):
+        dt = self._dtype
+        if not (
+            type(x) is np.ndarray and (x.dtype is dt or x.dtype == dt) and x.flags.c_contiguous
+        ):
             return None
-        n, d, _ = self._size
-        state = self.state
+        theta = self._kernel_weights()
+        if theta is None:
+            return None
+        size = self._size
+        state = self._state
         if x.ndim == 1:
-            N = 1
-        elif x.ndim == 2:
-            N = x.shape[0]
-        else:
+            if x.shape[0] != size[0] or (state is not None and state.ndim != 1):
+                return None
+            s = np.zeros((1, size[1]), dt) if state is None else state[np.newaxis]
+            s_new, y, bad = _kernels.step(theta, size, x[np.newaxis], s, self._n_threads)
+            if bad:
+                return None
+            self._state = s_new[0]
+            return y[0]
+        if x.ndim != 2:
             return None
-        if N == 0 or x.shape[-1] != n:
+        N = x.shape[0]
+        if N == 0 or x.shape[1] != size[0]:
             return None
-        if state is not None and (state.ndim != x.ndim or (x.ndim == 2 and state.shape[0] != N)):
+        if state is not None and (state.ndim != 2 or state.shape[0] != N):
             return None
-        params = self._kernel_weights()
-        if params is None:
-            return None
-        s02 = np.zeros((N, d), self._dtype) if state is None else state.reshape(N, d)
-        S, Y, bad = _kernels.forward(params, x.reshape(N, 1, n), s02, self._n_threads)
+        s = np.zeros((N, size[1]), dt) if state is None else state
+        s_new, y, bad = _kernels.step(theta, size, x, s, self._n_threads)
         if bad:
             return None
-        final = S[:, 0].copy()
-        self._state = final if x.ndim == 2 else final[0]
-        return Y[:, 0] if x.ndim == 2 else Y[0, 0]
+        self._state = s_new
+        return y
 
     def _step_checked(self, x):
         """``step`` with the complete checks, converting x and refusing bad values by name."""
         x = as_float_array(x, "x", self._dtype, (1, 2))
         check_shape(x, "x", (*x.shape[:-1], self.input_size))
-        X = x[..., np.newaxis, :]
         state = self.state
         if state is not None and state.ndim != x.ndim:
             raise ValueError(
@@ -949,18 +989,16 @@ class RNN:
             )
         if state is not None and x.ndim == 2 and state.shape[0] != x.shape[0]:
             raise ValueError(f"x holds {x.shape[0]} sequences, the state {state.shape[0]}")
-        # forward's work without its second look at x: one kernel call
-        params = self._kernel_weights()
-        if params is None:
-            params = self._weights(True)
-        X3 = X if x.ndim == 2 else X[np.newaxis]
-        N, d = X3.shape[0], self.hidden_size
-        s02 = np.zeros((N, d), self._dtype) if state is None else state.reshape(N, d)
-        S, Y, bad = _kernels.forward(params, X3, s02, self._n_threads)
-        self._refuse_nonfinite(bad, X, None, state, False)
-        final = S[:, 0].copy()
-        self._state = final if x.ndim == 2 else final[0]
-        return Y[:, 0] if x.ndim == 2 else Y[0, 0]
+        theta = self._kernel_weights()
+        if theta is None:
+            theta = self._weights(True)
+        x2 = x if x.ndim == 2 else x[np.newaxis]
+        N, d = x2.shape[0], self.hidden_size
+        s = np.zeros((N, d), self._dtype) if state is None else state.reshape(N, d)
+        s_new, y, bad = _kernels.step(theta, self._size, x2, s, self._n_threads)
+        self._refuse_nonfinite(bad, x[..., np.newaxis, :], None, state, False)
+        self._state = s_new if x.ndim == 2 else s_new[0]
+        return y if x.ndim == 2 else y[0]
 
     def generate(self, n_steps, warmup=None, *, s0=None, x0=None):
         """Forecast in closed loop: each output is fed back as the next input.
@@ -1018,6 +1056,7 @@ class RNN:
         # one compiled call runs every step (no Python per step)
         _kernels.generate(
             self._weights(check_finite=True),
+            self._size,
             np.ascontiguousarray(X3[:, 0]),
             s02,
             out3,

@@ -172,9 +172,8 @@ def _rtrl_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch,
     return 2 * (n + d) + m + 2 * d + Qc + 2 * d * Qc
 
 
-def _rtrl_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
-                   const floating[:, ::1] V, const floating[::1] b, const floating[::1] c,
-                   const floating[:, :, ::1] X, const floating[:, :, ::1] target,
+def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
+                   const floating[:, :, ::1] target,
                    const floating[:, ::1] s0, floating g,
                    floating[::1] grad, floating[:, ::1] ds0, floating[::1] E,
                    floating[:, ::1] slots, floating[::1] pack, floating[:, ::1] work,
@@ -191,18 +190,20 @@ def _rtrl_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
     Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
+    cdef const floating* U = &theta[0]
+    cdef const floating* W = U + d * n
     cdef Py_ssize_t P = grad.shape[0], K = slots.shape[0]
     cdef Py_ssize_t start, stop, i, it, p
-    cdef const floating* bb = _ptr_or_null(b)
-    cdef const floating* cb = _ptr_or_null(c)
+    cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
+    cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef floating acc
     cdef Py_ssize_t bad
     with nogil:
-        bad = (_nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+        bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(&U[0, 0], &W[0, 0], &V[0, 0], n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, &pack[0])
         memset(&grad[0], 0, P * sizeof(floating))
     with nogil, parallel(num_threads=n_threads):
         start = 0
@@ -210,7 +211,7 @@ def _rtrl_gradient(const floating[:, ::1] U, const floating[:, ::1] W,
             stop = start + K if start + K < N else N
             for it in prange((stop - start) * nch, schedule="static"):
                 _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
-                           &target[0, 0, 0], &s0[0, 0], g, &W[0, 0], &pack[0], bb, cb,
+                           &target[0, 0, 0], &s0[0, 0], g, W, &pack[0], bb, cb,
                            &slots[it // nch, 0], &ds0[start + it // nch, 0], &E[0],
                            &work[threadid(), 0])
             # add the slots in sequence order: the same sum whatever the threads
@@ -314,9 +315,7 @@ def _online_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False)
     return (n + d) + 4 * d + 2 * m + Qpad + 2 * (m * d + m) + Qpad
 
 
-def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
-                 floating[::1] b, floating[::1] c,
-                 const floating[:, ::1] X, const floating[:, ::1] target,
+def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:, ::1] target,
                  floating[::1] s, floating[:, ::1] P, Py_ssize_t cur,
                  floating g, floating lr, floating clip,
                  floating[:, ::1] Y, floating[::1] E, floating[::1] grad_sum,
@@ -339,8 +338,8 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
     it would make are finite; if not, it stops there, and that step has
     changed nothing.
 
-    IN/OUT: U, W, V, and b (d,), c (m,) or both empty (no biases), updated
-    when lr > 0; s (d,) the state; P (2, npanels d CT), two buffers of the
+    IN/OUT: theta (_parameter_size,): U, W, V, then b (d,) and c (m,) when
+    the model has biases, updated when lr > 0; s (d,) the state; P (2, npanels d CT), two buffers of the
     sensitivities by panels, P[cur] the current one (the next step writes
     the other); grad_sum (_gradient_size,): every step's gradient is added,
     in the layout of the batch kernels' gradient ([U W] by rows, V, then b
@@ -352,15 +351,18 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
     current buffer is P[(cur + returned) % 2]); -1, with nothing done, when
     the weights, X or target hold a NaN or an infinity.
     """
-    cdef Py_ssize_t T = X.shape[0], n = X.shape[1], d = U.shape[0], m = V.shape[0]
+    cdef Py_ssize_t T = X.shape[0], n = X.shape[1], d = s.shape[0], m = target.shape[1]
     cdef Py_ssize_t K1 = n + d, ct = _ct(<floating>0)
-    cdef bint bias = b.shape[0] > 0
+    cdef bint bias = theta.shape[0] > d * n + d * d + m * d
+    cdef floating* U = &theta[0]
+    cdef floating* W = U + d * n
+    cdef floating* V = W + d * d
     cdef Py_ssize_t Q = _online_columns(n, d, bias)
     cdef Py_ssize_t npanels = (Q + ct - 1) // ct, Qpad = npanels * ct
     cdef Py_ssize_t nb = d if bias else 0
     cdef Py_ssize_t t, i, j, k, q, bad
-    cdef floating* bb = &b[0] if bias else NULL
-    cdef floating* cb = &c[0] if bias else NULL
+    cdef floating* bb = V + m * d if bias else NULL
+    cdef floating* cb = V + m * d + d if bias else NULL
     cdef floating* xs = &work[0]                    # (K1,): [x^t, s^{t-1}]
     cdef floating* s_new = xs + K1                  # (d,)
     cdef floating* cv = s_new + d                   # (d,): V.T e^t
@@ -375,7 +377,7 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
     cdef floating el, norm, scale, w
     cdef Py_ssize_t done = T
     with nogil:
-        bad = _nonfinite_weights(&U[0, 0], &W[0, 0], &V[0, 0], bb, cb, n, d, m)
+        bad = _nonfinite(U, theta.shape[0])
         if T > 0:
             bad = bad + _nonfinite(&X[0, 0], T * n) + _nonfinite(&target[0, 0], T * m)
         if bad:
@@ -384,11 +386,11 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
         for t in range(T):
             Pp = &P[(cur + t) % 2, 0]
             Pn = &P[(cur + t + 1) % 2, 0]
-            _state_step(&U[0, 0], &W[0, 0], bb, d, n, &X[t, 0], &s[0], s_new)
-            el = g * _output_error(&V[0, 0], cb, m, d, s_new, &target[t, 0], g, y, e)
+            _state_step(U, W, bb, d, n, &X[t, 0], &s[0], s_new)
+            el = g * _output_error(V, cb, m, d, s_new, &target[t, 0], g, y, e)
             for i in range(d):
                 cv[i] = 0
-            _matTvec(&V[0, 0], m, d, e, cv)
+            _matTvec(V, m, d, e, cv)
             for j in range(n):
                 xs[j] = X[t, j]
             for j in range(d):
@@ -398,7 +400,7 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
             # the sensitivities and the gradient of E^t: the seed's double
             # sum, the k-sum first (cv = V.T e^t)
             memset(gq, 0, Qpad * sizeof(floating))
-            _rtrl_panels(d, K1, 0, npanels, &W[0, 0], Pp, Pn, xs, d * K1 if bias else -1,
+            _rtrl_panels(d, K1, 0, npanels, W, Pp, Pn, xs, d * K1 if bias else -1,
                          fp, cv, gq)
             for k in range(m * d + (m if bias else 0)):
                 gv[k] = 0
@@ -443,14 +445,14 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
             if lr > 0:
                 for i in range(d):
                     for j in range(n):
-                        w = U[i, j] - lr * gq[i * K1 + j]
+                        w = U[i * n + j] - lr * gq[i * K1 + j]
                         bad = bad + _nonfinite(&w, 1)
                     for j in range(d):
-                        w = W[i, j] - lr * gq[i * K1 + n + j]
+                        w = W[i * d + j] - lr * gq[i * K1 + n + j]
                         bad = bad + _nonfinite(&w, 1)
                 for k in range(m):
                     for j in range(d):
-                        w = V[k, j] - lr * gv[k * d + j]
+                        w = V[k * d + j] - lr * gv[k * d + j]
                         bad = bad + _nonfinite(&w, 1)
                 if bias:
                     for i in range(d):
@@ -481,12 +483,12 @@ def _rtrl_online(floating[:, ::1] U, floating[:, ::1] W, floating[:, ::1] V,
             if lr > 0:
                 for i in range(d):
                     for j in range(n):
-                        U[i, j] = U[i, j] - lr * gq[i * K1 + j]
+                        U[i * n + j] = U[i * n + j] - lr * gq[i * K1 + j]
                     for j in range(d):
-                        W[i, j] = W[i, j] - lr * gq[i * K1 + n + j]
+                        W[i * d + j] = W[i * d + j] - lr * gq[i * K1 + n + j]
                 for k in range(m):
                     for j in range(d):
-                        V[k, j] = V[k, j] - lr * gv[k * d + j]
+                        V[k * d + j] = V[k * d + j] - lr * gv[k * d + j]
                 if bias:
                     for i in range(d):
                         bb[i] = bb[i] - lr * gq[d * K1 + i]
