@@ -283,21 +283,21 @@ def _bptt_work_size(Py_ssize_t d, Py_ssize_t m):
 def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                    const floating[:, :, ::1] target,
                    const floating[:, ::1] s0, floating g,
-                   floating[::1] grad, floating[:, ::1] ds0, floating[::1] E,
-                   floating[:, ::1] parts, floating[::1] pack, floating[::1] A,
+                   floating[::1] out, floating[:, ::1] parts, floating[::1] pack,
+                   floating[::1] A,
                    floating[::1] B, floating[:, ::1] work, Py_ssize_t L, int n_threads):
     """Exact gradient of E over a batch by backpropagation through time.
 
     IN: theta (_parameter_size,): U (d, n), W (d, d), V (m, d), then b (d,)
     and c (m,) when the model has biases; X (N, T, n), target (N, T, m), s0
     (N, d), g.
-    OUT (overwritten): grad (_gradient_size,): dE/d[U W] (d, n + d), dE/dV
-    (m, d), then with biases dE/db (d,) and dE/dc (m,), raveled and summed
-    over the batch; ds0 (N, d): dE/dS^0 of each sequence; E (N,): the loss
-    of each sequence.
+    OUT (overwritten): out (_gradient_size + N d + N,): dE/dtheta, summed
+    over the batch, in theta's layout (U, W, V, then b, c); then dE/dS^0 of
+    each sequence (N, d); then each sequence's loss E (N,).
     SCRATCH: pack (_pack_size,); A and B (_bptt_buffer_sizes(N, T, n, d, m,
-    L)); work (n_threads, _bptt_work_size(d, m)); parts (K, _gradient_size)
-    with K >= 1 (unused when K = 1).
+    L)); work (n_threads, _bptt_work_size(d, m)); parts (K + 1,
+    _gradient_size) with K >= 1: K parts, then their sum in the kernels'
+    gradient layout ([U W] by rows, V, b, c), which out gets reordered.
     The backward recurrence runs in blocks of L steps, from the last to the
     first; after each block, the gradient's products over the block's
     steps, the chains going on from the block before. The batch's gradient
@@ -311,7 +311,10 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
     cdef const floating* U = &theta[0]
-    cdef Py_ssize_t P = grad.shape[0], K = parts.shape[0]
+    cdef Py_ssize_t P = parts.shape[1], K = parts.shape[0] - 1
+    cdef floating* grad = &parts[K, 0]
+    cdef floating* ds0 = &out[P]
+    cdef floating* E = &out[P + N * d]
     cdef Py_ssize_t R = _rows_per_block(N, n_threads), i, blk, b0, Rb, it, p
     cdef Py_ssize_t nrb = (n_threads + K - 1) // K     # row blocks per part
     cdef Py_ssize_t rows = ((d + m + nrb - 1) // nrb + 3) // 4 * 4, r0, r1, part
@@ -328,7 +331,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
         _pack_weights(U, n, d, m, &pack[0])
-        memset(&grad[0], 0, P * sizeof(floating))
+        memset(grad, 0, P * sizeof(floating))
     # one parallel region (threads woken once), its loops shared out in turn
     with nogil, parallel(num_threads=n_threads):
         for blk in prange(n_threads, schedule="static"):
@@ -336,7 +339,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
                 _bptt_forward(b0, Rb, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
-                              &s0[0, 0], g, &pack[0], bb, cb, &A[0], &B[0], &E[0])
+                              &s0[0, 0], g, &pack[0], bb, cb, &A[0], &B[0], E)
         for tb in range(nblk - 1, -1, -1):
             t1 = tb * L
             t2 = T if t1 + L > T else t1 + L
@@ -345,7 +348,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 Rb = N - b0 if N - b0 < R else R
                 if Rb > 0:
                     _bptt_backward(b0, Rb, T, L + 1, t1, t2, n, d, m, &pack[0], &A[0],
-                                   &B[0], &B[ring], &ds0[0, 0])
+                                   &B[0], &B[ring], ds0)
             for it in prange(Kg * nrb, schedule="static"):
                 part = it // nrb
                 g0 = part * G
@@ -354,7 +357,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 if r1 > r0:
                     _bptt_products(r0, r1, g0, G if N - g0 > G else N - g0, t1, t2, N,
                                    R, T, L + 1, n, d, m, &A[0], &B[ring], bb != NULL,
-                                   &grad[0] if Kg == 1 else &parts[part, 0],
+                                   grad if Kg == 1 else &parts[part, 0],
                                    &work[threadid(), 0], t2 < T)
         if Kg > 1:                                  # the parts, added in order
             for p in prange(P, schedule="static"):
@@ -362,4 +365,6 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 for i in range(1, Kg):
                     acc = acc + parts[i, p]
                 grad[p] = acc
+    with nogil:
+        _to_theta_layout(grad, &out[0], n, d, P)
     return bad

@@ -76,10 +76,8 @@ def _bptt_gradient(
     target: _F,
     s0: _F,
     g: float,
-    grad: _F,  # floating[::1] (_gradient_size,): [dU dW] (d, n+d), dV (m, d), (db, dc), OUT
-    ds0: _F,  # floating[:, ::1] (N, d), OUT
-    E: _F,  # floating[::1] (N,), OUT
-    parts: _F,  # floating[:, ::1] (K, _gradient_size): the K parts' sums, SCRATCH
+    out: _F,  # floating[::1] (_gradient_size + N d + N,): dE/dtheta, dE/dS^0, E, OUT
+    parts: _F,  # floating[:, ::1] (K + 1, _gradient_size): K parts, their sum, SCRATCH
     pack: _F,  # floating[::1] (_pack_size,), SCRATCH
     A: _F,  # floating[::1] (_bptt_buffer_sizes[0],), SCRATCH
     B: _F,  # floating[::1] (_bptt_buffer_sizes[1],), SCRATCH
@@ -93,10 +91,8 @@ def _rtrl_gradient(
     target: _F,
     s0: _F,
     g: float,
-    grad: _F,  # as in _bptt_gradient, OUT
-    ds0: _F,  # as in _bptt_gradient, OUT
-    E: _F,  # as in _bptt_gradient, OUT
-    slots: _F,  # floating[:, ::1] (K, _gradient_size): K sequences' gradients, SCRATCH
+    out: _F,  # as in _bptt_gradient, OUT
+    slots: _F,  # floating[:, ::1] (K + 1, _gradient_size): K sequences', their sum, SCRATCH
     pack: _F,  # floating[::1] (_pack_size,), SCRATCH
     work: _F,  # floating[:, ::1] (n_threads, _rtrl_work_size(n, d, m, nch, bias)), SCRATCH
     nch: int,  # each sequence's sensitivity columns in nch chunks

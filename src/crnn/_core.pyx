@@ -170,6 +170,25 @@ cdef inline const floating* _bias_of(const floating* theta, Py_ssize_t size, Py_
     return theta + at + (d if c else 0)
 
 
+cdef void _to_theta_layout(const floating* grad, floating* out, Py_ssize_t n,
+                           Py_ssize_t d, Py_ssize_t P) noexcept nogil:
+    """out = the gradient vector grad (``_gradient_size`` P) in theta's layout.
+
+    The kernels build the gradient with [dU dW] as one (d, n + d) matrix;
+    theta holds U (d, n) then W (d, d). What follows (V, b, c) is in the
+    same order in both.
+    """
+    cdef Py_ssize_t K1 = n + d, i, j
+    for i in range(d):
+        for j in range(n):
+            out[i * n + j] = grad[i * K1 + j]
+    for i in range(d):
+        for j in range(d):
+            out[d * n + i * d + j] = grad[i * K1 + n + j]
+    for i in range(d * K1, P):
+        out[i] = grad[i]
+
+
 cdef inline Py_ssize_t _nonfinite(const floating* a, Py_ssize_t count) noexcept nogil:
     """How many of a[0 .. count - 1] are NaN or infinite."""
     if floating is double:

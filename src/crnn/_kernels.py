@@ -16,6 +16,7 @@ bit of any result: every split is made from the sizes alone, never from the
 thread count (see the design note of ``crnn/_core.pyx``).
 """
 
+import functools
 import threading
 from typing import NamedTuple
 
@@ -109,20 +110,23 @@ class GradientArrays(NamedTuple):
 # ---------------------------------------------------------------------- parameters
 
 
+@functools.lru_cache(maxsize=64)
 def parameter_layout(n, d, m, bias):
-    """Where each parameter lies in theta: {name: (start, shape)}.
+    """Where each parameter lies in theta: {name: (start, stop, shape)}.
 
     The kernels take the parameters as one vector theta: U (d, n), W (d, d),
     V (m, d), then with biases b (d,) and c (m,), each row-major and one
-    after the other (the order of ``RNN.parameters``).
+    after the other (the order of ``RNN.parameters``). The gradients they
+    return have the same layout.
     """
     shapes = {"U": (d, n), "W": (d, d), "V": (m, d)}
     if bias:
         shapes.update(b=(d,), c=(m,))
     layout, start = {}, 0
     for name, shape in shapes.items():
-        layout[name] = (start, shape)
-        start += int(np.prod(shape))
+        stop = start + (shape[0] * shape[1] if len(shape) == 2 else shape[0])
+        layout[name] = (start, stop, shape)
+        start = stop
     return layout
 
 
@@ -138,8 +142,8 @@ def parameters(n, d, m, bias, dtype):
     theta = _aligned_empty(size, dtype)
     theta[:] = 0
     views = {}
-    for name, (start, shape) in parameter_layout(n, d, m, bias).items():
-        views[name] = theta[start : start + int(np.prod(shape))].reshape(shape)
+    for name, (start, stop, shape) in parameter_layout(n, d, m, bias).items():
+        views[name] = theta[start:stop].reshape(shape)
     return theta, views
 
 
@@ -314,12 +318,12 @@ def _bptt_steps(N, T):
     return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
 
 
-def _bptt(theta, size, X, target, s0, g, grad, ds0, E, n_threads):
+def _bptt(theta, size, X, target, s0, g, out, n_threads):
     """One BPTT kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
     dt = theta.dtype
-    P = grad.shape[0]
+    P = _core._gradient_size(n, d, m, theta.shape[0] > _core._parameter_size(n, d, m))
 
     def make():
         nt = threads(n_threads, N, N * T * _step_work(n, d, m) * 3)
@@ -332,28 +336,25 @@ def _bptt(theta, size, X, target, s0, g, grad, ds0, E, n_threads):
         # share them out without packing the same operand twice); the count
         # depends on the sizes alone, so that no bit depends on the threads
         parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
-        if parts > 1:
-            check_alloc((parts, P), dt, "the gradient parts")
-            sums = _scratch("slots", (parts, P), dt)
-        else:
-            sums = np.empty((1, 1), dtype=dt)
+        check_alloc((parts + 1, P), dt, "the gradient parts")
+        sums = _scratch("slots", (parts + 1, P), dt)  # and their sum
         pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
         work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
         return nt, L, sums, pack, A, B, work
 
     nt, L, sums, pack, A, B, work = _plan(("bptt", N, T, n, d, m, P, n_threads, dt), make)
     return _kernel("_bptt_gradient", dt)(
-        theta, X, target, s0, g, grad, ds0, E, sums, pack, A, B, work, L, nt
+        theta, X, target, s0, g, out, sums, pack, A, B, work, L, nt
     )
 
 
-def _rtrl(theta, size, X, target, s0, g, grad, ds0, E, n_threads):
+def _rtrl(theta, size, X, target, s0, g, out, n_threads):
     """One RTRL kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
     dt = theta.dtype
-    P = grad.shape[0]
     bias = theta.shape[0] > _core._parameter_size(n, d, m)
+    P = _core._gradient_size(n, d, m, bias)
 
     def make():
         # one sequence's sensitivity columns may be split over threads
@@ -364,15 +365,13 @@ def _rtrl(theta, size, X, target, s0, g, grad, ds0, E, n_threads):
         work = _scratch("rtrl", (nt, size), dt)
         # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
         k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
-        check_alloc((k, P), dt, "the gradient slots")
-        slots = _scratch("slots", (k, P), dt)
+        check_alloc((k + 1, P), dt, "the gradient slots")
+        slots = _scratch("slots", (k + 1, P), dt)  # and their sum
         pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
         return nt, nch, work, slots, pack
 
     nt, nch, work, slots, pack = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
-    return _kernel("_rtrl_gradient", dt)(
-        theta, X, target, s0, g, grad, ds0, E, slots, pack, work, nch, nt
-    )
+    return _kernel("_rtrl_gradient", dt)(theta, X, target, s0, g, out, slots, pack, work, nch, nt)
 
 
 def gradient(theta, size, X, target, s0, g, method, n_threads):
@@ -387,11 +386,9 @@ def gradient(theta, size, X, target, s0, g, method, n_threads):
     N, T, _ = X.shape
     n, d, m = size
     dt = theta.dtype
-    bias = theta.shape[0] > _core._parameter_size(n, d, m)
-    P = _core._gradient_size(n, d, m, bias)  # [dU dW] (d, n + d), dV (m, d), db, dc
-    grad = np.zeros(P, dtype=dt)
-    ds0 = np.zeros((N, d), dtype=dt)
-    E = np.zeros(N, dtype=dt)
+    P = theta.shape[0]  # dE/dtheta has theta's layout
+    # one array: dE/dtheta, dE/dS^0 (N, d), E (N,), as the kernels write them
+    out = np.zeros(P + N * d + N, dtype=dt)
     bad = 0
     if N * T and method == "bptt":
         # BPTT keeps every state of the batch: sequences in chunks whose
@@ -402,28 +399,31 @@ def gradient(theta, size, X, target, s0, g, method, n_threads):
             per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
             chunk = max(1, min(N, _BPTT_BYTES // per_seq))
         if chunk == N:
-            bad = _bptt(theta, size, X, target, s0, g, grad, ds0, E, n_threads)
+            bad = _bptt(theta, size, X, target, s0, g, out, n_threads)
         for start in range(0, N, chunk) if chunk < N else ():
             stop = min(N, start + chunk)
-            out = grad if start == 0 else _scratch("grad", (P,), dt)
+            part = np.empty(P + (stop - start) * (d + 1), dtype=dt)
             bad += _bptt(
-                theta,
-                size,
-                X[start:stop],
-                target[start:stop],
-                s0[start:stop],
-                g,
-                out,
-                ds0[start:stop],
-                E[start:stop],
-                n_threads,
+                theta, size, X[start:stop], target[start:stop], s0[start:stop], g, part, n_threads
             )
             if start:
-                grad += out
+                out[:P] += part[:P]
+            else:
+                out[:P] = part[:P]
+            out[P + start * d : P + stop * d] = part[P : P + (stop - start) * d]
+            out[P + N * d + start : P + N * d + stop] = part[P + (stop - start) * d :]
     elif N * T:
-        bad = _rtrl(theta, size, X, target, s0, g, grad, ds0, E, n_threads)
-    dU, dW, dV, db, dc = _unpack_gradient(grad, n, d, m, bias)
-    return GradientArrays(dU, dW, dV, db, dc, ds0, E, bad)
+        bad = _rtrl(theta, size, X, target, s0, g, out, n_threads)
+    bias = theta.shape[0] > _core._parameter_size(n, d, m)
+    dU, dW, dV, db, dc = _views(out, n, d, m, bias)
+    ds0 = out[P : P + N * d].reshape(N, d)
+    return GradientArrays(dU, dW, dV, db, dc, ds0, out[P + N * d :], bad)
+
+
+def _views(vector, n, d, m, bias):
+    """U, W, V, b, c (b, c None without biases) as views of a vector in theta's layout."""
+    views = [vector[a:b].reshape(shape) for a, b, shape in parameter_layout(n, d, m, bias).values()]
+    return views if bias else [*views, None, None]
 
 
 def _unpack_gradient(grad, n, d, m, bias):

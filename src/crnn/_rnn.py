@@ -389,8 +389,8 @@ class RNN:
 
     def _put(self, name, arr):
         """Copy the checked array ``arr`` into parameter ``name`` (a fresh view of theta)."""
-        start, shape = _kernels.parameter_layout(*self._size, True)[name]
-        view = self._theta[start : start + arr.size].reshape(shape)
+        start, stop, shape = _kernels.parameter_layout(*self._size, True)[name]
+        view = self._theta[start:stop].reshape(shape)
         view[...] = arr
         setattr(self, "_" + name, view)
 

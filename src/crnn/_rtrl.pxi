@@ -175,14 +175,16 @@ def _rtrl_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch,
 def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                    const floating[:, :, ::1] target,
                    const floating[:, ::1] s0, floating g,
-                   floating[::1] grad, floating[:, ::1] ds0, floating[::1] E,
-                   floating[:, ::1] slots, floating[::1] pack, floating[:, ::1] work,
+                   floating[::1] out, floating[:, ::1] slots, floating[::1] pack,
+                   floating[:, ::1] work,
                    Py_ssize_t nch, int n_threads):
     """Exact gradient of E over a batch by real-time recurrent learning.
 
     IN, OUT: as ``_bptt_gradient``.
     SCRATCH: pack (_pack_size,); work (n_threads, _rtrl_work_size(n, d, m,
-    nch, bias)); slots (K, _gradient_size) for K >= 1 sequences' gradients.
+    nch, bias)); slots (K + 1, _gradient_size): K >= 1 sequences'
+    gradients, then their sum in the kernels' gradient layout, which out
+    gets reordered.
     Each sequence's sensitivity columns are split in nch chunks, each run by
     one thread through all T steps; each sequence's gradient is computed
     alone into its slot, and the slots are added in sequence order, K
@@ -193,7 +195,10 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
     cdef const floating* U = &theta[0]
     cdef const floating* W = U + d * n
-    cdef Py_ssize_t P = grad.shape[0], K = slots.shape[0]
+    cdef Py_ssize_t P = slots.shape[1], K = slots.shape[0] - 1
+    cdef floating* grad = &slots[K, 0]
+    cdef floating* ds0 = &out[P]
+    cdef floating* E = &out[P + N * d]
     cdef Py_ssize_t start, stop, i, it, p
     cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
@@ -204,7 +209,7 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
         _pack_weights(U, n, d, m, &pack[0])
-        memset(&grad[0], 0, P * sizeof(floating))
+        memset(grad, 0, P * sizeof(floating))
     with nogil, parallel(num_threads=n_threads):
         start = 0
         while start < N:
@@ -212,7 +217,7 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
             for it in prange((stop - start) * nch, schedule="static"):
                 _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
                            &target[0, 0, 0], &s0[0, 0], g, W, &pack[0], bb, cb,
-                           &slots[it // nch, 0], &ds0[start + it // nch, 0], &E[0],
+                           &slots[it // nch, 0], ds0 + (start + it // nch) * d, E,
                            &work[threadid(), 0])
             # add the slots in sequence order: the same sum whatever the threads
             for p in prange(P, schedule="static"):
@@ -221,6 +226,8 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                     acc = acc + slots[i, p]
                 grad[p] = acc
             start = stop
+    with nogil:
+        _to_theta_layout(grad, &out[0], n, d, P)
     return bad
 
 
