@@ -309,11 +309,11 @@ def as_float_array(value, name, dtype, ndim, check_finite=True):
         arr = value
     else:
         arr = as_real_array(value, name, ndim)
-    if arr.dtype != dtype or not arr.flags.c_contiguous:
-        # a copy is made: refuse one that cannot fit (a broadcast view may be huge)
-        check_alloc(arr.shape, dtype, name)
-        with np.errstate(over="ignore"):  # overflow to inf is reported just below
-            arr = np.ascontiguousarray(arr, dtype=dtype)
+        if arr.dtype != dtype or not arr.flags.c_contiguous:
+            # a copy is made: refuse one that cannot fit (a broadcast view may be huge)
+            check_alloc(arr.shape, dtype, name)
+            with np.errstate(over="ignore"):  # overflow to inf is reported just below
+                arr = np.ascontiguousarray(arr, dtype=dtype)
     if check_finite and not np.isfinite(arr).all():
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(
@@ -331,7 +331,9 @@ def check_shape(arr, name, expected):
 
 def check_alloc(shape, dtype, what):
     """Refuse, before allocating, an array that cannot fit in this machine's memory."""
-    count = math.prod(int(s) for s in shape)
+    count = 1
+    for s in shape:
+        count *= int(s)
     if count <= _SMALL:  # fits anywhere
         return
     nbytes = count * np.dtype(dtype).itemsize
