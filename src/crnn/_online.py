@@ -182,11 +182,13 @@ class OnlineRTRL:
         ndarray of shape (m,)
             The prediction y^t, made before the update.
         """
-        x = as_float_array(x, "x", self.model.dtype, 1)
-        target = as_float_array(target, "target", self.model.dtype, 1)
-        check_shape(x, "x", (self.model.input_size,))
-        check_shape(target, "target", (self.model.output_size,))
-        return self.learn(x[np.newaxis], target[np.newaxis])[0]
+        m = self.model
+        x = as_float_array(x, "x", m._dtype, 1, check_finite=False)
+        target = as_float_array(target, "target", m._dtype, 1, check_finite=False)
+        check_shape(x, "x", (m.input_size,))
+        check_shape(target, "target", (m.output_size,))
+        with exclusive("OnlineRTRL.learn", self, m):
+            return self._learn(x[np.newaxis], target[np.newaxis], (x, target))[0]
 
     def learn(self, X, target):
         """Run over a chunk of the stream, learning at every step.
@@ -213,20 +215,22 @@ class OnlineRTRL:
         with exclusive("OnlineRTRL.learn", self, self.model):
             return self._learn(X, target)
 
-    def _learn(self, X, target):
+    def _learn(self, X, target, step=None):
+        """``learn`` in the training lock; ``step``: the (x, target) of ``step``, for messages."""
         m = self.model
         X = as_float_array(X, "X", m.dtype, 2, check_finite=False)
         target = as_float_array(target, "target", m.dtype, 2, check_finite=False)
         if X.shape[1] != m.input_size:
             raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
         check_shape(target, "target", (X.shape[0], m.output_size))
+        checks = (X, target) if step is None else step
         theta = m._kernel_weights()  # the model's own parameters: the kernel updates them
         if theta is None or X.shape[0] == 0:
-            theta = self._own_weights(X, target)
+            theta = self._own_weights(*checks)
         try:
             check_writable(m, "OnlineRTRL")
         except ValueError:
-            self._own_weights(X, target)  # a NaN is named first, as the complete checks do
+            self._own_weights(*checks)  # a NaN is named first, as the complete checks do
             raise
         T = X.shape[0]
         if T == 0:
@@ -238,12 +242,14 @@ class OnlineRTRL:
         clip = 0.0 if self._clip is None else self._clip
         Y, E, done = self._carried.learn(theta, X, target, self._state, self._g, self._lr, clip)
         if done < 0:  # a NaN or an infinity: the complete checks name it
-            self._own_weights(X, target)
+            self._own_weights(*checks)
             raise ValueError("the weights or data hold NaN or infinite values")
         loss = math.inf  # the E of steps not made are not set
-        if done == T:
+        if done == T == 1:
+            loss = float(E[0])
+        elif done == T:
             with np.errstate(over="ignore"):  # a sum beyond the float range diverged too
-                loss = float(E[0]) if T == 1 else float(np.sum(E, dtype=np.float64))
+                loss = float(np.sum(E, dtype=np.float64))
         if not math.isfinite(loss):
             if backup is not None:
                 theta[...] = backup[0]
@@ -258,13 +264,13 @@ class OnlineRTRL:
         return Y
 
     def _own_weights(self, X, target):
-        """Run the complete checks of X, target and the weights; return the model's theta.
+        """Run the complete checks of X (x for a step), target and the weights; return theta.
 
         Refuses a NaN or an infinity by name.
         """
         m = self.model
-        as_float_array(X, "X", m.dtype, 2)
-        as_float_array(target, "target", m.dtype, 2)
+        as_float_array(X, "X" if X.ndim == 2 else "x", m.dtype, X.ndim)
+        as_float_array(target, "target", m.dtype, target.ndim)
         return m._weights(check_finite=True)
 
     @property
