@@ -210,7 +210,7 @@ cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t g0, Py_ssize_t
     one chain whichever rows a thread is given and however the sequences
     were blocked. OUT: those rows of grad = [dU dW, dV, db, dc], overwritten,
     or, when acc, the chains go on from them. SCRATCH: apk
-    (``_bptt_work_size``).
+    (a stride of ``_bptt_ws``).
     """
     cdef Py_ssize_t K1 = n + d, K2 = m + d, TK = (t2 - t1) * G
     cdef Py_ssize_t lo, hi, i, _k
@@ -275,17 +275,36 @@ def _bptt_buffer_sizes(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
     return (T + 1) * N * (n + d), _ring_at(N, T, m) + (L + 1) * N * (m + d)
 
 
-def _bptt_work_size(Py_ssize_t d, Py_ssize_t m):
-    """Scalars of workspace one thread needs for BPTT's products (``_gemm_tn``)."""
-    return _gemm_tn_work_size(d if d > m else m)
+cdef inline Py_ssize_t _bptt_ws(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
+                                Py_ssize_t m, Py_ssize_t L, Py_ssize_t K, Py_ssize_t P,
+                                int n_threads, Py_ssize_t* at) noexcept nogil:
+    """Scalars of BPTT's workspace; at (5,): where its parts start.
+
+    In order, each from a cache line: the packed weights, A and B
+    (``_bptt_buffer_sizes``), each thread's products' workspace, and K + 1
+    gradients of P scalars (the K parts, then their sum).
+    """
+    cdef Py_ssize_t work = _up16(_gemm_tn_work_size(d if d > m else m))
+    at[0] = _up16(_packed(n, d, m))                                   # A
+    at[1] = at[0] + _up16((T + 1) * N * (n + d))                      # B
+    at[2] = at[1] + _up16(_ring_at(N, T, m) + (L + 1) * N * (m + d))  # work
+    at[3] = work                                                      # its stride
+    at[4] = at[2] + n_threads * work                                  # the parts
+    return at[4] + (K + 1) * P
+
+
+def _bptt_workspace_size(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
+                         Py_ssize_t m, Py_ssize_t L, Py_ssize_t K, bint bias, int n_threads):
+    """Scalars of the workspace ``_bptt_gradient`` takes for K parts."""
+    cdef Py_ssize_t at[5]
+    return _bptt_ws(N, T, n, d, m, L, K, _grad_size(n, d, m, bias), n_threads, at)
 
 
 def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                    const floating[:, :, ::1] target,
                    const floating[:, ::1] s0, floating g,
-                   floating[::1] out, floating[:, ::1] parts, floating[::1] pack,
-                   floating[::1] A,
-                   floating[::1] B, floating[:, ::1] work, Py_ssize_t L, int n_threads):
+                   floating[::1] out, floating[::1] ws, Py_ssize_t K, Py_ssize_t L,
+                   int n_threads):
     """Exact gradient of E over a batch by backpropagation through time.
 
     IN: theta (_parameter_size,): U (d, n), W (d, d), V (m, d), then b (d,)
@@ -294,10 +313,11 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     OUT (overwritten): out (_gradient_size + N d + N,): dE/dtheta, summed
     over the batch, in theta's layout (U, W, V, then b, c); then dE/dS^0 of
     each sequence (N, d); then each sequence's loss E (N,).
-    SCRATCH: pack (_pack_size,); A and B (_bptt_buffer_sizes(N, T, n, d, m,
-    L)); work (n_threads, _bptt_work_size(d, m)); parts (K + 1,
-    _gradient_size) with K >= 1: K parts, then their sum in the kernels'
-    gradient layout ([U W] by rows, V, b, c), which out gets reordered.
+    SCRATCH: ws (_bptt_workspace_size(N, T, n, d, m, L, K, bias,
+    n_threads),): the packed weights, A and B (_bptt_buffer_sizes), each
+    thread's workspace, and K + 1 gradients (K >= 1): K parts, then their
+    sum in the kernels' gradient layout ([U W] by rows, V, b, c), which out
+    gets reordered.
     The backward recurrence runs in blocks of L steps, from the last to the
     first; after each block, the gradient's products over the block's
     steps, the chains going on from the block before. The batch's gradient
@@ -311,11 +331,16 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
     cdef const floating* U = &theta[0]
-    cdef Py_ssize_t P = parts.shape[1], K = parts.shape[0] - 1
-    cdef floating* grad = &parts[K, 0]
+    cdef Py_ssize_t P = theta.shape[0], at[5]          # dE/dtheta has theta's size
+    cdef floating* pack = &ws[0]
+    cdef floating* A
+    cdef floating* B
+    cdef floating* work
+    cdef floating* parts
+    cdef floating* grad
     cdef floating* ds0 = &out[P]
     cdef floating* E = &out[P + N * d]
-    cdef Py_ssize_t R = _rows_per_block(N, n_threads), i, blk, b0, Rb, it, p
+    cdef Py_ssize_t R = _rows(N, n_threads), i, blk, b0, Rb, it, p
     cdef Py_ssize_t nrb = (n_threads + K - 1) // K     # row blocks per part
     cdef Py_ssize_t rows = ((d + m + nrb - 1) // nrb + 3) // 4 * 4, r0, r1, part
     cdef Py_ssize_t G = (N + K - 1) // K              # sequences per part
@@ -327,10 +352,16 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef floating acc
     cdef Py_ssize_t bad
     with nogil:
+        _bptt_ws(N, T, n, d, m, L, K, P, n_threads, at)
+        A = pack + at[0]
+        B = pack + at[1]
+        work = pack + at[2]
+        parts = pack + at[4]
+        grad = parts + K * P
         bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(U, n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, pack, True)
         memset(grad, 0, P * sizeof(floating))
     # one parallel region (threads woken once), its loops shared out in turn
     with nogil, parallel(num_threads=n_threads):
@@ -339,7 +370,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
                 _bptt_forward(b0, Rb, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
-                              &s0[0, 0], g, &pack[0], bb, cb, &A[0], &B[0], E)
+                              &s0[0, 0], g, pack, bb, cb, A, B, E)
         for tb in range(nblk - 1, -1, -1):
             t1 = tb * L
             t2 = T if t1 + L > T else t1 + L
@@ -347,8 +378,8 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 b0 = blk * R
                 Rb = N - b0 if N - b0 < R else R
                 if Rb > 0:
-                    _bptt_backward(b0, Rb, T, L + 1, t1, t2, n, d, m, &pack[0], &A[0],
-                                   &B[0], &B[ring], ds0)
+                    _bptt_backward(b0, Rb, T, L + 1, t1, t2, n, d, m, pack, A,
+                                   B, B + ring, ds0)
             for it in prange(Kg * nrb, schedule="static"):
                 part = it // nrb
                 g0 = part * G
@@ -356,14 +387,14 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 r1 = r0 + rows if r0 + rows < d + m else d + m
                 if r1 > r0:
                     _bptt_products(r0, r1, g0, G if N - g0 > G else N - g0, t1, t2, N,
-                                   R, T, L + 1, n, d, m, &A[0], &B[ring], bb != NULL,
-                                   grad if Kg == 1 else &parts[part, 0],
-                                   &work[threadid(), 0], t2 < T)
+                                   R, T, L + 1, n, d, m, A, B + ring, bb != NULL,
+                                   grad if Kg == 1 else parts + part * P,
+                                   work + threadid() * at[3], t2 < T)
         if Kg > 1:                                  # the parts, added in order
             for p in prange(P, schedule="static"):
-                acc = parts[0, p]
+                acc = parts[p]
                 for i in range(1, Kg):
-                    acc = acc + parts[i, p]
+                    acc = acc + parts[i * P + p]
                 grad[p] = acc
     with nogil:
         _to_theta_layout(grad, &out[0], n, d, P)

@@ -22,11 +22,14 @@ def _debug_build() -> bool: ...
 def _simd_info() -> tuple[str, int, int]: ...
 def _cpu_features() -> dict[str, bool]: ...
 def _tanh_array(z: _F) -> None: ...  # floating[::1], IN/OUT
-def _pack_size(n: int, d: int, m: int) -> int: ...
-def _forward_work_size(R: int, n: int, d: int, m: int) -> int: ...
+def _forward_workspace_size(N: int, n: int, d: int, m: int, n_threads: int) -> int: ...
 def _bptt_buffer_sizes(N: int, T: int, n: int, d: int, m: int, L: int) -> tuple[int, int]: ...
-def _bptt_work_size(d: int, m: int) -> int: ...
-def _rtrl_work_size(n: int, d: int, m: int, nch: int, bias: bool = False) -> int: ...
+def _bptt_workspace_size(
+    N: int, T: int, n: int, d: int, m: int, L: int, K: int, bias: bool, n_threads: int
+) -> int: ...
+def _rtrl_workspace_size(
+    n: int, d: int, m: int, nch: int, bias: bool, K: int, n_threads: int
+) -> int: ...
 def _gradient_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _online_work_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _panel_columns() -> tuple[int, int]: ...
@@ -38,8 +41,7 @@ def _forward(
     s0: _F,  # const floating[:, ::1] (N, d)
     S: _F,  # floating[:, :, ::1] (N, T, d), OUT
     Y: _F,  # floating[:, :, ::1] (N, T, m), OUT
-    pack: _F,  # floating[::1] (_pack_size,), SCRATCH
-    work: _F,  # floating[:, ::1] (n_threads, _forward_work_size(_rows_per_block(N, n_threads), ...))
+    ws: _F,  # floating[::1] (_forward_workspace_size(N, n, d, m, n_threads),), SCRATCH
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _step(
@@ -55,8 +57,7 @@ def _generate(
     s0: _F,  # const floating[:, ::1] (N, d)
     out: _F,  # floating[:, :, ::1] (N, T, n): the outputs, each the next input (m == n), OUT
     sT: _F,  # floating[:, ::1] (N, d): the final states, OUT
-    pack: _F,  # as in _forward, SCRATCH
-    work: _F,  # as in _forward, SCRATCH
+    ws: _F,  # as in _forward, SCRATCH
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _loss(
@@ -66,8 +67,7 @@ def _loss(
     s0: _F,
     g: float,
     E: _F,  # floating[::1] (N,), OUT
-    pack: _F,  # as in _forward, SCRATCH
-    work: _F,  # as in _forward, SCRATCH
+    ws: _F,  # as in _forward, SCRATCH
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _bptt_gradient(
@@ -77,11 +77,8 @@ def _bptt_gradient(
     s0: _F,
     g: float,
     out: _F,  # floating[::1] (_gradient_size + N d + N,): dE/dtheta, dE/dS^0, E, OUT
-    parts: _F,  # floating[:, ::1] (K + 1, _gradient_size): K parts, their sum, SCRATCH
-    pack: _F,  # floating[::1] (_pack_size,), SCRATCH
-    A: _F,  # floating[::1] (_bptt_buffer_sizes[0],), SCRATCH
-    B: _F,  # floating[::1] (_bptt_buffer_sizes[1],), SCRATCH
-    work: _F,  # floating[:, ::1] (n_threads, _bptt_work_size(d, m)), SCRATCH
+    ws: _F,  # floating[::1] (_bptt_workspace_size(N, T, n, d, m, L, K, bias, n_threads),)
+    K: int,  # the batch's gradient in K parts (groups of sequences), added in order
     L: int,  # steps per block of the backward recurrence
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
@@ -92,9 +89,8 @@ def _rtrl_gradient(
     s0: _F,
     g: float,
     out: _F,  # as in _bptt_gradient, OUT
-    slots: _F,  # floating[:, ::1] (K + 1, _gradient_size): K sequences', their sum, SCRATCH
-    pack: _F,  # floating[::1] (_pack_size,), SCRATCH
-    work: _F,  # floating[:, ::1] (n_threads, _rtrl_work_size(n, d, m, nch, bias)), SCRATCH
+    ws: _F,  # floating[::1] (_rtrl_workspace_size(n, d, m, nch, bias, K, n_threads),)
+    K: int,  # sequences whose gradients are computed at a time, then added in order
     nch: int,  # each sequence's sensitivity columns in nch chunks
     n_threads: int,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs

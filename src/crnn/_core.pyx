@@ -141,19 +141,40 @@ cdef enum:
     _YC = 32                    # the most steps whose outputs are one product
 
 
-def _pack_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
+cdef inline Py_ssize_t _up16(Py_ssize_t k) noexcept nogil:
+    """k rounded up to a multiple of 16 scalars: parts of a workspace start on cache lines."""
+    return (k + 15) // 16 * 16
+
+
+cdef inline Py_ssize_t _packed(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m) noexcept nogil:
     """Scalars of the packed weights (``_pack_weights``)."""
     return (n + d) * d + d * m + (m + d) * d + d * d + m * d
 
 
-def _gradient_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False):
+cdef inline Py_ssize_t _rows(Py_ssize_t N, int n_threads) noexcept nogil:
+    """Sequences per block when N sequences are split over n_threads threads."""
+    return (N + n_threads - 1) // n_threads
+
+
+cdef inline Py_ssize_t _grad_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+                                  bint bias) noexcept nogil:
     """Scalars of the gradient vector: [dU dW] (d, n + d), dV (m, d), then db (d,), dc (m,)."""
     return d * (n + d) + m * d + ((d + m) if bias else 0)
 
 
+def _gradient_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False):
+    """Scalars of the gradient vector: [dU dW] (d, n + d), dV (m, d), then db (d,), dc (m,)."""
+    return _grad_size(n, d, m, bias)
+
+
 def _rows_per_block(Py_ssize_t N, int n_threads):
     """Sequences per block when N sequences are split over n_threads threads."""
-    return (N + n_threads - 1) // n_threads
+    return _rows(N, n_threads)
+
+
+cdef inline Py_ssize_t _parameter_count(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m) noexcept nogil:
+    """Scalars of U, W and V."""
+    return d * n + d * d + m * d
 
 
 def _parameter_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False):
@@ -198,8 +219,9 @@ cdef inline Py_ssize_t _nonfinite(const floating* a, Py_ssize_t count) noexcept 
 
 
 cdef void _pack_weights(const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
-                        floating* pack) noexcept nogil:
-    """Pack the weights U, W, V of theta once per call (``_pack_size`` scalars), in this order:
+                        floating* pack, bint full) noexcept nogil:
+    """Pack the weights U, W, V of theta once per call (``_packed`` scalars), in this order
+    (the forward pass needs the first two; with ``full`` all are packed):
 
     UW = [U.T; W.T] ((n + d) x d: Z = [x, s] UW), Vt = V.T (d x m: y = s Vt),
     VW = [V; W] ((m + d) x d: [e, delta] VW = V.T e + W.T delta),
@@ -216,6 +238,8 @@ cdef void _pack_weights(const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ss
     _pack(U, n, d, 1, n, UW, n + d, 0)
     _pack(W, d, d, 1, d, UW, n + d, n)
     _pack(V, d, m, 1, d, Vt, d, 0)
+    if not full:
+        return
     _pack(V, m, d, d, 1, VW, m + d, 0)
     _pack(W, d, d, d, 1, VW, m + d, m)
     _pack(W, d, d, d, 1, Wr, d, 0)
@@ -283,7 +307,7 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
     The outputs do not feed the recurrence: those of yc steps at a time are
     one product per sequence (of yc rows, not one), from S or, when S is
     NULL, from the states kept in work (yc = ``_hist_steps``).
-    work (``_forward_work_size``): the rows [x^t, s^{t-1}] of the step and
+    work (``_forward_work``): the rows [x^t, s^{t-1}] of the step and
     of the next one, the states of yc steps and the outputs of yc steps.
     """
     cdef Py_ssize_t K1 = n + d, t, t0 = 0, tc, r, j, ars
@@ -378,33 +402,43 @@ cdef void _generate_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t 
             sT[(b0 + r) * d + j] = cur[r * K1 + n + j]
 
 
-def _pack_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
-    """Scalars of the packed weights (``_pack_weights``)."""
-    return (n + d) * d + d * m + (m + d) * d + d * d + m * d
-
-
-def _forward_work_size(Py_ssize_t R, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m):
+cdef inline Py_ssize_t _forward_work(Py_ssize_t R, Py_ssize_t n, Py_ssize_t d,
+                                     Py_ssize_t m) noexcept nogil:
     """Scalars of workspace one thread needs for a block of R sequences."""
     return 2 * R * (n + d) + _hist_steps(R, d) * R * d + _YC * m
 
 
+cdef inline Py_ssize_t _forward_ws(Py_ssize_t N, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+                                   int n_threads) noexcept nogil:
+    """Scalars of the workspace of ``_forward``, ``_loss`` and ``_generate``:
+    U, W and V packed, then each thread's own part (each from a cache line)."""
+    return (_up16(_packed(n, d, m))
+            + n_threads * _up16(_forward_work(_rows(N, n_threads), n, d, m)))
+
+
+def _forward_workspace_size(Py_ssize_t N, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+                            int n_threads):
+    """Scalars of the workspace ``_forward``, ``_loss`` and ``_generate`` take."""
+    return _forward_ws(N, n, d, m, n_threads)
+
+
 def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const floating[:, ::1] s0,
-             floating[:, :, ::1] S, floating[:, :, ::1] Y,
-             floating[::1] pack, floating[:, ::1] work, int n_threads):
+             floating[:, :, ::1] S, floating[:, :, ::1] Y, floating[::1] ws, int n_threads):
     """Forward pass over a batch.
 
     IN: theta (_parameter_size,): U (d, n), W (d, d), V (m, d), then b (d,)
     and c (m,) when the model has biases, each row-major; X (N, T, n), s0
     (N, d).
     OUT: S (N, T, d), Y (N, T, m), overwritten.
-    SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
-    with R = _rows_per_block(N, n_threads).
+    SCRATCH: ws (_forward_workspace_size(N, n, d, m, n_threads),).
 
     Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = Y.shape[2]
-    cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
+    cdef Py_ssize_t R = _rows(N, n_threads), blk, b0, Rb
+    cdef floating* pack = &ws[0]
+    cdef Py_ssize_t at = _up16(_packed(n, d, m)), stride = _up16(_forward_work(R, n, d, m))
     cdef const floating* U = &theta[0]
     cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
@@ -412,14 +446,14 @@ def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const float
     with nogil:
         bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(U, n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, pack, False)
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
-                _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
+                _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], pack,
                                bb, cb, &S[0, 0, 0], &Y[0, 0, 0], NULL, 0, NULL,
-                               &work[threadid(), 0])
+                               pack + at + threadid() * stride)
     return bad
 
 
@@ -501,19 +535,20 @@ def _step(const floating[::1] theta, const floating[:, ::1] x, const floating[:,
 
 def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floating[:, ::1] s0,
               floating[:, :, ::1] out, floating[:, ::1] sT,
-              floating[::1] pack, floating[:, ::1] work, int n_threads):
+              floating[::1] ws, int n_threads):
     """Closed-loop forecasting over a batch: each output is the next input (m == n).
 
     IN: theta as ``_forward``; x0 (N, n) the first inputs, s0 (N, d).
     OUT: out (N, T, n) the outputs, sT (N, d) the final states.
-    SCRATCH: pack (_pack_size,), work (n_threads, _forward_work_size(R, ...))
-    with R = _rows_per_block(N, n_threads).
+    SCRATCH: ws (_forward_workspace_size(N, n, d, m, n_threads),).
 
     Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = out.shape[0], T = out.shape[1], n = out.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = n
-    cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
+    cdef Py_ssize_t R = _rows(N, n_threads), blk, b0, Rb
+    cdef floating* pack = &ws[0]
+    cdef Py_ssize_t at = _up16(_packed(n, d, m)), stride = _up16(_forward_work(R, n, d, m))
     cdef const floating* U = &theta[0]
     cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
@@ -522,30 +557,32 @@ def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floati
         bad = _nonfinite(U, theta.shape[0])
         if N > 0:
             bad = bad + _nonfinite(&x0[0, 0], N * n) + _nonfinite(&s0[0, 0], N * d)
-        _pack_weights(U, n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, pack, False)
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
-                _generate_block(b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], &pack[0], bb, cb,
-                                &out[0, 0, 0], &sT[0, 0], &work[threadid(), 0])
+                _generate_block(b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], pack, bb, cb,
+                                &out[0, 0, 0], &sT[0, 0], pack + at + threadid() * stride)
     return bad
 
 
 def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating[:, :, ::1] target,
-          const floating[:, ::1] s0, floating g, floating[::1] E, floating[::1] pack,
-          floating[:, ::1] work, int n_threads):
+          const floating[:, ::1] s0, floating g, floating[::1] E, floating[::1] ws,
+          int n_threads):
     """Loss of every sequence of a batch, without storing states.
 
     IN: as ``_forward``, target (N, T, m), g.
     OUT: E (N,), E[b] = g sum_t sum_k (target - Y)^2 of sequence b.
-    SCRATCH: as ``_forward``.
+    SCRATCH: ws as ``_forward``.
 
     Returns the number of NaN and infinite values in the weights and inputs.
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
-    cdef Py_ssize_t R = _rows_per_block(N, n_threads), blk, b0, Rb
+    cdef Py_ssize_t R = _rows(N, n_threads), blk, b0, Rb
+    cdef floating* pack = &ws[0]
+    cdef Py_ssize_t at = _up16(_packed(n, d, m)), stride = _up16(_forward_work(R, n, d, m))
     cdef const floating* U = &theta[0]
     cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
@@ -554,14 +591,14 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
         bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(U, n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, pack, False)
         for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
             b0 = blk * R
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
-                _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], &pack[0],
+                _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], pack,
                                bb, cb, NULL, NULL, &target[0, 0, 0], g, &E[0],
-                               &work[threadid(), 0])
+                               pack + at + threadid() * stride)
     return bad
 
 

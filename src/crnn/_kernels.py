@@ -226,15 +226,14 @@ def _plan(key, make):
 
 
 def _forward_scratch(n, d, m, N, nt, dtype):
-    """Packed weights and per-thread workspace of ``_forward``, ``_loss``, ``_generate``."""
+    """Return the workspace of ``_forward``, ``_loss``, ``_generate`` (weights packed, each thread's)."""
 
     def make():
-        R = _core._rows_per_block(N, nt)
-        pack = _scratch("pack", (_core._pack_size(n, d, m),), dtype)
-        work = _scratch("forward", (nt, _core._forward_work_size(R, n, d, m)), dtype)
-        return pack, work
+        size = _core._forward_workspace_size(N, n, d, m, nt)
+        check_alloc((size,), dtype, "the forward workspace")
+        return (_scratch("forward", (size,), dtype),)
 
-    return _plan(("forward", n, d, m, N, nt, dtype), make)
+    return _plan(("forward", n, d, m, N, nt, dtype), make)[0]
 
 
 # ---------------------------------------------------------------------- forward
@@ -257,8 +256,8 @@ def forward(theta, size, X, s0, n_threads):
     bad = 0
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
-        pack, work = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _kernel("_forward", dt)(theta, X, s0, S, Y, pack, work, nt)
+        ws = _forward_scratch(n, d, m, N, nt, dt)
+        bad = _kernel("_forward", dt)(theta, X, s0, S, Y, ws, nt)
     return S, Y, bad
 
 
@@ -288,8 +287,8 @@ def loss(theta, size, X, target, s0, g, n_threads):
     bad = 0
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
-        pack, work = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _kernel("_loss", dt)(theta, X, target, s0, g, E, pack, work, nt)
+        ws = _forward_scratch(n, d, m, N, nt, dt)
+        bad = _kernel("_loss", dt)(theta, X, target, s0, g, E, ws, nt)
     return E, bad
 
 
@@ -305,8 +304,8 @@ def generate(theta, size, x0, s0, out, n_threads):
     if N == 0:
         return final, 0
     nt = threads(n_threads, N, N * T * _step_work(n, d, m))
-    pack, work = _forward_scratch(n, d, m, N, nt, dt)
-    bad = _kernel("_generate", dt)(theta, x0, s0, out, final, pack, work, nt)
+    ws = _forward_scratch(n, d, m, N, nt, dt)
+    bad = _kernel("_generate", dt)(theta, x0, s0, out, final, ws, nt)
     return final, bad
 
 
@@ -323,29 +322,26 @@ def _bptt(theta, size, X, target, s0, g, out, n_threads):
     N, T, _ = X.shape
     n, d, m = size
     dt = theta.dtype
-    P = _core._gradient_size(n, d, m, theta.shape[0] > _core._parameter_size(n, d, m))
+    P = theta.shape[0]  # the gradient's size
 
     def make():
         nt = threads(n_threads, N, N * T * _step_work(n, d, m) * 3)
         L = _bptt_steps(N, T)
-        sizes = _core._bptt_buffer_sizes(N, T, n, d, m, L)
-        check_alloc((sum(sizes),), dt, "the bptt workspace")
-        A = _scratch("bptt A", (sizes[0],), dt)
-        B = _scratch("bptt B", (sizes[1],), dt)
         # the final products in parts, each over a group of sequences (threads
         # share them out without packing the same operand twice); the count
         # depends on the sizes alone, so that no bit depends on the threads
         parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
-        check_alloc((parts + 1, P), dt, "the gradient parts")
-        sums = _scratch("slots", (parts + 1, P), dt)  # and their sum
-        pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
-        work = _scratch("bptt work", (nt, _core._bptt_work_size(d, m)), dt)
-        return nt, L, sums, pack, A, B, work
+        # what grows with the data is checked (the rest is a few times the
+        # model's size): the states and errors, and the parts when several
+        check_alloc((sum(_core._bptt_buffer_sizes(N, T, n, d, m, L)),), dt, "the bptt workspace")
+        if parts > 1:
+            check_alloc((parts, P), dt, "the gradient parts")
+        bias = theta.shape[0] > _core._parameter_size(n, d, m)
+        size = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, nt)
+        return nt, L, parts, _scratch("bptt", (size,), dt)
 
-    nt, L, sums, pack, A, B, work = _plan(("bptt", N, T, n, d, m, P, n_threads, dt), make)
-    return _kernel("_bptt_gradient", dt)(
-        theta, X, target, s0, g, out, sums, pack, A, B, work, L, nt
-    )
+    nt, L, parts, ws = _plan(("bptt", N, T, n, d, m, P, n_threads, dt), make)
+    return _kernel("_bptt_gradient", dt)(theta, X, target, s0, g, out, ws, parts, L, nt)
 
 
 def _rtrl(theta, size, X, target, s0, g, out, n_threads):
@@ -360,18 +356,16 @@ def _rtrl(theta, size, X, target, s0, g, out, n_threads):
         # one sequence's sensitivity columns may be split over threads
         nt = threads(n_threads, N * available_cpus(), N * T * d * d * (d * n + d * d + d))
         nch = 1 if nt <= N else -(-nt // N)
-        size = _core._rtrl_work_size(n, d, m, nch, bias)
-        check_alloc((nt, size), dt, "the rtrl workspace")
-        work = _scratch("rtrl", (nt, size), dt)
         # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
         k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
+        work = _core._rtrl_workspace_size(n, d, m, nch, bias, 0, nt)  # no slots
+        check_alloc((work,), dt, "the rtrl workspace")
         check_alloc((k + 1, P), dt, "the gradient slots")
-        slots = _scratch("slots", (k + 1, P), dt)  # and their sum
-        pack = _scratch("pack", (_core._pack_size(n, d, m),), dt)
-        return nt, nch, work, slots, pack
+        size = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
+        return nt, nch, k, _scratch("rtrl", (size,), dt)
 
-    nt, nch, work, slots, pack = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
-    return _kernel("_rtrl_gradient", dt)(theta, X, target, s0, g, out, slots, pack, work, nch, nt)
+    nt, nch, k, ws = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
+    return _kernel("_rtrl_gradient", dt)(theta, X, target, s0, g, out, ws, k, nch, nt)
 
 
 def gradient(theta, size, X, target, s0, g, method, n_threads):

@@ -91,7 +91,7 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
     pass, cheap next to P, is run by each). Chunk 0 also computes E[b] and
     dE/dV (and dc = sum_t e^t). OUT: its columns of grad ([U W] and b parts)
     and ds0; chunk 0: the V and c parts of grad and E[b]. work:
-    ``_rtrl_work_size``; memory does not grow with T.
+    ``_rtrl_work``; memory does not grow with T.
     """
     cdef Py_ssize_t K1 = n + d, ct = _ct(<floating>0)
     cdef Py_ssize_t nb = d if bb != NULL else 0
@@ -164,26 +164,47 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
         E[b] = g * sq
 
 
-def _rtrl_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch,
-                    bint bias=False):
+cdef inline Py_ssize_t _rtrl_work(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch,
+                                  bint bias) noexcept nogil:
     """Scalars of workspace one thread needs for one RTRL chunk of nch."""
     cdef Py_ssize_t ct = 2 * CRNN_VWF     # the wider of the two dtypes' panels
     cdef Py_ssize_t Qc = (d * (n + d) + d + (d if bias else 0) + nch - 1) // nch + 2 * ct
     return 2 * (n + d) + m + 2 * d + Qc + 2 * d * Qc
 
 
+cdef inline Py_ssize_t _rtrl_ws(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch,
+                                bint bias, Py_ssize_t K, int n_threads,
+                                Py_ssize_t* at) noexcept nogil:
+    """Scalars of RTRL's workspace; at (3,): where its parts start.
+
+    In order, each from a cache line: the packed weights, each thread's
+    workspace (stride at[1]), and K + 1 gradients (K sequences', then their
+    sum).
+    """
+    at[0] = _up16(_packed(n, d, m))
+    at[1] = _up16(_rtrl_work(n, d, m, nch, bias))
+    at[2] = at[0] + n_threads * at[1]
+    return at[2] + (K + 1) * _grad_size(n, d, m, bias)
+
+
+def _rtrl_workspace_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nch, bint bias,
+                         Py_ssize_t K, int n_threads):
+    """Scalars of the workspace ``_rtrl_gradient`` takes for K sequences at a time."""
+    cdef Py_ssize_t at[3]
+    return _rtrl_ws(n, d, m, nch, bias, K, n_threads, at)
+
+
 def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                    const floating[:, :, ::1] target,
                    const floating[:, ::1] s0, floating g,
-                   floating[::1] out, floating[:, ::1] slots, floating[::1] pack,
-                   floating[:, ::1] work,
-                   Py_ssize_t nch, int n_threads):
+                   floating[::1] out, floating[::1] ws, Py_ssize_t K, Py_ssize_t nch,
+                   int n_threads):
     """Exact gradient of E over a batch by real-time recurrent learning.
 
     IN, OUT: as ``_bptt_gradient``.
-    SCRATCH: pack (_pack_size,); work (n_threads, _rtrl_work_size(n, d, m,
-    nch, bias)); slots (K + 1, _gradient_size): K >= 1 sequences'
-    gradients, then their sum in the kernels' gradient layout, which out
+    SCRATCH: ws (_rtrl_workspace_size(n, d, m, nch, bias, K, n_threads),):
+    the packed weights, each thread's workspace, and K + 1 gradients: K >= 1
+    sequences', then their sum in the kernels' gradient layout, which out
     gets reordered.
     Each sequence's sensitivity columns are split in nch chunks, each run by
     one thread through all T steps; each sequence's gradient is computed
@@ -195,8 +216,10 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
     cdef const floating* U = &theta[0]
     cdef const floating* W = U + d * n
-    cdef Py_ssize_t P = slots.shape[1], K = slots.shape[0] - 1
-    cdef floating* grad = &slots[K, 0]
+    cdef Py_ssize_t P = theta.shape[0], at[3]          # dE/dtheta has theta's size
+    cdef floating* pack = &ws[0]
+    cdef floating* slots
+    cdef floating* grad
     cdef floating* ds0 = &out[P]
     cdef floating* E = &out[P + N * d]
     cdef Py_ssize_t start, stop, i, it, p
@@ -205,10 +228,13 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef floating acc
     cdef Py_ssize_t bad
     with nogil:
+        _rtrl_ws(n, d, m, nch, P > _parameter_count(n, d, m), K, n_threads, at)
+        slots = pack + at[2]
+        grad = slots + K * P
         bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(U, n, d, m, &pack[0])
+        _pack_weights(U, n, d, m, pack, True)
         memset(grad, 0, P * sizeof(floating))
     with nogil, parallel(num_threads=n_threads):
         start = 0
@@ -216,14 +242,14 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
             stop = start + K if start + K < N else N
             for it in prange((stop - start) * nch, schedule="static"):
                 _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
-                           &target[0, 0, 0], &s0[0, 0], g, W, &pack[0], bb, cb,
-                           &slots[it // nch, 0], ds0 + (start + it // nch) * d, E,
-                           &work[threadid(), 0])
+                           &target[0, 0, 0], &s0[0, 0], g, W, pack, bb, cb,
+                           slots + (it // nch) * P, ds0 + (start + it // nch) * d, E,
+                           pack + at[0] + threadid() * at[1])
             # add the slots in sequence order: the same sum whatever the threads
             for p in prange(P, schedule="static"):
                 acc = grad[p]
                 for i in range(stop - start):
-                    acc = acc + slots[i, p]
+                    acc = acc + slots[i * P + p]
                 grad[p] = acc
             start = stop
     with nogil:
