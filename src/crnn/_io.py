@@ -5,10 +5,9 @@ The file format (version 1)
 ---------------------------
 An uncompressed zip archive that ``numpy.load(path, allow_pickle=False)``
 reads; no entry needs pickle. :func:`read` reads uncompressed archives only
-(it never inflates an entry), of at most :data:`MAX_ENTRIES` entries that do
+(it never inflates an entry), of at most :data:`MAX_ENTRIES` entries,
 each an ``.npy`` whose header declares exactly the bytes it holds: what a
-file can make it read and hold is bounded by the file's size.
-Entries:
+file can make it read and hold is bounded by the file's size. Entries:
 
 ``crnn_metadata``
     A 0-d unicode array holding a JSON object::
