@@ -4,7 +4,8 @@
 #   bash fuzz/run.sh [SECONDS]      # default 60, split evenly between the targets
 #
 # fuzz_api.py drives the validation and the kernels (crnn.RNN, OnlineRTRL),
-# fuzz_load.py drives crnn.load with damaged, foreign and hostile files. Each
+# fuzz_load.py drives crnn.load with damaged, foreign and hostile files,
+# fuzz_csv.py drives the command's reader of data files (CSV). Each
 # starts from its corpus in fuzz/corpus/ (kept in the repository, never
 # written to: new inputs go to a scratch directory) and stops after its share
 # of the time. A finding (an exception other than the documented refusals, a
@@ -15,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
 python=${PYTHON:-python}
-targets=(api load)
+targets=(api load csv)
 share=$(( seconds / ${#targets[@]} ))
 (( share >= 1 )) || share=1
 work=$(mktemp -d)

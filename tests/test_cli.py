@@ -1,7 +1,9 @@
 """The crnn command, end to end: demo, train, predict, forecast, and their errors."""
 
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 import crnn
-from crnn._cli import main
+from crnn._cli import main, read_table
 
 
 def _errors(out):
@@ -208,3 +210,110 @@ def test_console_script_and_module_run():
     )
     assert proc.returncode == 2
     assert "--steps" in proc.stderr
+
+
+# ---------------------------------------------------------------------- files made meanwhile
+
+
+def _meanwhile(monkeypatch, method, action):
+    """Run action() once, the first time RNN.<method> is called (during the command)."""
+    original = getattr(crnn.RNN, method)
+    done = []
+
+    def patched(self, *args, **kwargs):
+        if not done:
+            done.append(1)
+            action()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(crnn.RNN, method, patched)
+
+
+def test_an_output_created_during_training_is_not_replaced(tmp_path, series_csv, capsys):
+    path, _ = series_csv
+    out = tmp_path / "m.npz"
+    with pytest.MonkeyPatch.context() as mp:
+        _meanwhile(mp, "fit", lambda: out.write_bytes(b"made meanwhile"))
+        assert main(["train", str(path), "--epochs", "2", "-q", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--force" in err
+    assert len(err.splitlines()) == 1
+    assert out.read_bytes() == b"made meanwhile"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz", "series.csv"]
+
+
+def test_a_default_name_taken_during_training_is_not_replaced(
+    tmp_path, series_csv, monkeypatch, capsys
+):
+    path, _ = series_csv
+    monkeypatch.chdir(tmp_path)
+    taken = tmp_path / "crnn-model.npz"
+    _meanwhile(monkeypatch, "fit", lambda: taken.write_bytes(b"made meanwhile"))
+    assert main(["train", str(path), "--epochs", "2", "-q"]) == 0
+    assert "model saved to crnn-model-1.npz" in capsys.readouterr().out
+    assert taken.read_bytes() == b"made meanwhile"
+    assert crnn.load(tmp_path / "crnn-model-1.npz").input_size == 2
+
+
+def test_two_runs_at_once_with_the_default_name_keep_both_models(
+    tmp_path, series_csv, monkeypatch, capsys
+):
+    # the second run starts and ends while the first trains: both report
+    # success, and both models are there
+    path, _ = series_csv
+    monkeypatch.chdir(tmp_path)
+    second = ["train", str(path), "--epochs", "2", "-q", "--seed", "1"]
+    _meanwhile(monkeypatch, "fit", lambda: main(second))
+    assert main(["train", str(path), "--epochs", "2", "-q", "--seed", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "model saved to crnn-model.npz" in out
+    assert "model saved to crnn-model-1.npz" in out
+    a, b = crnn.load(tmp_path / "crnn-model.npz"), crnn.load(tmp_path / "crnn-model-1.npz")
+    assert not np.array_equal(a.W, b.W)
+
+
+def test_a_csv_output_created_meanwhile_is_not_replaced(tmp_path, series_csv, capsys):
+    path, _ = series_csv
+    model = tmp_path / "m.npz"
+    assert main(["train", str(path), "--epochs", "2", "-q", "-o", str(model)]) == 0
+    out = tmp_path / "out.csv"
+    with pytest.MonkeyPatch.context() as mp:
+        _meanwhile(mp, "predict", lambda: out.write_text("made meanwhile"))
+        assert main(["predict", str(model), str(path), "-o", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert out.read_text() == "made meanwhile"
+    assert main(["predict", str(model), str(path), "-o", str(out), "--force"]) == 0
+    assert out.read_text().startswith("prediction_0,prediction_1\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_force_does_not_replace_a_fifo(tmp_path, series_csv, capsys):
+    path, _ = series_csv
+    fifo = tmp_path / "out.npz"
+    os.mkfifo(fifo)
+    assert main(["train", str(path), "--epochs", "2", "-q", "-o", str(fifo), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "FIFO" in err
+    assert len(err.splitlines()) == 1
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+# ---------------------------------------------------------------------- CSV oddities
+
+
+def test_a_field_beyond_the_csv_modules_limit_is_one_line_and_status_2(tmp_path, capsys):
+    path = tmp_path / "long.csv"
+    path.write_text("1,2\n3," + "4" * 200_000 + "\n5,6\n")
+    assert main(["train", str(path), "-q", "-o", str(tmp_path / "m.npz")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "long.csv', line 2" in err
+    assert "field larger than field limit" in err
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("header", ["", "a,b\n"])
+def test_a_byte_order_mark_is_not_data(tmp_path, header):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (header + "1,2\n3,4\n5,6\n").encode())
+    np.testing.assert_array_equal(read_table(str(path)), [[1, 2], [3, 4], [5, 6]])

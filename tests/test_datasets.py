@@ -244,6 +244,36 @@ def test_mackey_glass_tau14_has_doubled_its_period():
     assert np.all(high[1:] != high[:-1])
 
 
+def test_mackey_glass_memory_follows_the_output_not_tau():
+    # a delay of 10^7 steps, of which 10 001 are integrated: the buffer used to
+    # hold all 10^7 (160 MB here; 1.55 GiB at tau = 1e7)
+    from helpers import fresh_thread_peak
+
+    peak = fresh_thread_peak(lambda: mackey_glass(2, tau=1e6))
+    assert peak < 4 * 2**20, f"{peak / 2**20:.1f} MiB traced"
+
+
+@pytest.mark.parametrize("tau", [20.0, 20.05])
+@pytest.mark.parametrize("length", [2, 20, 21, 22, 40])
+def test_mackey_glass_a_buffer_cut_to_the_steps_gives_the_same_values(monkeypatch, tau, length):
+    # around tau / dt = 200 steps integrated, where the cut starts to bite
+    short = mackey_glass(length, tau=tau, discard=0)
+    full = datasets._delay_buffer
+    monkeypatch.setattr(
+        datasets, "_delay_buffer", lambda q, steps: max(full(q, steps), math.ceil(q) + 3)
+    )
+    np.testing.assert_array_equal(short, mackey_glass(length, tau=tau, discard=0))
+
+
+def test_mackey_glass_a_delay_buffer_beyond_memory_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(datasets, "_physical_memory", lambda: 2**20)  # a 1 MiB machine
+    assert mackey_glass(10, tau=17.0).shape == (10, 1)  # 173 steps: 11 KiB
+    with pytest.raises(ValueError, match=r"delay buffer of 20003 steps .* more than this machine"):
+        mackey_glass(10**6, tau=2000.0)
+    monkeypatch.setattr(datasets, "_physical_memory", lambda: None)  # unknown: no check
+    assert mackey_glass(2, tau=2000.0).shape == (2, 1)
+
+
 def test_mackey_glass_subsample_and_discard_pick_the_right_times():
     fine = mackey_glass(101, subsample=0.1, discard=0)
     coarse = mackey_glass(11, subsample=1.0, discard=0)

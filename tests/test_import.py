@@ -34,9 +34,18 @@ def run(code, cwd):
 
 
 def newly_imported(statement, cwd, *, after="import numpy"):
-    """Return the modules that statement imports once `after` has run."""
+    """Return the modules that statement imports once `after` has run.
+
+    The modules of IO_STDLIB (and their submodules) are then dropped from
+    sys.modules, so that an import of them is seen even where the
+    environment has imported them already (a .pth file of an editable
+    install or of a virtual environment tool can import zipfile, say).
+    """
     code = (
-        f"import sys\n{after}\nbefore = set(sys.modules)\n{statement}\n"
+        f"import sys\n{after}\n"
+        f"for name in [k for k in sys.modules if k.partition('.')[0] in {IO_STDLIB!r}]:\n"
+        "    del sys.modules[name]\n"
+        f"before = set(sys.modules)\n{statement}\n"
         "print(*sorted(set(sys.modules) - before))\n"
     )
     return set(run(code, cwd).split())
@@ -45,9 +54,11 @@ def newly_imported(statement, cwd, *, after="import numpy"):
 # ---------------------------------------------------------------------- what is not imported
 
 
-def test_the_probe_sees_imports(tmp_path):
-    # the check below would pass vacuously if newly_imported saw nothing
-    new = newly_imported("import crnn, zipfile", tmp_path)
+@pytest.mark.parametrize("preloaded", ["", ", zipfile, hashlib, json"])
+def test_the_probe_sees_imports(tmp_path, preloaded):
+    # the checks below would pass vacuously if newly_imported saw nothing, or
+    # missed what the environment imported before (preloaded: as a .pth file can)
+    new = newly_imported("import crnn, zipfile", tmp_path, after=f"import numpy{preloaded}")
     assert {"crnn", "crnn._rnn", "crnn._core", "zipfile"} <= new
 
 

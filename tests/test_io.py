@@ -689,3 +689,288 @@ def test_the_commands_data_scaling_is_saved(tmp_path):
     rnn.save(tmp_path / "bad.npz")
     with pytest.raises(ValueError, match="data_mean_ must have shape"):
         crnn.load(tmp_path / "bad.npz")
+
+
+# ---------------------------------------------------------------------- hostile and odd files
+
+
+def _npy_bytes(array):
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def _refused_with_a_small_peak(path, *fragments):
+    """expect_bad(path, ...); return the peak bytes traced while load ran."""
+    from helpers import fresh_thread_peak
+
+    return fresh_thread_peak(lambda: expect_bad(path, *fragments))
+
+
+def test_a_compressed_archive_is_refused(saved):
+    _, path, entries = saved
+    np.savez_compressed(path, **entries)
+    expect_bad(path, "is compressed", "uncompressed")
+
+
+def test_a_deflate_bomb_is_refused_without_inflating_it(saved):
+    # 64 MiB of metadata (the JSON, then NULs, which numpy strips) in 64 KiB
+    _, path, entries = saved
+    text = str(entries[META][()])
+    meta = np.zeros((), dtype=f"<U{16 * 2**20}")
+    meta[()] = text
+    members = {f"{k}.npy": _npy_bytes(v) for k, v in entries.items() if k != META}
+    members = {f"{META}.npy": _npy_bytes(meta), **members}
+    _zip(path, members, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 2**20
+    peak = _refused_with_a_small_peak(path, "is compressed")
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB traced"
+
+
+def _many_entries(path, count):
+    """An archive of one empty entry, "0", that its central directory lists count times."""
+    import struct
+
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0x21, 0, 0, 0, 1, 0) + b"0"
+    directory = bytearray()
+    for i in range(count):
+        name = b"%x" % i
+        header = struct.pack(
+            "<4s6H3L5H2L",
+            b"PK\x01\x02",
+            20,
+            20,
+            0,
+            0,
+            0,
+            0x21,
+            0,
+            0,
+            0,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        directory += header + name
+    listed = min(count, 0xFFFF)
+    end = struct.pack(
+        "<4s4H2LH", b"PK\x05\x06", 0, 0, listed, listed, len(directory), len(local), 0
+    )
+    path.write_bytes(local + bytes(directory) + end)
+
+
+def test_an_archive_of_many_entries_is_refused_before_they_are_parsed(tmp_path):
+    # zipfile would build an object for each: 200 000 in 10 MiB took 2.5 s and 108 MiB
+    path = tmp_path / "model.npz"
+    _many_entries(path, 50_000)
+    peak = _refused_with_a_small_peak(path, "50000 entries", "at most 256")
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB traced"
+
+
+def test_an_entry_declaring_more_data_than_it_holds_is_refused(saved):
+    # W's header says 2**40 values (8 TiB), the entry holds its 25: nothing is allocated
+    import io
+
+    _, path, entries = saved
+    members = {f"{k}.npy": _npy_bytes(v) for k, v in entries.items()}
+    header = np.lib.format.header_data_from_array_1_0(entries["W"])
+    header["shape"] = (2**40,)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    members["W.npy"] = buf.getvalue() + entries["W"].tobytes()
+    _zip(path, members)
+    expect_bad(path, "entry 'W' is damaged", "declares 8796093022208 bytes")
+
+
+def test_an_npy_of_a_version_crnn_never_writes_is_refused(saved):
+    _, path, entries = saved
+    members = {f"{k}.npy": _npy_bytes(v) for k, v in entries.items()}
+    members["U.npy"] = members["U.npy"][:6] + b"\x03\x00" + members["U.npy"][8:]
+    _zip(path, members)
+    expect_bad(path, "entry 'U' is an .npy of version (3, 0)")
+
+
+def test_deeply_nested_metadata_is_a_value_error(saved):
+    _, path, entries = saved
+    depth = 100_000  # far beyond the recursion limit
+    entries[META] = np.array("[" * depth + "]" * depth)
+    np.savez(path, **entries)
+    expect_bad(path, "the metadata is not valid JSON")
+
+
+def _name_max(directory):
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return 255
+
+
+@pytest.mark.parametrize("kind", ["ascii", "utf-8"])
+def test_save_to_a_name_as_long_as_the_system_allows(tmp_path, kind):
+    limit = _name_max(tmp_path)  # in bytes
+    stem = "m" * (limit - 4) if kind == "ascii" else "é" * ((limit - 4) // 2)  # 2 bytes each
+    name = stem + ".npz"
+    assert len(os.fsencode(name)) > limit - 18  # what the temporary name's suffix used to add
+    rnn = make_rnn()
+    crnn.save(rnn, tmp_path / name)
+    assert os.listdir(tmp_path) == [name]
+    np.testing.assert_array_equal(crnn.load(tmp_path / name).W, rnn.W)
+
+
+def _fifo(tmp_path):
+    os.mkfifo(tmp_path / "target")
+    return tmp_path / "target", stat.S_ISFIFO
+
+
+def _null_device(tmp_path):
+    # a copy of /dev/null's node (char 1, 3), so that nothing outside tmp_path is at stake
+    try:
+        os.mknod(tmp_path / "target", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except (PermissionError, AttributeError, OSError) as exc:
+        pytest.skip(f"cannot make a device node here: {exc}")
+    return tmp_path / "target", stat.S_ISCHR
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+@pytest.mark.parametrize("make", [_fifo, _null_device], ids=["fifo", "device"])
+@pytest.mark.parametrize("through_a_symlink", [False, True])
+def test_save_refuses_to_replace_a_device_or_fifo(tmp_path, make, through_a_symlink):
+    target, is_kind = make(tmp_path)
+    path = target
+    if through_a_symlink:
+        path = tmp_path / "link.npz"
+        os.symlink(target, path)
+    with pytest.raises(OSError, match=r"a FIFO|a character device") as info:
+        crnn.save(make_rnn(), path)
+    assert "only a regular file" in str(info.value)
+    assert is_kind(os.stat(target).st_mode)  # still the node it was
+    assert sorted(os.listdir(tmp_path)) == sorted({"target", os.path.basename(path)})
+
+
+def test_save_refuses_a_directory(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        crnn.save(make_rnn(), tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_checksums_are_of_the_bytes_written_while_another_thread_trains(tmp_path, monkeypatch):
+    # a training step landing between the checksum and the write (made certain
+    # here) used to give a file that load refused
+    rnn = make_rnn()
+    before = {k: v.copy() for k, v in rnn.parameters().items()}
+    write_archive = _io._write_archive
+
+    def a_step_lands(fileobj, entries):
+        rnn.W[...] += 0.5  # what an optimizer step does, in place
+        return write_archive(fileobj, entries)
+
+    monkeypatch.setattr(_io, "_write_archive", a_step_lands)
+    crnn.save(rnn, tmp_path / "model.npz")
+    back = crnn.load(tmp_path / "model.npz")  # used to raise: W's checksum did not match
+    for k, v in before.items():
+        np.testing.assert_array_equal(getattr(back, k), v)  # the weights when save began
+
+
+def test_the_saved_copy_is_what_was_checked_for_nan(tmp_path, monkeypatch):
+    rnn = make_rnn()
+    write_archive = _io._write_archive
+
+    def poisoned(fileobj, entries):
+        rnn.W[0, 0] = np.nan  # after the check: not in the file
+        return write_archive(fileobj, entries)
+
+    monkeypatch.setattr(_io, "_write_archive", poisoned)
+    crnn.save(rnn, tmp_path / "model.npz")
+    assert np.isfinite(crnn.load(tmp_path / "model.npz").W).all()
+
+
+# ---------------------------------------------------------------------- overwrite=False
+
+
+@pytest.mark.parametrize("save", [crnn.save, lambda rnn, p, **kw: rnn.save(p, **kw)])
+def test_overwrite_false_never_replaces(tmp_path, save):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"someone else's")
+    with pytest.raises(FileExistsError, match="not replaced"):
+        save(make_rnn(), path, overwrite=False)
+    assert path.read_bytes() == b"someone else's"
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left
+    path.unlink()
+    save(make_rnn(), path, overwrite=False)
+    np.testing.assert_array_equal(crnn.load(path).W, make_rnn().W)
+
+
+def test_overwrite_false_does_not_follow_a_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    os.symlink(victim, tmp_path / "model.npz")  # dangling
+    with pytest.raises(FileExistsError):
+        crnn.save(make_rnn(), tmp_path / "model.npz", overwrite=False)
+    assert not victim.exists()
+
+
+def test_of_two_saves_racing_for_a_new_name_one_wins(tmp_path, monkeypatch):
+    # the second save starts and ends while the first writes: the first is then refused
+    path = tmp_path / "model.npz"
+    first, second = make_rnn(), crnn.RNN(n, d, m, seed=1)
+    write_archive = _io._write_archive
+    calls = []
+
+    def meanwhile(fileobj, entries):
+        calls.append(1)
+        if len(calls) == 1:
+            crnn.save(second, path, overwrite=False)
+        return write_archive(fileobj, entries)
+
+    monkeypatch.setattr(_io, "_write_archive", meanwhile)
+    with pytest.raises(FileExistsError):
+        crnn.save(first, path, overwrite=False)
+    np.testing.assert_array_equal(crnn.load(path).W, second.W)
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_overwrite_false_without_hard_links(tmp_path, monkeypatch):
+    # some file systems have none: the name is then claimed by an exclusive create
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "model.npz"
+    crnn.save(make_rnn(), path, overwrite=False)
+    np.testing.assert_array_equal(crnn.load(path).W, make_rnn().W)
+    with pytest.raises(FileExistsError):
+        crnn.save(make_rnn(), path, overwrite=False)
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_overwrite_must_be_a_bool(tmp_path):
+    with pytest.raises(TypeError, match="overwrite must be True or False"):
+        crnn.save(make_rnn(), tmp_path / "m.npz", overwrite="no")
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_temporary_file_is_never_written_through_a_planted_link(tmp_path, monkeypatch):
+    # a link planted at the temporary name (were it guessed) is left alone: another name is taken
+    import secrets
+
+    from crnn import _files
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    tokens = iter(["guessed", "another"])
+    monkeypatch.setattr(secrets, "token_hex", lambda nbytes: next(tokens))
+    os.symlink(victim, tmp_path / ".out.csv.guessed.tmp")
+    _files.write_atomically(str(tmp_path / "out.csv"), lambda f: f.write("a\n"), mode="w")
+    assert victim.read_bytes() == b"precious"
+    assert (tmp_path / "out.csv").read_text() == "a\n"

@@ -8,7 +8,10 @@ each column with the training data's mean and standard deviation; the
 scaling is saved with the model and undone on output.
 
 No file is ever overwritten unless the user names it and passes ``--force``;
-default output names that exist already get a numbered suffix instead.
+default output names that exist already get a numbered suffix instead. Both
+hold at the moment a file is written, not only when the command starts: an
+output file is created only under a name that is free then
+(:func:`write_new`).
 """
 
 import argparse
@@ -69,9 +72,17 @@ def read_table(path, what="DATA"):
 
 
 def _read_csv(path, what):
+    # utf-8-sig: a byte-order mark (some spreadsheets write one) is not part of
+    # the first field, which would then be no number and taken for a header
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            try:
+                rows = [r for r in reader if r and any(c.strip() for c in r)]
+            except csv.Error as exc:  # a field beyond csv.field_size_limit(), say
+                raise CLIError(
+                    f"{what} file {path!r}, line {reader.line_num}: not a CSV line ({exc})"
+                ) from None
     except UnicodeDecodeError:
         raise CLIError(f"{what} file {path!r} is not a text CSV file") from None
     if not rows:
@@ -100,30 +111,57 @@ def _read_csv(path, what):
     return np.array(values, dtype=np.float64).reshape(len(values), width)
 
 
-def output_path(requested, default, force):
-    """Choose where to write.
+def check_output(requested, force):
+    """Refuse, before any work, an output path that will not be writable.
 
-    The user's path is refused if it exists, unless --force; the default name
-    gets a numbered suffix if it exists already.
+    The user's path is refused if it exists, unless --force, or if it is a
+    directory or its directory does not exist. (Checked again when the file
+    is written: see :func:`write_new`.)
     """
-    if requested is not None:
-        if os.path.exists(requested) and not force:
-            raise CLIError(f"{requested!r} exists; pass --force to overwrite it")
-        if os.path.isdir(requested):
-            raise CLIError(f"{requested!r} is a directory; give a file name")
-        parent = os.path.dirname(os.path.abspath(requested))
-        if not os.path.isdir(parent):  # found now, not after a long training
-            raise CLIError(f"cannot write {requested!r}: directory {parent!r} does not exist")
-        return requested
+    if requested is None:
+        return
+    if os.path.exists(requested) and not force:
+        raise CLIError(f"{requested!r} exists; pass --force to overwrite it")
+    if os.path.isdir(requested):
+        raise CLIError(f"{requested!r} is a directory; give a file name")
+    parent = os.path.dirname(os.path.abspath(requested))
+    if not os.path.isdir(parent):  # found now, not after a long training
+        raise CLIError(f"cannot write {requested!r}: directory {parent!r} does not exist")
+
+
+def write_new(requested, default, force, write):
+    """Write an output file with ``write(path, replace)``; return the path written.
+
+    The user's path is replaced only with --force; otherwise it must be free
+    at the moment the file is put there. Without a path, the default name is
+    used, or, if it is taken, the first free of ``stem-1.ext``,
+    ``stem-2.ext``, ...; each is claimed the same way, so two commands
+    running at once never write to one name.
+    """
+    candidates = [requested] if requested is not None else _numbered(default)
+    for path in candidates:
+        try:
+            write(path, requested is not None and force)
+        except FileExistsError:
+            if requested is not None:
+                raise CLIError(f"{requested!r} exists; pass --force to overwrite it") from None
+            continue
+        except OSError as exc:
+            raise CLIError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+        return path
+    raise AssertionError("unreachable")  # pragma: no cover - _numbered never ends
+
+
+def _numbered(default):
     stem, ext = os.path.splitext(default)
-    path, k = default, 1
-    while os.path.exists(path):
-        path = f"{stem}-{k}{ext}"
+    yield default
+    k = 1
+    while True:
+        yield f"{stem}-{k}{ext}"
         k += 1
-    return path
 
 
-def write_csv(path, array, header):
+def write_csv(path, array, header, replace=True):
     """Write rows of numbers as CSV, atomically (to stdout when path is None or '-')."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -134,7 +172,7 @@ def write_csv(path, array, header):
     if path in (None, "-"):
         sys.stdout.write(text)
         return
-    write_atomically(path, lambda fh: fh.write(text), mode="w")
+    write_atomically(path, lambda fh: fh.write(text), mode="w", replace=replace)
 
 
 # ---------------------------------------------------------------------- scaling
@@ -196,6 +234,10 @@ def _load_model(path):
         raise CLIError(str(exc)) from None
 
 
+def _saver(model):
+    return lambda path, replace: model.save(path, overwrite=replace)
+
+
 def _check_columns(model, data, path):
     if data.shape[1] != model.input_size:
         raise CLIError(
@@ -212,7 +254,7 @@ def cmd_train(args, out):
     X, target = _windows(z, args.window, max(1, args.window // 4))
     k = series.shape[1]
     model = RNN(k, args.hidden_size, seed=args.seed, bias=args.bias)
-    path = output_path(args.output, "crnn-model.npz", args.force)
+    check_output(args.output, args.force)
     print(
         f"training {model!r} on {series.shape[0]} steps of {k} feature(s) "
         f"({X.shape[0]} windows of {X.shape[1]} steps)",
@@ -239,7 +281,7 @@ def cmd_train(args, out):
         f"{_rmse(series[:-1], series[1:]):.6g})",
         file=out,
     )
-    model.save(path)
+    path = write_new(args.output, "crnn-model.npz", args.force, _saver(model))
     print(f"model saved to {path}", file=out)
     return 0
 
@@ -250,11 +292,16 @@ def _apply(args, compute, column):
     series = read_table(args.data)
     _check_columns(model, series, args.data)
     mean, scale = _scaling(model)
-    path = None if args.output in (None, "-") else output_path(args.output, None, args.force)
+    path = None if args.output in (None, "-") else args.output
+    check_output(path, args.force)
     z = _standardise(series, mean, scale, args.data)
     with np.errstate(over="ignore"):  # outputs beyond float64 are written as inf
         result = compute(model, z) * scale + mean
-    write_csv(path, result, [f"{column}_{j}" for j in range(result.shape[1])])
+    header = [f"{column}_{j}" for j in range(result.shape[1])]
+    if path is None:
+        write_csv(None, result, header)
+    else:
+        write_new(path, None, args.force, lambda p, r: write_csv(p, result, header, r))
     return 0
 
 
@@ -288,9 +335,9 @@ def cmd_demo(args, out):
     )
     print(f"model: {model!r}, exact BPTT gradients, Adam", file=out)
     # the output names are checked before training, not after
-    path = output_path(args.output, "crnn-demo-model.npz", args.force)
-    if args.plot is not None and not args.no_plot:
-        output_path(args.plot, None, args.force)
+    check_output(args.output, args.force)
+    if not args.no_plot:
+        check_output(args.plot, args.force)
     model.fit(
         X,
         target,
@@ -313,7 +360,7 @@ def cmd_demo(args, out):
     change = 100 * (1 - rmse / naive)
     word = "lower" if change >= 0 else "higher"
     print(f"crnn's error is {abs(change):.1f}% {word} than persistence's", file=out)
-    model.save(path)
+    path = write_new(args.output, "crnn-demo-model.npz", args.force, _saver(model))
     print(f"model saved to {path}", file=out)
     horizon = min(200, len(test) - 1)
     future = model.generate(horizon, z[: n_train + 1]) * scale + mean
@@ -332,7 +379,6 @@ def _plot(args, series, n_train, pred, future, out):
     except ImportError:
         print("no plot: matplotlib is not installed (pip install 'crnn[plot]')", file=out)
         return
-    path = output_path(args.plot, "crnn-demo.png", args.force)
     shown = min(300, len(series) - n_train)  # the first steps of the test part
     t = np.arange(n_train, n_train + shown)
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
@@ -348,7 +394,14 @@ def _plot(args, series, n_train, pred, future, out):
     axes[1].legend(loc="upper right")
     fig.tight_layout()
     try:
-        write_atomically(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+        path = write_new(
+            args.plot,
+            "crnn-demo.png",
+            args.force,
+            lambda p, r: write_atomically(
+                p, lambda fh: fig.savefig(fh, format="png", dpi=100), replace=r
+            ),
+        )
     finally:
         plt.close(fig)
     print(f"plot saved to {path}", file=out)

@@ -4,7 +4,10 @@
 The file format (version 1)
 ---------------------------
 An uncompressed zip archive that ``numpy.load(path, allow_pickle=False)``
-reads; no entry needs pickle. Entries:
+reads; no entry needs pickle. :func:`read` reads uncompressed archives only
+(it never inflates an entry), of at most :data:`MAX_ENTRIES` entries,
+each an ``.npy`` whose header declares exactly the bytes it holds: what a
+file can make it read and hold is bounded by the file's size. Entries:
 
 ``crnn_metadata``
     A 0-d unicode array holding a JSON object::
@@ -49,6 +52,9 @@ FORMAT_NAME = "crnn.RNN"
 
 #: The name of the metadata entry in the archive.
 METADATA_KEY = "crnn_metadata"
+
+#: The most entries :func:`read` accepts in an archive (a model has at most 8).
+MAX_ENTRIES = 256
 
 _REQUIRED_ARRAYS = ("U", "W", "V")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest zip date: files do not depend on the clock
@@ -105,7 +111,7 @@ def _check_name(name, where):
 # ---------------------------------------------------------------------- save
 
 
-def write(path, sizes, dtype, arrays, options):
+def write(path, sizes, dtype, arrays, options, *, replace=True):
     """Write a model file, atomically (see :func:`crnn.save`).
 
     Parameters
@@ -120,6 +126,9 @@ def write(path, sizes, dtype, arrays, options):
         The arrays, by name: at least ``U``, ``W`` and ``V``.
     options : dict
         JSON-serialisable options.
+    replace : bool, default True
+        Whether an existing file at path is replaced (see
+        :func:`crnn._files.write_atomically`).
 
     Returns
     -------
@@ -133,8 +142,17 @@ def write(path, sizes, dtype, arrays, options):
     ValueError
         If an array is missing, badly named, of another dtype or shape, or
         holds NaN or infinity, or the options are not JSON.
+    FileExistsError
+        If replace is False and path exists.
     OSError
-        If the file cannot be written; the previous file is then kept.
+        If the file cannot be written, or path is a directory, device or
+        FIFO; the previous file is then kept.
+
+    Notes
+    -----
+    Each array is copied first, and the copy is checked, digested and
+    written: a file's checksums are those of the bytes it holds even if
+    another thread changes the model's arrays meanwhile.
     """
     path = _check_path(path)
     entries = {METADATA_KEY: None}  # first in the archive
@@ -160,12 +178,12 @@ def write(path, sizes, dtype, arrays, options):
                 f"model array {name} has shape {arr.shape}, not {expected[name]} "
                 "(was it reshaped in place?)"
             )
+        arr = np.array(arr, order="C", copy=True)  # one snapshot: the bytes digested are written
         if not np.isfinite(arr).all():
             raise ValueError(
                 f"model array {name} holds NaN or infinity; such a model cannot be "
                 "saved (load refuses non-finite weights)"
             )
-        arr = np.ascontiguousarray(arr)
         entries[name] = arr
         meta_arrays[name] = {"shape": list(arr.shape), "sha256": _digest(arr)}
     meta = {
@@ -186,7 +204,7 @@ def write(path, sizes, dtype, arrays, options):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the model's options cannot be stored as JSON: {exc}") from None
     entries[METADATA_KEY] = np.array(text)
-    write_atomically(path, lambda f: _write_archive(f, entries))
+    write_atomically(path, lambda f: _write_archive(f, entries), replace=replace)
     return path
 
 
@@ -273,6 +291,8 @@ def _read(path):
     if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block open() for ever
         kind = "a directory" if os.path.isdir(path) else "not a regular file"
         raise BadFile(f"it is {kind}; a model is read from a file")
+    import zipfile
+
     with open(path, "rb") as fh:
         magic = fh.read(4)
         if len(magic) < 4:
@@ -283,13 +303,107 @@ def _read(path):
             raise BadFile("not a crnn model file: it is a .npy array, not an .npz archive")
         if magic[:2] != b"PK":
             raise BadFile("not a crnn model file: it is not an .npz (zip) archive")
-        fh.seek(0)
         try:
-            npz = np.load(fh, allow_pickle=False)
+            _check_directory_size(fh, zipfile)
+            fh.seek(0)
+            archive = zipfile.ZipFile(fh)
+        except BadFile:
+            raise
         except _read_errors() as exc:
             raise BadFile(f"the archive is truncated or damaged ({_reason(exc)})") from exc
-        with npz:
-            return _read_archive(npz)
+        with archive:
+            return _read_archive(_Entries(archive, zipfile))
+
+
+def _check_directory_size(fh, zipfile):
+    """Refuse a central directory too large for MAX_ENTRIES, before zipfile parses it.
+
+    zipfile reads every entry the directory lists, whatever their number: a
+    10 MiB file can list 200 000 entries, which take a second and 100 MiB to
+    parse. The end record says how large the directory is.
+    """
+    end_record = getattr(zipfile, "_EndRecData", None)  # zipfile's own reading of it
+    if end_record is None:  # pragma: no cover - a Python without it: zipfile checks alone
+        return
+    end = end_record(fh)
+    if end is None:
+        raise BadFile("the archive is truncated or damaged (no end of central directory)")
+    entries, directory = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
+    # 46 bytes, a name of at most 255 and zip64's extra field of 28 per entry
+    if entries > MAX_ENTRIES or directory > MAX_ENTRIES * (46 + 255 + 28):
+        raise BadFile(
+            f"the archive lists {entries} entries in a directory of {directory} bytes; "
+            f"a crnn model has at most {MAX_ENTRIES}"
+        )
+
+
+class _Entries:
+    """The .npy entries of an archive, read by name (as numpy.load's NpzFile does), checked.
+
+    Each entry must be stored uncompressed (crnn never compresses, and an
+    inflated entry could be any size), and an entry's .npy header must
+    declare exactly the bytes the entry holds: no entry makes crnn read or
+    allocate more than the entry's size in the file. (zipfile refuses
+    entries that overlap: their local headers name them.)
+    """
+
+    def __init__(self, archive, zipfile):
+        infos = archive.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise BadFile(
+                f"the archive has {len(infos)} entries; a crnn model has at most {MAX_ENTRIES}"
+            )
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise BadFile(
+                    f"entry {info.filename!r} is compressed (zip method {info.compress_type}); "
+                    "crnn writes uncompressed archives and never inflates an entry"
+                )
+            if info.compress_size != info.file_size:
+                raise BadFile(
+                    f"entry {info.filename!r} is damaged: stored, but its sizes differ "
+                    f"({info.compress_size} and {info.file_size} bytes)"
+                )
+        self._archive = archive
+        # the names numpy.load gives: a ".npy" suffix dropped (the last entry of a name wins)
+        self._infos = {i.filename.removesuffix(".npy"): i for i in infos}
+        self.files = list(self._infos)
+
+    def __getitem__(self, key):
+        info = self._infos[key]
+        with self._archive.open(info) as f:
+            return _read_npy(f, info.file_size, key)
+
+
+def _read_npy(f, size, key):
+    """Read one .npy entry of size bytes, the way numpy.lib.format.read_array does."""
+    fmt = np.lib.format
+    if f.read(len(fmt.MAGIC_PREFIX)) != fmt.MAGIC_PREFIX:
+        raise BadFile(f"entry {key!r} is not an .npy array (its header is damaged or missing)")
+    version = tuple(f.read(2))
+    readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+    if version not in readers:
+        raise BadFile(f"entry {key!r} is an .npy of version {version}, which crnn never writes")
+    shape, fortran, dtype = readers[version](f)
+    if dtype.hasobject:
+        raise BadFile(
+            f"entry {key!r} holds pickled Python objects, which crnn never writes "
+            "(and does not load, as that could run code from the file)"
+        )
+    count = 1
+    for k in shape:
+        count *= k
+    declared, held = count * dtype.itemsize, size - f.tell()
+    if declared != held or dtype.itemsize == 0:
+        raise BadFile(
+            f"entry {key!r} is damaged: its header declares {declared} bytes of data "
+            f"({shape} of {dtype}), the entry holds {held}"
+        )
+    data = bytearray(f.read(held))  # writable, as numpy.load's arrays are
+    if len(data) != held:
+        raise BadFile(f"entry {key!r} is truncated")
+    arr = np.frombuffer(data, dtype=dtype)
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 
 def _reason(exc):
@@ -298,17 +412,11 @@ def _reason(exc):
 
 def _entry(npz, key):
     try:
-        value = npz[key]
+        return npz[key]
+    except BadFile:
+        raise
     except _read_errors() as exc:
-        if "allow_pickle" in str(exc):
-            raise BadFile(
-                f"entry {key!r} holds pickled Python objects, which crnn never writes "
-                "(and does not load, as that could run code from the file)"
-            ) from exc
         raise BadFile(f"entry {key!r} is truncated or damaged ({_reason(exc)})") from exc
-    if not isinstance(value, np.ndarray):  # numpy returns the bytes of a member that is no .npy
-        raise BadFile(f"entry {key!r} is not an .npy array (its header is damaged or missing)")
-    return value
 
 
 def _field(meta, key, kind, check=None, what=None):
@@ -340,7 +448,7 @@ def _read_archive(npz):
 
     try:
         meta = json.loads(str(raw[()]))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting beyond Python's limit
         raise BadFile(f"the metadata is not valid JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise BadFile(f"not a crnn model file: the metadata's format is not {FORMAT_NAME!r}")

@@ -1107,13 +1107,16 @@ class RNN:
                 setattr(model, name, arrays[name])
         return model
 
-    def save(self, path):
+    def save(self, path, *, overwrite=True):
         """Save the model to one ``.npz`` file, atomically: see :func:`crnn.save`.
 
         Parameters
         ----------
         path : str or os.PathLike
             The file to write, exactly as given (no suffix is added).
+        overwrite : bool, default True
+            False: raise FileExistsError if path exists when the file is put
+            in place, never replacing it.
 
         Returns
         -------
@@ -1122,8 +1125,9 @@ class RNN:
         """
         from crnn import _io
 
+        overwrite = check_bool(overwrite, "overwrite")
         arrays, options = self._to_file()
-        return _io.write(path, self._size, self._dtype, arrays, options)
+        return _io.write(path, self._size, self._dtype, arrays, options, replace=overwrite)
 
     @classmethod
     def load(cls, path):

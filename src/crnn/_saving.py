@@ -13,7 +13,7 @@ from crnn._rnn import RNN
 __all__ = ["load", "save"]
 
 
-def save(model, path):
+def save(model, path, *, overwrite=True):
     """Save a model to one ``.npz`` file, atomically.
 
     Parameters
@@ -25,7 +25,13 @@ def save(model, path):
         The file to write, **exactly as given**: no ``.npz`` suffix is
         added (unlike :func:`numpy.savez`), so ``save(rnn, "model")`` writes
         a file named ``model``. Use a ``.npz`` name by convention. An
-        existing file is replaced; its permission bits are kept.
+        existing regular file is replaced; its permission bits are kept.
+    overwrite : bool, default True
+        False: never replace a file. The new file is given its name only
+        if the name is free at that moment (a hard link, which the system
+        refuses atomically otherwise), so that of two saves racing for one
+        new name, one wins and the other raises FileExistsError; nothing
+        is lost.
 
     Returns
     -------
@@ -35,21 +41,33 @@ def save(model, path):
     Raises
     ------
     TypeError
-        If model is not an :class:`RNN` or path is not a path.
+        If model is not an :class:`RNN`, path is not a path or overwrite
+        is not a bool.
     ValueError
         If a weight holds NaN or infinity (such a model could not be
         loaded), or an array does not have the model's shape or dtype.
+    FileExistsError
+        If overwrite is False and path exists.
+    IsADirectoryError
+        If path is a directory.
     OSError
-        If the file cannot be written; the previous file, if any, is then
-        left as it was.
+        If the file cannot be written, or path is a device, FIFO or
+        socket (only regular files are replaced: ``save(rnn, os.devnull)``
+        never turns /dev/null into a file); the previous file, if any, is
+        then left as it was.
 
     Notes
     -----
-    The file is written to a temporary file in the same directory, flushed
-    and synced to disk, then renamed over ``path`` with :func:`os.replace`,
-    so that ``path`` always holds either the old model or the complete new
-    one, even if the process dies. The temporary file is removed on any
-    error. The pickle-free format is described in ``crnn._io``; the file
+    The file is written to a temporary file in the same directory
+    (created exclusively under an unpredictable name, never through a
+    symlink), flushed and synced to disk, then renamed over ``path`` with
+    :func:`os.replace` (or linked to it, with ``overwrite=False``), so that
+    ``path`` always holds either the old model or the complete new one,
+    even if the process dies. The temporary file is removed on any error.
+    The arrays are copied first: a model that another thread trains
+    meanwhile is saved as some state of its weights, whose checksums
+    match (training it from two threads at once is another matter: see
+    the README's section on threads). The pickle-free format is described in ``crnn._io``; the file
     also reads with ``numpy.load(path, allow_pickle=False)``.
 
     The carried state of :meth:`RNN.step` (``rnn.state``), the training
@@ -69,7 +87,7 @@ def save(model, path):
     """
     if not isinstance(model, RNN):
         raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
-    return model.save(path)
+    return model.save(path, overwrite=overwrite)
 
 
 def load(path):

@@ -25,6 +25,7 @@ Examples
 """
 
 import math
+import os
 
 import numpy as np
 
@@ -183,6 +184,38 @@ def _hermite(theta):
     return (2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + theta, -2 * t3 + 3 * t2, t3 - t2)
 
 
+#: Bytes a step of the delay buffer takes: a float object (24 bytes) and its
+#: slot in a list (8), for x and for x'.
+_BYTES_PER_BUFFERED_STEP = 64
+
+
+def _physical_memory():
+    """Return this machine's memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _delay_buffer(q, steps):
+    """Return the number of steps the delay's ring buffer keeps, if it fits in memory.
+
+    Steps k - ceil(q) - 1 .. k are read at step k, but never one before the
+    first: a delay longer than the steps integrated needs no more than those
+    steps (the values before t = 0 are the constant history). The buffer
+    holds distinct steps either way, so the values are the same.
+    """
+    size = min(math.ceil(q) + 3, steps + 2)
+    need, have = size * _BYTES_PER_BUFFERED_STEP, _physical_memory()
+    if have is not None and need > have:
+        raise ValueError(
+            f"tau / dt = {q:.6g} steps of delay over {steps} integration steps need a "
+            f"delay buffer of {size} steps ({need / 2**30:.3g} GiB), more than this "
+            f"machine's memory ({have / 2**30:.3g} GiB); use a larger dt or a smaller tau"
+        )
+    return size
+
+
 def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
     """Integrate the Mackey-Glass equation by RK4; return x at the given step indices.
 
@@ -201,7 +234,7 @@ def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
         off = math.floor(s)
         theta = s - off
         stages.append((off, theta, *_hermite(theta)))
-    size = math.ceil(q) + 3  # ring buffer: steps k - ceil(q) - 1 .. k
+    size = _delay_buffer(q, steps)
     xs = [0.0] * size
     fs = [0.0] * size
     half, sixth = 0.5 * dt, dt / 6.0
@@ -334,6 +367,8 @@ def mackey_glass(
     ------
     TypeError, ValueError
         If an argument has the wrong type or value; the message names it.
+        ValueError also if the delay buffer (see Notes) would not fit in
+        this machine's memory.
 
     Notes
     -----
@@ -346,8 +381,10 @@ def mackey_glass(
     (where the constant history meets the solution), so dx/dt has a kink at
     t = tau; when tau is not a whole multiple of dt, the step holding t = tau
     is split there. Only the last ``tau / dt + 3`` steps are kept in
-    memory, and the cost is about 10 microseconds per time unit at dt = 0.1
-    (pure Python: the recurrence is serial).
+    memory, and never more than the steps integrated (64 bytes each): the
+    memory follows the output and the delay, not tau alone. The cost is
+    about 10 microseconds per time unit at dt = 0.1 (pure Python: the
+    recurrence is serial).
 
     Dynamics, for beta = 0.2, gamma = 0.1, n = 10: x* = 1 is the positive
     fixed point (beta / (1 + 1) = gamma). Linearised there,
