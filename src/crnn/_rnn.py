@@ -536,11 +536,12 @@ class RNN:
     def _data(self, X, target, s0, check_finite, need_target):
         """Validate and convert X, target and s0 to (N, T, n), (N, T, m), (N, d)."""
         dt = self._dtype
+        n_in, d, m = self._size
         X = as_float_array(X, "X", dt, (2, 3), check_finite)
         batched = X.ndim == 3
         X3 = X if batched else X[np.newaxis]
         N, _, n = X3.shape
-        if n != self.input_size:
+        if n != n_in:
             raise ValueError(
                 f"X must have {self.input_size} features in its last axis (the model's "
                 f"input_size), got shape {X.shape}"
@@ -548,7 +549,7 @@ class RNN:
         target3 = None
         if need_target:
             target = as_float_array(target, "target", dt, X.ndim, check_finite)
-            expected = (*X.shape[:-1], self.output_size)
+            expected = (*X.shape[:-1], m)
             if target.shape != expected:
                 raise ValueError(
                     f"target must have shape {expected} (X's "
@@ -556,10 +557,10 @@ class RNN:
                     f"output_size {self.output_size}), got {target.shape}"
                 )
             target3 = target if batched else target[np.newaxis]
-        d = self.hidden_size
         if s0 is None:
             s0_kind = "none"
-            check_alloc((N, d), dt, "the initial states s0")
+            if d < N:  # else it is smaller than W
+                check_alloc((N, d), dt, "the initial states s0")
             s02 = np.zeros((N, d), dtype=dt)
         else:
             s0 = as_float_array(s0, "s0", dt, (1, 2) if batched else 1, check_finite)
