@@ -8,7 +8,8 @@ sequence, and a mini-batch gradient of 16 sequences of 50 steps; beside them
 the step of the same model written in plain numpy (``s = tanh(U x + W s);
 y = V s``) and, when PyTorch is installed, ``torch.nn.RNNCell`` with a Linear
 output. Each figure is the median over repeats of the mean time of a loop of
-calls; ratios are to the numpy step measured in the same run. Targets (issue
+calls; ratios are to the numpy step measured in the same run, the rows
+taking turns in every repeat, judged on CPU time (see ``_time``). Targets (issue
 12): ``step`` <= 1.5x the numpy step, ``OnlineRTRL.step`` <= 3x, the calls on
 T = N = 1 <= 3x.
 """
@@ -25,25 +26,29 @@ from run import _cpu_name  # benchmarks/run.py: the CPU's model name
 import crnn
 
 
-def _time(fn, repeats, min_time=0.05):
-    """Median over repeats of the mean seconds per call of fn (loops of >= min_time)."""
+def _loops(fn, min_time=0.02):
+    """Calls of fn in one timed loop: enough for min_time seconds."""
     fn()
     loops = 1
     while True:
         t0 = time.perf_counter()
         for _ in range(loops):
             fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_time:
-            break
+        if time.perf_counter() - t0 >= min_time:
+            return loops
         loops *= 2
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        out.append((time.perf_counter() - t0) / loops)
-    return statistics.median(out)
+
+
+def _time(fn, loops):
+    """(wall, CPU) seconds per call of fn over a loop of `loops` calls.
+
+    CPU time is this thread's (time.thread_time): on a shared machine it
+    leaves out the time the thread waited for a core.
+    """
+    w0, c0 = time.perf_counter(), time.thread_time()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - w0) / loops, (time.thread_time() - c0) / loops
 
 
 def main(argv=None):
@@ -109,20 +114,33 @@ def main(argv=None):
     }
     print(f"crnn {crnn.__version__}, numpy {np.__version__}, python {sys.version.split()[0]}")
     print(f"CPU: {_cpu_name()}; d = {d}, n = m = {n}, float64, one thread")
+    # the rows take turns in every repeat, so that a change of load on a
+    # shared machine reaches them all; a ratio is the median over repeats of
+    # the ratio within a repeat
+    loops = [_loops(fn) for _, fn in rows]
+    wall = {name: [] for name, _ in rows}
+    cpu = {name: [] for name, _ in rows}
+    for _ in range(args.repeats):
+        for (name, fn), k in zip(rows, loops, strict=True):
+            w, c = _time(fn, k)
+            wall[name].append(w)
+            cpu[name].append(c)
+    base = rows[0][0]
+    print(f"{'':42s} {'CPU time':>12s}  {'ratio (CPU)':>11s}  {'(wall)':>7s}")
     results = {}
-    base = None
-    for name, fn in rows:
-        t = _time(fn, args.repeats)
-        base = base or t
-        results[name] = t
+    for name, _ in rows:
+        t = statistics.median(cpu[name])
+        ratio = statistics.median(c / b for c, b in zip(cpu[name], cpu[base], strict=True))
+        ratio_wall = statistics.median(w / b for w, b in zip(wall[name], wall[base], strict=True))
+        results[name] = {"cpu": t, "ratio_cpu": ratio, "ratio_wall": ratio_wall}
         target = targets.get(name)
         verdict = ""
         if target is not None:
-            verdict = f"target <= {target}x: {'met' if t / base <= target else 'NOT met'}"
-        print(f"{name:42s} {t * 1e6:9.2f} us  {t / base:6.2f}x  {verdict}")
+            verdict = f"target <= {target}x: {'met' if ratio <= target else 'NOT met'}"
+        print(f"{name:42s} {t * 1e6:9.2f} us  {ratio:10.2f}x  {ratio_wall:6.2f}x  {verdict}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpu": _cpu_name(), "seconds": results}, f, indent=1)
+            json.dump({"cpu": _cpu_name(), "calls": results}, f, indent=1)
     return 0
 
 
