@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from crnn._files import write_atomically
+from crnn._guard import uninterrupted
 from crnn._rnn import RNN
 from crnn._version import __version__
 
@@ -219,18 +220,21 @@ def cmd_train(args, out):
         file=out,
     )
     start = time.perf_counter()
-    model.fit(
-        X,
-        target,
-        epochs=args.epochs,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        method=args.method,
-        batch_size=args.batch_size,
-        validation_fraction=0.1 if X.shape[0] >= 10 else None,
-        seed=args.seed,
-        verbose=not args.quiet,
-    )
+    try:
+        model.fit(
+            X,
+            target,
+            epochs=args.epochs,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            method=args.method,
+            batch_size=args.batch_size,
+            validation_fraction=0.1 if X.shape[0] >= 10 else None,
+            seed=args.seed,
+            verbose=not args.quiet,
+        )
+    except KeyboardInterrupt as exc:
+        return _interrupted(model, exc, mean, scale, path)
     model.data_mean_, model.data_scale_ = mean, scale
     pred = model.predict(z[:-1]) * scale + mean
     print(
@@ -242,6 +246,27 @@ def cmd_train(args, out):
     model.save(path)
     print(f"model saved to {path}", file=out)
     return 0
+
+
+def _interrupted(model, exc, mean, scale, path):
+    """Ctrl-C during crnn train: save the best model so far, say so in one line; status 130."""
+    epochs = getattr(model, "n_iter_", 0)
+    if not epochs:
+        print("crnn train: interrupted before the first epoch ended; nothing saved", file=sys.stderr)
+        return 130
+    with uninterrupted():  # a second Ctrl-C does not stop the save half way
+        best = getattr(exc, "best_weights", None)
+        if best is not None:  # the best validation score's weights, as fit keeps them
+            for name, value in model.parameters().items():
+                value[...] = best[name]
+        model.data_mean_, model.data_scale_ = mean, scale
+        model.interrupted_after_epoch_ = epochs
+        model.save(path)
+    print(
+        f"crnn train: interrupted after epoch {epochs}; the best model so far is saved to {path}",
+        file=sys.stderr,
+    )
+    return 130
 
 
 def _apply(args, compute, column):

@@ -15,6 +15,8 @@ bit of any result: every split is made from the sizes alone, never from the
 thread count (see the design note of ``crnn/_core.pyx``).
 """
 
+import functools
+import os
 import threading
 from typing import NamedTuple
 
@@ -73,7 +75,8 @@ def _kernel(name, dtype):
 
 
 # Workspaces are kept per Python thread and reused by the next call (a fresh
-# allocation costs a page fault per 4 KiB), except those above this size.
+# allocation costs a page fault per 4 KiB), except those above this size;
+# "depth" counts the calls of the thread that are running (see _own_workspaces).
 _SCRATCH = threading.local()
 _SCRATCH_KEEP = 64 << 20
 _ALIGN = 64
@@ -104,18 +107,43 @@ class GradientArrays(NamedTuple):
 
 # ---------------------------------------------------------------------- threads
 
+# OpenMP's thread pool does not survive fork: in a child of a process whose
+# kernels ran on several threads, a parallel region would wait for ever on
+# threads that do not exist. Such a child (and its children) runs every
+# kernel on one thread, as other OpenMP libraries do; results do not depend
+# on the thread count.
+_threaded = False  # a kernel of this process ran on more than one thread
+_single = False  # this process is such a child
+
+
+def _after_fork_in_child():
+    global _single
+    _single = _single or _threaded
+    _SCRATCH.__dict__.pop("plans", None)  # they hold thread counts
+    _core._set_main_thread(threading.main_thread().ident)
+
+
+_core._set_main_thread(threading.main_thread().ident)  # signals: see crnn/_core.pyx
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 def threads(n_threads, N, work):
     """Return the thread count for a call on N parallel items of `work` multiply-adds.
 
     ``n_threads`` is the model's setting (None chooses from the size of the
-    work). Never more than N, and 1 when the kernels have no OpenMP.
+    work). Never more than N; 1 when the kernels have no OpenMP, and in a
+    child forked from a process whose kernels used several threads.
     """
-    if N <= 1 or not _core._openmp_enabled():
+    global _threaded
+    if N <= 1 or _single or not _core._openmp_enabled():
         return 1
     if n_threads is None:
-        return min(N, available_cpus()) if work >= _PARALLEL_MIN_WORK else 1
-    return max(1, min(check_n_threads(n_threads), N))
+        nt = min(N, available_cpus()) if work >= _PARALLEL_MIN_WORK else 1
+    else:
+        nt = max(1, min(check_n_threads(n_threads), N))
+    if nt > 1:
+        _threaded = True
+    return nt
 
 
 def _step_work(n, d, m):
@@ -126,16 +154,40 @@ def _step_work(n, d, m):
 # ---------------------------------------------------------------------- workspaces
 
 
+def _own_workspaces(fn):
+    """Wrap an operation: a call made while another runs in its thread gets workspaces of its own.
+
+    A signal handler runs between two steps of a kernel, or between two
+    kernel calls of one operation, in the thread of the call it interrupts;
+    a crnn call it makes must not write the workspaces that call still
+    uses. Such a call allocates new ones, and keeps none.
+    """
+
+    @functools.wraps(fn)
+    def call(*args):
+        local = _SCRATCH.__dict__
+        local["depth"] = local.get("depth", 0) + 1
+        try:
+            return fn(*args)
+        finally:
+            local["depth"] -= 1
+
+    return call
+
+
 def _scratch(name, shape, dtype):
     """Return an uninitialised workspace array, reused by this thread's later calls.
 
     Each Python thread has its own buffers, so calls on one model from
-    several threads at once never share one.
+    several threads at once never share one; a reentrant call (see
+    ``_own_workspaces``) gets a new one.
     """
     size = 1
     for k in shape:
         size *= int(k)
     cache = _SCRATCH.__dict__
+    if cache.get("depth", 1) > 1:
+        return _aligned_empty(max(size, 1), dtype)[:size].reshape(shape)
     key = (name, np.dtype(dtype))
     buf = cache.get(key)
     if buf is None or buf.size < size:
@@ -176,7 +228,10 @@ def _plan(key, make):
     mini-batches of one shape) finds its plan with one look-up. Plans whose
     workspaces are larger than _PLAN_BYTES are not kept.
     """
-    plans = _SCRATCH.__dict__.setdefault("plans", {})
+    local = _SCRATCH.__dict__
+    if local.get("depth", 1) > 1:  # a reentrant call: its own workspaces
+        return make()
+    plans = local.setdefault("plans", {})
     plan = plans.get(key)
     if plan is None:
         plan = make()
@@ -203,6 +258,7 @@ def _forward_scratch(n, d, m, N, nt, dtype):
 # ---------------------------------------------------------------------- forward
 
 
+@_own_workspaces
 def forward(params, X, s0, n_threads):
     """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n).
 
@@ -223,6 +279,7 @@ def forward(params, X, s0, n_threads):
     return S, Y, bad
 
 
+@_own_workspaces
 def loss(params, X, target, s0, g, n_threads):
     """Return each sequence's loss E (N,) on the batch X, target, and the non-finite count."""
     U, W, V, b, c = _arrays(params)
@@ -237,6 +294,7 @@ def loss(params, X, target, s0, g, n_threads):
     return E, bad
 
 
+@_own_workspaces
 def generate(params, x0, s0, out, n_threads):
     """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m).
 
@@ -323,6 +381,7 @@ def _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads):
     )
 
 
+@_own_workspaces
 def gradient(params, X, target, s0, g, method, n_threads):
     """Return the exact gradient of E over the batch, by "bptt" or "rtrl".
 
@@ -410,7 +469,7 @@ class OnlineState:
         check_alloc((work,), dtype, "the online RTRL workspace")
         self.ct = ct
         self.P = np.zeros((2, size), dtype=dtype)
-        self.cur = 0
+        self.cur = np.zeros(1, dtype=np.intp)  # set by the kernel: see _rtrl_online
         self.grad = np.zeros(_core._gradient_size(n, d, m, bias), dtype=dtype)
         self.work = np.empty(work, dtype=dtype)
 
@@ -448,17 +507,17 @@ class OnlineState:
                 self.grad,
                 self.work,
             )
-            self.cur = (self.cur + max(done, 0)) % 2
         return Y, E, done
 
     def save(self):
         """Return a copy of what ``restore`` puts back."""
-        return self.cur, self.P[self.cur].copy(), self.grad.copy()
+        cur = int(self.cur[0])
+        return cur, self.P[cur].copy(), self.grad.copy()
 
     def restore(self, saved):
         """Put back what ``save`` returned."""
-        self.cur = saved[0]
-        self.P[self.cur] = saved[1]
+        self.P[saved[0]] = saved[1]
+        self.cur[0] = saved[0]
         self.grad[...] = saved[2]
 
     def sensitivities(self):
@@ -469,7 +528,7 @@ class OnlineState:
         """
         n, d, _, bias = self.sizes
         K1, ct = n + d, self.ct
-        by_panels = self.P[self.cur].reshape(-1, d, ct)
+        by_panels = self.P[self.cur[0]].reshape(-1, d, ct)
         P = by_panels.transpose(1, 0, 2).reshape(d, -1)  # the kernel's column order
         i = np.arange(d)[:, None]
         order = [(i * K1 + np.arange(n)).ravel(), (i * K1 + n + np.arange(d)).ravel()]
