@@ -164,9 +164,9 @@ def sigint_after(seconds):
 
 @pytest.mark.parametrize("method", ["rtrl", "bptt"])
 def test_a_long_gradient_stops_soon_after_ctrl_c(method):
-    # before: RTRL ran to its end (seconds) before the KeyboardInterrupt;
-    # sizes for a call of several seconds on one sequence chunk
-    sizes = {"rtrl": "(2, 400, 4), 64", "bptt": "(1, 400000, 4), 96"}[method]
+    # before: RTRL ran to its end before the KeyboardInterrupt, BPTT to the
+    # end of its chunk; sizes for calls of 4 to 9 s here (one BPTT chunk)
+    sizes = {"rtrl": "(2, 1500, 4), 64", "bptt": "(1, 6000, 4), 1024"}[method]
     out = _script(
         _KILL
         + f"""
@@ -355,6 +355,9 @@ print("ok")
 # ---------------------------------------------------------------------- crnn train
 
 
+TRAIN_OPTIONS = ["--epochs", "100000", "--window", "50", "--hidden-size", "8", "-q"]
+
+
 def test_crnn_train_interrupted_saves_the_best_model(tmp_path):
     # before: a traceback, status 1, and no model
     series = np.sin(np.arange(3000) * 0.05)[:, None]
@@ -362,8 +365,7 @@ def test_crnn_train_interrupted_saves_the_best_model(tmp_path):
     np.save(data, series)
     out = tmp_path / "model.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "crnn", "train", str(data), "-o", str(out)]
-        + ["--epochs", "100000", "--window", "50", "--hidden-size", "8", "-q"],
+        [sys.executable, "-m", "crnn", "train", data, "-o", out, *TRAIN_OPTIONS],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -372,7 +374,7 @@ def test_crnn_train_interrupted_saves_the_best_model(tmp_path):
         proc.stdout.readline()  # "training ...": the data are read
         time.sleep(2)  # epochs of a few ms each
         proc.send_signal(signal.SIGINT)
-        rest_out, rest_err = proc.communicate(timeout=60)
+        _, rest_err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130, rest_err

@@ -252,19 +252,24 @@ def _interrupted(model, exc, mean, scale, path):
     """Ctrl-C during crnn train: save the best model so far, say so in one line; status 130."""
     epochs = getattr(model, "n_iter_", 0)
     if not epochs:
-        print("crnn train: interrupted before the first epoch ended; nothing saved", file=sys.stderr)
+        print(
+            "crnn train: interrupted before the first epoch ended; nothing saved", file=sys.stderr
+        )
         return 130
-    with uninterrupted():  # a second Ctrl-C does not stop the save half way
-        best = getattr(exc, "best_weights", None)
-        if best is not None:  # the best validation score's weights, as fit keeps them
-            for name, value in model.parameters().items():
-                value[...] = best[name]
-        model.data_mean_, model.data_scale_ = mean, scale
-        model.interrupted_after_epoch_ = epochs
-        model.save(path)
+    best = getattr(exc, "best_weights", None)
+    try:
+        with uninterrupted():  # a second Ctrl-C waits for the save to end
+            if best is not None:  # the best validation score's weights, as fit keeps them
+                for name, value in model.parameters().items():
+                    value[...] = best[name]
+            model.data_mean_, model.data_scale_ = mean, scale
+            model.interrupted_after_epoch_ = epochs
+            model.save(path)
+    except KeyboardInterrupt:
+        pass  # the save is complete: stopping is what was asked
+    what = "the best model so far" if best is not None else "the model so far (no validation)"
     print(
-        f"crnn train: interrupted after epoch {epochs}; the best model so far is saved to {path}",
-        file=sys.stderr,
+        f"crnn train: interrupted after epoch {epochs}; {what} is saved to {path}", file=sys.stderr
     )
     return 130
 

@@ -31,6 +31,7 @@ def _gradient_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _online_work_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _panel_columns() -> tuple[int, int]: ...
 def _rows_per_block(N: int, n_threads: int) -> int: ...
+def _set_main_thread(ident: int) -> None: ...  # the thread that runs signal handlers
 def _forward(
     U: _F,  # const floating[:, ::1] (d, n)
     W: _F,  # const floating[:, ::1] (d, d)
@@ -124,7 +125,7 @@ def _rtrl_online(
     target: _F,  # const floating[:, ::1] (T, m)
     s: _F,  # floating[::1] (d,), IN/OUT
     P: _F,  # floating[:, ::1] (2, panels of the d (n + d) (+ d) columns), IN/OUT
-    cur: int,  # P[cur] holds the current sensitivities
+    cur: NDArray[np.intp],  # Py_ssize_t[::1] (1,): P[cur[0]] is current, IN/OUT
     g: float,
     lr: float,
     clip: float,

@@ -183,7 +183,7 @@ cdef inline void _watch_start(_Watch* w) noexcept nogil:
     w.stop = 0
     w.main = PyThread_get_thread_ident() == _main_thread
     w.work = 0
-    w.next = crnn_clock() + _WATCH_SECONDS
+    w.next = 0                                      # no clock read for small calls
 
 
 cdef inline bint _stopped(_Watch* w, double work) noexcept nogil:

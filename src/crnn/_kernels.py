@@ -166,11 +166,12 @@ def _own_workspaces(fn):
     @functools.wraps(fn)
     def call(*args):
         local = _SCRATCH.__dict__
-        local["depth"] = local.get("depth", 0) + 1
+        depth = local.get("depth", 0)
+        local["depth"] = depth + 1
         try:
             return fn(*args)
         finally:
-            local["depth"] -= 1
+            local["depth"] = depth
 
     return call
 

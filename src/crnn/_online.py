@@ -209,6 +209,10 @@ class OnlineRTRL:
         RuntimeError
             If this trainer, or another training call on its model, is
             running in another thread.
+        KeyboardInterrupt
+            On Ctrl-C during a chunk of several steps (checked every 50 ms):
+            the model, state and sensitivities are put back as they were
+            before this call.
         """
         with exclusive("OnlineRTRL.learn", self, self.model):
             return self._learn(X, target)
