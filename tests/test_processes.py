@@ -347,6 +347,31 @@ for delay in np.linspace(0.001, 0.03, 8):
     outer.append(np.array_equal(G.W, expected.W) and np.array_equal(G.U, expected.U))
 assert len(results) >= 4, len(results)
 assert all(results) and all(outer), (results, outer)
+
+# inside a long kernel (the handler runs on its calling thread, within its
+# parallel region): a gradient of either method, and a forward pass
+model = crnn.RNN(4, 40, 4, seed=0, n_threads=2)
+X, target = rng.standard_normal((2, 1500, 4)), rng.standard_normal((2, 1500, 4))
+Xh, th = X[:, :30], target[:, :30]
+expected = model.gradient(X, target, method="rtrl")
+inner = [model.gradient(Xh, th, method=m) for m in ("bptt", "rtrl")] + [model.forward(Xh)]
+results = []
+
+def handler(signum, frame):
+    got = [model.gradient(Xh, th, method=m) for m in ("bptt", "rtrl")] + [model.forward(Xh)]
+    results.append(all(np.array_equal(x, y)
+                       for a, b in zip(got, inner, strict=True)
+                       for x, y in zip(arrays(a), arrays(b), strict=True)))
+
+def arrays(out):
+    return out if isinstance(out, tuple) else (out.U, out.W, out.V, out.s0)
+
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.05, 0.1)
+G = model.gradient(X, target, method="rtrl")
+signal.setitimer(signal.ITIMER_REAL, 0)
+assert len(results) >= 3 and all(results), results
+assert np.array_equal(G.W, expected.W) and np.array_equal(G.U, expected.U)
 print("ok")
 """,
     )
