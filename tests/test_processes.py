@@ -224,6 +224,7 @@ def recording(params, optimizer, grads, loss, clip):
     reference.append(state(model))
 _fit.apply_update = recording
 model = crnn.RNN(2, 400, seed=0, bias=True)
+reference.append((0, {k: v.copy() for k, v in model.parameters().items()}, {}))
 model.fit(X, target, epochs=40, batch_size=1, seed=0, n_iter_no_change=10**9)
 _fit.apply_update = real
 
@@ -235,10 +236,10 @@ for delay in np.linspace(0.05, 0.6, 12):
     except KeyboardInterrupt:
         pass
     got = state(model)
-    assert got[0] >= 1 and same(got, reference[got[0] - 1]), ("fit", delay, got[0])
+    assert same(got, reference[got[0]]), ("fit", delay, got[0])
 
 # partial_fit: every call one update
-reference = []
+reference = [None]
 model = crnn.RNN(2, 400, seed=0, bias=True)
 for _ in range(60):
     model.partial_fit(X, target)
@@ -253,7 +254,58 @@ for delay in np.linspace(0.05, 0.4, 8):
     except KeyboardInterrupt:
         pass
     got = state(model)
-    assert same(got, reference[got[0] - 1]), ("partial_fit", delay, got[0])
+    assert same(got, reference[got[0]]), ("partial_fit", delay, got[0])
+print("ok")
+""",
+        timeout=300,
+    )
+
+
+def test_distributed_fit_interrupted_holds_one_update():
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    _script(
+        _KILL
+        + """
+import numpy as np, crnn, distributed, dask.array as da
+import crnn.distributed as cd
+
+rng = np.random.default_rng(0)
+X = da.from_array(rng.standard_normal((4, 3, 2)), chunks=(2, -1, -1))
+target = da.from_array(rng.standard_normal((4, 3, 2)), chunks=(2, -1, -1))
+
+def state(model):
+    opt = model._fit_state["optimizer"]
+    slots = {k: v.copy() for k, v in sorted(opt.__dict__.get("_slots", {}).items())}
+    return opt.t, {k: v.copy() for k, v in model.parameters().items()}, slots
+
+def same(a, b):
+    return a[0] == b[0] and all(
+        np.array_equal(a[i][k], b[i][k]) for i in (1, 2) for k in a[i]
+    )
+
+with distributed.Client(processes=False, n_workers=1, threads_per_worker=1,
+                        dashboard_address=":0") as client:
+    options = dict(client=client, epochs=30, batch_size=2, seed=0, n_iter_no_change=10**9)
+    reference = []
+    real = cd.apply_update
+    def recording(params, optimizer, grads, loss, clip):
+        real(params, optimizer, grads, loss, clip)
+        reference.append(state(model))
+    cd.apply_update = recording
+    model = crnn.RNN(2, 1000, seed=0)
+    reference.append((0, {k: v.copy() for k, v in model.parameters().items()}, {}))
+    cd.fit(model, X, target, **options)
+    cd.apply_update = real
+    options["epochs"] = 10**6
+    for delay in np.linspace(0.2, 1.5, 8):
+        model = crnn.RNN(2, 1000, seed=0)
+        sigint_after(delay)
+        try:
+            cd.fit(model, X, target, **options)
+        except KeyboardInterrupt:
+            pass
+        got = state(model)
+        assert same(got, reference[got[0]]), (delay, got[0])
 print("ok")
 """,
         timeout=300,
