@@ -153,12 +153,22 @@ def _tanh_array(floating[::1] z):
 # ---------------------------------------------------------------------------
 
 cdef unsigned long _main_thread = 0        # Python's main thread (its ident)
+cdef int _handlers = 0                      # signal handlers running from within a kernel
 
 
 def _set_main_thread(unsigned long ident):
     """Name Python's main thread, the one thread that runs signal handlers."""
     global _main_thread
     _main_thread = ident
+
+
+def _in_signal_handler():
+    """True while a signal handler runs from within a kernel call.
+
+    That call's workspaces are in use: a crnn call the handler makes must
+    get workspaces of its own (``crnn._kernels._plan``).
+    """
+    return _handlers > 0
 
 
 cdef struct _Watch:
@@ -203,10 +213,15 @@ cdef inline bint _stopped(_Watch* w, double work) noexcept nogil:
     w.work = 0
     if crnn_clock() < w.next:
         return False
+    global _handlers
+    cdef int raised
     with gil:
-        if PyErr_CheckSignals() != 0:
-            crnn_flag_set(&w.stop)
-            return True
+        _handlers += 1
+        raised = PyErr_CheckSignals()
+        _handlers -= 1
+    if raised != 0:
+        crnn_flag_set(&w.stop)
+        return True
     w.next = crnn_clock() + _WATCH_SECONDS
     return False
 

@@ -15,7 +15,6 @@ bit of any result: every split is made from the sizes alone, never from the
 thread count (see the design note of ``crnn/_core.pyx``).
 """
 
-import functools
 import os
 import threading
 from typing import NamedTuple
@@ -75,8 +74,11 @@ def _kernel(name, dtype):
 
 
 # Workspaces are kept per Python thread and reused by the next call (a fresh
-# allocation costs a page fault per 4 KiB), except those above this size;
-# "depth" counts the calls of the thread that are running (see _own_workspaces).
+# allocation costs a page fault per 4 KiB), except those above this size.
+# A crnn call made by a signal handler that runs within a kernel (see
+# crnn/_core.pyx) gets new ones: the interrupted call is still using them.
+# (Between two kernel calls nothing is kept in them: a handler's call there
+# may use them.)
 _SCRATCH = threading.local()
 _SCRATCH_KEEP = 64 << 20
 _ALIGN = 64
@@ -154,41 +156,19 @@ def _step_work(n, d, m):
 # ---------------------------------------------------------------------- workspaces
 
 
-def _own_workspaces(fn):
-    """Wrap an operation: a call made while another runs in its thread gets workspaces of its own.
-
-    A signal handler runs between two steps of a kernel, or between two
-    kernel calls of one operation, in the thread of the call it interrupts;
-    a crnn call it makes must not write the workspaces that call still
-    uses. Such a call allocates new ones, and keeps none.
-    """
-
-    @functools.wraps(fn)
-    def call(*args):
-        local = _SCRATCH.__dict__
-        depth = local.get("depth", 0)
-        local["depth"] = depth + 1
-        try:
-            return fn(*args)
-        finally:
-            local["depth"] = depth
-
-    return call
-
-
 def _scratch(name, shape, dtype):
     """Return an uninitialised workspace array, reused by this thread's later calls.
 
     Each Python thread has its own buffers, so calls on one model from
-    several threads at once never share one; a reentrant call (see
-    ``_own_workspaces``) gets a new one.
+    several threads at once never share one; a call from a signal handler
+    that runs within a kernel gets a new one.
     """
     size = 1
     for k in shape:
         size *= int(k)
-    cache = _SCRATCH.__dict__
-    if cache.get("depth", 1) > 1:
+    if _core._in_signal_handler():
         return _aligned_empty(max(size, 1), dtype)[:size].reshape(shape)
+    cache = _SCRATCH.__dict__
     key = (name, np.dtype(dtype))
     buf = cache.get(key)
     if buf is None or buf.size < size:
@@ -229,10 +209,9 @@ def _plan(key, make):
     mini-batches of one shape) finds its plan with one look-up. Plans whose
     workspaces are larger than _PLAN_BYTES are not kept.
     """
-    local = _SCRATCH.__dict__
-    if local.get("depth", 1) > 1:  # a reentrant call: its own workspaces
+    if _core._in_signal_handler():  # the interrupted call's are in use
         return make()
-    plans = local.setdefault("plans", {})
+    plans = _SCRATCH.__dict__.setdefault("plans", {})
     plan = plans.get(key)
     if plan is None:
         plan = make()
@@ -259,7 +238,6 @@ def _forward_scratch(n, d, m, N, nt, dtype):
 # ---------------------------------------------------------------------- forward
 
 
-@_own_workspaces
 def forward(params, X, s0, n_threads):
     """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n).
 
@@ -280,7 +258,6 @@ def forward(params, X, s0, n_threads):
     return S, Y, bad
 
 
-@_own_workspaces
 def loss(params, X, target, s0, g, n_threads):
     """Return each sequence's loss E (N,) on the batch X, target, and the non-finite count."""
     U, W, V, b, c = _arrays(params)
@@ -295,7 +272,6 @@ def loss(params, X, target, s0, g, n_threads):
     return E, bad
 
 
-@_own_workspaces
 def generate(params, x0, s0, out, n_threads):
     """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m).
 
@@ -382,7 +358,6 @@ def _rtrl(arrays, X, target, s0, g, grad, ds0, E, n_threads):
     )
 
 
-@_own_workspaces
 def gradient(params, X, target, s0, g, method, n_threads):
     """Return the exact gradient of E over the batch, by "bptt" or "rtrl".
 
@@ -412,9 +387,10 @@ def gradient(params, X, target, s0, g, method, n_threads):
             chunk = max(1, min(N, _BPTT_BYTES // per_seq))
         if chunk == N:
             bad = _bptt(arrays, X, target, s0, g, grad, ds0, E, n_threads)
+        part = np.empty(P, dtype=dt) if chunk < N else None  # not a workspace: see _SCRATCH
         for start in range(0, N, chunk) if chunk < N else ():
             stop = min(N, start + chunk)
-            out = grad if start == 0 else _scratch("grad", (P,), dt)
+            out = grad if start == 0 else part
             bad += _bptt(
                 arrays,
                 X[start:stop],
