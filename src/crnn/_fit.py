@@ -15,7 +15,13 @@ import sys
 
 import numpy as np
 
-from crnn._guard import check_writable, exclusive, uninterrupted
+from crnn._guard import (
+    check_writable,
+    deferral_is_cheap,
+    exclusive,
+    interrupts_deferrable,
+    uninterrupted,
+)
 from crnn._optim import clip_by_norm, make_optimizer
 from crnn._validation import (
     as_float_array,
@@ -98,8 +104,10 @@ def apply_update(params, optimizer, grads, loss, clip):
     A loss or gradient that is not finite raises FloatingPointError before
     anything changes; grads are clipped to the norm ``clip``; a step that makes
     a weight overflow is undone and raises FloatingPointError, so the weights
-    are always the last finite ones. A Ctrl-C waits until the step is whole:
-    the weights and the optimizer's state are always those of one update.
+    are always the last finite ones. A Ctrl-C never leaves half a step: in a
+    fit's loop it waits until the step is whole; elsewhere (partial_fit) it
+    undoes the step. The weights and the optimizer's state are always those
+    of one update.
     """
     if not (math.isfinite(loss) and all(np.isfinite(v).all() for v in grads.values())):
         raise FloatingPointError(
@@ -108,17 +116,34 @@ def apply_update(params, optimizer, grads, loss, clip):
         )
     clip_by_norm(grads, clip)
     backup = {k: v.copy() for k, v in params.items()}
-    with uninterrupted():
-        optimizer.step(params, grads)
-        finite = all(np.isfinite(v).all() for v in params.values())
-        if not finite:
-            for k, v in params.items():
-                v[...] = backup[k]
+    if deferral_is_cheap():
+        with uninterrupted():
+            finite = _step(params, optimizer, grads, backup)
+    else:  # a handler swapped at each update would cost more than the step
+        saved = optimizer.save()
+        try:
+            finite = _step(params, optimizer, grads, backup)
+        except BaseException:
+            with uninterrupted():
+                optimizer.restore(saved)
+                for k, v in params.items():
+                    v[...] = backup[k]
+            raise
     if not finite:
         raise FloatingPointError(
             "fit diverged: an update made the weights overflow; the model keeps the "
             "last finite weights (try a smaller lr, or clip=1.0)"
         )
+
+
+def _step(params, optimizer, grads, backup):
+    """Make the optimizer's step; undo it and return False when a weight is not finite."""
+    optimizer.step(params, grads)
+    if all(np.isfinite(v).all() for v in params.values()):
+        return True
+    for k, v in params.items():
+        v[...] = backup[k]
+    return False
 
 
 def _split(X, target, fraction, rng):
@@ -331,7 +356,7 @@ def fit(model, X, target, **options):
     A second training call on the same model while this one runs (from
     another thread) raises RuntimeError instead of racing with it.
     """
-    with exclusive("fit", model):
+    with exclusive("fit", model), interrupts_deferrable():
         return _fit(model, X, target, **options)
 
 

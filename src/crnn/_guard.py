@@ -13,7 +13,8 @@ A forked child has only the thread that forked: the marks of the calls of
 the other threads (which never end there) are dropped in the child.
 
 :func:`uninterrupted` makes a few in-place writes (one optimizer update)
-whole with respect to Ctrl-C: a KeyboardInterrupt waits until they are done.
+whole with respect to Ctrl-C: a KeyboardInterrupt waits until they are done;
+:func:`interrupts_deferrable` makes that cheap for a loop of updates.
 """
 
 import contextlib
@@ -21,7 +22,7 @@ import os
 import signal
 import threading
 
-__all__ = ["exclusive", "uninterrupted"]
+__all__ = ["deferral_is_cheap", "exclusive", "interrupts_deferrable", "uninterrupted"]
 
 _lock = threading.Lock()
 _holders = {}  # id(object) -> (a description of the call that holds it, its thread's ident)
@@ -68,32 +69,99 @@ def exclusive(what, *objects):
                 _holders.pop(key, None)
 
 
-@contextlib.contextmanager
+class _Deferral:
+    """A SIGINT handler that holds the signal back while updates are written.
+
+    Outside the blocks of :func:`uninterrupted` it calls the handler it
+    replaced; inside, it notes the signal, and the outermost block's end
+    calls that handler.
+    """
+
+    active = None  # the installed one (main thread only)
+
+    def __init__(self, original):
+        self.original = original
+        self.depth = 0
+        self.caught = None
+
+    def __call__(self, signum, frame):
+        if self.depth:
+            self.caught = (signum, frame)
+        else:
+            self.original(signum, frame)
+
+    def __enter__(self):
+        self.depth += 1
+
+    def __exit__(self, *exc):
+        self.depth -= 1
+        if not self.depth and self.caught is not None:
+            caught, self.caught = self.caught, None
+            self.original(*caught)
+
+
+class _Swap:
+    """:func:`uninterrupted` where no deferral is installed: the SIGINT handler swapped for the block."""
+
+    def __enter__(self):
+        self.deferral = None
+        if threading.current_thread() is threading.main_thread():
+            original = signal.getsignal(signal.SIGINT)
+            if callable(original):
+                self.deferral = _Deferral(original)
+                signal.signal(signal.SIGINT, self.deferral)
+                self.deferral.__enter__()
+
+    def __exit__(self, *exc):
+        deferral = self.deferral
+        if deferral is not None:
+            signal.signal(signal.SIGINT, deferral.original)
+            deferral.__exit__()
+
+
 def uninterrupted():
-    """Run the block whole: a SIGINT that comes during it is handled after it.
+    """Return a context manager that runs its block whole: a SIGINT during it is handled after it.
 
     Python runs signal handlers between any two bytecodes of the main
     thread, so a Ctrl-C could otherwise stop an update with some arrays
-    written and others not. In the main thread, while the SIGINT handler is
-    a Python function, it is replaced for the block by one that notes the
-    signal; the block's end puts it back and calls it if a signal came.
-    Elsewhere (other threads never run handlers) it does nothing.
+    written and others not. Inside :func:`interrupts_deferrable` (a fit's
+    loop) this costs a counter; elsewhere the SIGINT handler, when it is a
+    Python function, is swapped for the block (two system calls). Other
+    threads never run handlers: nothing to do there.
     """
-    if threading.current_thread() is not threading.main_thread():
+    deferral = _Deferral.active
+    if deferral is not None and threading.current_thread() is threading.main_thread():
+        return deferral
+    return _Swap()
+
+
+def deferral_is_cheap():
+    """Return True when :func:`uninterrupted` costs no system call here.
+
+    Inside :func:`interrupts_deferrable`, or in a thread other than the main
+    one (which never runs signal handlers).
+    """
+    return _Deferral.active is not None or threading.current_thread() is not threading.main_thread()
+
+
+@contextlib.contextmanager
+def interrupts_deferrable():
+    """Around a loop of updates: install the SIGINT handler of :func:`uninterrupted` once."""
+    if (
+        _Deferral.active is not None
+        or threading.current_thread() is not threading.main_thread()
+        or not callable(signal.getsignal(signal.SIGINT))
+    ):
         yield
         return
-    handler = signal.getsignal(signal.SIGINT)
-    if not callable(handler):
-        yield
-        return
-    caught = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    deferral = _Deferral(signal.getsignal(signal.SIGINT))
+    signal.signal(signal.SIGINT, deferral)
+    _Deferral.active = deferral
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, handler)
-        if caught:
-            handler(signal.SIGINT, caught[0])
+        _Deferral.active = None
+        signal.signal(signal.SIGINT, deferral.original)
 
 
 def check_writable(model, what):
