@@ -93,7 +93,7 @@ cdef void _bptt_forward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
                         Py_ssize_t d, Py_ssize_t m, const floating* X,
                         const floating* target, const floating* s0, floating g,
                         const floating* pack, const floating* bb, const floating* cb,
-                        floating* A, floating* Eb, floating* E) noexcept nogil:
+                        floating* A, floating* Eb, floating* E, _Watch* w) noexcept nogil:
     """BPTT's forward recurrence for sequences b0 .. b0 + R - 1.
 
     A ((T + 1) N rows of n + d) holds the blocks of R sequences (b0 = a
@@ -105,7 +105,8 @@ cdef void _bptt_forward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
     Eb[t, b]. bb, cb: the biases b and c, or NULL. The outputs and e of
     ``_hist_steps(R, n + d)`` steps at a time are one product (they do not
     feed the recurrence).
-    OUT: E[b], the loss of each sequence.
+    OUT: E[b], the loss of each sequence. Returns early, unfinished, when
+    the call is stopped (``_stopped``).
     """
     cdef Py_ssize_t K1 = n + d, t, r, j, t0 = 0, tc
     cdef Py_ssize_t yc = _hist_steps(R, K1)
@@ -120,6 +121,8 @@ cdef void _bptt_forward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
             At[r * K1 + n + j] = s0[(b0 + r) * d + j]
         E[b0 + r] = 0
     for t in range(T):
+        if _stopped(w, R * (K1 + m) * d):
+            return
         At = A + (b0 * (T + 1) + t * R) * K1
         An = At + R * K1
         for r in range(R):
@@ -326,7 +329,8 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     as many, each reads the rows its own thread wrote), their rows shared
     out between the threads, then added in order. No bit depends on the
     thread count.
-    Returns the number of NaN and infinite values in the weights and inputs.
+    Returns the number of NaN and infinite values in the weights and inputs;
+    raises what a signal handler raised while it ran (``_Watch``).
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
@@ -351,7 +355,10 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef floating acc
     cdef Py_ssize_t bad
+    cdef _Watch watch
+    cdef _Watch* wp = &watch
     with nogil:
+        _watch_start(wp)
         _bptt_ws(N, T, n, d, m, L, K, P, n_threads, at)
         A = pack + at[0]
         B = pack + at[1]
@@ -370,14 +377,16 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
                 _bptt_forward(b0, Rb, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
-                              &s0[0, 0], g, pack, bb, cb, A, B, E)
+                              &s0[0, 0], g, pack, bb, cb, A, B, E, wp)
         for tb in range(nblk - 1, -1, -1):
             t1 = tb * L
             t2 = T if t1 + L > T else t1 + L
             for blk in prange(n_threads, schedule="static"):
                 b0 = blk * R
                 Rb = N - b0 if N - b0 < R else R
-                if Rb > 0:
+                # a stopped call skips its work, but every thread still meets
+                # every loop (the threads of a team must)
+                if Rb > 0 and not _stopped(wp, Rb * (t2 - t1) * (m + d) * d):
                     _bptt_backward(b0, Rb, T, L + 1, t1, t2, n, d, m, pack, A,
                                    B, B + ring, ds0)
             for it in prange(Kg * nrb, schedule="static"):
@@ -385,7 +394,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 g0 = part * G
                 r0 = (it % nrb) * rows
                 r1 = r0 + rows if r0 + rows < d + m else d + m
-                if r1 > r0:
+                if r1 > r0 and not _stopped(wp, 0):
                     _bptt_products(r0, r1, g0, G if N - g0 > G else N - g0, t1, t2, N,
                                    R, T, L + 1, n, d, m, A, B + ring, bb != NULL,
                                    grad if Kg == 1 else parts + part * P,
@@ -396,6 +405,8 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 for i in range(1, Kg):
                     acc = acc + parts[i * P + p]
                 grad[p] = acc
+    if watch.stop:
+        _raise_stopped()
     with nogil:
         _to_theta_layout(grad, &out[0], n, d, P)
     return bad

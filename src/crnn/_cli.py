@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from crnn._files import write_atomically
+from crnn._guard import uninterrupted
 from crnn._rnn import RNN
 from crnn._version import __version__
 
@@ -261,18 +262,21 @@ def cmd_train(args, out):
         file=out,
     )
     start = time.perf_counter()
-    model.fit(
-        X,
-        target,
-        epochs=args.epochs,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        method=args.method,
-        batch_size=args.batch_size,
-        validation_fraction=0.1 if X.shape[0] >= 10 else None,
-        seed=args.seed,
-        verbose=not args.quiet,
-    )
+    try:
+        model.fit(
+            X,
+            target,
+            epochs=args.epochs,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            method=args.method,
+            batch_size=args.batch_size,
+            validation_fraction=0.1 if X.shape[0] >= 10 else None,
+            seed=args.seed,
+            verbose=not args.quiet,
+        )
+    except KeyboardInterrupt as exc:
+        return _interrupted(model, exc, mean, scale, args)
     model.data_mean_, model.data_scale_ = mean, scale
     pred = model.predict(z[:-1]) * scale + mean
     print(
@@ -284,6 +288,33 @@ def cmd_train(args, out):
     path = write_new(args.output, "crnn-model.npz", args.force, _saver(model))
     print(f"model saved to {path}", file=out)
     return 0
+
+
+def _interrupted(model, exc, mean, scale, args):
+    """Ctrl-C during crnn train: save the best model so far, say so in one line; status 130."""
+    epochs = getattr(model, "n_iter_", 0)
+    if not epochs:
+        print(
+            "crnn train: interrupted before the first epoch ended; nothing saved", file=sys.stderr
+        )
+        return 130
+    best = getattr(exc, "best_weights", None)
+    path = args.output
+    try:
+        with uninterrupted():  # a second Ctrl-C waits for the save to end
+            if best is not None:  # the best validation score's weights, as fit keeps them
+                for name, value in model.parameters().items():
+                    value[...] = best[name]
+            model.data_mean_, model.data_scale_ = mean, scale
+            model.interrupted_after_epoch_ = epochs
+            path = write_new(args.output, "crnn-model.npz", args.force, _saver(model))
+    except KeyboardInterrupt:
+        pass  # the save is complete: stopping is what was asked
+    what = "the best model so far" if best is not None else "the model so far (no validation)"
+    print(
+        f"crnn train: interrupted after epoch {epochs}; {what} is saved to {path}", file=sys.stderr
+    )
+    return 130
 
 
 def _apply(args, compute, column):

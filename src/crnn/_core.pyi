@@ -35,6 +35,8 @@ def _online_work_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
 def _panel_columns() -> tuple[int, int]: ...
 def _rows_per_block(N: int, n_threads: int) -> int: ...
 def _parameter_size(n: int, d: int, m: int, bias: bool = False) -> int: ...
+def _set_main_thread(ident: int) -> None: ...  # the thread that runs signal handlers
+def _in_signal_handler() -> bool: ...
 def _forward(
     theta: _F,  # const floating[::1] (_parameter_size,): U, W, V, then b, c with biases
     X: _F,  # const floating[:, :, ::1] (N, T, n)
@@ -100,7 +102,7 @@ def _rtrl_online(
     target: _F,  # const floating[:, ::1] (T, m)
     s: _F,  # floating[::1] (d,), IN/OUT
     P: _F,  # floating[:, ::1] (2, panels of the d (n + d) (+ d) columns), IN/OUT
-    cur: int,  # P[cur] holds the current sensitivities
+    cur: NDArray[np.intp],  # Py_ssize_t[::1] (1,): P[cur[0]] is current, IN/OUT
     g: float,
     lr: float,
     clip: float,

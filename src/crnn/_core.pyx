@@ -67,6 +67,13 @@ added in order. RTRL computes each sequence's gradient into a slot of its
 own, and the slots are added in sequence order. The numbers differ between
 builds only by rounding (FMA contracts a*b + c).
 
+Signals: a call that takes long must answer Ctrl-C. Every kernel, between
+steps, lets the calling thread run Python's pending signal handlers (with
+the GIL, every 50 ms, when it is the main thread: ``_stopped``); when one
+raises, every thread leaves its work and the entry point raises that
+exception. The outputs and workspaces are then unfinished, and nothing else
+has changed (online RTRL: see ``_rtrl_online``).
+
 Biases (optional): b is added to Z and c to Y after their products; BPTT
 adds db = sum delta and dc = sum e, RTRL carries d more sensitivity columns
 (direct term 1); an empty array at the entry points means none.
@@ -93,6 +100,14 @@ cdef extern from "_simd.h":
     int crnn_cpu_avx512() noexcept nogil
     Py_ssize_t crnn_nonfinite_d(const double* a, Py_ssize_t n) noexcept nogil
     Py_ssize_t crnn_nonfinite_f(const float* a, Py_ssize_t n) noexcept nogil
+    double crnn_clock() noexcept nogil
+    int crnn_flag_get(int* f) noexcept nogil
+    void crnn_flag_set(int* f) noexcept nogil
+
+cdef extern from "Python.h":
+    # called with the GIL by ``_stopped`` alone; a handler's exception stays set
+    int PyErr_CheckSignals()
+    unsigned long PyThread_get_thread_ident() nogil
 
 include "_gemm.pxi"
 include "_cell.pxi"
@@ -131,6 +146,89 @@ def _tanh_array(floating[::1] z):
     """z = tanh(z) in place by the kernels' tanh (a test hook)."""
     if z.shape[0] > 0:
         _activate(&z[0], z.shape[0])
+
+
+# ---------------------------------------------------------------------------
+# stopping a call: pending signals
+# ---------------------------------------------------------------------------
+
+cdef unsigned long _main_thread = 0        # Python's main thread (its ident)
+cdef int _handlers = 0                      # signal handlers running from within a kernel
+
+
+def _set_main_thread(unsigned long ident):
+    """Name Python's main thread, the one thread that runs signal handlers."""
+    global _main_thread
+    _main_thread = ident
+
+
+def _in_signal_handler():
+    """True while a signal handler runs from within a kernel call.
+
+    That call's workspaces are in use: a crnn call the handler makes must
+    get workspaces of its own (``crnn._kernels._plan``).
+    """
+    return _handlers > 0
+
+
+cdef struct _Watch:
+    # One kernel call's watch for signals. The calling thread (thread 0 of
+    # the call's team), when it is Python's main thread, runs the pending
+    # signal handlers every _WATCH_SECONDS; if one raises, it sets stop, and
+    # every thread leaves its work at its next step. The entry point then
+    # raises that exception: the call has changed none of its arguments but
+    # its outputs and workspaces (online RTRL: the steps before; see there).
+    int stop
+    bint main           # the call runs in Python's main thread
+    double work         # multiply-adds since thread 0 last read the clock
+    double next         # when thread 0 runs the handlers next
+
+
+cdef double _WATCH_SECONDS = 0.05          # stopped within about this, or a step
+cdef double _WATCH_WORK = 1e6              # multiply-adds between two reads of the clock
+
+
+cdef inline void _watch_start(_Watch* w) noexcept nogil:
+    """Set up the watch of a call made by this thread."""
+    w.stop = 0
+    w.main = PyThread_get_thread_ident() == _main_thread
+    w.work = 0
+    w.next = 0                                      # no clock read for small calls
+
+
+cdef inline bint _stopped(_Watch* w, double work) noexcept nogil:
+    """True when the call must stop: a signal handler raised (its exception is set).
+
+    Called by every thread between steps of ``work`` multiply-adds; thread 0
+    reads the clock once per _WATCH_WORK of them and, when it is time, runs
+    the pending handlers with the GIL.
+    """
+    if crnn_flag_get(&w.stop):
+        return True
+    if not w.main or threadid() != 0:
+        return False
+    w.work = w.work + work
+    if w.work < _WATCH_WORK:
+        return False
+    w.work = 0
+    if crnn_clock() < w.next:
+        return False
+    global _handlers
+    cdef int raised
+    with gil:
+        _handlers += 1
+        raised = PyErr_CheckSignals()
+        _handlers -= 1
+    if raised != 0:
+        crnn_flag_set(&w.stop)
+        return True
+    w.next = crnn_clock() + _WATCH_SECONDS
+    return False
+
+
+cdef int _raise_stopped() except -1:
+    """Raise the exception a signal handler set while the GIL was released."""
+    return -1
 
 
 # ---------------------------------------------------------------------------
@@ -298,7 +396,7 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
                          const floating* s0, const floating* pack,
                          const floating* bb, const floating* cb,
                          floating* S, floating* Y, const floating* target,
-                         floating g, floating* E, floating* work) noexcept nogil:
+                         floating g, floating* E, floating* work, _Watch* w) noexcept nogil:
     """Forward pass of sequences b0 .. b0 + R - 1, all R at each step.
 
     bb (d,) and cb (m,) are the biases b and c, or NULL for none.
@@ -306,7 +404,8 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
     when target is not NULL, E[b] = g sum_t sum_k (target - Y)^2.
     The outputs do not feed the recurrence: those of yc steps at a time are
     one product per sequence (of yc rows, not one), from S or, when S is
-    NULL, from the states kept in work (yc = ``_hist_steps``).
+    NULL, from the states kept in work (yc = ``_hist_steps``). Returns
+    early, its outputs unfinished, when the call is stopped (``_stopped``).
     work (``_forward_work``): the rows [x^t, s^{t-1}] of the step and
     of the next one, the states of yc steps and the outputs of yc steps.
     """
@@ -327,6 +426,8 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
         if target != NULL:
             E[b0 + r] = 0
     for t in range(T):
+        if _stopped(w, R * (K1 + m) * d):
+            return
         for r in range(R):
             for j in range(n):
                 cur[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
@@ -365,13 +466,14 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
 cdef void _generate_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
                           Py_ssize_t d, const floating* x0, const floating* s0,
                           const floating* pack, const floating* bb, const floating* cb,
-                          floating* out, floating* sT, floating* work) noexcept nogil:
+                          floating* out, floating* sT, floating* work,
+                          _Watch* w) noexcept nogil:
     """Closed loop for sequences b0 .. b0 + R - 1 (output size = input size n).
 
     x^1 = x0, x^{t+1} = Y^t: out (N, T, n) gets Y^1 .. Y^T and sT (N, d) the
     state S^T. Each step is the forward pass's step (the same chains), so
     the outputs are those ``_forward_block`` gives on the fed-back inputs.
-    work holds 2 R (n + d) scalars.
+    work holds 2 R (n + d) scalars. Returns early when the call is stopped.
     """
     cdef Py_ssize_t K1 = n + d, t, r, j
     cdef const floating* UW = pack
@@ -386,6 +488,8 @@ cdef void _generate_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t 
         for j in range(d):
             cur[r * K1 + n + j] = s0[(b0 + r) * d + j]
     for t in range(T):
+        if _stopped(w, R * (K1 + n) * d):
+            return
         _gemm_packed(R, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
         _cell_states(nxt + n, R, K1, d, bb)
         y = out + (b0 * T + t) * n                  # row r at y + r T n
@@ -432,7 +536,8 @@ def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const float
     OUT: S (N, T, d), Y (N, T, m), overwritten.
     SCRATCH: ws (_forward_workspace_size(N, n, d, m, n_threads),).
 
-    Returns the number of NaN and infinite values in the weights and inputs.
+    Returns the number of NaN and infinite values in the weights and inputs;
+    raises what a signal handler raised while it ran (``_Watch``).
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = Y.shape[2]
@@ -443,7 +548,10 @@ def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const float
     cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef Py_ssize_t bad
+    cdef _Watch watch
+    cdef _Watch* wp = &watch
     with nogil:
+        _watch_start(wp)
         bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&s0[0, 0], N * d))
         _pack_weights(U, n, d, m, pack, False)
@@ -453,7 +561,9 @@ def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const float
             if Rb > 0:
                 _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], pack,
                                bb, cb, &S[0, 0, 0], &Y[0, 0, 0], NULL, 0, NULL,
-                               pack + at + threadid() * stride)
+                               pack + at + threadid() * stride, wp)
+    if watch.stop:
+        _raise_stopped()
     return bad
 
 
@@ -542,7 +652,8 @@ def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floati
     OUT: out (N, T, n) the outputs, sT (N, d) the final states.
     SCRATCH: ws (_forward_workspace_size(N, n, d, m, n_threads),).
 
-    Returns the number of NaN and infinite values in the weights and inputs.
+    Returns the number of NaN and infinite values in the weights and inputs;
+    raises what a signal handler raised while it ran (``_Watch``).
     """
     cdef Py_ssize_t N = out.shape[0], T = out.shape[1], n = out.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = n
@@ -553,7 +664,10 @@ def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floati
     cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef Py_ssize_t bad
+    cdef _Watch watch
+    cdef _Watch* wp = &watch
     with nogil:
+        _watch_start(wp)
         bad = _nonfinite(U, theta.shape[0])
         if N > 0:
             bad = bad + _nonfinite(&x0[0, 0], N * n) + _nonfinite(&s0[0, 0], N * d)
@@ -563,7 +677,9 @@ def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floati
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
                 _generate_block(b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], pack, bb, cb,
-                                &out[0, 0, 0], &sT[0, 0], pack + at + threadid() * stride)
+                                &out[0, 0, 0], &sT[0, 0], pack + at + threadid() * stride, wp)
+    if watch.stop:
+        _raise_stopped()
     return bad
 
 
@@ -576,7 +692,8 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
     OUT: E (N,), E[b] = g sum_t sum_k (target - Y)^2 of sequence b.
     SCRATCH: ws as ``_forward``.
 
-    Returns the number of NaN and infinite values in the weights and inputs.
+    Returns the number of NaN and infinite values in the weights and inputs;
+    raises what a signal handler raised while it ran (``_Watch``).
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
@@ -587,7 +704,10 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
     cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef Py_ssize_t bad
+    cdef _Watch watch
+    cdef _Watch* wp = &watch
     with nogil:
+        _watch_start(wp)
         bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
@@ -598,7 +718,9 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
             if Rb > 0:
                 _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], pack,
                                bb, cb, NULL, NULL, &target[0, 0, 0], g, &E[0],
-                               pack + at + threadid() * stride)
+                               pack + at + threadid() * stride, wp)
+    if watch.stop:
+        _raise_stopped()
     return bad
 
 

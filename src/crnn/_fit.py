@@ -15,7 +15,13 @@ import sys
 
 import numpy as np
 
-from crnn._guard import check_writable, exclusive
+from crnn._guard import (
+    check_writable,
+    deferral_is_cheap,
+    exclusive,
+    interrupts_deferrable,
+    uninterrupted,
+)
 from crnn._optim import clip_by_norm, make_optimizer
 from crnn._validation import (
     as_float_array,
@@ -98,7 +104,10 @@ def apply_update(params, optimizer, grads, loss, clip):
     A loss or gradient that is not finite raises FloatingPointError before
     anything changes; grads are clipped to the norm ``clip``; a step that makes
     a weight overflow is undone and raises FloatingPointError, so the weights
-    are always the last finite ones.
+    are always the last finite ones. A Ctrl-C never leaves half a step: in a
+    fit's loop it waits until the step is whole; elsewhere (partial_fit) it
+    undoes the step. The weights and the optimizer's state are always those
+    of one update.
     """
     if not (math.isfinite(loss) and all(np.isfinite(v).all() for v in grads.values())):
         raise FloatingPointError(
@@ -107,14 +116,34 @@ def apply_update(params, optimizer, grads, loss, clip):
         )
     clip_by_norm(grads, clip)
     backup = {k: v.copy() for k, v in params.items()}
-    optimizer.step(params, grads)
-    if not all(np.isfinite(v).all() for v in params.values()):
-        for k, v in params.items():
-            v[...] = backup[k]
+    if deferral_is_cheap():
+        with uninterrupted():
+            finite = _step(params, optimizer, grads, backup)
+    else:  # a handler swapped at each update would cost more than the step
+        saved = optimizer.save()
+        try:
+            finite = _step(params, optimizer, grads, backup)
+        except BaseException:
+            with uninterrupted():
+                optimizer.restore(saved)
+                for k, v in params.items():
+                    v[...] = backup[k]
+            raise
+    if not finite:
         raise FloatingPointError(
             "fit diverged: an update made the weights overflow; the model keeps the "
             "last finite weights (try a smaller lr, or clip=1.0)"
         )
+
+
+def _step(params, optimizer, grads, backup):
+    """Make the optimizer's step; undo it and return False when a weight is not finite."""
+    optimizer.step(params, grads)
+    if all(np.isfinite(v).all() for v in params.values()):
+        return True
+    for k, v in params.items():
+        v[...] = backup[k]
+    return False
 
 
 def _split(X, target, fraction, rng):
@@ -261,6 +290,14 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
     RNN
         The model, holding the weights of the best validation score seen
         when there is validation data (early stopping), else the last ones.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C: the model keeps the weights of its last update, its
+        history the epochs completed. The exception's ``best_weights`` is
+        {name: array}, the weights of the best validation score so far, or
+        None (no validation data, or no epoch completed).
     """
     params = model.parameters()
     progress = _Progress(epochs, bool(verbose))
@@ -288,11 +325,15 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
             since_best = 0 if improved else since_best + 1
             if since_best >= n_iter_no_change:
                 break
+    except KeyboardInterrupt as exc:
+        exc.best_weights = best_weights
+        raise
     finally:
         progress.close()
     if best_weights is not None:  # early stopping keeps the best weights seen
-        for k, v in params.items():
-            v[...] = best_weights[k]
+        with uninterrupted():
+            for k, v in params.items():
+                v[...] = best_weights[k]
     return model
 
 
@@ -315,7 +356,7 @@ def fit(model, X, target, **options):
     A second training call on the same model while this one runs (from
     another thread) raises RuntimeError instead of racing with it.
     """
-    with exclusive("fit", model):
+    with exclusive("fit", model), interrupts_deferrable():
         return _fit(model, X, target, **options)
 
 

@@ -8,15 +8,36 @@ threads would interleave their updates and leave numbers that no serial
 order gives. :func:`exclusive` makes the second call raise ``RuntimeError``
 at once instead; it costs one lock acquisition per call, and nothing is
 stored on the model (which stays picklable).
+
+A forked child has only the thread that forked: the marks of the calls of
+the other threads (which never end there) are dropped in the child.
+
+:func:`uninterrupted` makes a few in-place writes (one optimizer update)
+whole with respect to Ctrl-C: a KeyboardInterrupt waits until they are done;
+:func:`interrupts_deferrable` makes that cheap for a loop of updates.
 """
 
 import contextlib
+import os
+import signal
 import threading
 
-__all__ = ["exclusive"]
+__all__ = ["deferral_is_cheap", "exclusive", "interrupts_deferrable", "uninterrupted"]
 
 _lock = threading.Lock()
-_holders = {}  # id(object) -> a description of the call that holds it
+_holders = {}  # id(object) -> (a description of the call that holds it, its thread's ident)
+
+
+def _after_fork_in_child():
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    me = threading.get_ident()
+    for key, (_, ident) in list(_holders.items()):
+        if ident != me:
+            del _holders[key]
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager
@@ -29,12 +50,12 @@ def exclusive(what, *objects):
         If another call, in any thread, holds one of them.
     """
     keys = [id(obj) for obj in objects]
-    holder = f"{what} in thread {threading.current_thread().name!r}"
+    holder = (f"{what} in thread {threading.current_thread().name!r}", threading.get_ident())
     with _lock:
         for key, obj in zip(keys, objects, strict=True):
             if key in _holders:
                 raise RuntimeError(
-                    f"{what}: this {type(obj).__name__} is being changed by {_holders[key]}; "
+                    f"{what}: this {type(obj).__name__} is being changed by {_holders[key][0]}; "
                     "one model (or online trainer) cannot be trained by two calls at once. "
                     "Give each thread its own model (copy.deepcopy), or wait for the other call."
                 )
@@ -46,6 +67,101 @@ def exclusive(what, *objects):
         with _lock:
             for key in keys:
                 _holders.pop(key, None)
+
+
+class _Deferral:
+    """A SIGINT handler that holds the signal back while updates are written.
+
+    Outside the blocks of :func:`uninterrupted` it calls the handler it
+    replaced; inside, it notes the signal, and the outermost block's end
+    calls that handler.
+    """
+
+    active = None  # the installed one (main thread only)
+
+    def __init__(self, original):
+        self.original = original
+        self.depth = 0
+        self.caught = None
+
+    def __call__(self, signum, frame):
+        if self.depth:
+            self.caught = (signum, frame)
+        else:
+            self.original(signum, frame)
+
+    def __enter__(self):
+        self.depth += 1
+
+    def __exit__(self, *exc):
+        self.depth -= 1
+        if not self.depth and self.caught is not None:
+            caught, self.caught = self.caught, None
+            self.original(*caught)
+
+
+class _Swap:
+    """:func:`uninterrupted` where no deferral is installed: the SIGINT handler swapped for the block."""
+
+    def __enter__(self):
+        self.deferral = None
+        if threading.current_thread() is threading.main_thread():
+            original = signal.getsignal(signal.SIGINT)
+            if callable(original):
+                self.deferral = _Deferral(original)
+                signal.signal(signal.SIGINT, self.deferral)
+                self.deferral.__enter__()
+
+    def __exit__(self, *exc):
+        deferral = self.deferral
+        if deferral is not None:
+            signal.signal(signal.SIGINT, deferral.original)
+            deferral.__exit__()
+
+
+def uninterrupted():
+    """Return a context manager that runs its block whole: a SIGINT during it is handled after it.
+
+    Python runs signal handlers between any two bytecodes of the main
+    thread, so a Ctrl-C could otherwise stop an update with some arrays
+    written and others not. Inside :func:`interrupts_deferrable` (a fit's
+    loop) this costs a counter; elsewhere the SIGINT handler, when it is a
+    Python function, is swapped for the block (two system calls). Other
+    threads never run handlers: nothing to do there.
+    """
+    deferral = _Deferral.active
+    if deferral is not None and threading.current_thread() is threading.main_thread():
+        return deferral
+    return _Swap()
+
+
+def deferral_is_cheap():
+    """Return True when :func:`uninterrupted` costs no system call here.
+
+    Inside :func:`interrupts_deferrable`, or in a thread other than the main
+    one (which never runs signal handlers).
+    """
+    return _Deferral.active is not None or threading.current_thread() is not threading.main_thread()
+
+
+@contextlib.contextmanager
+def interrupts_deferrable():
+    """Around a loop of updates: install the SIGINT handler of :func:`uninterrupted` once."""
+    if (
+        _Deferral.active is not None
+        or threading.current_thread() is not threading.main_thread()
+        or not callable(signal.getsignal(signal.SIGINT))
+    ):
+        yield
+        return
+    deferral = _Deferral(signal.getsignal(signal.SIGINT))
+    signal.signal(signal.SIGINT, deferral)
+    _Deferral.active = deferral
+    try:
+        yield
+    finally:
+        _Deferral.active = None
+        signal.signal(signal.SIGINT, deferral.original)
 
 
 def check_writable(model, what):

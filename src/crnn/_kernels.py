@@ -17,6 +17,7 @@ thread count (see the design note of ``crnn/_core.pyx``).
 """
 
 import functools
+import os
 import threading
 from typing import NamedTuple
 
@@ -79,6 +80,10 @@ def _kernel(name, dtype):
 
 # Workspaces are kept per Python thread and reused by the next call (a fresh
 # allocation costs a page fault per 4 KiB), except those above this size.
+# A crnn call made by a signal handler that runs within a kernel (see
+# crnn/_core.pyx) gets new ones: the interrupted call is still using them.
+# (Between two kernel calls nothing is kept in them: a handler's call there
+# may use them.)
 _SCRATCH = threading.local()
 _SCRATCH_KEEP = 64 << 20
 _ALIGN = 64
@@ -149,18 +154,43 @@ def parameters(n, d, m, bias, dtype):
 
 # ---------------------------------------------------------------------- threads
 
+# OpenMP's thread pool does not survive fork: in a child of a process whose
+# kernels ran on several threads, a parallel region would wait for ever on
+# threads that do not exist. Such a child (and its children) runs every
+# kernel on one thread, as other OpenMP libraries do; results do not depend
+# on the thread count.
+_threaded = False  # a kernel of this process ran on more than one thread
+_single = False  # this process is such a child
+
+
+def _after_fork_in_child():
+    global _single
+    _single = _single or _threaded
+    _SCRATCH.__dict__.pop("plans", None)  # they hold thread counts
+    _core._set_main_thread(threading.main_thread().ident)
+
+
+_core._set_main_thread(threading.main_thread().ident)  # signals: see crnn/_core.pyx
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 def threads(n_threads, N, work):
     """Return the thread count for a call on N parallel items of `work` multiply-adds.
 
     ``n_threads`` is the model's setting (None chooses from the size of the
-    work). Never more than N, and 1 when the kernels have no OpenMP.
+    work). Never more than N; 1 when the kernels have no OpenMP, and in a
+    child forked from a process whose kernels used several threads.
     """
-    if N <= 1 or not _core._openmp_enabled():
+    global _threaded
+    if N <= 1 or _single or not _core._openmp_enabled():
         return 1
     if n_threads is None:
-        return min(N, available_cpus()) if work >= _PARALLEL_MIN_WORK else 1
-    return max(1, min(check_n_threads(n_threads), N))
+        nt = min(N, available_cpus()) if work >= _PARALLEL_MIN_WORK else 1
+    else:
+        nt = max(1, min(check_n_threads(n_threads), N))
+    if nt > 1:
+        _threaded = True
+    return nt
 
 
 def _step_work(n, d, m):
@@ -175,11 +205,14 @@ def _scratch(name, shape, dtype):
     """Return an uninitialised workspace array, reused by this thread's later calls.
 
     Each Python thread has its own buffers, so calls on one model from
-    several threads at once never share one.
+    several threads at once never share one; a call from a signal handler
+    that runs within a kernel gets a new one.
     """
     size = 1
     for k in shape:
         size *= int(k)
+    if _core._in_signal_handler():
+        return _aligned_empty(max(size, 1), dtype)[:size].reshape(shape)
     cache = _SCRATCH.__dict__
     key = (name, np.dtype(dtype))
     buf = cache.get(key)
@@ -213,6 +246,8 @@ def _plan(key, make):
     mini-batches of one shape) finds its plan with one look-up. Plans whose
     workspaces are larger than _PLAN_BYTES are not kept.
     """
+    if _core._in_signal_handler():  # the interrupted call's are in use
+        return make()
     plans = _SCRATCH.__dict__.setdefault("plans", {})
     plan = plans.get(key)
     if plan is None:
@@ -396,7 +431,7 @@ def gradient(theta, size, X, target, s0, g, method, n_threads):
             bad = _bptt(theta, size, X, target, s0, g, out, n_threads)
         for start in range(0, N, chunk) if chunk < N else ():
             stop = min(N, start + chunk)
-            part = np.empty(P + (stop - start) * (d + 1), dtype=dt)
+            part = np.empty(P + (stop - start) * (d + 1), dtype=dt)  # not a workspace: see _SCRATCH
             bad += _bptt(
                 theta, size, X[start:stop], target[start:stop], s0[start:stop], g, part, n_threads
             )
@@ -456,7 +491,7 @@ class OnlineState:
         check_alloc((work,), dtype, "the online RTRL workspace")
         self.ct = ct
         self.P = np.zeros((2, size), dtype=dtype)
-        self.cur = 0
+        self.cur = np.zeros(1, dtype=np.intp)  # set by the kernel: see _rtrl_online
         self.grad = np.zeros(_core._gradient_size(n, d, m, bias), dtype=dtype)
         self.work = np.empty(work, dtype=dtype)
 
@@ -489,17 +524,17 @@ class OnlineState:
                 self.grad,
                 self.work,
             )
-            self.cur = (self.cur + max(done, 0)) % 2
         return Y, E, done
 
     def save(self):
         """Return a copy of what ``restore`` puts back."""
-        return self.cur, self.P[self.cur].copy(), self.grad.copy()
+        cur = int(self.cur[0])
+        return cur, self.P[cur].copy(), self.grad.copy()
 
     def restore(self, saved):
         """Put back what ``save`` returned."""
-        self.cur = saved[0]
-        self.P[self.cur] = saved[1]
+        self.P[saved[0]] = saved[1]
+        self.cur[0] = saved[0]
         self.grad[...] = saved[2]
 
     def sensitivities(self):
@@ -510,7 +545,7 @@ class OnlineState:
         """
         n, d, _, bias = self.sizes
         K1, ct = n + d, self.ct
-        by_panels = self.P[self.cur].reshape(-1, d, ct)
+        by_panels = self.P[self.cur[0]].reshape(-1, d, ct)
         P = by_panels.transpose(1, 0, 2).reshape(d, -1)  # the kernel's column order
         i = np.arange(d)[:, None]
         order = [(i * K1 + np.arange(n)).ravel(), (i * K1 + n + np.arange(d)).ravel()]

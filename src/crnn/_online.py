@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from crnn import _kernels
-from crnn._guard import check_writable, exclusive
+from crnn._guard import check_writable, exclusive, uninterrupted
 from crnn._rnn import Gradient
 from crnn._validation import as_float_array, check_g, check_lr, check_real, check_shape
 
@@ -211,6 +211,10 @@ class OnlineRTRL:
         RuntimeError
             If this trainer, or another training call on its model, is
             running in another thread.
+        KeyboardInterrupt
+            On Ctrl-C during a chunk of several steps (checked every 50 ms):
+            the model, state and sensitivities are put back as they were
+            before this call.
         """
         with exclusive("OnlineRTRL.learn", self, self.model):
             return self._learn(X, target)
@@ -240,7 +244,11 @@ class OnlineRTRL:
         if T > 1:
             backup = (theta.copy(), self._state.copy(), self._carried.save())
         clip = 0.0 if self._clip is None else self._clip
-        Y, E, done = self._carried.learn(theta, X, target, self._state, self._g, self._lr, clip)
+        try:
+            Y, E, done = self._carried.learn(theta, X, target, self._state, self._g, self._lr, clip)
+        except BaseException:  # a signal handler raised between two steps (T > 1)
+            self._put_back(theta, backup)
+            raise
         if done < 0:  # a NaN or an infinity: the complete checks name it
             self._own_weights(*checks)
             raise ValueError("the weights or data hold NaN or infinite values")
@@ -251,10 +259,7 @@ class OnlineRTRL:
             with np.errstate(over="ignore"):  # a sum beyond the float range diverged too
                 loss = float(np.sum(E, dtype=np.float64))
         if not math.isfinite(loss):
-            if backup is not None:
-                theta[...] = backup[0]
-                self._state[...] = backup[1]
-                self._carried.restore(backup[2])
+            self._put_back(theta, backup)
             raise FloatingPointError(
                 "online learning diverged: the loss or the weights are no longer finite; "
                 "the model and the stream are as before this call (try a smaller lr or clip)"
@@ -262,6 +267,15 @@ class OnlineRTRL:
         self.n_steps_ += T
         self.loss_ += loss
         return Y
+
+    def _put_back(self, theta, backup):
+        """Put the weights, state and sensitivities back as ``_learn`` saved them (whole)."""
+        if backup is None:
+            return
+        with uninterrupted():
+            theta[...] = backup[0]
+            self._state[...] = backup[1]
+            self._carried.restore(backup[2])
 
     def _own_weights(self, X, target):
         """Run the complete checks of X (x for a step), target and the weights; return theta.

@@ -25,6 +25,16 @@ class _Optimizer:
             store[key] = np.zeros_like(like)
         return store[key]
 
+    def save(self):
+        """Return a copy of the state (steps taken, slots) that ``restore`` puts back."""
+        slots = self.__dict__.get("_slots", {})
+        return self.t, {k: v.copy() for k, v in slots.items()}
+
+    def restore(self, saved):
+        """Put back the state ``save`` returned."""
+        self.t = saved[0]
+        self.__dict__["_slots"] = dict(saved[1])
+
     def step(self, params, grads):
         self.t += 1
         for key, grad in grads.items():

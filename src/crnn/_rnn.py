@@ -13,6 +13,7 @@ from crnn._validation import (
     check_bool,
     check_dtype,
     check_g,
+    check_int,
     check_method,
     check_n_threads,
     check_shape,
@@ -1073,6 +1074,10 @@ class RNN:
     #: ``crnn`` command applies to data (``(x - data_mean_) / data_scale_``).
     _SCALING = ("data_mean_", "data_scale_")
 
+    #: An option saved only when set: the ``crnn`` command's training was
+    #: stopped by Ctrl-C after this many epochs (``interrupted_after_epoch_``).
+    _INTERRUPTED = "interrupted_after_epoch"
+
     def _to_file(self):
         """Return (arrays, options): what a file holds of the model (arrays not copied)."""
         arrays = self.parameters()
@@ -1080,7 +1085,11 @@ class RNN:
             value = getattr(self, name, None)
             if value is not None:
                 arrays[name] = np.asarray(value, dtype=self._dtype)
-        return arrays, {"n_threads": self.n_threads}
+        options = {"n_threads": self.n_threads}
+        interrupted = getattr(self, self._INTERRUPTED + "_", None)
+        if interrupted is not None:
+            options[self._INTERRUPTED] = int(interrupted)
+        return arrays, options
 
     @classmethod
     def _from_file(cls, arrays, options, dtype):
@@ -1088,7 +1097,7 @@ class RNN:
         unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING})
         if unknown:
             raise ValueError(f"it holds arrays {unknown} that this crnn cannot restore")
-        unknown = sorted(set(options) - {"n_threads"})
+        unknown = sorted(set(options) - {"n_threads", cls._INTERRUPTED})
         if unknown:
             raise ValueError(f"it holds options {unknown} that this crnn cannot restore")
         if ("b" in arrays) != ("c" in arrays):
@@ -1106,6 +1115,9 @@ class RNN:
             if name in arrays:
                 check_shape(arrays[name], name, (model.input_size,))
                 setattr(model, name, arrays[name])
+        if cls._INTERRUPTED in options:
+            value = options[cls._INTERRUPTED]
+            setattr(model, cls._INTERRUPTED + "_", check_int(value, cls._INTERRUPTED, low=1))
         return model
 
     def save(self, path, *, overwrite=True):

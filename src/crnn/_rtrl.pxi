@@ -71,7 +71,7 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
                      const floating* target, const floating* s0, floating g,
                      const floating* W, const floating* pack, const floating* bb,
                      const floating* cb, floating* grad, floating* ds0, floating* E,
-                     floating* work) noexcept nogil:
+                     floating* work, _Watch* w) noexcept nogil:
     """RTRL for sequence b, sensitivity columns of chunk ch of nch.
 
     The sensitivities dS^t_l/dtheta_q are carried forward in a (d, Q)
@@ -91,7 +91,8 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
     pass, cheap next to P, is run by each). Chunk 0 also computes E[b] and
     dE/dV (and dc = sum_t e^t). OUT: its columns of grad ([U W] and b parts)
     and ds0; chunk 0: the V and c parts of grad and E[b]. work:
-    ``_rtrl_work``; memory does not grow with T.
+    ``_rtrl_work``; memory does not grow with T. Returns early,
+    unfinished, when the call is stopped (``_stopped``).
     """
     cdef Py_ssize_t K1 = n + d, ct = _ct(<floating>0)
     cdef Py_ssize_t nb = d if bb != NULL else 0
@@ -127,6 +128,8 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
         if cb != NULL:
             memset(dc, 0, m * sizeof(floating))
     for t in range(T):
+        if _stopped(w, d * Qc * (d + 2)):
+            return
         for j in range(n):
             cur[j] = X[(b * T + t) * n + j]
         _gemm_packed(1, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
@@ -210,7 +213,8 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     one thread through all T steps; each sequence's gradient is computed
     alone into its slot, and the slots are added in sequence order, K
     sequences at a time. No bit depends on the thread count, nch or K.
-    Returns the number of NaN and infinite values in the weights and inputs.
+    Returns the number of NaN and infinite values in the weights and inputs;
+    raises what a signal handler raised while it ran (``_Watch``).
     """
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
@@ -227,7 +231,10 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
     cdef floating acc
     cdef Py_ssize_t bad
+    cdef _Watch watch
+    cdef _Watch* wp = &watch
     with nogil:
+        _watch_start(wp)
         _rtrl_ws(n, d, m, nch, P > _parameter_count(n, d, m), K, n_threads, at)
         slots = pack + at[2]
         grad = slots + K * P
@@ -244,14 +251,17 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
                            &target[0, 0, 0], &s0[0, 0], g, W, pack, bb, cb,
                            slots + (it // nch) * P, ds0 + (start + it // nch) * d, E,
-                           pack + at[0] + threadid() * at[1])
+                           pack + at[0] + threadid() * at[1], wp)
             # add the slots in sequence order: the same sum whatever the threads
             for p in prange(P, schedule="static"):
-                acc = grad[p]
-                for i in range(stop - start):
-                    acc = acc + slots[i * P + p]
-                grad[p] = acc
+                if not crnn_flag_get(&wp.stop):
+                    acc = grad[p]
+                    for i in range(stop - start):
+                        acc = acc + slots[i * P + p]
+                    grad[p] = acc
             start = stop
+    if watch.stop:
+        _raise_stopped()
     with nogil:
         _to_theta_layout(grad, &out[0], n, d, P)
     return bad
@@ -349,7 +359,7 @@ def _online_work_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, bint bias=False)
 
 
 def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:, ::1] target,
-                 floating[::1] s, floating[:, ::1] P, Py_ssize_t cur,
+                 floating[::1] s, floating[:, ::1] P, Py_ssize_t[::1] cur,
                  floating g, floating lr, floating clip,
                  floating[:, ::1] Y, floating[::1] E, floating[::1] grad_sum,
                  floating[::1] work):
@@ -372,17 +382,22 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
     changed nothing.
 
     IN/OUT: theta (_parameter_size,): U, W, V, then b (d,) and c (m,) when
-    the model has biases, updated when lr > 0; s (d,) the state; P (2, npanels d CT), two buffers of the
-    sensitivities by panels, P[cur] the current one (the next step writes
-    the other); grad_sum (_gradient_size,): every step's gradient is added,
+    the model has biases, updated when lr > 0; s (d,) the state; P (2,
+    npanels d CT), two buffers of the sensitivities by panels, P[cur[0]] the
+    current one (the next step writes the other; cur[0] is set to the one
+    current after the call, here, so that no Python code runs between the
+    steps and the choice of buffer); grad_sum (_gradient_size,): every
+    step's gradient is added,
     in the layout of the batch kernels' gradient ([U W] by rows, V, then b
     and c).
     IN: X (T, n), target (T, m). OUT: Y (T, m) the outputs (from the weights
     before the step's update), E (T,) each step's E^t.
     SCRATCH: work (_online_work_size(n, d, m, bias),).
     Returns the number of steps made: T, or the step that stopped (then the
-    current buffer is P[(cur + returned) % 2]); -1, with nothing done, when
-    the weights, X or target hold a NaN or an infinity.
+    current buffer is P[cur[0]]); -1, with nothing done, when
+    the weights, X or target hold a NaN or an infinity. Raises what a signal
+    handler raised between two steps (``_stopped``); the steps made before
+    it have changed the arrays, and the caller puts them back.
     """
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], d = s.shape[0], m = target.shape[1]
     cdef Py_ssize_t K1 = n + d, ct = _ct(<floating>0)
@@ -408,8 +423,10 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
     cdef floating* Pp
     cdef floating* Pn
     cdef floating el, norm, scale, w
-    cdef Py_ssize_t done = T
+    cdef Py_ssize_t done = T, c0 = cur[0]
+    cdef _Watch watch
     with nogil:
+        _watch_start(&watch)
         bad = _nonfinite(U, theta.shape[0])
         if T > 0:
             bad = bad + _nonfinite(&X[0, 0], T * n) + _nonfinite(&target[0, 0], T * m)
@@ -417,8 +434,12 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
             done = -1
             T = 0
         for t in range(T):
-            Pp = &P[(cur + t) % 2, 0]
-            Pn = &P[(cur + t + 1) % 2, 0]
+            # between steps, pending signals (a step is never cut in two)
+            if t > 0 and _stopped(&watch, d * Qpad * (d + 2)):
+                done = t
+                break
+            Pp = &P[(c0 + t) % 2, 0]
+            Pn = &P[(c0 + t + 1) % 2, 0]
             _state_step(U, W, bb, d, n, &X[t, 0], &s[0], s_new)
             el = g * _output_error(V, cb, m, d, s_new, &target[t, 0], g, y, e)
             for i in range(d):
@@ -527,4 +548,8 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
                         bb[i] = bb[i] - lr * gq[d * K1 + i]
                     for k in range(m):
                         cb[k] = cb[k] - lr * gv[m * d + k]
+    if done > 0:
+        cur[0] = (c0 + done) % 2
+    if watch.stop:
+        _raise_stopped()
     return done

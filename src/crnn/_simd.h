@@ -33,6 +33,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(_OPENMP)
 #define CRNN_OPENMP 1
@@ -361,6 +362,28 @@ static inline int crnn_cpu_avx512(void) {
 #else
 static inline int crnn_cpu_avx2(void) { return 0; }
 static inline int crnn_cpu_avx512(void) { return 0; }
+#endif
+
+/* ---- stopping a call: a clock and a flag shared by a call's threads ----
+   The kernels stop early when a signal handler raised (``_stopped`` in
+   _core.pyx): the calling thread sets the flag, the others read it between
+   steps. Relaxed atomics: nothing else is ordered by it (a stopped call's
+   outputs are thrown away). */
+static inline double crnn_clock(void) {
+#if defined(_WIN32)
+    return (double)clock() / CLOCKS_PER_SEC;
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+}
+#if defined(__GNUC__) || defined(__clang__)
+static inline int crnn_flag_get(int *f) { return __atomic_load_n(f, __ATOMIC_RELAXED); }
+static inline void crnn_flag_set(int *f) { __atomic_store_n(f, 1, __ATOMIC_RELAXED); }
+#else
+static inline int crnn_flag_get(int *f) { return *(volatile int *)f; }
+static inline void crnn_flag_set(int *f) { *(volatile int *)f = 1; }
 #endif
 
 #endif /* CRNN_SIMD_H */

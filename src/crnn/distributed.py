@@ -53,7 +53,7 @@ from crnn._fit import (
     split_sequences,
     start_history,
 )
-from crnn._guard import check_writable, exclusive
+from crnn._guard import check_writable, exclusive, interrupts_deferrable
 from crnn._optim import make_optimizer
 from crnn._rnn import RNN
 from crnn._validation import (
@@ -499,7 +499,7 @@ def fit(
     """
     if not isinstance(model, RNN):
         raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
-    with exclusive("crnn.distributed.fit", model):
+    with exclusive("crnn.distributed.fit", model), interrupts_deferrable():
         return _fit(
             model,
             X,
