@@ -25,14 +25,14 @@ import threading
 __all__ = ["deferral_is_cheap", "exclusive", "interrupts_deferrable", "uninterrupted"]
 
 _lock = threading.Lock()
-_holders = {}  # id(object) -> (a description of the call that holds it, its thread's ident)
+_holders = {}  # id(object) -> (the call that holds it, its thread, the thread's ident)
 
 
 def _after_fork_in_child():
     global _lock
     _lock = threading.Lock()  # another thread may have held it at the fork
     me = threading.get_ident()
-    for key, (_, ident) in list(_holders.items()):
+    for key, (_, _, ident) in list(_holders.items()):
         if ident != me:
             del _holders[key]
 
@@ -40,33 +40,46 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-@contextlib.contextmanager
-def exclusive(what, *objects):
+class exclusive:  # lower case: used as a function, ``with exclusive(...):``
     """Hold `objects` (models, trainers) for the duration of the call `what`.
+
+    A context manager (a class rather than a generator: it is entered at
+    every online step, where a generator's machinery costs microseconds).
 
     Raises
     ------
     RuntimeError
         If another call, in any thread, holds one of them.
     """
-    keys = [id(obj) for obj in objects]
-    holder = (f"{what} in thread {threading.current_thread().name!r}", threading.get_ident())
-    with _lock:
-        for key, obj in zip(keys, objects, strict=True):
-            if key in _holders:
-                raise RuntimeError(
-                    f"{what}: this {type(obj).__name__} is being changed by {_holders[key][0]}; "
-                    "one model (or online trainer) cannot be trained by two calls at once. "
-                    "Give each thread its own model (copy.deepcopy), or wait for the other call."
-                )
-        for key in keys:
-            _holders[key] = holder
-    try:
-        yield
-    finally:
+
+    __slots__ = ("objects", "what")
+
+    def __init__(self, what, *objects):
+        self.what = what
+        self.objects = objects
+
+    def __enter__(self):
+        thread = threading.current_thread()
+        holder = (self.what, thread, thread.ident)  # its text is made only for a message
         with _lock:
-            for key in keys:
-                _holders.pop(key, None)
+            for obj in self.objects:
+                other = _holders.get(id(obj))
+                if other is not None:
+                    raise RuntimeError(
+                        f"{self.what}: this {type(obj).__name__} is being changed by "
+                        f"{other[0]} in thread {other[1].name!r}; one model (or online "
+                        "trainer) cannot be trained by two calls at once. Give each thread "
+                        "its own model (copy.deepcopy), or wait for the other call."
+                    )
+            for obj in self.objects:
+                _holders[id(obj)] = holder
+        return self
+
+    def __exit__(self, *exc):
+        with _lock:
+            for obj in self.objects:
+                _holders.pop(id(obj), None)
+        return False
 
 
 class _Deferral:
