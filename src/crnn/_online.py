@@ -220,13 +220,19 @@ class OnlineRTRL:
             return self._learn(X, target)
 
     def _learn(self, X, target, step=None):
-        """``learn`` in the training lock; ``step``: the (x, target) of ``step``, for messages."""
+        """``learn`` in the training lock.
+
+        ``step``: the (x, target) that ``step`` checked, X and target their
+        views as one step: then they are not checked again, and a NaN is
+        named as in x or target.
+        """
         m = self.model
-        X = as_float_array(X, "X", m.dtype, 2, check_finite=False)
-        target = as_float_array(target, "target", m.dtype, 2, check_finite=False)
-        if X.shape[1] != m.input_size:
-            raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
-        check_shape(target, "target", (X.shape[0], m.output_size))
+        if step is None:
+            X = as_float_array(X, "X", m.dtype, 2, check_finite=False)
+            target = as_float_array(target, "target", m.dtype, 2, check_finite=False)
+            if X.shape[1] != m.input_size:
+                raise ValueError(f"X must have shape (T, {m.input_size}), got {X.shape}")
+            check_shape(target, "target", (X.shape[0], m.output_size))
         checks = (X, target) if step is None else step
         theta = m._kernel_weights()  # the model's own parameters: the kernel updates them
         if theta is None or X.shape[0] == 0:
