@@ -33,7 +33,7 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
     (the row [x^t, s^{t-1}]) and, when qb >= 0 (biases), direct[l, qb + l]
     = 1 (dZ_l/db_l); then gq += c.T Pn (c = V.T e).
     """
-    cdef Py_ssize_t ct = _ct(<floating>0), pl, l, i, j, q0, lo, hi, nr
+    cdef Py_ssize_t ct = _ct(<floating>0), pl, l, j, q0, lo, hi, l0, l1
     cdef const floating* bp
     cdef floating* op
     cdef floating* orow
@@ -45,25 +45,31 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
         op = Pn + pl * d * ct
         grow = gq + pl * ct
         l = 0
-        while l < d:
-            nr = d - l if d - l < 4 else 4
-            _tile(d, W + l * d, d, 1, bp, ct, op + l * ct, ct, nr, 0)
-            for i in range(nr):
-                orow = op + (l + i) * ct
-                lo = (l + i) * K1
-                hi = lo + K1
-                if lo < q0 + ct and hi > q0:          # the direct term meets the panel
-                    for j in range(lo if lo > q0 else q0, hi if hi < q0 + ct else q0 + ct):
-                        orow[j - q0] = orow[j - q0] + xs[j - lo]
-                if qb >= 0 and qb + l + i >= q0 and qb + l + i < q0 + ct:
-                    orow[qb + l + i - q0] = orow[qb + l + i - q0] + 1
-                fl = fp[l + i]
-                cl = c[l + i]
-                for j in range(ct):
-                    v = orow[j] * fl
-                    orow[j] = v
-                    grow[j] = grow[j] + cl * v
+        while l < d:                                # W Pp, four rows at a time
+            _tile(d, W + l * d, d, 1, bp, ct, op + l * ct, ct, d - l if d - l < 4 else 4, 0)
             l = l + 4
+        # the direct terms: the rows whose [x, s] columns meet the panel, and
+        # the bias columns'
+        l0 = q0 // K1
+        l1 = (q0 + ct - 1) // K1 + 1
+        for l in range(l0, l1 if l1 < d else d):
+            lo = l * K1
+            hi = lo + K1
+            for j in range(lo if lo > q0 else q0, hi if hi < q0 + ct else q0 + ct):
+                op[l * ct + j - q0] = op[l * ct + j - q0] + xs[j - lo]
+        if qb >= 0:
+            l0 = q0 - qb if q0 > qb else 0
+            l1 = q0 + ct - qb
+            for l in range(l0, l1 if l1 < d else d):
+                op[l * ct + qb + l - q0] = op[l * ct + qb + l - q0] + 1
+        for l in range(d):                          # times f'(Z), and into c.T Pn
+            orow = op + l * ct
+            fl = fp[l]
+            cl = c[l]
+            for j in range(ct):
+                v = orow[j] * fl
+                orow[j] = v
+                grow[j] = grow[j] + cl * v
 
 
 cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
