@@ -85,7 +85,7 @@ class RNN:
 
     for t = 1..T, where :math:`\hat Y^t` is the target and :math:`S^0` the
     initial state (zeros unless given). The biases b and c are there only
-    with ``bias=True``; the seed's model has none.
+    with ``bias=True``; Elman's network has none.
 
     Parameters
     ----------
@@ -94,8 +94,8 @@ class RNN:
     hidden_size : int
         d, the size of the state S^t.
     output_size : int, optional
-        m, the size of each output Y^t. Defaults to ``input_size``, as in
-        the seed.
+        m, the size of each output Y^t. Defaults to ``input_size`` (a
+        next-step predictor).
     dtype : {numpy.float64, numpy.float32}, default numpy.float64
         Precision of the weights and of every computation. Data of another
         dtype is converted to this one.
@@ -694,7 +694,7 @@ class RNN:
         in O(T (dn + d^2 + md)) time and O(T d) memory per sequence (a batch
         whose states would take more than 64 MB runs in chunks of sequences).
 
-        ``"rtrl"`` (real-time recurrent learning, the seed's method) carries
+        ``"rtrl"`` (Williams and Zipser's real-time recurrent learning) carries
         the sensitivities of the state forward in time,
 
         .. math::

@@ -91,7 +91,7 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
         direct^t[l, l (n + d) + j] = [x^t, s^{t-1}]_j,  direct^t[l, b_l] = 1
         dE^t/dtheta_q = sum_k sum_l e^t_k v_kl P^t[l, q] = sum_l c^t_l P^t[l, q]
 
-    (the seed's recursion and double sum, k summed first: c^t = V.T e^t).
+    (Williams and Zipser's recursion and double sum, k summed first: c^t = V.T e^t).
     A column's values depend on that column alone, so the columns are split
     into chunks, each run by one thread through all T steps (the forward
     pass, cheap next to P, is run by each). Chunk 0 also computes E[b] and
@@ -457,7 +457,7 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
                 xs[n + j] = s[j]
                 fp[j] = _cell_slope(s_new[j])
 
-            # the sensitivities and the gradient of E^t: the seed's double
+            # the sensitivities and the gradient of E^t: Williams and Zipser's double
             # sum, the k-sum first (cv = V.T e^t)
             memset(gq, 0, Qpad * sizeof(floating))
             _rtrl_panels(d, K1, 0, npanels, W, Pp, Pn, xs, d * K1 if bias else -1,

@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: BSD-3-Clause
-"""The oracle: the seed's equations as plain Python loops, one sequence at a time.
+"""The oracle: the Elman network's equations as plain Python loops, one sequence at a time.
 
-Everything here is written to be read next to ``SEED.md``, not to be fast:
+Everything here is written to be read next to the equations, not to be fast:
 nested lists of floats, explicit loops, no numpy. The compiled kernels of
 :mod:`crnn` are tested against these functions on small sizes.
 
-Notation (as in ``SEED.md``): ``U`` is (d, n), ``W`` is (d, d), ``V`` is
+Notation (Elman 1990; Williams and Zipser 1989): ``U`` is (d, n), ``W`` is (d, d), ``V`` is
 (m, d), ``X`` is a list of T inputs of length n, ``target`` a list of T
 targets of length m, ``s0`` the initial state of length d (zeros by default)
 and ``g`` the loss scale::
@@ -13,7 +13,7 @@ and ``g`` the loss scale::
     z^t = U x^t + W s^{t-1} + b,   s^t = tanh(z^t),   y^t = V s^t + c
     E   = sum_t E^t,               E^t = g sum_k (target^t_k - y^t_k)^2
 
-The seed has no biases: ``b`` (length d) and ``c`` (length m) are optional
+The Elman network of this notation has no biases: ``b`` (length d) and ``c`` (length m) are optional
 keyword arguments, zeros by default, and the gradients with respect to them
 are returned too.
 
@@ -95,7 +95,7 @@ def loss(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
 
 
 def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
-    """Gradient of E by real-time recurrent learning, as the seed writes it.
+    """Gradient of E by real-time recurrent learning, as Williams and Zipser write it.
 
     The sensitivities ds^t_l/du_ij and ds^t_l/dw_ij are carried forward::
 
@@ -187,7 +187,7 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
         e = [-2.0 * g * (target[t][k] - y[k]) for k in range(m)]
         E += g * sum((target[t][k] - y[k]) ** 2 for k in range(m))
 
-        # the seed's double sum over k and l
+        # Williams and Zipser's double sum over k and l
         for i in range(d):
             for j in range(n):
                 dU[i][j] += sum(e[k] * V[k][l] * dSdU[l][i][j] for k in range(m) for l in range(d))
@@ -232,7 +232,7 @@ def gradient_bptt(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     db, dc = [0.0] * d, [0.0] * m
     E = 0.0
     delta_next = [0.0] * d
-    for t in range(T - 1, -1, -1):  # step t+1 of the seed (1-based)
+    for t in range(T - 1, -1, -1):  # step t+1 of the equations (1-based)
         s, s_prev, x = states[t + 1], states[t], X[t]
         e = [-2.0 * g * (target[t][k] - Y[t][k]) for k in range(m)]
         E += g * sum((target[t][k] - Y[t][k]) ** 2 for k in range(m))
