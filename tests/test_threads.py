@@ -269,3 +269,58 @@ def test_many_threads_training_one_model_never_race():
     assert set(outcomes) <= {"ran", "refused"}, outcomes
     assert "ran" in outcomes
     assert all(np.isfinite(w).all() for w in (model.U, model.W, model.V))
+
+
+# ---------------------------------------------------------------------- OpenMP's own limits
+
+_BIG = 10**9  # multiply-adds: enough to ask for every thread
+
+
+def _default_threads_in_a_child(env):
+    import os
+    import subprocess
+    import sys
+
+    code = f"from crnn import _kernels; print(_kernels.threads(None, 64, {_BIG}))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return int(out.stdout)
+
+
+def test_the_default_thread_count_honours_omp_num_threads():
+    from crnn import _core
+    from crnn._validation import available_cpus
+
+    if not _core._openmp_enabled():
+        pytest.skip("a build without OpenMP runs on one thread")
+    assert _default_threads_in_a_child({"OMP_NUM_THREADS": "1"}) == 1
+    expected = min(64, available_cpus())
+    assert _default_threads_in_a_child({"OMP_NUM_THREADS": str(expected)}) == expected
+    # an explicit count is the user's: OpenMP's limit does not cut it
+    from crnn import _kernels
+
+    assert _kernels.threads(2, 64, _BIG) == 2
+
+
+def test_the_default_thread_count_honours_threadpoolctl():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from crnn import _core, _kernels
+    from crnn._validation import available_cpus
+
+    if not _core._openmp_enabled():
+        pytest.skip("a build without OpenMP runs on one thread")
+    before = _kernels.threads(None, 64, _BIG)
+    assert before == min(64, available_cpus(), _core._openmp_max_threads())
+    with threadpoolctl.threadpool_limits(1, "openmp"):
+        assert _kernels.threads(None, 64, _BIG) == 1
+        rnn = crnn.RNN(2, 8, seed=0)
+        X = np.random.default_rng(0).normal(size=(64, 5, 2))
+        inside = rnn.forward(X)[1]
+    assert _kernels.threads(None, 64, _BIG) == before
+    np.testing.assert_array_equal(rnn.forward(X)[1], inside)

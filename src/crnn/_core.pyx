@@ -100,6 +100,7 @@ cdef extern from "_simd.h":
     int crnn_cpu_avx512() noexcept nogil
     Py_ssize_t crnn_nonfinite_d(const double* a, Py_ssize_t n) noexcept nogil
     Py_ssize_t crnn_nonfinite_f(const float* a, Py_ssize_t n) noexcept nogil
+    int crnn_omp_max_threads() noexcept nogil
     double crnn_clock() noexcept nogil
     int crnn_flag_get(int* f) noexcept nogil
     void crnn_flag_set(int* f) noexcept nogil
@@ -120,6 +121,11 @@ include "_cell.pxi"
 def _openmp_enabled():
     """Return True when the kernels were compiled with OpenMP."""
     return bool(CRNN_OPENMP)
+
+
+def _openmp_max_threads():
+    """OpenMP's thread count for this thread: OMP_NUM_THREADS or omp_set_num_threads' (1 without)."""
+    return crnn_omp_max_threads()
 
 
 def _debug_build():

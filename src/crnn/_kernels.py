@@ -177,15 +177,20 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def threads(n_threads, N, work):
     """Return the thread count for a call on N parallel items of `work` multiply-adds.
 
-    ``n_threads`` is the model's setting (None chooses from the size of the
-    work). Never more than N; 1 when the kernels have no OpenMP, and in a
-    child forked from a process whose kernels used several threads.
+    ``n_threads`` is the model's setting: None chooses from the size of the
+    work, up to the CPUs this process may use and OpenMP's own limit
+    (OMP_NUM_THREADS, or threadpoolctl's ``threadpool_limits(k, "openmp")``),
+    as scikit-learn's OpenMP code does. Never more than N; 1 when the
+    kernels have no OpenMP, and in a child forked from a process whose
+    kernels used several threads.
     """
     global _threaded
     if N <= 1 or _single or not _core._openmp_enabled():
         return 1
     if n_threads is None:
-        nt = min(N, available_cpus()) if work >= _PARALLEL_MIN_WORK else 1
+        nt = 1
+        if work >= _PARALLEL_MIN_WORK:
+            nt = max(1, min(N, available_cpus(), _core._openmp_max_threads()))
     else:
         nt = max(1, min(check_n_threads(n_threads), N))
     if nt > 1:

@@ -103,8 +103,10 @@ class RNN:
         Source of the initial weights, for reproducibility.
     n_threads : int, optional
         Threads over the sequences of a batch (OpenMP builds only).
-        None chooses from the size of the work; -1 means all CPUs, -2 all
-        but one. Results are bit-for-bit the same for every thread count.
+        None chooses from the size of the work, up to the CPUs the process
+        may use and OpenMP's limit (``OMP_NUM_THREADS``, or threadpoolctl's
+        ``threadpool_limits(1, "openmp")``); -1 means all CPUs, -2 all but
+        one. Results are bit-for-bit the same for every thread count.
     init : {"uniform", "glorot", "normal", "orthogonal"} or callable, default "uniform"
         How the initial weights are drawn: "uniform" is
         U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (PyTorch's rule for ``nn.RNN``),

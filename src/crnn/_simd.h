@@ -36,10 +36,22 @@
 #include <time.h>
 
 #if defined(_OPENMP)
+#include <omp.h>
 #define CRNN_OPENMP 1
 #else
 #define CRNN_OPENMP 0
 #endif
+
+/* OpenMP's thread count for the calling thread's next parallel region: the
+   number of CPUs, OMP_NUM_THREADS, or what omp_set_num_threads (called by
+   threadpoolctl, say) set; 1 without OpenMP. */
+static inline int crnn_omp_max_threads(void) {
+#if defined(_OPENMP)
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
 
 #if defined(CRNN_DEBUG_BUILD)
 #define CRNN_DEBUG 1
