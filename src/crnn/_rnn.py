@@ -326,6 +326,10 @@ class RNN:
             A new dict, in the order U, W, V, b, c, whose values are the
             model's own arrays (not copies, like torch's
             ``named_parameters``): changing them in place changes the model.
+            They are views of one vector of every parameter, in this order
+            and row-major, which the kernels read; assigning an attribute
+            (``rnn.U = ...``) or :meth:`set_parameters` copies values into
+            it, so every view, old or new, sees them.
 
         See Also
         --------
