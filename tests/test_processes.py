@@ -160,6 +160,21 @@ def sigint_after(seconds):
     return sent
 """
 
+# a training model's state after an update (the optimizer's step count, the
+# weights, its slots), and whether two are the same update
+_ONE_UPDATE = """
+import numpy as np
+def state(model):
+    opt = model._fit_state["optimizer"]
+    slots = {k: v.copy() for k, v in sorted(opt.__dict__.get("_slots", {}).items())}
+    return opt.t, {k: v.copy() for k, v in model.parameters().items()}, slots
+
+def same(a, b):
+    return a[0] == b[0] and all(
+        np.array_equal(a[i][k], b[i][k]) for i in (1, 2) for k in a[i]
+    ) and a[1].keys() == b[1].keys() and a[2].keys() == b[2].keys()
+"""
+
 
 @pytest.mark.parametrize("method", ["rtrl", "bptt"])
 def test_a_long_gradient_stops_soon_after_ctrl_c(method):
@@ -197,6 +212,7 @@ def test_fit_and_partial_fit_interrupted_hold_one_update():
     # before: Ctrl-C in the optimizer's step left U of update k + 1 with W of update k
     _script(
         _KILL
+        + _ONE_UPDATE
         + """
 import copy
 import numpy as np, crnn
@@ -204,16 +220,6 @@ from crnn import _fit
 
 rng = np.random.default_rng(0)
 X, target = rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 3, 2))
-
-def state(model):
-    opt = model._fit_state["optimizer"]
-    slots = {k: v.copy() for k, v in sorted(opt.__dict__.get("_slots", {}).items())}
-    return opt.t, {k: v.copy() for k, v in model.parameters().items()}, slots
-
-def same(a, b):
-    return a[0] == b[0] and all(
-        np.array_equal(a[i][k], b[i][k]) for i in (1, 2) for k in a[i]
-    ) and a[1].keys() == b[1].keys() and a[2].keys() == b[2].keys()
 
 # the interrupted runs first, then the reference: the state after every
 # update of an uninterrupted run, as far as the interrupted runs went (how
@@ -270,6 +276,7 @@ def test_distributed_fit_interrupted_holds_one_update():
     pytest.importorskip("distributed", reason="the dask extra is not installed")
     _script(
         _KILL
+        + _ONE_UPDATE
         + """
 import numpy as np, crnn, distributed, dask.array as da
 import crnn.distributed as cd
@@ -277,16 +284,6 @@ import crnn.distributed as cd
 rng = np.random.default_rng(0)
 X = da.from_array(rng.standard_normal((4, 3, 2)), chunks=(2, -1, -1))
 target = da.from_array(rng.standard_normal((4, 3, 2)), chunks=(2, -1, -1))
-
-def state(model):
-    opt = model._fit_state["optimizer"]
-    slots = {k: v.copy() for k, v in sorted(opt.__dict__.get("_slots", {}).items())}
-    return opt.t, {k: v.copy() for k, v in model.parameters().items()}, slots
-
-def same(a, b):
-    return a[0] == b[0] and all(
-        np.array_equal(a[i][k], b[i][k]) for i in (1, 2) for k in a[i]
-    )
 
 with distributed.Client(processes=False, n_workers=1, threads_per_worker=1,
                         dashboard_address=":0") as client:
