@@ -532,6 +532,33 @@ def _forward_workspace_size(Py_ssize_t N, Py_ssize_t n, Py_ssize_t d, Py_ssize_t
     return _forward_ws(N, n, d, m, n_threads)
 
 
+cdef Py_ssize_t _forward_batch(const floating* theta, Py_ssize_t size, Py_ssize_t N,
+                               Py_ssize_t T, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+                               const floating* X, const floating* s0, floating* S, floating* Y,
+                               const floating* target, floating g, floating* E, floating* ws,
+                               int n_threads, _Watch* wp) noexcept nogil:
+    """The forward pass of a batch for ``_forward`` (S and Y) and ``_loss``
+    (target, g and E; S and Y NULL), in blocks of sequences, one per thread.
+    Returns the number of NaN and infinite values in theta and the inputs."""
+    cdef Py_ssize_t R = _rows(N, n_threads), blk, b0, Rb
+    cdef Py_ssize_t at = _up16(_packed(n, d, m)), stride = _up16(_forward_work(R, n, d, m))
+    cdef const floating* bb = _bias_of(theta, size, n, d, m, False)
+    cdef const floating* cb = _bias_of(theta, size, n, d, m, True)
+    cdef Py_ssize_t bad
+    _watch_start(wp)
+    bad = _nonfinite(theta, size) + _nonfinite(X, N * T * n) + _nonfinite(s0, N * d)
+    if target != NULL:
+        bad = bad + _nonfinite(target, N * T * m)
+    _pack_weights(theta, n, d, m, ws, False)
+    for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
+        b0 = blk * R
+        Rb = N - b0 if N - b0 < R else R
+        if Rb > 0:
+            _forward_block(b0, Rb, T, n, d, m, X, s0, ws, bb, cb, S, Y, target, g, E,
+                           ws + at + threadid() * stride, wp)
+    return bad
+
+
 def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const floating[:, ::1] s0,
              floating[:, :, ::1] S, floating[:, :, ::1] Y, floating[::1] ws, int n_threads):
     """Forward pass over a batch.
@@ -545,29 +572,12 @@ def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const float
     Returns the number of NaN and infinite values in the weights and inputs;
     raises what a signal handler raised while it ran (``_Watch``).
     """
-    cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = s0.shape[1], m = Y.shape[2]
-    cdef Py_ssize_t R = _rows(N, n_threads), blk, b0, Rb
-    cdef floating* pack = &ws[0]
-    cdef Py_ssize_t at = _up16(_packed(n, d, m)), stride = _up16(_forward_work(R, n, d, m))
-    cdef const floating* U = &theta[0]
-    cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
-    cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
-    cdef Py_ssize_t bad
     cdef _Watch watch
-    cdef _Watch* wp = &watch
+    cdef Py_ssize_t bad
     with nogil:
-        _watch_start(wp)
-        bad = (_nonfinite(U, theta.shape[0])
-               + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(U, n, d, m, pack, False)
-        for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
-            b0 = blk * R
-            Rb = N - b0 if N - b0 < R else R
-            if Rb > 0:
-                _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], pack,
-                               bb, cb, &S[0, 0, 0], &Y[0, 0, 0], NULL, 0, NULL,
-                               pack + at + threadid() * stride, wp)
+        bad = _forward_batch(&theta[0], theta.shape[0], X.shape[0], X.shape[1], X.shape[2],
+                             s0.shape[1], Y.shape[2], &X[0, 0, 0], &s0[0, 0], &S[0, 0, 0],
+                             &Y[0, 0, 0], NULL, 0, NULL, &ws[0], n_threads, &watch)
     if watch.stop:
         _raise_stopped()
     return bad
@@ -701,30 +711,12 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
     Returns the number of NaN and infinite values in the weights and inputs;
     raises what a signal handler raised while it ran (``_Watch``).
     """
-    cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
-    cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
-    cdef Py_ssize_t R = _rows(N, n_threads), blk, b0, Rb
-    cdef floating* pack = &ws[0]
-    cdef Py_ssize_t at = _up16(_packed(n, d, m)), stride = _up16(_forward_work(R, n, d, m))
-    cdef const floating* U = &theta[0]
-    cdef const floating* bb = _bias_of(U, theta.shape[0], n, d, m, False)
-    cdef const floating* cb = _bias_of(U, theta.shape[0], n, d, m, True)
-    cdef Py_ssize_t bad
     cdef _Watch watch
-    cdef _Watch* wp = &watch
+    cdef Py_ssize_t bad
     with nogil:
-        _watch_start(wp)
-        bad = (_nonfinite(U, theta.shape[0])
-               + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
-               + _nonfinite(&s0[0, 0], N * d))
-        _pack_weights(U, n, d, m, pack, False)
-        for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
-            b0 = blk * R
-            Rb = N - b0 if N - b0 < R else R
-            if Rb > 0:
-                _forward_block(b0, Rb, T, n, d, m, &X[0, 0, 0], &s0[0, 0], pack,
-                               bb, cb, NULL, NULL, &target[0, 0, 0], g, &E[0],
-                               pack + at + threadid() * stride, wp)
+        bad = _forward_batch(&theta[0], theta.shape[0], X.shape[0], X.shape[1], X.shape[2],
+                             s0.shape[1], target.shape[2], &X[0, 0, 0], &s0[0, 0], NULL, NULL,
+                             &target[0, 0, 0], g, &E[0], &ws[0], n_threads, &watch)
     if watch.stop:
         _raise_stopped()
     return bad
