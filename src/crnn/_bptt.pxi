@@ -3,9 +3,14 @@
 #
 # Backpropagation through time over a batch (included by _core.pyx).
 #
-#   delta^{T+1} = 0,  delta^t = f'(Z^t) (V.T e^t + W.T delta^{t+1})
+#   G^{T+1} = delta^{T+1} = 0,  G^t = V.T e^t + W.T delta^{t+1} + (1 - a) G^{t+1},
+#   delta^t = a f'(Z^t) G^t       (G^t = dE/dS^t, delta^t = dE/dZ^t; the cell
+#                                  computes them: ``_cell_back``)
 #   dE/d[U W] = sum_t delta^t [X^t, S^{t-1}].T,  dE/dV = sum_t e^t (S^t).T
-#   dE/db = sum_t delta^t,  dE/dc = sum_t e^t,  dE/dS^0 = W.T delta^1
+#   dE/db = sum_t delta^t,  dE/dc = sum_t e^t,  dE/dS^0 = W.T delta^1 + (1 - a) G^1
+#
+# With a = 1 (no leak) G^t is not kept and f' comes from the states; with
+# a < 1 the forward pass keeps H^t = f(Z^t) for f' and the backward pass G^t.
 #
 # Three phases, each parallel over blocks of sequences or rows of the result:
 #
@@ -89,11 +94,12 @@ cdef void _steps_product(Py_ssize_t R, Py_ssize_t K, Py_ssize_t C, _Steps* w,
         k0 = k0 + kc
 
 
-cdef void _bptt_forward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
+cdef void _bptt_forward(_Cell cell, Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
                         Py_ssize_t d, Py_ssize_t m, const floating* X,
-                        const floating* target, const floating* s0, floating g,
-                        const floating* pack, const floating* bb, const floating* cb,
-                        floating* A, floating* Eb, floating* E, _Watch* w) noexcept nogil:
+                        const floating* target, const floating* weight, const floating* s0,
+                        floating g, const floating* pack, const floating* bb,
+                        const floating* cb, floating* A, floating* Eb, floating* Hb,
+                        floating* E, _Watch* w) noexcept nogil:
     """BPTT's forward recurrence for sequences b0 .. b0 + R - 1.
 
     A ((T + 1) N rows of n + d) holds the blocks of R sequences (b0 = a
@@ -101,8 +107,10 @@ cdef void _bptt_forward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
     its rows; see ``_Steps``), so that each thread writes a region of its
     own. It gets row [x^t, s^{t-1}] of sequence b at A[t, b] for t = 0 .. T - 1
     (0-based steps; S^0 = s0) and S^T in A[T, b, n:]. Eb (T N rows of m,
-    laid out alike with T steps) gets e^t = -2 g (target^t - Y^t) at
-    Eb[t, b]. bb, cb: the biases b and c, or NULL. The outputs and e of
+    laid out alike with T steps) gets e^t = -2 g w^t (target^t - Y^t) at
+    Eb[t, b] (w^t the weights, or 1 when weight is NULL); Hb, when not NULL
+    (a leaky cell), H^t = f(Z^t), laid out as Eb with d scalars a row.
+    bb, cb: the biases b and c, or NULL. The outputs and e of
     ``_hist_steps(R, n + d)`` steps at a time are one product (they do not
     feed the recurrence).
     OUT: E[b], the loss of each sequence. Returns early, unfinished, when
@@ -129,7 +137,8 @@ cdef void _bptt_forward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
             for j in range(n):
                 At[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
         _gemm_packed(R, K1, d, At, K1, 1, UW, An + n, K1, 0)
-        _cell_states(An + n, R, K1, d, bb)
+        _cell_states(cell, An + n, R, K1, d, bb, At + n, K1,
+                     Hb + (b0 * T + t * R) * d if Hb != NULL else NULL, d)
         if t + 1 - t0 == yc or t + 1 == T:
             # the outputs of steps t0 .. t (rows t0 + 1 .. t + 1 of the block,
             # one after the other): one product, off the recurrence's path
@@ -140,42 +149,52 @@ cdef void _bptt_forward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
             _add_bias(Et, tc * R, m, m, cb)
             for j in range(tc):
                 for r in range(R):
-                    E[b0 + r] = _residuals(target + ((b0 + r) * T + t0 + j) * m,
-                                           Et + (j * R + r) * m, m, g, E[b0 + r])
+                    E[b0 + r] = _residuals(
+                        target + ((b0 + r) * T + t0 + j) * m,
+                        weight + ((b0 + r) * T + t0 + j) * m if weight != NULL else NULL,
+                        Et + (j * R + r) * m, m, g, E[b0 + r])
             t0 = t + 1
     for r in range(R):
         E[b0 + r] = g * E[b0 + r]
 
 
-cdef void _bptt_backward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t ring_steps,
-                         Py_ssize_t t1, Py_ssize_t t2, Py_ssize_t n, Py_ssize_t d,
-                         Py_ssize_t m, const floating* pack, const floating* A,
-                         const floating* Eb, floating* ring, floating* ds0) noexcept nogil:
+cdef void _bptt_backward(_Cell cell, Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T,
+                         Py_ssize_t ring_steps, Py_ssize_t t1, Py_ssize_t t2, Py_ssize_t n,
+                         Py_ssize_t d, Py_ssize_t m, const floating* pack, const floating* A,
+                         const floating* Eb, const floating* Hb, floating* Gb, floating* ring,
+                         floating* ds0) noexcept nogil:
     """BPTT's backward recurrence over steps t2 - 1 down to t1, sequences b0 .. b0 + R - 1.
 
     A and Eb: from ``_bptt_forward``. The ring (ring_steps N rows of m + d,
     blocks of R sequences one after the other, each ring_steps steps of its
     rows, step t in slot t mod ring_steps; t2 - t1 < ring_steps) gets
     [e^{t-1}, delta^t] at step t for t = t1 .. t2 (e^{t1 - 1} excepted), with
-    delta^t = f'(Z^t) (V.T e^t + W.T delta^{t+1}) and delta^T = 0, so that
-    one product per step, [e^t, delta^{t+1}] [V; W], runs the recurrence.
-    Called for the blocks of steps from the last to the first: delta^{t2} is
-    in the ring from the block before (or is delta^T = 0).
-    OUT (t1 = 0): ds0[b] = W.T delta^0.
+    delta^t from V.T e^t + W.T delta^{t+1} by ``_cell_back`` and delta^T = 0,
+    so that one product per step, [e^t, delta^{t+1}] [V; W], runs the
+    recurrence. Called for the blocks of steps from the last to the first:
+    delta^{t2} is in the ring from the block before (or is delta^T = 0).
+    A leaky cell (Hb not NULL): f' from H^t in Hb (``_bptt_forward``), and
+    G^t = dE/dS^t carried in Gb (N rows of d), G^T = 0.
+    OUT (t1 = 0): ds0[b] = W.T delta^0 (+ (1 - a) G^0).
     """
     cdef Py_ssize_t K1 = n + d, K2 = m + d, t, r, j
     cdef const floating* VW = pack + K1 * d + d * m
     cdef const floating* Wr = VW + K2 * d
     cdef floating* Rg = ring + b0 * ring_steps * K2
+    cdef floating* Gr = Gb + b0 * d if Hb != NULL else NULL
     cdef floating* Bt
     cdef floating* Bn
     cdef const floating* An
     cdef const floating* src
+    cdef floating keep
     if t2 == T:                                     # delta^T = 0
         Bt = Rg + T % ring_steps * R * K2
         for r in range(R):
             for j in range(d):
                 Bt[r * K2 + m + j] = 0
+        if Gr != NULL:                              # G^T = 0
+            for r in range(R * d):
+                Gr[r] = 0
     for t in range(t1 + 1, t2 + 1):                # e^{t-1} into step t's rows
         Bt = Rg + t % ring_steps * R * K2
         src = Eb + (b0 * T + (t - 1) * R) * m
@@ -185,13 +204,18 @@ cdef void _bptt_backward(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t r
     for t in range(t2 - 1, t1 - 1, -1):
         Bt = Rg + t % ring_steps * R * K2
         Bn = Rg + (t + 1) % ring_steps * R * K2
-        An = A + (b0 * (T + 1) + (t + 1) * R) * K1
         _gemm_packed(R, K2, d, Bn, K2, 1, VW, Bt + m, K2, 0)
-        for r in range(R):
-            for j in range(d):
-                Bt[r * K2 + m + j] = Bt[r * K2 + m + j] * _cell_slope(An[r * K1 + n + j])
+        if Hb == NULL:                              # f' from the states S^t = H^t
+            An = A + (b0 * (T + 1) + (t + 1) * R) * K1
+            _cell_back(cell, Bt + m, R, K2, d, An + n, K1, NULL)
+        else:
+            _cell_back(cell, Bt + m, R, K2, d, Hb + (b0 * T + t * R) * d, d, Gr)
     if t1 == 0:
         _gemm_packed(R, d, d, Rg + m, K2, 1, Wr, ds0 + b0 * d, d, 0)
+        if Gr != NULL:
+            keep = <floating>(1.0 - cell.a)
+            for r in range(R * d):
+                ds0[b0 * d + r] = ds0[b0 * d + r] + keep * Gr[r]
 
 
 cdef void _bptt_products(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t g0, Py_ssize_t G,
@@ -280,12 +304,13 @@ def _bptt_buffer_sizes(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
 
 cdef inline Py_ssize_t _bptt_ws(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
                                 Py_ssize_t m, Py_ssize_t L, Py_ssize_t K, Py_ssize_t P,
-                                int n_threads, Py_ssize_t* at) noexcept nogil:
-    """Scalars of BPTT's workspace; at (5,): where its parts start.
+                                bint leaky, int n_threads, Py_ssize_t* at) noexcept nogil:
+    """Scalars of BPTT's workspace; at (7,): where its parts start.
 
     In order, each from a cache line: the packed weights, A and B
-    (``_bptt_buffer_sizes``), each thread's products' workspace, and K + 1
-    gradients of P scalars (the K parts, then their sum).
+    (``_bptt_buffer_sizes``), each thread's products' workspace, K + 1
+    gradients of P scalars (the K parts, then their sum), and for a leaky
+    cell H (T N d) and G (N d) (``_bptt_backward``).
     """
     cdef Py_ssize_t work = _up16(_gemm_tn_work_size(d if d > m else m))
     at[0] = _up16(_packed(n, d, m))                                   # A
@@ -293,30 +318,34 @@ cdef inline Py_ssize_t _bptt_ws(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssi
     at[2] = at[1] + _up16(_ring_at(N, T, m) + (L + 1) * N * (m + d))  # work
     at[3] = work                                                      # its stride
     at[4] = at[2] + n_threads * work                                  # the parts
-    return at[4] + (K + 1) * P
+    at[5] = at[4] + _up16((K + 1) * P)                                # H
+    at[6] = at[5] + (_up16(T * N * d) if leaky else 0)                # G
+    return at[6] + (N * d if leaky else 0)
 
 
 def _bptt_workspace_size(Py_ssize_t N, Py_ssize_t T, Py_ssize_t n, Py_ssize_t d,
-                         Py_ssize_t m, Py_ssize_t L, Py_ssize_t K, bint bias, int n_threads):
-    """Scalars of the workspace ``_bptt_gradient`` takes for K parts."""
-    cdef Py_ssize_t at[5]
-    return _bptt_ws(N, T, n, d, m, L, K, _grad_size(n, d, m, bias), n_threads, at)
+                         Py_ssize_t m, Py_ssize_t L, Py_ssize_t K, bint bias, bint leaky,
+                         int n_threads):
+    """Scalars of the workspace ``_bptt_gradient`` takes for K parts (a leaky cell: leaky)."""
+    cdef Py_ssize_t at[7]
+    return _bptt_ws(N, T, n, d, m, L, K, _grad_size(n, d, m, bias), leaky, n_threads, at)
 
 
 def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
-                   const floating[:, :, ::1] target,
+                   const floating[:, :, ::1] target, const floating[:, :, ::1] weight,
                    const floating[:, ::1] s0, floating g,
                    floating[::1] out, floating[::1] ws, Py_ssize_t K, Py_ssize_t L,
-                   int n_threads):
+                   int n_threads, int act, double leak):
     """Exact gradient of E over a batch by backpropagation through time.
 
     IN: theta (_parameter_size,): U (d, n), W (d, d), V (m, d), then b (d,)
-    and c (m,) when the model has biases; X (N, T, n), target (N, T, m), s0
-    (N, d), g.
+    and c (m,) when the model has biases; X (N, T, n), target (N, T, m),
+    weight (N, T, m) the weights of the squared errors or empty (N = 0) for
+    none, s0 (N, d), g; act and leak, the cell (as ``_forward``).
     OUT (overwritten): out (_gradient_size + N d + N,): dE/dtheta, summed
     over the batch, in theta's layout (U, W, V, then b, c); then dE/dS^0 of
     each sequence (N, d); then each sequence's loss E (N,).
-    SCRATCH: ws (_bptt_workspace_size(N, T, n, d, m, L, K, bias,
+    SCRATCH: ws (_bptt_workspace_size(N, T, n, d, m, L, K, bias, leak != 1,
     n_threads),): the packed weights, A and B (_bptt_buffer_sizes), each
     thread's workspace, and K + 1 gradients (K >= 1): K parts, then their
     sum in the kernels' gradient layout ([U W] by rows, V, b, c), which out
@@ -335,7 +364,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef Py_ssize_t N = X.shape[0], T = X.shape[1], n = X.shape[2]
     cdef Py_ssize_t d = s0.shape[1], m = target.shape[2]
     cdef const floating* U = &theta[0]
-    cdef Py_ssize_t P = theta.shape[0], at[5]          # dE/dtheta has theta's size
+    cdef Py_ssize_t P = theta.shape[0], at[7]          # dE/dtheta has theta's size
     cdef floating* pack = &ws[0]
     cdef floating* A
     cdef floating* B
@@ -357,17 +386,26 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef Py_ssize_t bad
     cdef _Watch watch
     cdef _Watch* wp = &watch
+    cdef _Cell cell = _cell(act, leak)
+    cdef const floating* wt = &weight[0, 0, 0] if weight.shape[0] > 0 else NULL
+    cdef floating* Hb = NULL
+    cdef floating* Gb = NULL
     with nogil:
         _watch_start(wp)
-        _bptt_ws(N, T, n, d, m, L, K, P, n_threads, at)
+        _bptt_ws(N, T, n, d, m, L, K, P, leak != 1, n_threads, at)
         A = pack + at[0]
         B = pack + at[1]
         work = pack + at[2]
         parts = pack + at[4]
         grad = parts + K * P
+        if leak != 1:
+            Hb = pack + at[5]
+            Gb = pack + at[6]
         bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
+        if wt != NULL:
+            bad = bad + _nonfinite(wt, N * T * m)
         _pack_weights(U, n, d, m, pack, True)
         memset(grad, 0, P * sizeof(floating))
     # one parallel region (threads woken once), its loops shared out in turn
@@ -376,8 +414,8 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
             b0 = blk * R
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
-                _bptt_forward(b0, Rb, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0],
-                              &s0[0, 0], g, pack, bb, cb, A, B, E, wp)
+                _bptt_forward(cell, b0, Rb, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0], wt,
+                              &s0[0, 0], g, pack, bb, cb, A, B, Hb, E, wp)
         for tb in range(nblk - 1, -1, -1):
             t1 = tb * L
             t2 = T if t1 + L > T else t1 + L
@@ -387,8 +425,8 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
                 # a stopped call skips its work, but every thread still meets
                 # every loop (the threads of a team must)
                 if Rb > 0 and not _stopped(wp, Rb * (t2 - t1) * (m + d) * d):
-                    _bptt_backward(b0, Rb, T, L + 1, t1, t2, n, d, m, pack, A,
-                                   B, B + ring, ds0)
+                    _bptt_backward(cell, b0, Rb, T, L + 1, t1, t2, n, d, m, pack, A,
+                                   B, Hb, Gb, B + ring, ds0)
             for it in prange(Kg * nrb, schedule="static"):
                 part = it // nrb
                 g0 = part * G

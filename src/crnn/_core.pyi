@@ -23,10 +23,12 @@ def _debug_build() -> bool: ...
 def _simd_info() -> tuple[str, int, int]: ...
 def _cpu_features() -> dict[str, bool]: ...
 def _tanh_array(z: _F) -> None: ...  # floating[::1], IN/OUT
+def _activate_array(z: _F, act: int) -> None: ...  # z = f(z), floating[::1], IN/OUT
+def _slope_array(h: _F, act: int) -> None: ...  # h = f'(z) from h = f(z), IN/OUT
 def _forward_workspace_size(N: int, n: int, d: int, m: int, n_threads: int) -> int: ...
 def _bptt_buffer_sizes(N: int, T: int, n: int, d: int, m: int, L: int) -> tuple[int, int]: ...
 def _bptt_workspace_size(
-    N: int, T: int, n: int, d: int, m: int, L: int, K: int, bias: bool, n_threads: int
+    N: int, T: int, n: int, d: int, m: int, L: int, K: int, bias: bool, leaky: bool, n_threads: int
 ) -> int: ...
 def _rtrl_workspace_size(
     n: int, d: int, m: int, nch: int, bias: bool, K: int, n_threads: int
@@ -46,6 +48,8 @@ def _forward(
     Y: _F,  # floating[:, :, ::1] (N, T, m), OUT
     ws: _F,  # floating[::1] (_forward_workspace_size(N, n, d, m, n_threads),), SCRATCH
     n_threads: int,
+    act: int,  # the activation, a CELL_ code of _cell.pxi
+    leak: float,  # the leak rate, in (0, 1]
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _step(
     theta: _F,  # as in _forward
@@ -53,6 +57,8 @@ def _step(
     s: _F,  # const floating[:, ::1] (N, d)
     s_new: _F,  # floating[:, ::1] (N, d), OUT
     y: _F,  # floating[:, ::1] (N, m), OUT
+    act: int,
+    leak: float,
 ) -> int: ...  # the count of NaN and infinite values in theta, x and s
 def _generate(
     theta: _F,
@@ -62,33 +68,42 @@ def _generate(
     sT: _F,  # floating[:, ::1] (N, d): the final states, OUT
     ws: _F,  # as in _forward, SCRATCH
     n_threads: int,
+    act: int,
+    leak: float,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _loss(
     theta: _F,
     X: _F,
     target: _F,  # const floating[:, :, ::1] (N, T, m)
+    weight: _F,  # const floating[:, :, ::1] (N, T, m) or (0, 0, 0): none
     s0: _F,
     g: float,
     E: _F,  # floating[::1] (N,), OUT
     ws: _F,  # as in _forward, SCRATCH
     n_threads: int,
+    act: int,
+    leak: float,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _bptt_gradient(
     theta: _F,
     X: _F,
     target: _F,
+    weight: _F,  # as in _loss
     s0: _F,
     g: float,
     out: _F,  # floating[::1] (_gradient_size + N d + N,): dE/dtheta, dE/dS^0, E, OUT
-    ws: _F,  # floating[::1] (_bptt_workspace_size(N, T, n, d, m, L, K, bias, n_threads),)
+    ws: _F,  # floating[::1] (_bptt_workspace_size(N, T, n, d, m, L, K, bias, leaky, n_threads),)
     K: int,  # the batch's gradient in K parts (groups of sequences), added in order
     L: int,  # steps per block of the backward recurrence
     n_threads: int,
+    act: int,
+    leak: float,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _rtrl_gradient(
     theta: _F,
     X: _F,
     target: _F,
+    weight: _F,  # as in _loss
     s0: _F,
     g: float,
     out: _F,  # as in _bptt_gradient, OUT
@@ -96,6 +111,8 @@ def _rtrl_gradient(
     K: int,  # sequences whose gradients are computed at a time, then added in order
     nch: int,  # each sequence's sensitivity columns in nch chunks
     n_threads: int,
+    act: int,
+    leak: float,
 ) -> int: ...  # the count of NaN and infinite values in the weights and inputs
 def _rtrl_online(
     theta: _F,  # floating[::1] (_parameter_size,), IN/OUT
@@ -111,4 +128,6 @@ def _rtrl_online(
     E: _F,  # floating[::1] (T,), OUT
     grad_sum: _F,  # floating[::1] (_gradient_size,), IN/OUT
     work: _F,  # floating[::1] (_online_work_size,), SCRATCH
+    act: int,
+    leak: float,
 ) -> int: ...  # the steps made; -1 when the weights or data hold a NaN or an infinity

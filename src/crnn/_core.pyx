@@ -6,8 +6,12 @@ Design
 The model (Elman 1990; the gradients of Williams and Zipser 1989 and of
 backpropagation through time)::
 
-    Z^t = U X^t + W S^{t-1} (+ b),   S^t = f(Z^t),   Y^t = V S^t (+ c)
-    E   = g sum_t sum_k (target^t_k - Y^t_k)^2,      f = tanh
+    Z^t = U X^t + W S^{t-1} (+ b),   S^t = (1 - a) S^{t-1} + a f(Z^t),
+    Y^t = V S^t (+ c),               E = g sum_t sum_k w^t_k (target^t_k - Y^t_k)^2
+
+f is tanh, relu, the identity or the logistic function, a the leak rate in
+(0, 1], w the weights of the squared errors (1 when none are given). Elman's
+network is f = tanh, a = 1, no weights.
 
 This is the private, compiled layer. Its only caller is ``crnn._kernels``,
 which validates nothing but plans everything: it hands over arrays already
@@ -33,10 +37,11 @@ Units (one compiled module; the ``.pxi`` files are included below)::
 
 Adding an activation (or changing how a state is formed): ``_cell.pxi``
 alone. The kernels call ``_cell_states`` to turn pre-activations into
-states and ``_cell_slope`` for f'(Z^t) from S^t; nothing else in them
-knows f. An activation is a branch-free loop beside ``_tanh_inplace``
-(about 10 lines for a simple one, 40 for tanh's polynomial) and one line
-of slope.
+states, ``_cell_gains`` for a f'(Z^t) (RTRL) and ``_cell_back`` for BPTT's
+step back through the cell; nothing else in them knows f or a. An
+activation is a code, a branch-free loop in ``_activate``, a line of slope
+in ``_slope`` and a line in each of the two dispatchers: about 15 lines (see
+the head of ``_cell.pxi``), and its name in ``crnn._kernels.ACTIVATIONS``.
 
 Builds: this file is compiled once per instruction set (``_core_baseline``,
 ``_core_avx2`` with AVX2 and FMA, ``_core_avx512``; see CMakeLists.txt) and
@@ -150,8 +155,29 @@ def _cpu_features():
 
 def _tanh_array(floating[::1] z):
     """z = tanh(z) in place by the kernels' tanh (a test hook)."""
+    _activate_array(z, CELL_TANH)
+
+
+def _activate_array(floating[::1] z, int act):
+    """z = f(z) in place by the kernels' activation f (a ``CELL_`` code; a test hook)."""
+    cdef _Cell cell = _cell(act, 1.0)
     if z.shape[0] > 0:
-        _activate(&z[0], z.shape[0])
+        _activate(cell, &z[0], z.shape[0])
+
+
+def _slope_array(floating[::1] h, int act):
+    """h = f'(z) in place from h = f(z), by the kernels' slope (a test hook)."""
+    cdef _Cell cell = _cell(act, 1.0)
+    if h.shape[0] > 0:
+        _cell_gains(cell, &h[0], &h[0], h.shape[0])
+
+
+cdef inline _Cell _cell(int act, double leak) noexcept nogil:
+    """The cell of a call: the activation (a ``CELL_`` code) and the leak rate."""
+    cdef _Cell cell
+    cell.f = act
+    cell.a = leak
+    return cell
 
 
 # ---------------------------------------------------------------------------
@@ -350,12 +376,13 @@ cdef void _pack_weights(const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ss
     _pack(V, m, d, d, 1, Vr, m, 0)
 
 
-cdef inline floating _residuals(const floating* target, floating* ye, Py_ssize_t m,
-                                floating g, floating sq) noexcept nogil:
-    """ye = e = -2 g (target - y) in place of y; return sq + sum_k (target_k - y_k)^2.
+cdef inline floating _residuals(const floating* target, const floating* wt, floating* ye,
+                                Py_ssize_t m, floating g, floating sq) noexcept nogil:
+    """ye = e = -2 g w (target - y) in place of y; return sq + sum_k w_k (target_k - y_k)^2.
 
-    The squares are stored before they are added, in order, so that the sum
-    is the same bits wherever this is inlined and however the compiler
+    w is the weights wt (m,) of the outputs, or 1 when wt is NULL. The
+    squares are stored before they are added, in order, so that the sum is
+    the same bits wherever this is inlined and however the compiler
     vectorises it (no multiply-add contraction across the two loops).
     """
     cdef floating q[64]
@@ -363,10 +390,16 @@ cdef inline floating _residuals(const floating* target, floating* ye, Py_ssize_t
     cdef Py_ssize_t j0 = 0, j, c
     while j0 < m:
         c = m - j0 if m - j0 < 64 else 64
-        for j in range(c):
-            rr = target[j0 + j] - ye[j0 + j]
-            q[j] = rr * rr
-            ye[j0 + j] = -2 * g * rr
+        if wt == NULL:
+            for j in range(c):
+                rr = target[j0 + j] - ye[j0 + j]
+                q[j] = rr * rr
+                ye[j0 + j] = -2 * g * rr
+        else:
+            for j in range(c):
+                rr = target[j0 + j] - ye[j0 + j]
+                q[j] = wt[j0 + j] * rr * rr
+                ye[j0 + j] = -2 * g * (wt[j0 + j] * rr)
         for j in range(c):
             sq = sq + q[j]
         j0 = j0 + 64
@@ -397,17 +430,19 @@ cdef inline Py_ssize_t _hist_steps(Py_ssize_t R, Py_ssize_t d) noexcept nogil:
 # forward pass, loss and closed-loop generation
 # ---------------------------------------------------------------------------
 
-cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
+cdef void _forward_block(_Cell cell, Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
                          Py_ssize_t d, Py_ssize_t m, const floating* X,
                          const floating* s0, const floating* pack,
                          const floating* bb, const floating* cb,
                          floating* S, floating* Y, const floating* target,
-                         floating g, floating* E, floating* work, _Watch* w) noexcept nogil:
+                         const floating* weight, floating g, floating* E, floating* work,
+                         _Watch* w) noexcept nogil:
     """Forward pass of sequences b0 .. b0 + R - 1, all R at each step.
 
     bb (d,) and cb (m,) are the biases b and c, or NULL for none.
     OUT: S (states) and Y (outputs) of those sequences when not NULL, and,
-    when target is not NULL, E[b] = g sum_t sum_k (target - Y)^2.
+    when target is not NULL, E[b] = g sum_t sum_k w (target - Y)^2, w the
+    weights (shaped as target) or 1 when weight is NULL.
     The outputs do not feed the recurrence: those of yc steps at a time are
     one product per sequence (of yc rows, not one), from S or, when S is
     NULL, from the states kept in work (yc = ``_hist_steps``). Returns
@@ -437,9 +472,9 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
         for r in range(R):
             for j in range(n):
                 cur[r * K1 + j] = X[((b0 + r) * T + t) * n + j]
-        # Z = [x, s] [U.T; W.T] + b, then S = tanh(Z), into the next row's s part
+        # Z = [x, s] [U.T; W.T] + b, then the cell's S, into the next row's s part
         _gemm_packed(R, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
-        _cell_states(nxt + n, R, K1, d, bb)
+        _cell_states(cell, nxt + n, R, K1, d, bb, cur + n, K1, NULL, 0)
         if S != NULL:
             for r in range(R):
                 for j in range(d):
@@ -458,8 +493,10 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
                 _add_bias(out, tc, m, m, cb)
                 if target != NULL:
                     for j in range(tc):
-                        E[b0 + r] = _residuals(target + ((b0 + r) * T + t0 + j) * m,
-                                               out + j * m, m, g, E[b0 + r])
+                        E[b0 + r] = _residuals(
+                            target + ((b0 + r) * T + t0 + j) * m,
+                            weight + ((b0 + r) * T + t0 + j) * m if weight != NULL else NULL,
+                            out + j * m, m, g, E[b0 + r])
             t0 = t + 1
         tmp = cur
         cur = nxt
@@ -469,7 +506,7 @@ cdef void _forward_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n
             E[b0 + r] = g * E[b0 + r]
 
 
-cdef void _generate_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
+cdef void _generate_block(_Cell cell, Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t n,
                           Py_ssize_t d, const floating* x0, const floating* s0,
                           const floating* pack, const floating* bb, const floating* cb,
                           floating* out, floating* sT, floating* work,
@@ -497,7 +534,7 @@ cdef void _generate_block(Py_ssize_t b0, Py_ssize_t R, Py_ssize_t T, Py_ssize_t 
         if _stopped(w, R * (K1 + n) * d):
             return
         _gemm_packed(R, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
-        _cell_states(nxt + n, R, K1, d, bb)
+        _cell_states(cell, nxt + n, R, K1, d, bb, cur + n, K1, NULL, 0)
         y = out + (b0 * T + t) * n                  # row r at y + r T n
         _gemm_packed(R, d, n, nxt + n, K1, 1, Vt, y, T * n, 0)
         _add_bias(y, R, T * n, n, cb)
@@ -532,14 +569,16 @@ def _forward_workspace_size(Py_ssize_t N, Py_ssize_t n, Py_ssize_t d, Py_ssize_t
     return _forward_ws(N, n, d, m, n_threads)
 
 
-cdef Py_ssize_t _forward_batch(const floating* theta, Py_ssize_t size, Py_ssize_t N,
+cdef Py_ssize_t _forward_batch(_Cell cell, const floating* theta, Py_ssize_t size, Py_ssize_t N,
                                Py_ssize_t T, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
                                const floating* X, const floating* s0, floating* S, floating* Y,
-                               const floating* target, floating g, floating* E, floating* ws,
-                               int n_threads, _Watch* wp) noexcept nogil:
+                               const floating* target, const floating* weight, floating g,
+                               floating* E, floating* ws, int n_threads,
+                               _Watch* wp) noexcept nogil:
     """The forward pass of a batch for ``_forward`` (S and Y) and ``_loss``
-    (target, g and E; S and Y NULL), in blocks of sequences, one per thread.
-    Returns the number of NaN and infinite values in theta and the inputs."""
+    (target, weight or NULL, g and E; S and Y NULL), in blocks of sequences,
+    one per thread. Returns the number of NaN and infinite values in theta
+    and the inputs."""
     cdef Py_ssize_t R = _rows(N, n_threads), blk, b0, Rb
     cdef Py_ssize_t at = _up16(_packed(n, d, m)), stride = _up16(_forward_work(R, n, d, m))
     cdef const floating* bb = _bias_of(theta, size, n, d, m, False)
@@ -549,23 +588,27 @@ cdef Py_ssize_t _forward_batch(const floating* theta, Py_ssize_t size, Py_ssize_
     bad = _nonfinite(theta, size) + _nonfinite(X, N * T * n) + _nonfinite(s0, N * d)
     if target != NULL:
         bad = bad + _nonfinite(target, N * T * m)
+    if weight != NULL:
+        bad = bad + _nonfinite(weight, N * T * m)
     _pack_weights(theta, n, d, m, ws, False)
     for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
         b0 = blk * R
         Rb = N - b0 if N - b0 < R else R
         if Rb > 0:
-            _forward_block(b0, Rb, T, n, d, m, X, s0, ws, bb, cb, S, Y, target, g, E,
-                           ws + at + threadid() * stride, wp)
+            _forward_block(cell, b0, Rb, T, n, d, m, X, s0, ws, bb, cb, S, Y, target, weight,
+                           g, E, ws + at + threadid() * stride, wp)
     return bad
 
 
 def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const floating[:, ::1] s0,
-             floating[:, :, ::1] S, floating[:, :, ::1] Y, floating[::1] ws, int n_threads):
+             floating[:, :, ::1] S, floating[:, :, ::1] Y, floating[::1] ws, int n_threads,
+             int act, double leak):
     """Forward pass over a batch.
 
     IN: theta (_parameter_size,): U (d, n), W (d, d), V (m, d), then b (d,)
     and c (m,) when the model has biases, each row-major; X (N, T, n), s0
-    (N, d).
+    (N, d); the cell: act, the activation (a ``CELL_`` code of _cell.pxi),
+    and leak, the leak rate a in (0, 1].
     OUT: S (N, T, d), Y (N, T, m), overwritten.
     SCRATCH: ws (_forward_workspace_size(N, n, d, m, n_threads),).
 
@@ -575,15 +618,16 @@ def _forward(const floating[::1] theta, const floating[:, :, ::1] X, const float
     cdef _Watch watch
     cdef Py_ssize_t bad
     with nogil:
-        bad = _forward_batch(&theta[0], theta.shape[0], X.shape[0], X.shape[1], X.shape[2],
-                             s0.shape[1], Y.shape[2], &X[0, 0, 0], &s0[0, 0], &S[0, 0, 0],
-                             &Y[0, 0, 0], NULL, 0, NULL, &ws[0], n_threads, &watch)
+        bad = _forward_batch(_cell(act, leak), &theta[0], theta.shape[0], X.shape[0], X.shape[1],
+                             X.shape[2], s0.shape[1], Y.shape[2], &X[0, 0, 0], &s0[0, 0],
+                             &S[0, 0, 0], &Y[0, 0, 0], NULL, NULL, 0, NULL, &ws[0], n_threads,
+                             &watch)
     if watch.stop:
         _raise_stopped()
     return bad
 
 
-cdef void _step_row(const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
+cdef void _step_row(_Cell cell, const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ssize_t m,
                     const floating* bb, const floating* cb, const floating* x,
                     const floating* s, floating* s_new, floating* y) noexcept nogil:
     """One step of one sequence from U, W, V as they lie in theta (no packing).
@@ -628,7 +672,7 @@ cdef void _step_row(const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ssize_
             a0 = _fma(s[k], W[j * d + k], a0)
         s_new[j] = a0
         j = j + 1
-    _cell_states(s_new, 1, d, d, bb)
+    _cell_states(cell, s_new, 1, d, d, bb, s, d, NULL, 0)
     for k in range(m):
         a0 = 0
         for j in range(d):
@@ -638,10 +682,11 @@ cdef void _step_row(const floating* theta, Py_ssize_t n, Py_ssize_t d, Py_ssize_
 
 
 def _step(const floating[::1] theta, const floating[:, ::1] x, const floating[:, ::1] s,
-          floating[:, ::1] s_new, floating[:, ::1] y):
+          floating[:, ::1] s_new, floating[:, ::1] y, int act, double leak):
     """One step of N sequences on one thread: the forward pass of T = 1, unpacked.
 
-    IN: theta as ``_forward``; x (N, n) the inputs, s (N, d) the states.
+    IN: theta, act and leak as ``_forward``; x (N, n) the inputs, s (N, d)
+    the states.
     OUT: s_new (N, d) the new states, y (N, m) the outputs (the bits of
     ``_forward`` on the same step).
     Returns the number of NaN and infinite values in theta, x and s.
@@ -651,20 +696,21 @@ def _step(const floating[::1] theta, const floating[:, ::1] x, const floating[:,
     cdef const floating* bb = _bias_of(th, theta.shape[0], n, d, m, False)
     cdef const floating* cb = _bias_of(th, theta.shape[0], n, d, m, True)
     cdef Py_ssize_t bad
+    cdef _Cell cell = _cell(act, leak)
     with nogil:
         bad = (_nonfinite(th, theta.shape[0]) + _nonfinite(&x[0, 0], N * n)
                + _nonfinite(&s[0, 0], N * d))
         for r in range(N):
-            _step_row(th, n, d, m, bb, cb, &x[r, 0], &s[r, 0], &s_new[r, 0], &y[r, 0])
+            _step_row(cell, th, n, d, m, bb, cb, &x[r, 0], &s[r, 0], &s_new[r, 0], &y[r, 0])
     return bad
 
 
 def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floating[:, ::1] s0,
               floating[:, :, ::1] out, floating[:, ::1] sT,
-              floating[::1] ws, int n_threads):
+              floating[::1] ws, int n_threads, int act, double leak):
     """Closed-loop forecasting over a batch: each output is the next input (m == n).
 
-    IN: theta as ``_forward``; x0 (N, n) the first inputs, s0 (N, d).
+    IN: theta, act and leak as ``_forward``; x0 (N, n) the first inputs, s0 (N, d).
     OUT: out (N, T, n) the outputs, sT (N, d) the final states.
     SCRATCH: ws (_forward_workspace_size(N, n, d, m, n_threads),).
 
@@ -692,7 +738,7 @@ def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floati
             b0 = blk * R
             Rb = N - b0 if N - b0 < R else R
             if Rb > 0:
-                _generate_block(b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], pack, bb, cb,
+                _generate_block(_cell(act, leak), b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], pack, bb, cb,
                                 &out[0, 0, 0], &sT[0, 0], pack + at + threadid() * stride, wp)
     if watch.stop:
         _raise_stopped()
@@ -700,12 +746,13 @@ def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floati
 
 
 def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating[:, :, ::1] target,
-          const floating[:, ::1] s0, floating g, floating[::1] E, floating[::1] ws,
-          int n_threads):
+          const floating[:, :, ::1] weight, const floating[:, ::1] s0, floating g,
+          floating[::1] E, floating[::1] ws, int n_threads, int act, double leak):
     """Loss of every sequence of a batch, without storing states.
 
-    IN: as ``_forward``, target (N, T, m), g.
-    OUT: E (N,), E[b] = g sum_t sum_k (target - Y)^2 of sequence b.
+    IN: as ``_forward``, target (N, T, m), weight (N, T, m) the weights of
+    the squared errors or empty (N = 0) for none, g.
+    OUT: E (N,), E[b] = g sum_t sum_k w (target - Y)^2 of sequence b.
     SCRATCH: ws as ``_forward``.
 
     Returns the number of NaN and infinite values in the weights and inputs;
@@ -714,9 +761,11 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
     cdef _Watch watch
     cdef Py_ssize_t bad
     with nogil:
-        bad = _forward_batch(&theta[0], theta.shape[0], X.shape[0], X.shape[1], X.shape[2],
-                             s0.shape[1], target.shape[2], &X[0, 0, 0], &s0[0, 0], NULL, NULL,
-                             &target[0, 0, 0], g, &E[0], &ws[0], n_threads, &watch)
+        bad = _forward_batch(_cell(act, leak), &theta[0], theta.shape[0], X.shape[0], X.shape[1],
+                             X.shape[2], s0.shape[1], target.shape[2], &X[0, 0, 0], &s0[0, 0],
+                             NULL, NULL, &target[0, 0, 0],
+                             &weight[0, 0, 0] if weight.shape[0] > 0 else NULL, g, &E[0],
+                             &ws[0], n_threads, &watch)
     if watch.stop:
         _raise_stopped()
     return bad

@@ -27,8 +27,11 @@ from crnn import _core
 from crnn._validation import available_cpus, check_alloc, check_n_threads
 
 __all__ = [
+    "ACTIVATIONS",
+    "ELMAN",
     "GradientArrays",
     "OnlineState",
+    "cell",
     "forward",
     "generate",
     "gradient",
@@ -38,6 +41,18 @@ __all__ = [
     "step",
     "threads",
 ]
+
+# The cell's activations by name: the kernels' codes (crnn/_cell.pxi).
+ACTIVATIONS = {"tanh": 0, "relu": 1, "identity": 2, "logistic": 3}
+
+# A call's cell is (activation code, leak rate); Elman's is tanh without leak.
+ELMAN = (0, 1.0)
+
+
+def cell(activation, leak):
+    """Return the cell the kernels take for an activation's name and a leak rate (checked)."""
+    return (ACTIVATIONS[activation], float(leak))
+
 
 # Below this many multiply-adds per call, a second thread costs more than it saves.
 _PARALLEL_MIN_WORK = 200_000
@@ -279,11 +294,12 @@ def _forward_scratch(n, d, m, N, nt, dtype):
 # ---------------------------------------------------------------------- forward
 
 
-def forward(theta, size, X, s0, n_threads):
+def forward(theta, size, X, s0, n_threads, cell=ELMAN):
     """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n).
 
     theta holds the parameters (``parameters``) of a model of ``size`` (n, d,
-    m). Also returns the number of NaN and infinite values the kernel met in
+    m) whose cell is ``cell``, (activation code, leak rate), as every
+    function here takes it. Also returns the number of NaN and infinite values the kernel met in
     theta, X and s0 (0 when N T = 0: nothing was read), as every function
     here.
     """
@@ -297,11 +313,11 @@ def forward(theta, size, X, s0, n_threads):
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
         ws = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _kernel("_forward", dt)(theta, X, s0, S, Y, ws, nt)
+        bad = _kernel("_forward", dt)(theta, X, s0, S, Y, ws, nt, *cell)
     return S, Y, bad
 
 
-def step(theta, size, x, s, n_threads):
+def step(theta, size, x, s, n_threads, cell=ELMAN):
     """Return the new states (N, d), outputs (N, m) and the non-finite count of one step.
 
     x (N, n) and s (N, d): the forward pass of one step, in one unpacked
@@ -310,16 +326,20 @@ def step(theta, size, x, s, n_threads):
     N = x.shape[0]
     n, d, m = size
     if N == 0 or threads(n_threads, N, N * _step_work(n, d, m)) > 1:
-        S, Y, bad = forward(theta, size, x.reshape(N, 1, n), s, n_threads)
+        S, Y, bad = forward(theta, size, x.reshape(N, 1, n), s, n_threads, cell)
         return S.reshape(N, d), Y.reshape(N, m), bad
     dt = theta.dtype
     s_new = np.empty((N, d), dtype=dt)
     y = np.empty((N, m), dtype=dt)
-    return s_new, y, _kernel("_step", dt)(theta, x, s, s_new, y)
+    return s_new, y, _kernel("_step", dt)(theta, x, s, s_new, y, *cell)
 
 
-def loss(theta, size, X, target, s0, g, n_threads):
-    """Return each sequence's loss E (N,) on the batch X, target, and the non-finite count."""
+def loss(theta, size, X, target, s0, g, n_threads, cell=ELMAN, weight=None):
+    """Return each sequence's loss E (N,) on the batch X, target, and the non-finite count.
+
+    ``weight``: None, or the weights of the squared errors, shaped as target
+    (as every function here takes it).
+    """
     N, T, _ = X.shape
     n, d, m = size
     dt = theta.dtype
@@ -328,11 +348,12 @@ def loss(theta, size, X, target, s0, g, n_threads):
     if N * T:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m))
         ws = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _kernel("_loss", dt)(theta, X, target, s0, g, E, ws, nt)
+        wt = _NO_WEIGHTS[dt.char] if weight is None else weight
+        bad = _kernel("_loss", dt)(theta, X, target, wt, s0, g, E, ws, nt, *cell)
     return E, bad
 
 
-def generate(theta, size, x0, s0, out, n_threads):
+def generate(theta, size, x0, s0, out, n_threads, cell=ELMAN):
     """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m).
 
     Returns S^T (N, d) and the non-finite count of the weights, x0 and s0.
@@ -345,7 +366,7 @@ def generate(theta, size, x0, s0, out, n_threads):
         return final, 0
     nt = threads(n_threads, N, N * T * _step_work(n, d, m))
     ws = _forward_scratch(n, d, m, N, nt, dt)
-    bad = _kernel("_generate", dt)(theta, x0, s0, out, final, ws, nt)
+    bad = _kernel("_generate", dt)(theta, x0, s0, out, final, ws, nt, *cell)
     return final, bad
 
 
@@ -357,7 +378,7 @@ def _bptt_steps(N, T):
     return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
 
 
-def _bptt(theta, size, X, target, s0, g, out, n_threads):
+def _bptt(theta, size, X, target, s0, g, out, n_threads, cell, weight):
     """One BPTT kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
@@ -377,14 +398,18 @@ def _bptt(theta, size, X, target, s0, g, out, n_threads):
         if parts > 1:
             check_alloc((parts, P), dt, "the gradient parts")
         bias = theta.shape[0] > _core._parameter_size(n, d, m)
-        size = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, nt)
+        size = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, leaky, nt)
+        if leaky:  # H^t of every step too
+            check_alloc((size,), dt, "the bptt workspace")
         return nt, L, parts, _scratch("bptt", (size,), dt)
 
-    nt, L, parts, ws = _plan(("bptt", N, T, n, d, m, P, n_threads, dt), make)
-    return _kernel("_bptt_gradient", dt)(theta, X, target, s0, g, out, ws, parts, L, nt)
+    leaky = cell[1] != 1
+    nt, L, parts, ws = _plan(("bptt", N, T, n, d, m, P, n_threads, leaky, dt), make)
+    wt = _NO_WEIGHTS[dt.char] if weight is None else weight
+    return _kernel("_bptt_gradient", dt)(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
 
 
-def _rtrl(theta, size, X, target, s0, g, out, n_threads):
+def _rtrl(theta, size, X, target, s0, g, out, n_threads, cell, weight):
     """One RTRL kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
@@ -405,10 +430,11 @@ def _rtrl(theta, size, X, target, s0, g, out, n_threads):
         return nt, nch, k, _scratch("rtrl", (size,), dt)
 
     nt, nch, k, ws = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
-    return _kernel("_rtrl_gradient", dt)(theta, X, target, s0, g, out, ws, k, nch, nt)
+    wt = _NO_WEIGHTS[dt.char] if weight is None else weight
+    return _kernel("_rtrl_gradient", dt)(theta, X, target, wt, s0, g, out, ws, k, nch, nt, *cell)
 
 
-def gradient(theta, size, X, target, s0, g, method, n_threads):
+def gradient(theta, size, X, target, s0, g, method, n_threads, cell=ELMAN, weight=None):
     """Return the exact gradient of E over the batch, by "bptt" or "rtrl".
 
     Returns
@@ -431,14 +457,26 @@ def gradient(theta, size, X, target, s0, g, method, n_threads):
         chunk = N
         if N > 1:
             per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
+            if cell[1] != 1:  # a leaky cell's H^t
+                per_seq += T * d * dt.itemsize
             chunk = max(1, min(N, _BPTT_BYTES // per_seq))
         if chunk == N:
-            bad = _bptt(theta, size, X, target, s0, g, out, n_threads)
+            bad = _bptt(theta, size, X, target, s0, g, out, n_threads, cell, weight)
         for start in range(0, N, chunk) if chunk < N else ():
             stop = min(N, start + chunk)
             part = np.empty(P + (stop - start) * (d + 1), dtype=dt)  # not a workspace: see _SCRATCH
+            wpart = None if weight is None else weight[start:stop]
             bad += _bptt(
-                theta, size, X[start:stop], target[start:stop], s0[start:stop], g, part, n_threads
+                theta,
+                size,
+                X[start:stop],
+                target[start:stop],
+                s0[start:stop],
+                g,
+                part,
+                n_threads,
+                cell,
+                wpart,
             )
             if start:
                 out[:P] += part[:P]
@@ -447,11 +485,15 @@ def gradient(theta, size, X, target, s0, g, method, n_threads):
             out[P + start * d : P + stop * d] = part[P : P + (stop - start) * d]
             out[P + N * d + start : P + N * d + stop] = part[P + (stop - start) * d :]
     elif N * T:
-        bad = _rtrl(theta, size, X, target, s0, g, out, n_threads)
+        bad = _rtrl(theta, size, X, target, s0, g, out, n_threads, cell, weight)
     bias = theta.shape[0] > _core._parameter_size(n, d, m)
     dU, dW, dV, db, dc = _views(out, n, d, m, bias)
     ds0 = out[P : P + N * d].reshape(N, d)
     return GradientArrays(dU, dW, dV, db, dc, ds0, out[P + N * d :], bad)
+
+
+# "no weights" for the kernels: an empty batch of them
+_NO_WEIGHTS = {"d": np.empty((0, 0, 0), np.float64), "f": np.empty((0, 0, 0), np.float32)}
 
 
 def _views(vector, n, d, m, bias):
@@ -485,9 +527,10 @@ class OnlineState:
     workspace.
     """
 
-    def __init__(self, n, d, m, bias, dtype):
+    def __init__(self, n, d, m, bias, dtype, cell=ELMAN):
         dtype = np.dtype(dtype)
         self.sizes = (n, d, m, bias)
+        self.cell = cell
         ct = _core._panel_columns()[0 if dtype == np.float64 else 1]
         Q = d * (n + d) + (d if bias else 0)
         size = -(-Q // ct) * ct * d
@@ -528,6 +571,7 @@ class OnlineState:
                 E,
                 self.grad,
                 self.work,
+                *self.cell,
             )
         return Y, E, done
 

@@ -144,7 +144,9 @@ class OnlineRTRL:
             s0 = as_float_array(s0, "s0", m.dtype, 1)
             check_shape(s0, "s0", (d,))
             self._state = s0.copy()
-        self._carried = _kernels.OnlineState(n, d, k, m.bias, m.dtype)
+        self._carried = _kernels.OnlineState(
+            n, d, k, m.bias, m.dtype, _kernels.cell(m.activation, m.leak)
+        )
         self.n_steps_ = 0
         self.loss_ = 0.0
 

@@ -9,13 +9,16 @@ from crnn import _kernels
 from crnn._init import initial_biases, initial_weights
 from crnn._validation import (
     as_float_array,
+    check_activation,
     check_alloc,
     check_bool,
     check_dtype,
     check_g,
     check_int,
+    check_leak,
     check_method,
     check_n_threads,
+    check_sample_weight,
     check_shape,
     check_size,
     make_rng,
@@ -75,17 +78,21 @@ class Gradient:
 
 
 class RNN:
-    r"""The Elman recurrent network of crnn's seed, with exact gradients.
+    r"""The Elman recurrent network, with exact gradients.
 
     .. math::
 
-        Z^t = U X^t + W S^{t-1} (+ b), \quad S^t = \tanh(Z^t), \quad Y^t = V S^t (+ c)
+        Z^t = U X^t + W S^{t-1} (+ b), \quad S^t = (1 - a) S^{t-1} + a f(Z^t),
+        \quad Y^t = V S^t (+ c)
 
-        E = g \sum_t \sum_k (\hat Y^t_k - Y^t_k)^2
+        E = g \sum_t \sum_k w^t_k (\hat Y^t_k - Y^t_k)^2
 
-    for t = 1..T, where :math:`\hat Y^t` is the target and :math:`S^0` the
-    initial state (zeros unless given). The biases b and c are there only
-    with ``bias=True``; Elman's network has none.
+    for t = 1..T, where :math:`\hat Y^t` is the target, :math:`S^0` the
+    initial state (zeros unless given), f the activation (tanh by default),
+    a the leak rate (1 by default: :math:`S^t = f(Z^t)`) and w the weights
+    of the squared errors (1 unless ``sample_weight`` is given). The biases
+    b and c are there only with ``bias=True``. Elman's network is the
+    default: tanh, no leak, no biases.
 
     Parameters
     ----------
@@ -119,6 +126,13 @@ class RNN:
         Add the biases b (hidden_size,) and c (output_size,): Z^t = U X^t +
         W S^{t-1} + b and Y^t = V S^t + c. They are trained, saved and
         differentiated like the weights.
+    activation : {"tanh", "relu", "identity", "logistic"}, default "tanh"
+        f. "relu" is max(z, 0), whose derivative is taken as 0 at z = 0
+        (PyTorch's convention); "logistic" is 1 / (1 + exp(-z)).
+    leak : float, default 1.0
+        The leak rate a, in (0, 1]: each state keeps 1 - a of the one before
+        (a leaky-integrator or rate network, as in reservoir computing). 1
+        is the Elman network's cell.
 
     Attributes
     ----------
@@ -153,6 +167,10 @@ class RNN:
 
     _b = _c = None  # no biases (also for models pickled before biases existed)
     _state = None  # the state of step(): zeros
+    # Elman's cell (also for models pickled before there was a choice)
+    _activation = "tanh"
+    _leak = 1.0
+    _cell = _kernels.ELMAN
 
     def __init__(
         self,
@@ -166,8 +184,11 @@ class RNN:
         init="uniform",
         spectral_radius=None,
         bias=False,
+        activation="tanh",
+        leak=1.0,
     ):
         bias = check_bool(bias, "bias")
+        self._set_cell(activation, leak)
         n = check_size(input_size, "input_size")
         d = check_size(hidden_size, "hidden_size")
         m = n if output_size is None else check_size(output_size, "output_size")
@@ -184,7 +205,19 @@ class RNN:
             self._b[...], self._c[...] = initial_biases(d, m, init, rng, self._dtype)
 
     @classmethod
-    def from_weights(cls, U, W, V, *, b=None, c=None, dtype=None, n_threads=None):
+    def from_weights(
+        cls,
+        U,
+        W,
+        V,
+        *,
+        b=None,
+        c=None,
+        dtype=None,
+        n_threads=None,
+        activation="tanh",
+        leak=1.0,
+    ):
         """Build a model from given weights (copied).
 
         Parameters
@@ -199,11 +232,16 @@ class RNN:
             arrays are float32 and uses float64 otherwise.
         n_threads : int, optional
             As in :class:`RNN`.
+        activation : {"tanh", "relu", "identity", "logistic"}, default "tanh"
+            As in :class:`RNN`.
+        leak : float, default 1.0
+            As in :class:`RNN`.
 
         Returns
         -------
         RNN
         """
+        activation, leak = check_activation(activation), check_leak(leak)
         if dtype is None:
             dts = set()
             for w in (U, W, V, b, c):
@@ -233,6 +271,7 @@ class RNN:
             check_shape(b, "b (hidden_size,)", (d,))
             check_shape(c, "c (output_size,)", (m,))
         self = cls.__new__(cls)
+        self._set_cell(activation, leak)
         self._dtype = dtype
         self.n_threads = n_threads
         self._size = (n, d, m)
@@ -241,6 +280,12 @@ class RNN:
         if bias:
             self._b[...], self._c[...] = b, c
         return self
+
+    def _set_cell(self, activation, leak):
+        """Check and set the cell: the activation's name and the leak rate."""
+        self._activation = check_activation(activation)
+        self._leak = check_leak(leak)
+        self._cell = _kernels.cell(self._activation, self._leak)
 
     def _allocate(self, bias):
         """Give the model its parameter vector theta (zeros) and U, W, V, b, c as views of it.
@@ -312,6 +357,16 @@ class RNN:
     def bias(self):
         """True when the model has the biases b and c."""
         return self._b is not None
+
+    @property
+    def activation(self):
+        """The activation f of the cell: "tanh", "relu", "identity" or "logistic"."""
+        return self._activation
+
+    @property
+    def leak(self):
+        """The leak rate a of the cell, in (0, 1] (1: no leak)."""
+        return self._leak
 
     def _param_names(self):
         """Return the names of the trained arrays: U, W, V, and b, c with biases."""
@@ -457,10 +512,14 @@ class RNN:
         self._set_bias("c", value, self.output_size)
 
     def __repr__(self):
-        bias = ", bias=True" if self.bias else ""
+        extra = ", bias=True" if self.bias else ""
+        if self._activation != "tanh":
+            extra += f", activation={self._activation!r}"
+        if self._leak != 1:
+            extra += f", leak={self._leak!r}"
         return (
             f"RNN(input_size={self.input_size}, hidden_size={self.hidden_size}, "
-            f"output_size={self.output_size}, dtype={self._dtype.name}{bias})"
+            f"output_size={self.output_size}, dtype={self._dtype.name}{extra})"
         )
 
     # ------------------------------------------------------------------ preparation
@@ -587,7 +646,7 @@ class RNN:
     def forward(self, X, s0=None, *, return_state=False, check_finite=True):
         r"""Run the network over one sequence or a batch of sequences.
 
-        .. math:: S^t = \tanh(U X^t + W S^{t-1}), \quad Y^t = V S^t
+        .. math:: S^t = (1 - a) S^{t-1} + a f(U X^t + W S^{t-1} (+ b)), \quad Y^t = V S^t (+ c)
 
         Parameters
         ----------
@@ -622,7 +681,7 @@ class RNN:
         return_state = check_bool(return_state, "return_state")
         check_finite = check_bool(check_finite, "check_finite")
         params, X3, _, s02, batched, _, deferred = self._checked(X, None, s0, check_finite, False)
-        S, Y, bad = _kernels.forward(params, self._size, X3, s02, self._n_threads)
+        S, Y, bad = _kernels.forward(params, self._size, X3, s02, self._n_threads, self._cell)
         if deferred:
             self._refuse_nonfinite(bad, X, None, s0, False)
         T = X3.shape[1]
@@ -649,10 +708,10 @@ class RNN:
         out = self.forward(X, s0, return_state=return_state, check_finite=check_finite)
         return (out[1], out[2]) if return_state else out[1]
 
-    def loss(self, X, target, s0=None, g=1.0, *, check_finite=True):
+    def loss(self, X, target, s0=None, g=1.0, *, sample_weight=None, check_finite=True):
         r"""Return the loss E, summed over time, outputs and the batch.
 
-        .. math:: E = g \sum_{\text{sequences}} \sum_t \sum_k (\hat Y^t_k - Y^t_k)^2
+        .. math:: E = g \sum_{\text{sequences}} \sum_t \sum_k w^t_k (\hat Y^t_k - Y^t_k)^2
 
         Parameters
         ----------
@@ -664,6 +723,12 @@ class RNN:
             Initial state, zeros by default.
         g : float, default 1.0
             Loss scale, > 0.
+        sample_weight : array_like, optional
+            w, the weights of the squared errors, finite and >= 0: shape
+            (T,) for one weight per step (shared by the sequences of a
+            batch), (N, T) per sequence and step, or the shape of ``target``
+            for one per output value. A zero weight removes that value from
+            E (and from the gradient) exactly. None: every weight is 1.
         check_finite : bool, default True
             Refuse NaN and infinity in the arguments and the weights.
 
@@ -673,13 +738,18 @@ class RNN:
         """
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
-        params, X3, t3, s02, _, _, deferred = self._checked(X, target, s0, check_finite, True)
-        E, bad = _kernels.loss(params, self._size, X3, t3, s02, g, self._n_threads)
+        params, X3, t3, s02, batched, _, deferred = self._checked(X, target, s0, check_finite, True)
+        w = None
+        if sample_weight is not None:
+            w = check_sample_weight(sample_weight, self._dtype, t3.shape, batched)
+        E, bad = _kernels.loss(params, self._size, X3, t3, s02, g, self._n_threads, self._cell, w)
         if deferred:
             self._refuse_nonfinite(bad, X, target, s0, True)
         return float(E[0]) if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
 
-    def gradient(self, X, target, s0=None, g=1.0, method="bptt", *, check_finite=True):
+    def gradient(
+        self, X, target, s0=None, g=1.0, method="bptt", *, sample_weight=None, check_finite=True
+    ):
         r"""Return the exact gradient of E with respect to U, W, V and S^0.
 
         Both methods give the same numbers (to rounding); they differ in cost.
@@ -689,13 +759,14 @@ class RNN:
 
         .. math::
 
-            \delta^t = f'(Z^t) \odot (V^\top e^t + W^\top \delta^{t+1}),
-            \quad \delta^{T+1} = 0, \quad e^t = -2g(\hat Y^t - Y^t)
+            G^t = V^\top e^t + W^\top \delta^{t+1} + (1 - a) G^{t+1}, \quad
+            \delta^t = a f'(Z^t) \odot G^t, \quad
+            G^{T+1} = \delta^{T+1} = 0, \quad e^t = -2g\, w^t \odot (\hat Y^t - Y^t)
 
             \frac{\partial E}{\partial U} = \sum_t \delta^t (X^t)^\top,\;
             \frac{\partial E}{\partial W} = \sum_t \delta^t (S^{t-1})^\top,\;
             \frac{\partial E}{\partial V} = \sum_t e^t (S^t)^\top,\;
-            \frac{\partial E}{\partial S^0} = W^\top \delta^1
+            \frac{\partial E}{\partial S^0} = W^\top \delta^1 + (1 - a) G^1
 
         in O(T (dn + d^2 + md)) time and O(T d) memory per sequence (a batch
         whose states would take more than 64 MB runs in chunks of sequences).
@@ -705,18 +776,21 @@ class RNN:
 
         .. math::
 
-            \frac{\partial s^t_l}{\partial u_{ij}} = f'(z^t_l) \Big(x^t_j \delta_{li}
+            \frac{\partial s^t_l}{\partial u_{ij}} = (1 - a)
+            \frac{\partial s^{t-1}_l}{\partial u_{ij}} + a f'(z^t_l) \Big(x^t_j \delta_{li}
             + \sum_m w_{lm} \frac{\partial s^{t-1}_m}{\partial u_{ij}}\Big),
             \quad
             \frac{\partial E^t}{\partial u_{ij}} = \sum_k \sum_l e^t_k v_{kl}
             \frac{\partial s^t_l}{\partial u_{ij}}
 
-        (likewise for W and S^0), in O(T d^3 (n + d)) time and memory that
-        does not depend on T.
+        (likewise for W, the biases and S^0), in O(T d^3 (n + d)) time and
+        memory that does not depend on T. Here G^t is dE/dS^t, a the leak
+        rate and f the activation; with a = 1 (Elman's cell) both are the
+        textbook recursions.
 
         Parameters
         ----------
-        X, target, s0, g, check_finite
+        X, target, s0, g, sample_weight, check_finite
             As in :meth:`loss`.
         method : {"bptt", "rtrl"}, default "bptt"
 
@@ -745,7 +819,12 @@ class RNN:
             X, target, s0, check_finite, True
         )
         method = method.lower()
-        G = _kernels.gradient(params, self._size, X3, t3, s02, g, method, self._n_threads)
+        w = None
+        if sample_weight is not None:
+            w = check_sample_weight(sample_weight, self._dtype, t3.shape, batched)
+        G = _kernels.gradient(
+            params, self._size, X3, t3, s02, g, method, self._n_threads, self._cell, w
+        )
         if deferred:
             self._refuse_nonfinite(G.nonfinite, X, target, s0, True)
         ds0 = G.s0
@@ -966,7 +1045,9 @@ class RNN:
             if x.shape[0] != size[0] or (state is not None and state.ndim != 1):
                 return None
             s = np.zeros((1, size[1]), dt) if state is None else state[np.newaxis]
-            s_new, y, bad = _kernels.step(theta, size, x[np.newaxis], s, self._n_threads)
+            s_new, y, bad = _kernels.step(
+                theta, size, x[np.newaxis], s, self._n_threads, self._cell
+            )
             if bad:
                 return None
             self._state = s_new[0]
@@ -979,7 +1060,7 @@ class RNN:
         if state is not None and (state.ndim != 2 or state.shape[0] != N):
             return None
         s = np.zeros((N, size[1]), dt) if state is None else state
-        s_new, y, bad = _kernels.step(theta, size, x, s, self._n_threads)
+        s_new, y, bad = _kernels.step(theta, size, x, s, self._n_threads, self._cell)
         if bad:
             return None
         self._state = s_new
@@ -1003,7 +1084,7 @@ class RNN:
         x2 = x if x.ndim == 2 else x[np.newaxis]
         N, d = x2.shape[0], self.hidden_size
         s = np.zeros((N, d), self._dtype) if state is None else state.reshape(N, d)
-        s_new, y, bad = _kernels.step(theta, self._size, x2, s, self._n_threads)
+        s_new, y, bad = _kernels.step(theta, self._size, x2, s, self._n_threads, self._cell)
         self._refuse_nonfinite(bad, x[..., np.newaxis, :], None, state, False)
         self._state = s_new if x.ndim == 2 else s_new[0]
         return y if x.ndim == 2 else y[0]
@@ -1069,6 +1150,7 @@ class RNN:
             s02,
             out3,
             self._n_threads,
+            self._cell,
         )
         return out
 
@@ -1092,6 +1174,13 @@ class RNN:
             if value is not None:
                 arrays[name] = np.asarray(value, dtype=self._dtype)
         options = {"n_threads": self.n_threads}
+        # the cell only when it is not Elman's, so that the files of Elman
+        # models stay readable by crnn versions that had no other cell, and
+        # those of other cells are refused by them, not misread
+        if self._activation != "tanh":
+            options["activation"] = self._activation
+        if self._leak != 1:
+            options["leak"] = self._leak
         interrupted = getattr(self, self._INTERRUPTED + "_", None)
         if interrupted is not None:
             options[self._INTERRUPTED] = int(interrupted)
@@ -1103,7 +1192,7 @@ class RNN:
         unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING})
         if unknown:
             raise ValueError(f"it holds arrays {unknown} that this crnn cannot restore")
-        unknown = sorted(set(options) - {"n_threads", cls._INTERRUPTED})
+        unknown = sorted(set(options) - {"n_threads", "activation", "leak", cls._INTERRUPTED})
         if unknown:
             raise ValueError(f"it holds options {unknown} that this crnn cannot restore")
         if ("b" in arrays) != ("c" in arrays):
@@ -1116,6 +1205,8 @@ class RNN:
             c=arrays.get("c"),
             dtype=dtype,
             n_threads=options.get("n_threads"),
+            activation=options.get("activation", "tanh"),
+            leak=options.get("leak", 1.0),
         )
         for name in cls._SCALING:
             if name in arrays:

@@ -4,7 +4,8 @@
 # Real-time recurrent learning (Williams and Zipser, 1989), included by
 # _core.pyx: the sensitivities dS^t/dtheta carried forward in time,
 #
-#   P^t = f'(Z^t) (W P^{t-1} + direct^t),   dE^t/dtheta = sum_k sum_l e^t_k v_kl P^t[l, :]
+#   P^t = (1 - a) P^{t-1} + a f'(Z^t) (W P^{t-1} + direct^t),
+#   dE^t/dtheta = sum_k sum_l e^t_k v_kl P^t[l, :]     (a = 1: Elman's cell)
 #
 # Two kernels:
 #
@@ -25,16 +26,18 @@
 cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t npanels,
                        const floating* W, const floating* Pp, floating* Pn,
                        const floating* xs, Py_ssize_t qb, const floating* fp,
-                       const floating* c, floating* gq) noexcept nogil:
+                       floating keep, const floating* c, floating* gq) noexcept nogil:
     """One RTRL step on the sensitivity panels p0 .. p0 + npanels - 1.
 
     P (d x Q) is held by panels of CT columns, panel-major (panel, row l,
-    column): Pn = f'(Z) (W Pp + direct) with direct[l, l K1 + j] = xs[j]
-    (the row [x^t, s^{t-1}]) and, when qb >= 0 (biases), direct[l, qb + l]
-    = 1 (dZ_l/db_l); then gq += c.T Pn (c = V.T e).
+    column): Pn = fp (W Pp + direct) + keep Pp with direct[l, l K1 + j] =
+    xs[j] (the row [x^t, s^{t-1}]) and, when qb >= 0 (biases), direct[l, qb
+    + l] = 1 (dZ_l/db_l); then gq += c.T Pn (c = V.T e). fp is a f'(Z) and
+    keep 1 - a (``_cell_gains``); keep = 0 skips its term.
     """
     cdef Py_ssize_t ct = _ct(<floating>0), pl, l, j, q0, lo, hi, l0, l1
     cdef const floating* bp
+    cdef const floating* prow
     cdef floating* op
     cdef floating* orow
     cdef floating* grow
@@ -62,20 +65,31 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
             l1 = q0 + ct - qb
             for l in range(l0, l1 if l1 < d else d):
                 op[l * ct + qb + l - q0] = op[l * ct + qb + l - q0] + 1
-        for l in range(d):                          # times f'(Z), and into c.T Pn
-            orow = op + l * ct
-            fl = fp[l]
-            cl = c[l]
-            for j in range(ct):
-                v = orow[j] * fl
-                orow[j] = v
-                grow[j] = grow[j] + cl * v
+        if keep == 0:
+            for l in range(d):                      # times f'(Z), and into c.T Pn
+                orow = op + l * ct
+                fl = fp[l]
+                cl = c[l]
+                for j in range(ct):
+                    v = orow[j] * fl
+                    orow[j] = v
+                    grow[j] = grow[j] + cl * v
+        else:
+            for l in range(d):                      # the leaky cell's: + (1 - a) Pp
+                orow = op + l * ct
+                prow = bp + l * ct
+                fl = fp[l]
+                cl = c[l]
+                for j in range(ct):
+                    v = orow[j] * fl + keep * prow[j]
+                    orow[j] = v
+                    grow[j] = grow[j] + cl * v
 
 
-cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
+cdef void _rtrl_item(_Cell cell, Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
                      Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, const floating* X,
-                     const floating* target, const floating* s0, floating g,
-                     const floating* W, const floating* pack, const floating* bb,
+                     const floating* target, const floating* weight, const floating* s0,
+                     floating g, const floating* W, const floating* pack, const floating* bb,
                      const floating* cb, floating* grad, floating* ds0, floating* E,
                      floating* work, _Watch* w) noexcept nogil:
     """RTRL for sequence b, sensitivity columns of chunk ch of nch.
@@ -87,7 +101,7 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
     then s0_j (after b, so that online RTRL, which does not learn S^0,
     carries a prefix of the same columns)::
 
-        P^0 = [0 | 0 | I],  P^t = f'(Z^t) (W P^{t-1} + direct^t),
+        P^0 = [0 | 0 | I],  P^t = (1 - a) P^{t-1} + a f'(Z^t) (W P^{t-1} + direct^t),
         direct^t[l, l (n + d) + j] = [x^t, s^{t-1}]_j,  direct^t[l, b_l] = 1
         dE^t/dtheta_q = sum_k sum_l e^t_k v_kl P^t[l, q] = sum_l c^t_l P^t[l, q]
 
@@ -121,6 +135,7 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
     cdef floating* dc = dV + m * d + d
     cdef floating* tmp
     cdef floating sq = 0
+    cdef floating keep = <floating>(1.0 - cell.a)
     for j in range(d):
         cur[n + j] = s0[b * d + j]
     memset(gq, 0, Qc * sizeof(floating))
@@ -139,15 +154,16 @@ cdef void _rtrl_item(Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
         for j in range(n):
             cur[j] = X[(b * T + t) * n + j]
         _gemm_packed(1, K1, d, cur, K1, 1, UW, nxt + n, K1, 0)
-        _cell_states(nxt + n, 1, K1, d, bb)
+        # the state; f(Z) into fp when the cell leaks (the state is not f(Z))
+        _cell_states(cell, nxt + n, 1, K1, d, bb, cur + n, K1, fp if keep != 0 else NULL, d)
         _gemm_packed(1, d, m, nxt + n, K1, 1, Vt, e, m, 0)
         _add_bias(e, 1, m, m, cb)
-        sq = _residuals(target + (b * T + t) * m, e, m, g, sq)
+        sq = _residuals(target + (b * T + t) * m,
+                        weight + (b * T + t) * m if weight != NULL else NULL, e, m, g, sq)
         _gemm_packed(1, m, d, e, m, 1, Vr, c, d, 0)
-        for l in range(d):
-            fp[l] = _cell_slope(nxt[n + l])
+        _cell_gains(cell, fp if keep != 0 else nxt + n, fp, d)
         _rtrl_panels(d, K1, p0, npanels, W, Pp, Pn, cur, d * K1 if bb != NULL else -1,
-                     fp, c, gq)
+                     fp, keep, c, gq)
         if ch == 0:                                 # dE^t/dV = e^t (S^t).T
             for k in range(m):
                 for j in range(d):
@@ -204,10 +220,10 @@ def _rtrl_workspace_size(Py_ssize_t n, Py_ssize_t d, Py_ssize_t m, Py_ssize_t nc
 
 
 def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
-                   const floating[:, :, ::1] target,
+                   const floating[:, :, ::1] target, const floating[:, :, ::1] weight,
                    const floating[:, ::1] s0, floating g,
                    floating[::1] out, floating[::1] ws, Py_ssize_t K, Py_ssize_t nch,
-                   int n_threads):
+                   int n_threads, int act, double leak):
     """Exact gradient of E over a batch by real-time recurrent learning.
 
     IN, OUT: as ``_bptt_gradient``.
@@ -239,6 +255,8 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef Py_ssize_t bad
     cdef _Watch watch
     cdef _Watch* wp = &watch
+    cdef _Cell cell = _cell(act, leak)
+    cdef const floating* wt = &weight[0, 0, 0] if weight.shape[0] > 0 else NULL
     with nogil:
         _watch_start(wp)
         _rtrl_ws(n, d, m, nch, P > _parameter_count(n, d, m), K, n_threads, at)
@@ -247,6 +265,8 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
         bad = (_nonfinite(U, theta.shape[0])
                + _nonfinite(&X[0, 0, 0], N * T * n) + _nonfinite(&target[0, 0, 0], N * T * m)
                + _nonfinite(&s0[0, 0], N * d))
+        if wt != NULL:
+            bad = bad + _nonfinite(wt, N * T * m)
         _pack_weights(U, n, d, m, pack, True)
         memset(grad, 0, P * sizeof(floating))
     with nogil, parallel(num_threads=n_threads):
@@ -254,8 +274,8 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
         while start < N:
             stop = start + K if start + K < N else N
             for it in prange((stop - start) * nch, schedule="static"):
-                _rtrl_item(start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
-                           &target[0, 0, 0], &s0[0, 0], g, W, pack, bb, cb,
+                _rtrl_item(cell, start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
+                           &target[0, 0, 0], wt, &s0[0, 0], g, W, pack, bb, cb,
                            slots + (it // nch) * P, ds0 + (start + it // nch) * d, E,
                            pack + at[0] + threadid() * at[1], wp)
             # add the slots in sequence order: the same sum whatever the threads
@@ -311,17 +331,18 @@ cdef inline void _outer(floating* A, Py_ssize_t rows, Py_ssize_t cols,
             A[i * cols + j] = A[i * cols + j] + ui * v[j]
 
 
-cdef inline void _state_step(const floating* U, const floating* W,
+cdef inline void _state_step(_Cell cell, const floating* U, const floating* W,
                              const floating* bb, Py_ssize_t d, Py_ssize_t n,
                              const floating* x, const floating* s_prev,
-                             floating* s) noexcept nogil:
-    """s = tanh(U @ x + W @ s_prev + b) (no b when bb is NULL); s must not alias s_prev."""
+                             floating* s, floating* h) noexcept nogil:
+    """s = the cell's state from Z = U @ x + W @ s_prev + b (no b when bb is
+    NULL), and h = f(Z) when not NULL; s must not alias s_prev."""
     cdef Py_ssize_t i
     for i in range(d):
         s[i] = 0
     _matvec(U, d, n, x, s)
     _matvec(W, d, d, s_prev, s)
-    _cell_states(s, 1, d, d, bb)
+    _cell_states(cell, s, 1, d, d, bb, s_prev, d, h, d)
 
 
 cdef inline floating _output_error(const floating* V, const floating* cb,
@@ -368,11 +389,12 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
                  floating[::1] s, floating[:, ::1] P, Py_ssize_t[::1] cur,
                  floating g, floating lr, floating clip,
                  floating[:, ::1] Y, floating[::1] E, floating[::1] grad_sum,
-                 floating[::1] work):
+                 floating[::1] work, int act, double leak):
     """Real-time recurrent learning over a chunk of one stream (Williams and Zipser).
 
-    At each step t: the state and output from the current weights; the
-    sensitivities P^t = f'(Z^t) (W P^{t-1} + direct^t) in the layout of
+    At each step t: the state and output from the current weights (the
+    cell: act and leak, as ``_forward``); the sensitivities P^t = (1 - a)
+    P^{t-1} + a f'(Z^t) (W P^{t-1} + direct^t) in the layout of
     ``_rtrl_item`` without the S^0 columns (u_ij and w_ij at i (n + d) + j
     and i (n + d) + n + j, then b_i at d (n + d) + i), held by panels of CT
     columns (panel, row l, column) as the batch kernel holds them, and
@@ -431,6 +453,8 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
     cdef floating el, norm, scale, w
     cdef Py_ssize_t done = T, c0 = cur[0]
     cdef _Watch watch
+    cdef _Cell cell = _cell(act, leak)
+    cdef floating keep = <floating>(1.0 - leak)
     with nogil:
         _watch_start(&watch)
         bad = _nonfinite(U, theta.shape[0])
@@ -446,7 +470,7 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
                 break
             Pp = &P[(c0 + t) % 2, 0]
             Pn = &P[(c0 + t + 1) % 2, 0]
-            _state_step(U, W, bb, d, n, &X[t, 0], &s[0], s_new)
+            _state_step(cell, U, W, bb, d, n, &X[t, 0], &s[0], s_new, fp if keep != 0 else NULL)
             el = g * _output_error(V, cb, m, d, s_new, &target[t, 0], g, y, e)
             for i in range(d):
                 cv[i] = 0
@@ -455,13 +479,13 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
                 xs[j] = X[t, j]
             for j in range(d):
                 xs[n + j] = s[j]
-                fp[j] = _cell_slope(s_new[j])
+            _cell_gains(cell, fp if keep != 0 else s_new, fp, d)
 
             # the sensitivities and the gradient of E^t: Williams and Zipser's double
             # sum, the k-sum first (cv = V.T e^t)
             memset(gq, 0, Qpad * sizeof(floating))
             _rtrl_panels(d, K1, 0, npanels, W, Pp, Pn, xs, d * K1 if bias else -1,
-                         fp, cv, gq)
+                         fp, keep, cv, gq)
             for k in range(m * d + (m if bias else 0)):
                 gv[k] = 0
             _outer(gv, m, d, e, s_new)

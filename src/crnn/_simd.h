@@ -334,6 +334,35 @@ static inline float crnn_min_pos_f(float y, float cap) {
     return y;
 }
 
+/* ---- bit-level helpers of the other activations (crnn/_cell.pxi) -------
+   relu(x) = max(x, 0) and its slope from h = relu(z) (1 where h > 0, else 0:
+   PyTorch's convention at 0), on the bit patterns: a value is positive when
+   its signed bits are above 0 (+0 excluded, as are NaNs, which stay NaN). */
+static inline double crnn_relu_d(double x) {
+    int64_t a;
+    memcpy(&a, &x, 8);
+    a = (a & INT64_C(0x7FFFFFFFFFFFFFFF)) > INT64_C(0x7FF0000000000000) ? a : (a > 0 ? a : 0);
+    memcpy(&x, &a, 8);
+    return x;
+}
+static inline double crnn_positive_d(double h) {
+    int64_t a;
+    memcpy(&a, &h, 8);
+    return (a > 0 && a <= INT64_C(0x7FF0000000000000)) ? 1.0 : 0.0;
+}
+static inline float crnn_relu_f(float x) {
+    int32_t a;
+    memcpy(&a, &x, 4);
+    a = (a & INT32_C(0x7FFFFFFF)) > INT32_C(0x7F800000) ? a : (a > 0 ? a : 0);
+    memcpy(&x, &a, 4);
+    return x;
+}
+static inline double crnn_positive_f(float h) {
+    int32_t a;
+    memcpy(&a, &h, 4);
+    return (a > 0 && a <= INT32_C(0x7F800000)) ? 1.0 : 0.0;
+}
+
 /* ---- non-finite values ---------------------------------------------------
    How many of a[0 .. n-1] are NaN or infinite: those whose exponent bits are
    all ones. Integer operations only, so the loop vectorises. */

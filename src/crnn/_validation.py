@@ -36,6 +36,9 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: Gradient methods, as the kernels number them.
 METHODS = {"bptt": 0, "rtrl": 1}
 
+#: The cell's activations (their kernel codes: crnn._kernels.ACTIVATIONS).
+ACTIVATION_NAMES = ("tanh", "relu", "identity", "logistic")
+
 
 def _describe(value):
     """Name the type of a value for an error message."""
@@ -208,6 +211,59 @@ def check_method(method):
         return METHODS[method.lower()]
     except KeyError:
         raise ValueError(f"method must be 'bptt' or 'rtrl', got {method!r}") from None
+
+
+def check_activation(activation):
+    """Return the name of an activation of the cell (one of ``ACTIVATION_NAMES``)."""
+    if not isinstance(activation, str):
+        raise TypeError(
+            f"activation must be one of {', '.join(map(repr, ACTIVATION_NAMES))}, "
+            f"got {_describe(activation)}"
+        )
+    if activation not in ACTIVATION_NAMES:
+        raise ValueError(
+            f"activation must be one of {', '.join(map(repr, ACTIVATION_NAMES))}, "
+            f"got {activation!r}"
+        )
+    return activation
+
+
+def check_leak(leak):
+    """Return the cell's leak rate as a float in (0, 1]."""
+    if type(leak) is float and 0 < leak <= 1:  # the common case
+        return leak
+    return check_real(leak, "leak", low=0, high=1, low_open=True)
+
+
+def check_sample_weight(sample_weight, dtype, shape, batched):
+    """Return sample_weight as weights of the squared errors, of ``shape`` (N, T, m), or None.
+
+    Accepted: (T,) per step (shared by the sequences of a batch), (N, T) per
+    sequence and step for a batch, or the full (T, m) / (N, T, m); each is
+    broadcast over the axes it lacks. Values must be finite and >= 0.
+    """
+    if sample_weight is None:
+        return None
+    N, T, m = shape
+    w = as_float_array(sample_weight, "sample_weight", dtype, (1, 2, 3) if batched else (1, 2))
+    if batched:
+        forms = {1: ((T,), "(T,)"), 2: ((N, T), "(N, T)"), 3: ((N, T, m), "(N, T, m)")}
+    else:
+        forms = {1: ((T,), "(T,)"), 2: ((T, m), "(T, m)")}
+    expected, _ = forms[w.ndim]
+    if w.shape != expected:
+        allowed = " or ".join(f"{name} = {shape}" for shape, name in forms.values())
+        raise ValueError(f"sample_weight must have shape {allowed}, got {w.shape}")
+    if (w < 0).any():
+        raise ValueError("sample_weight must be >= 0, got a negative weight")
+    if batched and w.ndim == 1:
+        w = w[np.newaxis, :, np.newaxis]
+    elif w.ndim == (2 if batched else 1):
+        w = w[..., np.newaxis]
+    if not batched:
+        w = w[np.newaxis]
+    check_alloc(shape, dtype, "the sample weights")
+    return np.ascontiguousarray(np.broadcast_to(w, shape))
 
 
 def available_cpus():

@@ -10,12 +10,17 @@ Notation (Elman 1990; Williams and Zipser 1989): ``U`` is (d, n), ``W`` is (d, d
 targets of length m, ``s0`` the initial state of length d (zeros by default)
 and ``g`` the loss scale::
 
-    z^t = U x^t + W s^{t-1} + b,   s^t = tanh(z^t),   y^t = V s^t + c
-    E   = sum_t E^t,               E^t = g sum_k (target^t_k - y^t_k)^2
+    z^t = U x^t + W s^{t-1} + b,   h^t = f(z^t),   s^t = (1 - a) s^{t-1} + a h^t,
+    y^t = V s^t + c,
+    E   = sum_t E^t,               E^t = g sum_k w^t_k (target^t_k - y^t_k)^2
 
-The Elman network of this notation has no biases: ``b`` (length d) and ``c`` (length m) are optional
-keyword arguments, zeros by default, and the gradients with respect to them
-are returned too.
+The Elman network of this notation is f = tanh, a = 1 (s^t = tanh(z^t)), no
+biases and every weight w = 1. The options are keyword arguments:
+``b`` (length d) and ``c`` (length m), zeros by default (the gradients with
+respect to them are returned too); ``activation`` f, one of ``"tanh"``,
+``"relu"`` (derivative 0 at 0), ``"identity"``, ``"logistic"``; ``leak``
+a in (0, 1]; ``weight`` w, a list of T lists of m weights (or an array of
+that shape), ones by default.
 
 Arguments may be nested lists or numpy arrays; results are nested lists of
 Python floats (and a float for the loss).
@@ -24,6 +29,33 @@ Python floats (and a float for the loss).
 import math
 
 __all__ = ["forward", "gradient_bptt", "gradient_rtrl", "loss"]
+
+
+def _f(activation, z):
+    """f(z) for one pre-activation z."""
+    if activation == "tanh":
+        return math.tanh(z)
+    if activation == "relu":
+        return z if z > 0 else 0.0
+    if activation == "identity":
+        return z
+    if activation == "logistic":
+        return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+    raise ValueError(f"unknown activation {activation!r}")
+
+
+def _f_prime(activation, z):
+    """f'(z) for one pre-activation z."""
+    if activation == "tanh":
+        return 1.0 - math.tanh(z) ** 2
+    if activation == "relu":
+        return 1.0 if z > 0 else 0.0
+    if activation == "identity":
+        return 1.0
+    if activation == "logistic":
+        h = _f("logistic", z)
+        return h * (1.0 - h)
+    raise ValueError(f"unknown activation {activation!r}")
 
 
 def _matrix(A):
@@ -53,7 +85,7 @@ def _setup(U, W, V, X, s0, b=None, c=None):
     return U, W, V, X, s0, b, c
 
 
-def forward(U, W, V, X, s0=None, *, b=None, c=None):
+def forward(U, W, V, X, s0=None, *, b=None, c=None, activation="tanh", leak=1.0):
     """Run the RNN over one sequence.
 
     Returns
@@ -74,7 +106,8 @@ def forward(U, W, V, X, s0=None, *, b=None, c=None):
             + b[i]
             for i in range(d)
         ]
-        s = [math.tanh(z_i) for z_i in z]
+        # s^t_i = (1 - a) s^{t-1}_i + a f(z^t_i)
+        s = [(1.0 - leak) * s_prev[i] + leak * _f(activation, z[i]) for i in range(d)]
         # y^t_k = sum_l v_kl s^t_l + c_k
         y = [sum(V[k][l] * s[l] for l in range(d)) + c[k] for k in range(m)]
         S.append(s)
@@ -83,35 +116,52 @@ def forward(U, W, V, X, s0=None, *, b=None, c=None):
     return S, Y
 
 
-def loss(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
-    """Return E = g * sum_t sum_k (target^t_k - y^t_k)^2 for one sequence."""
-    _, Y = forward(U, W, V, X, s0, b=b, c=c)
+def loss(
+    U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None, activation="tanh", leak=1.0, weight=None
+):
+    """Return E = g * sum_t sum_k w^t_k (target^t_k - y^t_k)^2 for one sequence."""
+    _, Y = forward(U, W, V, X, s0, b=b, c=c, activation=activation, leak=leak)
     target = _matrix(target)
+    w = _weights(weight, target)
     g = float(g)
     E = 0.0
     for t in range(len(Y)):
-        E += g * sum((target[t][k] - Y[t][k]) ** 2 for k in range(len(Y[t])))
+        E += g * sum(w[t][k] * (target[t][k] - Y[t][k]) ** 2 for k in range(len(Y[t])))
     return E
 
 
-def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
+def _weights(weight, target):
+    """Return the weights w^t_k: ones, or weight as a list of lists."""
+    if weight is None:
+        return [[1.0] * len(row) for row in target]
+    return _matrix(weight)
+
+
+def gradient_rtrl(
+    U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None, activation="tanh", leak=1.0, weight=None
+):
     """Gradient of E by real-time recurrent learning, as Williams and Zipser write it.
 
-    The sensitivities ds^t_l/du_ij and ds^t_l/dw_ij are carried forward::
+    The sensitivities ds^t_l/du_ij and ds^t_l/dw_ij are carried forward
+    (a = 1 gives Williams and Zipser's equations; with a < 1 each
+    sensitivity also keeps (1 - a) of its value at the step before)::
 
         ds^0_l/du_ij = 0
-        ds^t_l/du_ij = f'(z^t_l) (x^t_j delta_li + sum_m w_lm ds^{t-1}_m/du_ij)
-        ds^t_l/dw_ij = f'(z^t_l) (s^{t-1}_j delta_li + sum_m w_lm ds^{t-1}_m/dw_ij)
+        ds^t_l/du_ij = (1 - a) ds^{t-1}_l/du_ij
+                       + a f'(z^t_l) (x^t_j delta_li + sum_m w_lm ds^{t-1}_m/du_ij)
+        ds^t_l/dw_ij = (1 - a) ds^{t-1}_l/dw_ij
+                       + a f'(z^t_l) (s^{t-1}_j delta_li + sum_m w_lm ds^{t-1}_m/dw_ij)
 
     and at every step the double sum over k and l gives::
 
-        dE^t/du_ij = sum_k sum_l -2g (target^t_k - y^t_k) v_kl ds^t_l/du_ij
-        dE^t/dv_ij = -2g (target^t_i - y^t_i) s^t_j
+        dE^t/du_ij = sum_k sum_l -2g w^t_k (target^t_k - y^t_k) v_kl ds^t_l/du_ij
+        dE^t/dv_ij = -2g w^t_i (target^t_i - y^t_i) s^t_j
 
     The initial state is a parameter too: ds^0_l/ds0_j = delta_lj, and
-    ds^t_l/ds0_j = f'(z^t_l) sum_m w_lm ds^{t-1}_m/ds0_j. The biases:
-    ds^t_l/db_i = f'(z^t_l) (delta_li + sum_m w_lm ds^{t-1}_m/db_i) and
-    dE^t/dc_k = -2g (target^t_k - y^t_k).
+    ds^t_l/ds0_j = (1 - a) ds^{t-1}_l/ds0_j + a f'(z^t_l) sum_m w_lm
+    ds^{t-1}_m/ds0_j. The biases: ds^t_l/db_i = (1 - a) ds^{t-1}_l/db_i + a
+    f'(z^t_l) (delta_li + sum_m w_lm ds^{t-1}_m/db_i) and dE^t/dc_k = -2g
+    w^t_k (target^t_k - y^t_k).
 
     Returns
     -------
@@ -121,9 +171,11 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     """
     U, W, V, X, s_prev, b, c = _setup(U, W, V, X, s0, b, c)
     target = _matrix(target)
+    w = _weights(weight, target)
     g = float(g)
+    a = float(leak)
     d, n, m = len(U), len(U[0]) if U else 0, len(V)
-    delta = [[1.0 if a == b else 0.0 for b in range(d)] for a in range(d)]
+    delta = [[1.0 if p == q else 0.0 for q in range(d)] for p in range(d)]
 
     # sensitivities: dSdU[l][i][j] = ds_l/du_ij, dSdW[l][i][j] = ds_l/dw_ij,
     # dSds0[l][j] = ds_l/ds0_j
@@ -142,9 +194,9 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
             + b[i]
             for i in range(d)
         ]
-        s = [math.tanh(z_i) for z_i in z]
+        s = [(1.0 - a) * s_prev[i] + a * _f(activation, z[i]) for i in range(d)]
         y = [sum(V[k][l] * s[l] for l in range(d)) + c[k] for k in range(m)]
-        f_prime = [1.0 - s_l * s_l for s_l in s]  # f'(z) = 1 - tanh(z)^2
+        f_prime = [_f_prime(activation, z_l) for z_l in z]
 
         # the sensitivity recursion, from step t-1 to step t
         new_dSdU, new_dSdW, new_dSds0, new_dSdb = [], [], [], []
@@ -152,7 +204,9 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
             new_dSdU.append(
                 [
                     [
-                        f_prime[l]
+                        (1.0 - a) * dSdU[l][i][j]
+                        + a
+                        * f_prime[l]
                         * (x[j] * delta[l][i] + sum(W[l][mm] * dSdU[mm][i][j] for mm in range(d)))
                         for j in range(n)
                     ]
@@ -162,7 +216,9 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
             new_dSdW.append(
                 [
                     [
-                        f_prime[l]
+                        (1.0 - a) * dSdW[l][i][j]
+                        + a
+                        * f_prime[l]
                         * (
                             s_prev[j] * delta[l][i]
                             + sum(W[l][mm] * dSdW[mm][i][j] for mm in range(d))
@@ -173,19 +229,26 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
                 ]
             )
             new_dSds0.append(
-                [f_prime[l] * sum(W[l][mm] * dSds0[mm][j] for mm in range(d)) for j in range(d)]
+                [
+                    (1.0 - a) * dSds0[l][j]
+                    + a * f_prime[l] * sum(W[l][mm] * dSds0[mm][j] for mm in range(d))
+                    for j in range(d)
+                ]
             )
             new_dSdb.append(
                 [
-                    f_prime[l] * (delta[l][i] + sum(W[l][mm] * dSdb[mm][i] for mm in range(d)))
+                    (1.0 - a) * dSdb[l][i]
+                    + a
+                    * f_prime[l]
+                    * (delta[l][i] + sum(W[l][mm] * dSdb[mm][i] for mm in range(d)))
                     for i in range(d)
                 ]
             )
         dSdU, dSdW, dSds0, dSdb = new_dSdU, new_dSdW, new_dSds0, new_dSdb
 
-        # dE^t/dy_k = -2g (target^t_k - y^t_k)
-        e = [-2.0 * g * (target[t][k] - y[k]) for k in range(m)]
-        E += g * sum((target[t][k] - y[k]) ** 2 for k in range(m))
+        # dE^t/dy_k = -2g w^t_k (target^t_k - y^t_k)
+        e = [-2.0 * g * w[t][k] * (target[t][k] - y[k]) for k in range(m)]
+        E += g * sum(w[t][k] * (target[t][k] - y[k]) ** 2 for k in range(m))
 
         # Williams and Zipser's double sum over k and l
         for i in range(d):
@@ -204,16 +267,21 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     return {"U": dU, "W": dW, "V": dV, "s0": ds0, "b": db, "c": dc, "loss": E}
 
 
-def gradient_bptt(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
+def gradient_bptt(
+    U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None, activation="tanh", leak=1.0, weight=None
+):
     """Gradient of E by backpropagation through time.
 
-    ::
+    With G^t = dE/ds^t (through every path) and delta^t = dE/dz^t::
 
-        delta^{T+1} = 0
-        delta^t = f'(z^t) * (V^T e^t + W^T delta^{t+1}),  e^t_k = -2g (target^t_k - y^t_k)
+        G^{T+1} = delta^{T+1} = 0,   e^t_k = -2g w^t_k (target^t_k - y^t_k)
+        G^t = V^T e^t + W^T delta^{t+1} + (1 - a) G^{t+1}
+        delta^t = a f'(z^t) * G^t
         dE/dU = sum_t delta^t (x^t)^T,  dE/dW = sum_t delta^t (s^{t-1})^T,
-        dE/dV = sum_t e^t (s^t)^T,      dE/ds0 = W^T delta^1
+        dE/dV = sum_t e^t (s^t)^T,      dE/ds0 = W^T delta^1 + (1 - a) G^1
         dE/db = sum_t delta^t,          dE/dc = sum_t e^t
+
+    (a = 1: delta^t = f'(z^t) * (V^T e^t + W^T delta^{t+1}), the textbook form.)
 
     Returns
     -------
@@ -222,9 +290,11 @@ def gradient_bptt(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     """
     U, W, V, X, s_init, b, c = _setup(U, W, V, X, s0, b, c)
     target = _matrix(target)
+    w = _weights(weight, target)
     g = float(g)
+    a = float(leak)
     d, n, m = len(U), len(U[0]) if U else 0, len(V)
-    S, Y = forward(U, W, V, X, s_init, b=b, c=c)
+    S, Y = forward(U, W, V, X, s_init, b=b, c=c, activation=activation, leak=leak)
     states = [s_init, *S]  # states[t] = s^t, t = 0..T
     T = len(X)
 
@@ -232,18 +302,24 @@ def gradient_bptt(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     db, dc = [0.0] * d, [0.0] * m
     E = 0.0
     delta_next = [0.0] * d
+    G_next = [0.0] * d
     for t in range(T - 1, -1, -1):  # step t+1 of the equations (1-based)
         s, s_prev, x = states[t + 1], states[t], X[t]
-        e = [-2.0 * g * (target[t][k] - Y[t][k]) for k in range(m)]
-        E += g * sum((target[t][k] - Y[t][k]) ** 2 for k in range(m))
-        delta = [
-            (1.0 - s[l] * s[l])
-            * (
-                sum(V[k][l] * e[k] for k in range(m))
-                + sum(W[i][l] * delta_next[i] for i in range(d))
-            )
+        z = [
+            sum(U[i][j] * x[j] for j in range(n))
+            + sum(W[i][j] * s_prev[j] for j in range(d))
+            + b[i]
+            for i in range(d)
+        ]
+        e = [-2.0 * g * w[t][k] * (target[t][k] - Y[t][k]) for k in range(m)]
+        E += g * sum(w[t][k] * (target[t][k] - Y[t][k]) ** 2 for k in range(m))
+        G = [
+            sum(V[k][l] * e[k] for k in range(m))
+            + sum(W[i][l] * delta_next[i] for i in range(d))
+            + (1.0 - a) * G_next[l]
             for l in range(d)
         ]
+        delta = [a * _f_prime(activation, z[l]) * G[l] for l in range(d)]
         for i in range(d):
             for j in range(n):
                 dU[i][j] += delta[i] * x[j]
@@ -254,6 +330,6 @@ def gradient_bptt(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
             for j in range(d):
                 dV[k][j] += e[k] * s[j]
             dc[k] += e[k]
-        delta_next = delta
-    ds0 = [sum(W[i][j] * delta_next[i] for i in range(d)) for j in range(d)]
+        delta_next, G_next = delta, G
+    ds0 = [sum(W[i][j] * delta_next[i] for i in range(d)) + (1.0 - a) * G_next[j] for j in range(d)]
     return {"U": dU, "W": dW, "V": dV, "s0": ds0, "b": db, "c": dc, "loss": E}
