@@ -6,8 +6,10 @@ the compiled kernels) followed by a vectorised optimizer step; nothing loops
 over time steps or weight elements in Python.
 
 The optimizers see the *mean* loss per predicted value, E / (N T m), so that
-learning rates do not depend on how much data there is; ``loss_curve_`` and
-the validation scores are on the same scale.
+learning rates do not depend on how much data there is (with
+``sample_weight``, E divided by the sum of the weights), plus the weight
+decay's penalty; ``loss_curve_`` and the validation scores are on the scale
+of the mean loss, ``penalty_curve_`` holds the penalty.
 """
 
 import math
@@ -30,6 +32,7 @@ from crnn._validation import (
     check_int,
     check_method,
     check_real,
+    check_sample_weight,
     make_rng,
 )
 
@@ -89,6 +92,20 @@ def _as_batch(model, X, target, name_x="X", name_t="target"):
     return X, target
 
 
+def as_weights(model, sample_weight, X, target, batched, name="sample_weight"):
+    """Return the weights of a fit's squared errors as an (N, T, m) array, or None.
+
+    X and target are the (N, T, .) arrays of ``_as_batch``; ``batched`` says
+    whether the user gave a batch. All-zero weights leave nothing to fit.
+    """
+    if sample_weight is None:
+        return None
+    w = check_sample_weight(sample_weight, model.dtype, target.shape, batched)
+    if not w.any():
+        raise ValueError(f"{name} must have a weight > 0: all are 0, so there is nothing to fit")
+    return w
+
+
 def split_sequences(N, fraction, rng):
     """Return sorted indices (train, val) holding out a random fraction of N sequences."""
     n_val = max(1, round(fraction * N))
@@ -146,27 +163,52 @@ def _step(params, optimizer, grads, backup):
     return False
 
 
-def _split(X, target, fraction, rng):
-    """Hold out a fraction of the data for validation.
+def _split(X, target, w, fraction, rng):
+    """Hold out a fraction of the data (and of its weights w, or None) for validation.
 
     Several sequences: a random fraction of the sequences. One sequence: its
     last steps, which are then scored from the state the training part ends in.
+    Returns X, target, w of the training part and (X, target, w, continues)
+    of the held-out part.
     """
     N, T, _ = X.shape
     if N > 1:
         train, val = split_sequences(N, fraction, rng)
-        return X[train], target[train], (X[val], target[val], False)
-    n_val = max(1, round(fraction * T))
-    if n_val >= T:
-        raise ValueError(f"validation_fraction={fraction} leaves no time step to train on")
-    cut = T - n_val
-    return X[:, :cut], target[:, :cut], (X[:, cut:], target[:, cut:], True)
+        part = (train, val)
+    else:
+        n_val = max(1, round(fraction * T))
+        if n_val >= T:
+            raise ValueError(f"validation_fraction={fraction} leaves no time step to train on")
+        part = ((slice(None), slice(None, T - n_val)), (slice(None), slice(T - n_val, None)))
+    train, val = part
+    wt = wv = None
+    if w is not None:
+        wt, wv = w[train], w[val]
+        if not wt.any():
+            raise ValueError(
+                "sample_weight is 0 on every value left to train on after the validation split"
+            )
+    return X[train], target[train], wt, (X[val], target[val], wv, N == 1)
+
+
+def penalty(params, weight_decay):
+    """Return the weight decay's penalty, weight_decay (|U|^2 + |W|^2 + |V|^2) (no biases)."""
+    if not weight_decay:
+        return 0.0
+    return weight_decay * sum(float(np.vdot(params[k], params[k])) for k in ("U", "W", "V"))
+
+
+def add_penalty_gradient(grads, params, weight_decay):
+    """Add the penalty's gradient, 2 weight_decay U (W, V), to grads (in place)."""
+    if weight_decay:
+        for k in ("U", "W", "V"):
+            grads[k] = grads[k] + (2 * weight_decay) * params[k]
 
 
 class _Trainer:
     """One fit's settings and the loop over epochs and mini-batches."""
 
-    def __init__(self, model, *, g, method, batch_size, shuffle, clip, truncate):
+    def __init__(self, model, *, g, method, batch_size, shuffle, clip, truncate, weight_decay=0.0):
         self.model = model
         self.g = g
         self.method = method
@@ -174,21 +216,30 @@ class _Trainer:
         self.shuffle = shuffle
         self.clip = clip
         self.truncate = truncate
+        self.weight_decay = weight_decay
 
     def _params(self):
         return self.model.parameters()
 
-    def _update(self, optimizer, X, target, s0):
-        """One exact gradient and one optimizer step; return (E, values scored)."""
+    def _update(self, optimizer, X, target, s0, w=None):
+        """One exact gradient and one optimizer step; return (E, values scored).
+
+        With weights w, the values scored are their sum; a mini-batch (or a
+        window) whose weights are all 0 makes no step.
+        """
         model = self.model
-        G = model.gradient(X, target, s0, self.g, self.method, check_finite=False)
-        count = target.size
-        grads = {k: getattr(G, k) / count for k in model.parameters()}
-        apply_update(self._params(), optimizer, grads, G.loss, self.clip)
+        count = target.size if w is None else float(np.sum(w, dtype=np.float64))
+        if count == 0:
+            return 0.0, 0
+        G = model.gradient(X, target, s0, self.g, self.method, sample_weight=w, check_finite=False)
+        params = self._params()
+        grads = {k: getattr(G, k) / count for k in params}
+        add_penalty_gradient(grads, params, self.weight_decay)
+        apply_update(params, optimizer, grads, G.loss, self.clip)
         return G.loss, count
 
-    def epoch(self, optimizer, X, target, rng):
-        """One pass over the data; return the mean loss per predicted value."""
+    def epoch(self, optimizer, X, target, w, rng):
+        """One pass over the data (weights w or None); return the mean loss per predicted value."""
         N, T, _ = X.shape
         order = rng.permutation(N) if self.shuffle else np.arange(N)
         size = N if self.batch_size is None else min(self.batch_size, N)
@@ -200,29 +251,33 @@ class _Trainer:
                 else order[start : start + size]
             )
             Xb, tb = X[idx], target[idx]
+            wb = None if w is None else w[idx]
             if self.truncate is None or self.truncate >= T:
-                E, c = self._update(optimizer, Xb, tb, None)
+                E, c = self._update(optimizer, Xb, tb, None, wb)
                 total, count = total + E, count + c
                 continue
             # truncated BPTT: windows of `truncate` steps, the state carried across
             state = np.zeros((len(idx), self.model.hidden_size), dtype=self.model.dtype)
             for t0 in range(0, T, self.truncate):
-                Xw = Xb[:, t0 : t0 + self.truncate]
-                tw = tb[:, t0 : t0 + self.truncate]
+                window = slice(t0, t0 + self.truncate)
+                Xw, tw = Xb[:, window], tb[:, window]
+                ww = None if wb is None else wb[:, window]
                 S, _ = self.model.forward(Xw, state, check_finite=False)
-                E, c = self._update(optimizer, Xw, tw, state)
+                E, c = self._update(optimizer, Xw, tw, state, ww)
                 total, count = total + E, count + c
                 state = np.ascontiguousarray(S[:, -1])
-        return total / count
+        return total / count if count else 0.0
 
     def validation_loss(self, val, X_train):
-        """Mean loss per predicted value on the held-out data."""
-        Xv, tv, continues = val
+        """Mean loss per predicted value (per unit of weight) on the held-out data."""
+        Xv, tv, wv, continues = val
         s0 = None
         if continues:  # the tail of one sequence: start from where training ends
             S, _ = self.model.forward(X_train, check_finite=False)
             s0 = S[:, -1]
-        return self.model.loss(Xv, tv, s0, self.g, check_finite=False) / tv.size
+        count = tv.size if wv is None else float(np.sum(wv, dtype=np.float64))
+        E = self.model.loss(Xv, tv, s0, self.g, sample_weight=wv, check_finite=False)
+        return E / count if count else 0.0
 
 
 # ---------------------------------------------------------------------- the one training loop
@@ -255,6 +310,7 @@ def start_history(model, warm_start, has_val, new_optimizer):
     else:
         opt = new_optimizer()
         model.loss_curve_ = []
+        model.penalty_curve_ = []
         model.validation_scores_ = [] if has_val else None
         model.n_iter_ = 0
         model.best_loss_ = math.inf
@@ -262,6 +318,8 @@ def start_history(model, warm_start, has_val, new_optimizer):
     if has_val and model.validation_scores_ is None:
         model.validation_scores_ = []
         model.best_validation_score_ = math.inf
+    if getattr(model, "penalty_curve_", None) is None:  # a partial_fit's, or an older model's
+        model.penalty_curve_ = [0.0] * len(model.loss_curve_)
     model._fit_state = {"optimizer": opt}
     return opt
 
@@ -278,7 +336,9 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
         Where the gradients come from: ``source.epoch(opt)`` makes one
         pass of updates and returns the mean loss per predicted value;
         ``source.validation_loss()`` returns the mean validation loss per
-        predicted value, or None without validation data.
+        predicted value, or None without validation data;
+        ``source.penalty()`` the weight decay's penalty at the current
+        weights (0 without).
     opt : optimizer
     epochs, tol, n_iter_no_change, verbose
         As in :meth:`RNN.fit`, already checked.
@@ -302,11 +362,14 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
     params = model.parameters()
     progress = _Progress(epochs, bool(verbose))
     best_weights = None
+    best_penalty = 0.0 if math.isinf(model.best_loss_) else source.penalty()
     since_best = 0
     try:
         for epoch in range(1, epochs + 1):
             loss = source.epoch(opt)
             model.loss_curve_.append(float(loss))
+            pen = source.penalty()
+            model.penalty_curve_.append(pen)
             model.n_iter_ += 1
             score = source.validation_loss()
             if score is not None:
@@ -316,8 +379,10 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
                 if score < model.best_validation_score_:
                     model.best_validation_score_ = score
                     best_weights = {k: v.copy() for k, v in params.items()}
-            else:
-                improved = loss < model.best_loss_ - tol
+            else:  # the objective the optimizer sees: the loss and the penalty
+                improved = loss + pen < model.best_loss_ + best_penalty - tol
+                if loss + pen < model.best_loss_ + best_penalty:
+                    best_penalty = pen
             model.best_loss_ = min(model.best_loss_, float(loss))
             progress.update(epoch, loss, score)
             if callback is not None:
@@ -340,14 +405,18 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
 class _LocalSource:
     """The gradient source of RNN.fit: the model's own gradient over mini-batches."""
 
-    def __init__(self, trainer, X, target, val, rng):
-        self.trainer, self.X, self.target, self.val, self.rng = trainer, X, target, val, rng
+    def __init__(self, trainer, X, target, w, val, rng):
+        self.trainer, self.X, self.target, self.w, self.val = trainer, X, target, w, val
+        self.rng = rng
 
     def epoch(self, opt):
-        return self.trainer.epoch(opt, self.X, self.target, self.rng)
+        return self.trainer.epoch(opt, self.X, self.target, self.w, self.rng)
 
     def validation_loss(self):
         return None if self.val is None else self.trainer.validation_loss(self.val, self.X)
+
+    def penalty(self):
+        return penalty(self.trainer.model.parameters(), self.trainer.weight_decay)
 
 
 def fit(model, X, target, **options):
@@ -383,6 +452,8 @@ def _fit(
     seed,
     warm_start,
     verbose,
+    sample_weight,
+    weight_decay,
 ):
     epochs, n_iter_no_change, tol, clip, batch_size = check_loop_options(
         epochs=epochs,
@@ -396,7 +467,10 @@ def _fit(
     truncate = check_int(truncate, "truncate", low=1, allow_none=True)
     check_method(method)
     g = check_g(g, model.dtype)
+    weight_decay = check_real(weight_decay, "weight_decay", low=0)
+    batched = np.ndim(X) == 3
     X, target = _as_batch(model, X, target)
+    w = as_weights(model, sample_weight, X, target, batched)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "fit")
 
@@ -405,15 +479,28 @@ def _fit(
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
     if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise TypeError("validation_data must be a pair (X_val, target_val)")
-        Xv, tv = _as_batch(model, *validation_data, "validation_data[0]", "validation_data[1]")
-        val = (Xv, tv, False)
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+            raise TypeError(
+                "validation_data must be a pair (X_val, target_val) or a triple "
+                "(X_val, target_val, sample_weight_val)"
+            )
+        Xv, tv = _as_batch(model, *validation_data[:2], "validation_data[0]", "validation_data[1]")
+        wv = None
+        if len(validation_data) == 3:
+            wv = as_weights(
+                model,
+                validation_data[2],
+                Xv,
+                tv,
+                np.ndim(validation_data[0]) == 3,
+                "validation_data[2]",
+            )
+        val = (Xv, tv, wv, False)
     elif validation_fraction is not None:
         fraction = check_real(
             validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
         )
-        X, target, val = _split(X, target, fraction, rng)
+        X, target, w, val = _split(X, target, w, fraction, rng)
 
     opt = start_history(
         model,
@@ -429,8 +516,9 @@ def _fit(
         shuffle=bool(shuffle),
         clip=clip,
         truncate=truncate,
+        weight_decay=weight_decay,
     )
-    source = _LocalSource(trainer, X, target, val, rng)
+    source = _LocalSource(trainer, X, target, w, val, rng)
     return run_epochs(
         model,
         source,
@@ -448,11 +536,13 @@ def partial_fit(model, X, target, **options):
         return _partial_fit(model, X, target, **options)
 
 
-def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
+def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr, sample_weight=None):
     check_method(method)
     g = check_g(g, model.dtype)
     clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)
+    batched = np.ndim(X) == 3
     X, target = _as_batch(model, X, target)
+    w = as_weights(model, sample_weight, X, target, batched)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "partial_fit")
     state = getattr(model, "_fit_state", None)
@@ -460,6 +550,7 @@ def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
         state = {"optimizer": make_optimizer(optimizer, lr)}
         model._fit_state = state
         model.loss_curve_ = []
+        model.penalty_curve_ = []
         model.validation_scores_ = None
         model.n_iter_ = 0
         model.best_loss_ = math.inf
@@ -467,9 +558,11 @@ def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
     trainer = _Trainer(
         model, g=g, method=method, batch_size=None, shuffle=False, clip=clip, truncate=None
     )
-    E, count = trainer._update(state["optimizer"], X, target, None)
+    E, count = trainer._update(state["optimizer"], X, target, None, w)
     loss = E / count
     model.loss_curve_.append(float(loss))
+    if getattr(model, "penalty_curve_", None) is not None:
+        model.penalty_curve_.append(0.0)
     model.n_iter_ += 1
     model.best_loss_ = min(model.best_loss_, float(loss))
     return model

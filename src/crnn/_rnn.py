@@ -861,13 +861,16 @@ class RNN:
         seed=None,
         warm_start=False,
         verbose=False,
+        sample_weight=None,
+        weight_decay=0.0,
     ):
         """Train the weights on sequences by gradient descent on the exact gradient.
 
         Each update uses the exact gradient of E (see :meth:`gradient`) of a
         mini-batch of sequences, divided by the number of predicted values
-        (N T m), so that the learning rate does not depend on how much data
-        there is.
+        (N T m; with ``sample_weight``, by the sum of the mini-batch's
+        weights), so that the learning rate does not depend on how much data
+        there is, plus the gradient of the weight decay's penalty.
 
         Parameters
         ----------
@@ -904,7 +907,7 @@ class RNN:
         validation_fraction : float in (0, 1), optional
             Hold out this fraction of the sequences (or, for one sequence,
             its last steps) to score each epoch; the best weights are kept.
-        validation_data : (X_val, target_val), optional
+        validation_data : (X_val, target_val) or (X_val, target_val, sample_weight_val), optional
             Held-out data to score each epoch; the best weights are kept.
         g : float, default 1.0
             Loss scale.
@@ -918,6 +921,15 @@ class RNN:
         verbose : bool, default False
             Show progress (a tqdm bar when tqdm is installed, otherwise a
             line on stderr every few epochs).
+        sample_weight : array_like, optional
+            Weights of the squared errors, as in :meth:`loss`: (T,), (N, T)
+            or the shape of ``target``, finite, >= 0 and not all 0. A
+            validation split holds out the weights of the values it holds
+            out, and scores them with their weights.
+        weight_decay : float, default 0.0
+            Adds ``weight_decay * (|U|^2 + |W|^2 + |V|^2)`` (squared
+            Frobenius norms; the biases are not decayed) to the objective
+            the optimizer sees, the mean loss, with its exact gradient.
 
         Returns
         -------
@@ -933,7 +945,10 @@ class RNN:
         Notes
         -----
         After a fit the model has ``loss_curve_`` (the mean loss per
-        predicted value of each epoch, measured during the epoch),
+        predicted value of each epoch, measured during the epoch, without
+        the penalty), ``penalty_curve_`` (the weight decay's penalty at the
+        end of each epoch; without early stopping on validation data, an
+        epoch improves when their sum falls),
         ``validation_scores_`` (the mean validation loss per predicted value
         of each epoch, lower is better, or None), ``best_loss_``,
         ``best_validation_score_`` and ``n_iter_`` (epochs run).
@@ -962,14 +977,27 @@ class RNN:
             seed=seed,
             warm_start=warm_start,
             verbose=verbose,
+            sample_weight=sample_weight,
+            weight_decay=weight_decay,
         )
 
-    def partial_fit(self, X, target, *, g=1.0, method="bptt", clip=None, optimizer="adam", lr=None):
+    def partial_fit(
+        self,
+        X,
+        target,
+        *,
+        g=1.0,
+        method="bptt",
+        clip=None,
+        optimizer="adam",
+        lr=None,
+        sample_weight=None,
+    ):
         """Make one update on one mini-batch, continuing the previous fit.
 
         The optimizer (and its state) of the previous :meth:`fit` or
         ``partial_fit`` is reused; ``optimizer`` and ``lr`` are used only when
-        there is none yet.
+        there is none yet. ``sample_weight`` as in :meth:`fit`.
 
         Returns
         -------
@@ -979,7 +1007,15 @@ class RNN:
         from crnn._fit import partial_fit
 
         return partial_fit(
-            self, X, target, g=g, method=method, clip=clip, optimizer=optimizer, lr=lr
+            self,
+            X,
+            target,
+            g=g,
+            method=method,
+            clip=clip,
+            optimizer=optimizer,
+            lr=lr,
+            sample_weight=sample_weight,
         )
 
     # ------------------------------------------------------------------ stateful use

@@ -691,6 +691,10 @@ class _DaskSource:
             total, count = total + E, count + c
         return total / count
 
+    def penalty(self):
+        """Return the weight decay's penalty: none here (see ``crnn.distributed.fit``)."""
+        return 0.0
+
     def validation_loss(self):
         """Return the mean validation loss per predicted value, or None."""
         if self.val_local is not None:
