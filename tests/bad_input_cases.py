@@ -184,7 +184,18 @@ def keeps(rnn, fn):
 
 
 def flat(result):
-    """The arrays and numbers of a result, as a flat list."""
+    """The arrays and numbers of a result, as a flat list.
+
+    A list of arrays of one shape (what a list of sequences of one length
+    gives, one array per sequence) counts as their stack: X given as a list
+    of arrays must give, sequence by sequence, the batch's results.
+    """
+    if (
+        isinstance(result, list)
+        and result
+        and all(isinstance(r, np.ndarray) and r.shape == result[0].shape for r in result)
+    ):
+        return [np.stack(result)]
     if isinstance(result, (tuple, list)):
         return [x for r in result for x in flat(r)]
     if isinstance(result, crnn.Gradient):
@@ -440,7 +451,7 @@ def array_cases(slot):
         )
     for kind, make in ACCEPTED_ARRAYS.items() if slot.accepted else ():
 
-        def call(tmp, make=make):
+        def call(tmp, make=make, kind=kind):
             value, same = make(np.array(clean))
             exact = np.ascontiguousarray(same, dtype=slot.dtype)
             snap = snapshot(value)
@@ -455,6 +466,10 @@ def array_cases(slot):
                     assert not (isinstance(r, np.ndarray) and np.shares_memory(r, value)), (
                         "a result shares memory with the input"
                     )
+            if kind == "list-of-arrays" and exact.ndim == 3:
+                # a list of sequences: the same list of exactly converted arrays
+                # (a list's gradient is its sequences', added one by one)
+                return got, slot.call(list(exact))
             return got, slot.call(exact)
 
         add(f"{slot.id}-accepts-{kind}", call, check=lambda r: assert_same(*r))
@@ -1674,7 +1689,8 @@ scalar_cases(
 VALIDATION_DATA_BAD = [
     ("str", "xy", TypeError),
     ("one-array", (X3,), TypeError),
-    ("three-arrays", (X3, TG3, X3), TypeError),
+    ("four-arrays", (X3, TG3, X3, X3), TypeError),
+    ("bad-weights", (X3, TG3, -np.ones(T)), ValueError),
     ("dict", {"X": X3}, TypeError),
     ("None-pair", (None, None), TypeError),
     ("no-time-step", (np.zeros((N, 0, n)), np.zeros((N, 0, m))), ValueError),

@@ -27,12 +27,14 @@ from crnn._guard import (
 from crnn._optim import clip_by_norm, make_optimizer
 from crnn._validation import (
     as_float_array,
+    as_sequence_list,
     check_bool,
     check_g,
     check_int,
     check_method,
     check_real,
     check_sample_weight,
+    is_sequence_list,
     make_rng,
 )
 
@@ -73,7 +75,13 @@ class _Progress:
 
 
 def _as_batch(model, X, target, name_x="X", name_t="target"):
-    """Return X, target as (N, T, n), (N, T, m) arrays of the model's dtype."""
+    """Return X, target as (N, T, n), (N, T, m) arrays of the model's dtype.
+
+    A list of sequences (T_i, n) stays a list (of arrays of the model's
+    dtype), and target a list of (T_i, m) arrays.
+    """
+    if is_sequence_list(X):
+        return _as_lists(model, X, target, name_x, name_t)
     X = as_float_array(X, name_x, model.dtype, (2, 3))
     target = as_float_array(target, name_t, model.dtype, X.ndim)
     if X.ndim == 2:
@@ -92,15 +100,74 @@ def _as_batch(model, X, target, name_x="X", name_t="target"):
     return X, target
 
 
+def _given_as_batch(X):
+    """Return True when X, as the user gave it, is a batch (N, T, n) or a list of sequences."""
+    if is_sequence_list(X):
+        return True
+    try:
+        return np.ndim(X) == 3
+    except (ValueError, TypeError):  # refused by _as_batch, by name
+        return False
+
+
+def _as_lists(model, X, target, name_x, name_t):
+    """Return the list form of ``_as_batch``: lists of (T_i, n) and (T_i, m) arrays."""
+    dt, m = model.dtype, model.output_size
+    Xs = as_sequence_list(X, name_x, dt, model.input_size, "the model's input_size")
+    ts = as_sequence_list(target, name_t, dt, m, "the model's output_size")
+    if len(ts) != len(Xs):
+        raise ValueError(
+            f"{name_t} must hold one sequence for each of {name_x}'s {len(Xs)}, got {len(ts)}"
+        )
+    for i, (x, t) in enumerate(zip(Xs, ts, strict=True)):
+        if t.shape != (x.shape[0], m):
+            raise ValueError(f"{name_t}[{i}] must have shape {(x.shape[0], m)}, got {t.shape}")
+    if not any(x.shape[0] for x in Xs):
+        raise ValueError(f"{name_x} must have at least one time step, got only empty sequences")
+    return Xs, ts
+
+
+def _rows(data, idx):
+    """Return the sequences idx of a batch: an array's rows, or a list's items (None: None)."""
+    if data is None or not isinstance(data, list):
+        return None if data is None else data[idx]
+    return [data[i] for i in idx]
+
+
+def _count(target, w):
+    """Return what a batch scores: the count of its values, or the sum of their weights."""
+    if w is None:
+        return sum(t.size for t in target) if isinstance(target, list) else target.size
+    if isinstance(w, list):
+        return float(sum(np.sum(v, dtype=np.float64) for v in w))
+    return float(np.sum(w, dtype=np.float64))
+
+
 def as_weights(model, sample_weight, X, target, batched, name="sample_weight"):
     """Return the weights of a fit's squared errors as an (N, T, m) array, or None.
 
-    X and target are the (N, T, .) arrays of ``_as_batch``; ``batched`` says
-    whether the user gave a batch. All-zero weights leave nothing to fit.
+    X and target are the (N, T, .) arrays of ``_as_batch`` (or its lists:
+    then a list of (T_i, m) arrays); ``batched`` says whether the user gave
+    a batch. All-zero weights leave nothing to fit.
     """
     if sample_weight is None:
         return None
-    w = check_sample_weight(sample_weight, model.dtype, target.shape, batched)
+    if isinstance(target, list):
+        if type(sample_weight) not in (list, tuple) or len(sample_weight) != len(target):
+            raise ValueError(
+                f"{name} must be a list of {len(target)} arrays of shape (T_i,) or (T_i, m), "
+                "one for each sequence"
+            )
+        w = [
+            check_sample_weight(v, model.dtype, (1, *t.shape), False, f"{name}[{i}]")[0]
+            for i, (v, t) in enumerate(zip(sample_weight, target, strict=True))
+        ]
+        if not any(v.any() for v in w):
+            raise ValueError(
+                f"{name} must have a weight > 0: all are 0, so there is nothing to fit"
+            )
+        return w
+    w = check_sample_weight(sample_weight, model.dtype, target.shape, batched, name)
     if not w.any():
         raise ValueError(f"{name} must have a weight > 0: all are 0, so there is nothing to fit")
     return w
@@ -171,24 +238,30 @@ def _split(X, target, w, fraction, rng):
     Returns X, target, w of the training part and (X, target, w, continues)
     of the held-out part.
     """
-    N, T, _ = X.shape
+    N = len(X)
     if N > 1:
         train, val = split_sequences(N, fraction, rng)
-        part = (train, val)
+        parts = [(_rows(a, train), _rows(a, val)) for a in (X, target, w)]
     else:
+        T = X[0].shape[0]
         n_val = max(1, round(fraction * T))
         if n_val >= T:
             raise ValueError(f"validation_fraction={fraction} leaves no time step to train on")
-        part = ((slice(None), slice(None, T - n_val)), (slice(None), slice(T - n_val, None)))
-    train, val = part
-    wt = wv = None
-    if w is not None:
-        wt, wv = w[train], w[val]
-        if not wt.any():
-            raise ValueError(
-                "sample_weight is 0 on every value left to train on after the validation split"
-            )
-    return X[train], target[train], wt, (X[val], target[val], wv, N == 1)
+        cut = T - n_val
+        if isinstance(X, list):
+            parts = [
+                (None, None) if a is None else ([a[0][:cut]], [a[0][cut:]]) for a in (X, target, w)
+            ]
+        else:
+            parts = [
+                (None, None) if a is None else (a[:, :cut], a[:, cut:]) for a in (X, target, w)
+            ]
+    (Xt, Xv), (tt, tv), (wt, wv) = parts
+    if w is not None and not _count(tt, wt):
+        raise ValueError(
+            "sample_weight is 0 on every value left to train on after the validation split"
+        )
+    return Xt, tt, wt, (Xv, tv, wv, N == 1)
 
 
 def penalty(params, weight_decay):
@@ -228,7 +301,7 @@ class _Trainer:
         window) whose weights are all 0 makes no step.
         """
         model = self.model
-        count = target.size if w is None else float(np.sum(w, dtype=np.float64))
+        count = _count(target, w)
         if count == 0:
             return 0.0, 0
         G = model.gradient(X, target, s0, self.g, self.method, sample_weight=w, check_finite=False)
@@ -240,6 +313,8 @@ class _Trainer:
 
     def epoch(self, optimizer, X, target, w, rng):
         """One pass over the data (weights w or None); return the mean loss per predicted value."""
+        if isinstance(X, list):
+            return self._epoch_lists(optimizer, X, target, w, rng)
         N, T, _ = X.shape
         order = rng.permutation(N) if self.shuffle else np.arange(N)
         size = N if self.batch_size is None else min(self.batch_size, N)
@@ -268,14 +343,45 @@ class _Trainer:
                 state = np.ascontiguousarray(S[:, -1])
         return total / count if count else 0.0
 
+    def _epoch_lists(self, optimizer, X, target, w, rng):
+        """``epoch`` on a list of sequences: mini-batches of sequences, truncated windows."""
+        N = len(X)
+        order = rng.permutation(N) if self.shuffle else np.arange(N)
+        size = N if self.batch_size is None else min(self.batch_size, N)
+        d, dt = self.model.hidden_size, self.model.dtype
+        total, count = 0.0, 0
+        for start in range(0, N, size):
+            idx = order[start : start + size]
+            if self.shuffle:
+                idx = np.sort(idx)
+            Xb, tb, wb = _rows(X, idx), _rows(target, idx), _rows(w, idx)
+            longest = max(x.shape[0] for x in Xb)
+            if self.truncate is None or self.truncate >= longest:
+                E, c = self._update(optimizer, Xb, tb, None, wb)
+                total, count = total + E, count + c
+                continue
+            # truncated BPTT: each sequence's windows, while it lasts, its state carried
+            state = np.zeros((len(Xb), d), dtype=dt)
+            for t0 in range(0, longest, self.truncate):
+                t1 = t0 + self.truncate
+                live = [j for j, x in enumerate(Xb) if x.shape[0] > t0]
+                Xw = [Xb[j][t0:t1] for j in live]
+                tw = [tb[j][t0:t1] for j in live]
+                ww = None if wb is None else [wb[j][t0:t1] for j in live]
+                s0 = np.ascontiguousarray(state[live])
+                _, _, last = self.model.forward(Xw, s0, return_state=True, check_finite=False)
+                E, c = self._update(optimizer, Xw, tw, s0, ww)
+                total, count = total + E, count + c
+                state[live] = last
+        return total / count if count else 0.0
+
     def validation_loss(self, val, X_train):
         """Mean loss per predicted value (per unit of weight) on the held-out data."""
         Xv, tv, wv, continues = val
         s0 = None
         if continues:  # the tail of one sequence: start from where training ends
-            S, _ = self.model.forward(X_train, check_finite=False)
-            s0 = S[:, -1]
-        count = tv.size if wv is None else float(np.sum(wv, dtype=np.float64))
+            _, _, s0 = self.model.forward(X_train, return_state=True, check_finite=False)
+        count = _count(tv, wv)
         E = self.model.loss(Xv, tv, s0, self.g, sample_weight=wv, check_finite=False)
         return E / count if count else 0.0
 
@@ -468,7 +574,7 @@ def _fit(
     check_method(method)
     g = check_g(g, model.dtype)
     weight_decay = check_real(weight_decay, "weight_decay", low=0)
-    batched = np.ndim(X) == 3
+    batched = _given_as_batch(X)
     X, target = _as_batch(model, X, target)
     w = as_weights(model, sample_weight, X, target, batched)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
@@ -492,7 +598,7 @@ def _fit(
                 validation_data[2],
                 Xv,
                 tv,
-                np.ndim(validation_data[0]) == 3,
+                _given_as_batch(validation_data[0]),
                 "validation_data[2]",
             )
         val = (Xv, tv, wv, False)
@@ -540,7 +646,7 @@ def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr, sample_wei
     check_method(method)
     g = check_g(g, model.dtype)
     clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)
-    batched = np.ndim(X) == 3
+    batched = _given_as_batch(X)
     X, target = _as_batch(model, X, target)
     w = as_weights(model, sample_weight, X, target, batched)
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence

@@ -33,9 +33,12 @@ __all__ = [
     "OnlineState",
     "cell",
     "forward",
+    "forward_list",
     "generate",
     "gradient",
+    "gradient_list",
     "loss",
+    "loss_list",
     "parameter_layout",
     "parameters",
     "step",
@@ -513,6 +516,206 @@ def _unpack_gradient(grad, n, d, m, bias):
         db = grad[d * (n + d) + m * d : d * (n + d) + m * d + d]
         dc = grad[d * (n + d) + m * d + d :]
     return dU, dW, dV, db, dc
+
+
+# ---------------------------------------------------------------------- sequences of different lengths
+#
+# A list of sequences (T_i, n) runs as batches of the sequences of one
+# length: each sequence's states, outputs and loss are those it has alone
+# (a sequence's numbers never depend on the others of its batch), and no
+# step is computed for padding, so the cost follows sum T_i. A gradient is
+# each sequence's alone, added in the order of the list.
+
+
+def _by_length(lengths):
+    """Return [(T, indices)]: the sequences of each length, in order of first appearance."""
+    groups = {}
+    for i, T in enumerate(lengths):
+        groups.setdefault(T, []).append(i)
+    return list(groups.items())
+
+
+def _stack(arrays, idx):
+    """Return the arrays idx (all of one shape) as one C-contiguous batch."""
+    if len(idx) == 1:
+        return arrays[idx[0]][np.newaxis]
+    return np.stack([arrays[i] for i in idx])
+
+
+def _run_items(nt, count, fn):
+    """Call fn(i) for i in range(count) on nt threads (this one and nt - 1 more).
+
+    Each item is a kernel call with the GIL released, so the threads run
+    at once; the items are taken in order from a shared counter. The first
+    exception (a Ctrl-C in this thread too) stops the others at their next
+    item and is raised here once they have stopped.
+    """
+    if nt <= 1 or count <= 1:
+        for i in range(count):
+            fn(i)
+        return
+    items = iter(range(count))
+    lock = threading.Lock()
+    failed = []
+
+    def work():
+        while not failed:
+            with lock:
+                i = next(items, None)
+            if i is None:
+                return
+            try:
+                fn(i)
+            except BaseException as exc:  # noqa: BLE001 - raised in the calling thread below
+                failed.append(exc)
+                return
+
+    helpers = [threading.Thread(target=work, daemon=True) for _ in range(nt - 1)]
+    for h in helpers:
+        h.start()
+    try:
+        work()
+    except BaseException as exc:  # noqa: BLE001 - raised below, once the others stop
+        failed.append(exc)
+    finally:
+        for h in helpers:
+            h.join()
+    if failed:
+        raise failed[0]
+
+
+def _list_threads(n_threads, lengths, size, passes):
+    """Return the threads for a list of sequences: over its items, each item on one thread."""
+    n, d, m = size
+    return threads(n_threads, len(lengths), sum(lengths) * _step_work(n, d, m) * passes)
+
+
+def forward_list(theta, size, Xs, s0, n_threads, cell=ELMAN):
+    """Return the states, outputs (lists of (T_i, d), (T_i, m)) and the non-finite count.
+
+    Xs: a list of (T_i, n) arrays; s0 (N, d). The sequences run as one
+    batch that shrinks as they end: sorted by length, the steps up to the
+    shortest length run for all of them, the steps from there to the next
+    length for those that are longer, and so on, each part from the states
+    the part before ended in. A forward pass run in parts from the states
+    between them is the pass run at once, bit for bit, and a sequence's
+    numbers do not depend on the others of its batch: each sequence gets
+    what it gets alone, and no step is computed twice or for padding.
+    """
+    n, d, m = size
+    N = len(Xs)
+    dt = theta.dtype
+    lengths = np.array([x.shape[0] for x in Xs], dtype=np.intp)
+    order = np.argsort(-lengths, kind="stable")  # longest first: the active ones are a prefix
+    longest = int(lengths[order[0]]) if N else 0
+    check_alloc((N, longest, d + m), dt, "the states and outputs")
+    S = np.empty((N, longest, d), dtype=dt)
+    Y = np.empty((N, longest, m), dtype=dt)
+    state = s0[order]
+    bad, t0 = 0, 0
+    ends = np.unique(lengths)
+    for t1 in ends[ends > 0]:
+        active = int(np.count_nonzero(lengths > t0))  # those longer than t0: T_i >= t1
+        rows = order[:active]
+        X = np.empty((active, t1 - t0, n), dtype=dt)
+        for j, i in enumerate(rows):
+            X[j] = Xs[i][t0:t1]
+        St, Yt, b = forward(theta, size, X, state[:active], n_threads, cell)
+        bad += b
+        S[rows, t0:t1] = St
+        Y[rows, t0:t1] = Yt
+        state = np.ascontiguousarray(St[:, -1])
+        t0 = int(t1)
+    return [S[i, :T] for i, T in enumerate(lengths)], [Y[i, :T] for i, T in enumerate(lengths)], bad
+
+
+def loss_list(theta, size, Xs, targets, s0, g, n_threads, cell=ELMAN, weights=None):
+    """Return each sequence's loss E (N,) on the lists Xs, targets (weights, or None)."""
+    E = np.zeros(len(Xs), dtype=theta.dtype)
+    groups = _by_length([x.shape[0] for x in Xs])
+    nt = _list_threads(n_threads, [x.shape[0] for x in Xs], size, 1) if len(groups) > 1 else 1
+    bad = [0] * len(groups)
+
+    def run(k):
+        _, idx = groups[k]
+        w = None if weights is None else _stack(weights, idx)
+        E[idx], bad[k] = loss(
+            theta,
+            size,
+            _stack(Xs, idx),
+            _stack(targets, idx),
+            s0[idx],
+            g,
+            1 if nt > 1 else n_threads,
+            cell,
+            w,
+        )
+
+    _run_items(nt, len(groups), run)
+    return E, sum(bad)
+
+
+# sequences of a list whose gradients are held at once before they are added
+_LIST_SLOTS_BYTES = 8 << 20
+
+
+def gradient_list(theta, size, Xs, targets, s0, g, method, n_threads, cell=ELMAN, weights=None):
+    """Return the gradient (GradientArrays) summed over the list, each sequence's alone.
+
+    Each sequence's gradient is its own kernel call (several at once on
+    several threads), and they are added in the order of the list: the sum
+    a user makes of the gradients taken one by one, whatever the threads.
+    """
+    N = len(Xs)
+    n, d, m = size
+    dt = theta.dtype
+    P = theta.shape[0]
+    out = np.zeros(P + N * d + N, dtype=dt)
+    total, ds0, E = out[:P], out[P : P + N * d].reshape(N, d), out[P + N * d :]
+    lengths = [x.shape[0] for x in Xs]
+    nt = _list_threads(n_threads, lengths, size, 3)
+    per = 1 if nt > 1 else n_threads
+    K = max(1, min(N, _LIST_SLOTS_BYTES // (P * dt.itemsize)))
+    check_alloc((K, P), dt, "the gradients of the sequences")
+    slots = np.zeros((K, P), dtype=dt)
+    bad = [0] * N
+
+    for start in range(0, N, K):
+        stop = min(N, start + K)
+
+        def run(k, start=start):
+            i = start + k
+            slots[k] = 0
+            if lengths[i] == 0:
+                return  # nothing scored: E = 0, dE/dS^0 = 0
+            w = None if weights is None else weights[i][np.newaxis]
+            G = gradient(
+                theta,
+                size,
+                Xs[i][np.newaxis],
+                targets[i][np.newaxis],
+                s0[i : i + 1],
+                g,
+                method,
+                per,
+                cell,
+                w,
+            )
+            bad[i] = G.nonfinite
+            at = 0
+            for part in (G.U, G.W, G.V, G.b, G.c):
+                if part is not None:
+                    slots[k, at : at + part.size] = part.ravel()
+                    at += part.size
+            ds0[i] = G.s0[0]
+            E[i] = G.E[0]
+
+        _run_items(nt, stop - start, run)
+        for k in range(stop - start):  # in the order of the list
+            total += slots[k]
+    bias = _core._parameter_size(n, d, m) < P
+    dU, dW, dV, db, dc = _views(total, n, d, m, bias)
+    return GradientArrays(dU, dW, dV, db, dc, ds0, E, sum(bad))
 
 
 # ---------------------------------------------------------------------- online RTRL

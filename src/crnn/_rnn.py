@@ -9,6 +9,7 @@ from crnn import _kernels
 from crnn._init import initial_biases, initial_weights
 from crnn._validation import (
     as_float_array,
+    as_sequence_list,
     check_activation,
     check_alloc,
     check_bool,
@@ -21,6 +22,7 @@ from crnn._validation import (
     check_sample_weight,
     check_shape,
     check_size,
+    is_sequence_list,
     make_rng,
 )
 
@@ -641,6 +643,58 @@ class RNN:
                 s02 = s0
         return X3, target3, s02, batched, s0_kind
 
+    def _list_data(self, X, target, s0, sample_weight, check_finite, need_target):
+        """Validate a list of sequences: (Xs, targets, s02, s0_kind, weights).
+
+        Xs and targets are lists of (T_i, n) and (T_i, m) arrays, s02 is
+        (N, d), weights a list of (T_i, m) arrays or None.
+        """
+        dt = self._dtype
+        n, d, m = self._size
+        Xs = as_sequence_list(X, "X", dt, n, "the model's input_size", check_finite)
+        N = len(Xs)
+        targets = weights = None
+        if need_target:
+            targets = as_sequence_list(
+                target, "target", dt, m, "the model's output_size", check_finite
+            )
+            if len(targets) != N:
+                raise ValueError(
+                    f"target must hold one sequence for each of X's {N}, got {len(targets)}"
+                )
+            for i, (x, t) in enumerate(zip(Xs, targets, strict=True)):
+                if t.shape[0] != x.shape[0]:
+                    raise ValueError(
+                        f"target[{i}] must have shape {(x.shape[0], m)} (X[{i}]'s steps and "
+                        f"the model's output_size), got {t.shape}"
+                    )
+            if sample_weight is not None:
+                if type(sample_weight) not in (list, tuple) or len(sample_weight) != N:
+                    raise ValueError(
+                        f"sample_weight must be a list of {N} arrays of shape (T_i,) or "
+                        "(T_i, m), one for each sequence of X"
+                    )
+                weights = [
+                    check_sample_weight(w, dt, (1, *t.shape), False, f"sample_weight[{i}]")[0]
+                    for i, (w, t) in enumerate(zip(sample_weight, targets, strict=True))
+                ]
+        if s0 is None:
+            s0_kind, s02 = "none", np.zeros((N, d), dtype=dt)
+        else:
+            s0 = as_float_array(s0, "s0", dt, (1, 2), check_finite)
+            if s0.ndim == 1:
+                check_shape(s0, "s0", (d,))
+                s0_kind, s02 = "shared", np.ascontiguousarray(np.broadcast_to(s0, (N, d)))
+            else:
+                check_shape(s0, "s0", (N, d))
+                s0_kind, s02 = "batch", s0
+        return Xs, targets, s02, s0_kind, weights
+
+    def _refuse_nonfinite_list(self, bad):
+        if bad:  # the checks were skipped (check_finite=False) or the weights changed
+            self._weights(True)
+            raise ValueError(f"the weights or data hold {bad} NaN or infinite values")
+
     # ------------------------------------------------------------------ computation
 
     def forward(self, X, s0=None, *, return_state=False, check_finite=True):
@@ -680,6 +734,17 @@ class RNN:
         """
         return_state = check_bool(return_state, "return_state")
         check_finite = check_bool(check_finite, "check_finite")
+        if type(X) in (list, tuple) and is_sequence_list(X):
+            params = self._weights(check_finite)
+            Xs, _, s02, _, _ = self._list_data(X, None, s0, None, check_finite, False)
+            S, Y, bad = _kernels.forward_list(
+                params, self._size, Xs, s02, self._n_threads, self._cell
+            )
+            self._refuse_nonfinite_list(bad)
+            if not return_state:
+                return S, Y
+            final = np.array([Si[-1] if Si.shape[0] else s02[i] for i, Si in enumerate(S)])
+            return S, Y, final.reshape(len(S), self.hidden_size)
         params, X3, _, s02, batched, _, deferred = self._checked(X, None, s0, check_finite, False)
         S, Y, bad = _kernels.forward(params, self._size, X3, s02, self._n_threads, self._cell)
         if deferred:
@@ -738,6 +803,14 @@ class RNN:
         """
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
+        if type(X) in (list, tuple) and is_sequence_list(X):
+            params = self._weights(check_finite)
+            Xs, ts, s02, _, ws = self._list_data(X, target, s0, sample_weight, check_finite, True)
+            E, bad = _kernels.loss_list(
+                params, self._size, Xs, ts, s02, g, self._n_threads, self._cell, ws
+            )
+            self._refuse_nonfinite_list(bad)
+            return float(np.sum(E, dtype=np.float64))
         params, X3, t3, s02, batched, _, deferred = self._checked(X, target, s0, check_finite, True)
         w = None
         if sample_weight is not None:
@@ -815,10 +888,22 @@ class RNN:
         check_method(method)
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
+        method = method.lower()
+        if type(X) in (list, tuple) and is_sequence_list(X):
+            params = self._weights(check_finite)
+            Xs, ts, s02, s0_kind, ws = self._list_data(
+                X, target, s0, sample_weight, check_finite, True
+            )
+            G = _kernels.gradient_list(
+                params, self._size, Xs, ts, s02, g, method, self._n_threads, self._cell, ws
+            )
+            self._refuse_nonfinite_list(G.nonfinite)
+            ds0 = G.s0.sum(axis=0) if s0_kind == "shared" else G.s0
+            loss = float(np.sum(G.E, dtype=np.float64))
+            return Gradient._of(G.U, G.W, G.V, ds0, loss, method, G.b, G.c)
         params, X3, t3, s02, batched, s0_kind, deferred = self._checked(
             X, target, s0, check_finite, True
         )
-        method = method.lower()
         w = None
         if sample_weight is not None:
             w = check_sample_weight(sample_weight, self._dtype, t3.shape, batched)

@@ -235,7 +235,7 @@ def check_leak(leak):
     return check_real(leak, "leak", low=0, high=1, low_open=True)
 
 
-def check_sample_weight(sample_weight, dtype, shape, batched):
+def check_sample_weight(sample_weight, dtype, shape, batched, name="sample_weight"):
     """Return sample_weight as weights of the squared errors, of ``shape`` (N, T, m), or None.
 
     Accepted: (T,) per step (shared by the sequences of a batch), (N, T) per
@@ -245,7 +245,7 @@ def check_sample_weight(sample_weight, dtype, shape, batched):
     if sample_weight is None:
         return None
     N, T, m = shape
-    w = as_float_array(sample_weight, "sample_weight", dtype, (1, 2, 3) if batched else (1, 2))
+    w = as_float_array(sample_weight, name, dtype, (1, 2, 3) if batched else (1, 2))
     if batched:
         forms = {1: ((T,), "(T,)"), 2: ((N, T), "(N, T)"), 3: ((N, T, m), "(N, T, m)")}
     else:
@@ -253,9 +253,9 @@ def check_sample_weight(sample_weight, dtype, shape, batched):
     expected, _ = forms[w.ndim]
     if w.shape != expected:
         allowed = " or ".join(f"{name} = {shape}" for shape, name in forms.values())
-        raise ValueError(f"sample_weight must have shape {allowed}, got {w.shape}")
+        raise ValueError(f"{name} must have shape {allowed}, got {w.shape}")
     if (w < 0).any():
-        raise ValueError("sample_weight must be >= 0, got a negative weight")
+        raise ValueError(f"{name} must be >= 0, got a negative weight")
     if batched and w.ndim == 1:
         w = w[np.newaxis, :, np.newaxis]
     elif w.ndim == (2 if batched else 1):
@@ -377,6 +377,42 @@ def as_float_array(value, name, dtype, ndim, check_finite=True):
             "(pass check_finite=False to skip this check)"
         )
     return arr
+
+
+def is_sequence_list(value):
+    """Return True when value is a list or tuple of sequences: arrays of rank 2, (T_i, features).
+
+    The form of a batch of sequences of different lengths. Nested Python
+    lists are not (a rectangular nested list is an array, as always).
+    """
+    if type(value) not in (list, tuple) or not value:
+        return False
+    return all(not isinstance(x, (list, tuple)) and np.ndim(x) == 2 for x in value)
+
+
+def as_sequence_list(value, name, dtype, width, what, check_finite=True):
+    """Return a list of sequences as C-contiguous (T_i, width) arrays of dtype.
+
+    ``what`` names the width in messages (e.g. "the model's input_size").
+    An array (N, T, width) is taken as the list of its N sequences.
+    """
+    if type(value) not in (list, tuple):
+        # a batch (N, T, width) of sequences of one length is a list of N (T, width)
+        if value is None or np.ndim(value) != 3:
+            raise TypeError(
+                f"{name} must be a list of arrays of shape (T_i, {width}), as X is, "
+                f"or one array (N, T, {width}), got {_describe(value)}"
+            )
+        value = list(as_float_array(value, name, dtype, 3, check_finite))
+    out = []
+    for i, x in enumerate(value):
+        arr = as_float_array(x, f"{name}[{i}]", dtype, 2, check_finite)
+        if arr.shape[1] != width:
+            raise ValueError(
+                f"{name}[{i}] must have {width} columns ({what}), got shape {arr.shape}"
+            )
+        out.append(arr)
+    return out
 
 
 def check_shape(arr, name, expected):
