@@ -321,9 +321,10 @@ def from_pandas(value, name, ndim):
         return value
     pandas_types = (pd.Series, pd.DataFrame)
     if isinstance(value, (list, tuple)):
-        if not any(isinstance(v, pandas_types) for v in value):
-            return value
-        return [from_pandas(v, f"{name}[{i}]", 2) for i, v in enumerate(value)]
+        for v in value:  # a loop, not any(): no generator to make for a short list
+            if isinstance(v, pandas_types):
+                return [from_pandas(v, f"{name}[{i}]", 2) for i, v in enumerate(value)]
+        return value
     if not isinstance(value, pandas_types):
         return value
     series = isinstance(value, pd.Series)
