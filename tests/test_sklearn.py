@@ -150,7 +150,10 @@ def _every_check():
 def test_every_check_is_run_or_said_not_to_apply():
     names = set(_every_check())
     assert not APPLICABLE & set(NOT_APPLICABLE)
-    assert names == APPLICABLE | set(NOT_APPLICABLE)
+    # a check that a new scikit-learn adds is put in one list or the other
+    assert names <= APPLICABLE | set(NOT_APPLICABLE)
+    # and this one runs on a regressor every check of APPLICABLE it has
+    assert {name for name in APPLICABLE if hasattr(estimator_checks, name)} <= names
 
 
 def test_check_estimator_runs_only_the_first_check_on_sequences():
@@ -165,7 +168,9 @@ def test_check_estimator_runs_only_the_first_check_on_sequences():
 
 @pytest.mark.parametrize("name", sorted(APPLICABLE))
 def test_applicable_sklearn_check(name):
-    check = getattr(estimator_checks, name)
+    check = getattr(estimator_checks, name, None)
+    if check is None:  # pragma: no cover - an older scikit-learn
+        pytest.skip(f"scikit-learn {sklearn.__version__} has no {name}")
     check("RNNRegressor", small())
 
 
