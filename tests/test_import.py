@@ -16,7 +16,18 @@ import crnn
 IO_STDLIB = ("zipfile", "hashlib", "json", "secrets", "zlib")
 
 #: crnn's modules that ``import crnn`` does not import until they are used.
-LAZY_SUBMODULES = ("crnn._io", "crnn.datasets", "crnn.reference", "crnn._fit", "crnn.distributed")
+LAZY_SUBMODULES = (
+    "crnn._io",
+    "crnn.datasets",
+    "crnn.reference",
+    "crnn._fit",
+    "crnn.distributed",
+    "crnn.sklearn",
+)
+
+#: Optional packages crnn works with, which ``import crnn`` never imports
+#: (these tests can fail only where they are installed, as in CI).
+OPTIONAL = ("sklearn", "pandas")
 
 
 def run(code, cwd):
@@ -62,10 +73,33 @@ def test_the_probe_sees_imports(tmp_path, preloaded):
     assert {"crnn", "crnn._rnn", "crnn._core", "zipfile"} <= new
 
 
-@pytest.mark.parametrize("module", IO_STDLIB + LAZY_SUBMODULES)
+@pytest.mark.parametrize("module", IO_STDLIB + LAZY_SUBMODULES + OPTIONAL)
 def test_import_crnn_does_not_import(tmp_path, module):
     # numpy is imported first, so that only what crnn itself adds counts
     assert module not in newly_imported("import crnn", tmp_path)
+
+
+@pytest.mark.parametrize("module", OPTIONAL)
+def test_crnn_and_every_public_name_but_crnn_sklearn_do_not_import(tmp_path, module):
+    statement = "from crnn import *; crnn.datasets.windows; crnn.RNN(1, 2).fit([[1.0]], [[1.0]])"
+    assert module not in newly_imported(statement, tmp_path, after="import numpy, crnn")
+
+
+def test_crnn_sklearn_imports_scikit_learn_on_first_use(tmp_path):
+    pytest.importorskip("sklearn")
+    new = newly_imported("crnn.sklearn.RNNRegressor", tmp_path, after="import crnn")
+    assert {"crnn.sklearn", "sklearn", "sklearn.base"} <= new
+
+
+def test_crnn_sklearn_without_scikit_learn_says_what_to_install(tmp_path):
+    code = (
+        "import sys\nsys.modules['sklearn'] = None  # as if it were not installed\n"
+        "import crnn\n"
+        "try:\n    crnn.sklearn\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    assert "crnn.sklearn needs scikit-learn >= 1.6: pip install 'crnn[sklearn]'" in run(
+        code, tmp_path
+    )
 
 
 @pytest.mark.parametrize("module", IO_STDLIB)

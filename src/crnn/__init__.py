@@ -25,6 +25,9 @@ _LAZY = {
     "reference": ("crnn.reference", None),
     "load": ("crnn._saving", "load"),
     "save": ("crnn._saving", "save"),
+    # scikit-learn's interface, which needs scikit-learn: not in __all__, so
+    # that ``from crnn import *`` never imports it
+    "sklearn": ("crnn.sklearn", None),
 }
 
 TYPE_CHECKING = False  # typing's, without importing typing (type checkers know the name)

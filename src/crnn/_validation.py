@@ -27,6 +27,7 @@ import math
 import numbers
 import operator
 import os
+import sys
 
 import numpy as np
 
@@ -328,10 +329,13 @@ def as_real_array(value, name, ndim, hints=None):
 
     Integer, boolean and floating inputs pass; complex, object, string and
     other non-numeric inputs are refused. ``hints`` maps a wrong rank to a
-    text added to its message.
+    text added to its message. pandas objects are read as
+    :func:`from_pandas` says.
     """
     if value is None:
         raise TypeError(f"{name} must be an array of numbers, got None")
+    if type(value) is not np.ndarray:
+        value = from_pandas(value, name, ndim)
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -346,6 +350,68 @@ def as_real_array(value, name, ndim, hints=None):
         want = " or ".join(f"{k}-D" for k in ndims)
         hint = (hints or {}).get(arr.ndim, "")
         raise ValueError(f"{name} must be {want}, got {arr.ndim}-D with shape {arr.shape}{hint}")
+    return arr
+
+
+def from_pandas(value, name, ndim):
+    """Return a pandas Series or DataFrame as an ndarray; anything else as it is.
+
+    - A Series is one univariate series: (T,) becomes (T, 1) where a
+      sequence is expected (``ndim`` holds 2 but not 1); where a vector is
+      (``s0``, the ``x`` of one step) it is that vector.
+    - A list or tuple that holds Series or DataFrames is a list of
+      sequences: each of them is read as a sequence, named ``name[i]``.
+    - Columns of pandas' nullable dtypes ("Float64", "Int64", "boolean")
+      become their numpy dtype. A missing value in one of them (``pd.NA``)
+      is refused, naming the argument, the column and the row, whatever
+      ``check_finite`` says; NaN in a numpy float column is a NaN, as in an
+      array.
+
+    The index is not read: rows are taken in order. pandas is never
+    imported here: a pandas object exists only once pandas has been, so
+    without it (and for every ndarray, which never comes here) the cost is
+    one dictionary look-up.
+    """
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return value
+    pandas_types = (pd.Series, pd.DataFrame)
+    if isinstance(value, (list, tuple)):
+        for v in value:  # a loop, not any(): no generator to make for a short list
+            if isinstance(v, pandas_types):
+                return [from_pandas(v, f"{name}[{i}]", 2) for i, v in enumerate(value)]
+        return value
+    if not isinstance(value, pandas_types):
+        return value
+    series = isinstance(value, pd.Series)
+    frame = value.to_frame() if series else value
+    dtypes = list(frame.dtypes)
+    numpy_dtypes = [
+        dt if isinstance(dt, np.dtype) else getattr(dt, "numpy_dtype", None) for dt in dtypes
+    ]
+    if not (numpy_dtypes and all(isinstance(dt, np.dtype) for dt in numpy_dtypes)):
+        # no column, or one numpy has no dtype for (strings, categories...): what
+        # numpy makes of it, refused after if not numbers
+        arr = frame.to_numpy()
+    else:
+        nullable = [j for j, dt in enumerate(dtypes) if not isinstance(dt, np.dtype)]
+        if nullable:
+            missing = frame.iloc[:, nullable].isna().to_numpy()
+            if missing.any():
+                i, j = np.argwhere(missing)[0]
+                label = frame.index[i]
+                label = label.item() if isinstance(label, np.generic) else label
+                where = f"index {label!r} (row {i})"
+                if not series:
+                    where = f"column {frame.columns[nullable[j]]!r}, {where}"
+                raise ValueError(
+                    f"{name} must not hold missing values; found one at {where} "
+                    "(fill or drop them first)"
+                )
+        arr = frame.to_numpy(dtype=np.result_type(*numpy_dtypes))
+    if series:
+        ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        return arr if 2 in ndims and 1 not in ndims else arr[:, 0]
     return arr
 
 
