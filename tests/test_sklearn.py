@@ -118,6 +118,15 @@ NOT_APPLICABLE = {
     "check_fit_check_is_fitted": f"{_TABLE} -> test_fit_returns_self",
     "check_n_features_in": f"{_TABLE} -> test_fit_returns_self",
     "check_fit2d_predict1d": f"{_TABLE} -> test_bad_data_is_refused_by_name",
+    "check_sample_weights_shape": f"{_TABLE} -> test_sample_weight_per_sequence",
+    "check_sample_weight_equivalence_on_dense_data": (
+        f"{_TABLE} -> test_sample_weight_per_sequence"
+    ),
+    "check_sample_weights_pandas_series": f"{_TABLE} -> test_sample_weight_per_sequence",
+    "check_sample_weights_not_an_array": f"{_TABLE} -> test_sample_weight_per_sequence",
+    "check_sample_weights_not_overwritten": f"{_TABLE} -> test_sample_weight_per_sequence",
+    "check_all_zero_sample_weights_error": f"{_TABLE} -> test_sample_weight_per_sequence",
+    "check_sample_weights_list": f"{_TABLE} -> test_sample_weight_per_sequence",
 }
 
 
@@ -333,12 +342,15 @@ def test_sequences_are_independent(data):
 
 
 def test_lists_and_arrays_agree(data):
+    # a list's gradient is its sequences' added one by one (the batch's adds
+    # them in another order): the same training to rounding
     X, y = data
     reg = small().fit(X, y)
     listed = small().fit(list(X), list(y))
-    np.testing.assert_array_equal(listed.model_.W, reg.model_.W)
-    np.testing.assert_array_equal(listed.predict(list(X)), reg.predict(X))
-    assert listed.score(list(X), list(y)) == reg.score(X, y)
+    np.testing.assert_allclose(listed.model_.W, reg.model_.W, rtol=1e-8, atol=1e-10)
+    np.testing.assert_array_equal(listed.predict(list(X)), listed.predict(X))
+    assert listed.score(list(X), list(y)) == listed.score(X, y)
+    assert listed.score(list(X), list(y)) == pytest.approx(reg.score(X, y), rel=1e-8)
     nested = small().fit(X.tolist(), y.tolist())
     np.testing.assert_array_equal(nested.model_.W, reg.model_.W)
 
@@ -441,8 +453,34 @@ def test_pipeline_grid_search_cross_validation(data):
         small().fit(X[train], y[train]).score(X[test], y[test]) for train, test in cv.split(X)
     ]
     np.testing.assert_array_equal(scores, expected)
-    assert cross_val_score(small(), list(X), list(y), cv=cv).tolist() == scores.tolist()
+    np.testing.assert_allclose(cross_val_score(small(), list(X), list(y), cv=cv), scores, rtol=1e-8)
     search = GridSearchCV(small(), {"hidden_size": [2, 4], "bias": [False, True]}, cv=cv)
     search.fit(X, y)
     assert set(search.best_params_) == {"hidden_size", "bias"}
     assert search.best_estimator_.predict(X).shape == y.shape
+
+
+def test_sample_weight_per_sequence(data):
+    X, y = data
+    N = len(X)
+    # unit weights change nothing; the weights are not changed
+    w = np.ones(N)
+    np.testing.assert_array_equal(
+        small().fit(X, y, sample_weight=w).model_.W, small().fit(X, y).model_.W
+    )
+    np.testing.assert_array_equal(w, 1)
+    # a weight of 2 is the sequence counted twice; 0 leaves it out (to rounding)
+    w = np.ones(N)
+    w[0], w[1] = 2, 0
+    kw = {"shuffle": False, "epochs": 5}
+    weighted = small(**kw).fit(X, y, sample_weight=w)
+    rows = [0, 0, *range(2, N)]
+    repeated = small(**kw).fit(X[rows], y[rows])
+    np.testing.assert_allclose(weighted.model_.W, repeated.model_.W, rtol=1e-9, atol=1e-12)
+    # a list of weights, and a list of sequences
+    listed = small(**kw).fit(list(X), list(y), sample_weight=list(w))
+    np.testing.assert_allclose(listed.model_.W, weighted.model_.W, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match=r"sample_weight must hold one weight per sequence"):
+        small().fit(X, y, sample_weight=np.ones(N + 1))
+    with pytest.raises(ValueError, match="sample_weight must have a weight > 0"):
+        small().fit(X, y, sample_weight=np.zeros(N))

@@ -56,8 +56,8 @@ def _keyword_options(function, leave_out):
 # every one has). The sizes come from the data, the seeds from random_state,
 # and validation_data is data, not a hyperparameter.
 MODEL_OPTIONS = _keyword_options(RNN.__init__, {"seed"})
-FIT_OPTIONS = _keyword_options(RNN.fit, {"seed", "validation_data"})
-PARTIAL_FIT_OPTIONS = _keyword_options(RNN.partial_fit, ())
+FIT_OPTIONS = _keyword_options(RNN.fit, {"seed", "validation_data", "sample_weight"})
+PARTIAL_FIT_OPTIONS = _keyword_options(RNN.partial_fit, {"sample_weight"})
 
 _X_HINTS = {
     2: " (X holds sequences, (N, T, n): X[np.newaxis] for one sequence, X[..., np.newaxis] "
@@ -75,6 +75,24 @@ def _sequences(value, name, hints):
     if isinstance(value, (list, tuple)):
         return [as_real_array(s, f"{name}[{i}]", 2) for i, s in enumerate(value)]
     return as_real_array(value, name, 3, hints)
+
+
+def _per_value(sample_weight, X):
+    """Return one weight per sequence (N,) as the model's weights of its values, or None.
+
+    (N, T) for a batch, a list of (T_i,) arrays for a list of sequences.
+    """
+    if sample_weight is None:
+        return None
+    w = as_real_array(sample_weight, "sample_weight", 1)
+    N = len(X)
+    if w.shape != (N,):
+        raise ValueError(
+            f"sample_weight must hold one weight per sequence, shape ({N},), got {w.shape}"
+        )
+    if isinstance(X, (list, tuple)):
+        return [np.full(np.shape(x)[0], v) for x, v in zip(X, w, strict=True)]
+    return np.repeat(w[:, np.newaxis], np.shape(X)[1], axis=1)
 
 
 def _sizes(X, y):
@@ -139,10 +157,11 @@ class RNNRegressor(RegressorMixin, BaseEstimator):
     ----------
     hidden_size : int, default 32
         d, the size of the state.
-    dtype, n_threads, init, spectral_radius, bias
+    dtype, n_threads, init, spectral_radius, bias, activation, leak
         As in :class:`crnn.RNN`.
     epochs, optimizer, lr, momentum, nesterov, batch_size, shuffle, method, \
-clip, truncate, tol, n_iter_no_change, validation_fraction, g, warm_start, verbose
+clip, truncate, tol, n_iter_no_change, validation_fraction, g, warm_start, verbose, \
+weight_decay
         As in :meth:`crnn.RNN.fit` (``validation_data``, data rather than a
         setting, is not one of them). With ``warm_start=True`` a second fit
         continues the model of the first (same sizes), its optimizer and its
@@ -191,6 +210,8 @@ clip, truncate, tol, n_iter_no_change, validation_fraction, g, warm_start, verbo
         init="uniform",
         spectral_radius=None,
         bias=False,
+        activation="tanh",
+        leak=1.0,
         epochs=200,
         optimizer="adam",
         lr=None,
@@ -207,6 +228,7 @@ clip, truncate, tol, n_iter_no_change, validation_fraction, g, warm_start, verbo
         g=1.0,
         warm_start=False,
         verbose=False,
+        weight_decay=0.0,
         random_state=None,
     ):
         # scikit-learn's convention: each parameter stored as it came, under
@@ -259,7 +281,7 @@ clip, truncate, tol, n_iter_no_change, validation_fraction, g, warm_start, verbo
             return rng, rng
         return seed, seed
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Build a model of the sizes of the data and train it.
 
         Parameters
@@ -268,6 +290,9 @@ clip, truncate, tol, n_iter_no_change, validation_fraction, g, warm_start, verbo
             The input sequences.
         y : array_like of shape (N, T, m), or a list of N arrays (T, m)
             Their targets, one for every step.
+        sample_weight : array_like of shape (N,), optional
+            A weight for each sequence (scikit-learn's samples), given to
+            each of its values (:meth:`crnn.RNN.fit`'s ``sample_weight``).
 
         Returns
         -------
@@ -275,13 +300,14 @@ clip, truncate, tol, n_iter_no_change, validation_fraction, g, warm_start, verbo
             The regressor itself, fitted.
         """
         n, m = _sizes(X, y)
+        weights = _per_value(sample_weight, X)
         init_seed, fit_seed = self._seeds()
         model = getattr(self, "model_", None)
         if self.warm_start and model is not None and self._built_for == self._build(n, m):
             model.n_threads = self.n_threads
         else:
             model = self._new_model(n, m, init_seed)
-        model.fit(X, y, seed=fit_seed, **self._options(FIT_OPTIONS))
+        model.fit(X, y, seed=fit_seed, sample_weight=weights, **self._options(FIT_OPTIONS))
         self.model_ = model
         self.n_features_in_ = n
         return self
