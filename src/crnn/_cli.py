@@ -371,15 +371,19 @@ def cmd_train(args, out):
     """Fit a next-step predictor to the series in DATA, measure it on held-out steps, save it."""
     series, names = read_data(args.data, columns=args.columns, delimiter=args.delimiter)
     n_test = _held_out_steps(series.shape[0], args.test_fraction)
+    n_train = series.shape[0] - n_test
+    mean, scale = _fit_scaling(series[:n_train])  # the training part's, as the model will see
+    z = _standardise(series, mean, scale, args.data)
+    X, target = _windows(z[:n_train], args.window, max(1, args.window // 4))
+    k = series.shape[1]
+    model = RNN(k, seed=args.seed, **_hyperparameters(args, "model"))
+    check_output(args.output, args.force)
     if args.test_fraction > 0 and n_test == 0:
         _warn(
             "train",
             f"the series has only {series.shape[0]} steps: none is held out, so the model's "
             "error is not measured",
         )
-    n_train = series.shape[0] - n_test
-    mean, scale = _fit_scaling(series[:n_train])  # the training part's, as the model will see
-    z = _standardise(series, mean, scale, args.data)
     if n_train < args.window + 1:
         _warn(
             "train",
@@ -387,10 +391,6 @@ def cmd_train(args, out):
             f"the model trains on one sequence of {n_train - 1} steps; give a longer series "
             "or a smaller --window",
         )
-    X, target = _windows(z[:n_train], args.window, max(1, args.window // 4))
-    k = series.shape[1]
-    model = RNN(k, seed=args.seed, **_hyperparameters(args, "model"))
-    check_output(args.output, args.force)
     held = f"; the last {n_test} held out" if n_test else "; none held out"
     print(
         f"training {model!r} on {n_train} steps of {k} feature(s) "
@@ -420,16 +420,16 @@ def cmd_train(args, out):
             f"persistence {naive:.6g}  ({_compared(rmse, naive)})",
             file=out,
         )
-        if not rmse < naive:
-            _warn(
-                "train",
-                f"the model's held-out error ({rmse:.6g}) is not below persistence's "
-                f"({naive:.6g}): persistence (the next value is the current one) does as well; "
-                "try more --epochs, another --hidden-size or --window, or more data",
-            )
     path = write_new(args.output, "crnn-model.npz", args.force, _saver(model))
     what = f" (columns: {', '.join(names)})" if names is not None else ""
     print(f"model saved to {path}{what}", file=out)
+    if n_test and not rmse < naive:
+        _warn(
+            "train",
+            f"the model's held-out error ({rmse:.6g}) is not below persistence's "
+            f"({naive:.6g}): persistence (the next value is the current one) does as well; "
+            "try more --epochs, another --hidden-size or --window, or more data",
+        )
     return 0
 
 
