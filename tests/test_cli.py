@@ -448,6 +448,21 @@ def test_only_the_chosen_columns_need_to_be_numbers_and_a_headerless_file_takes_
     )
 
 
+def test_a_whole_number_is_an_index_never_a_name(tmp_path, capsys):
+    # no header: the first line is data even when it holds the index asked for
+    path = tmp_path / "x.csv"
+    path.write_text("".join(f"{i},{1 + i % 7}\n" for i in range(60)))
+    np.testing.assert_array_equal(read_table(str(path), columns="1")[:3, 0], [1, 2, 3])
+    np.testing.assert_array_equal(read_table(str(path), columns="-2")[:2, 0], [0, 1])
+    # a header name that is a number is reached by its index
+    path.write_text("year,2020\n" + "".join(f"{i},{i * 2}\n" for i in range(60)))
+    values, names = crnn._cli.read_data(str(path), columns="1")
+    assert names == ["2020"]
+    np.testing.assert_array_equal(values[:2, 0], [0, 2])
+    assert main(["train", str(path), "--columns", "2020", "-q", "-o", str(tmp_path / "m.npz")]) == 2
+    assert "column index 2020 is out of range" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("columns", "message"),
     [

@@ -2,10 +2,14 @@
 """The ``crnn`` command: ``demo``, ``train``, ``predict`` and ``forecast``.
 
 Data files hold one time series: rows are time steps, columns are features
-(CSV with an optional header line, or a 1-D/2-D ``.npy``). ``train`` fits a
-next-step predictor (input and output are the same features), standardising
-each column with the training data's mean and standard deviation; the
-scaling is saved with the model and undone on output.
+(CSV with an optional header line, or a 1-D/2-D ``.npy``); ``--columns``
+picks some of them, by header name or index, and ``--delimiter`` is the
+CSV's separator. ``train`` fits a next-step predictor (input and output are
+the same features) on all but the last steps of the series, which it holds
+out to measure the model against persistence; each column is standardised
+with the training part's mean and standard deviation, a scaling saved with
+the model and undone on output. The CSV written keeps the input's column
+names.
 
 No file is ever overwritten unless the user names it and passes ``--force``;
 default output names that exist already get a numbered suffix instead. Both
@@ -47,8 +51,9 @@ def read_data(path, what="DATA", *, columns=None, delimiter=","):
     """Return (values, names): the series in a CSV or .npy file and its columns' names.
 
     ``values`` is a 2-D float64 array (time, features) of the columns chosen
-    by ``columns`` (a comma-separated string of header names or indices, 0
-    the first, negative from the end; None: every column), in that order.
+    by ``columns`` (a comma-separated string of header names and indices, a
+    whole number being an index: 0 the first, negative from the end; None:
+    every column), in that order.
     ``names`` are those columns' names in the CSV's header line, or None
     when there is no header (a .npy file has none). ``delimiter`` separates
     the CSV's fields. Only the chosen columns need to hold numbers.
@@ -72,7 +77,7 @@ def read_data(path, what="DATA", *, columns=None, delimiter=","):
                 f"{what} file {path!r} must hold a 1-D or 2-D array, got shape {arr.shape}"
             )
         if columns is not None and arr.shape[1] > 0:
-            arr = arr[:, _column_indices(columns, None, arr.shape[1], f"{what} file {path!r}")]
+            arr = arr[:, _column_indices(columns, None, arr.shape[1], f"{what} file {path!r}")[0]]
         arr = arr.astype(np.float64)
     else:
         arr, names = _read_csv(path, what, columns, delimiter)
@@ -112,17 +117,28 @@ def _read_csv(path, what, columns, delimiter):
     if not rows:
         raise CLIError(f"{what} file {path!r} is empty")
 
-    # The first line is a header when the chosen columns of it are not all
-    # numbers, or when a column is chosen by a name it holds.
+    # The first line is a header when it is not all numbers. With --columns,
+    # whose other columns may hold anything (dates, say), when a column is
+    # chosen by name, the chosen fields of it are not all numbers, or a field
+    # of it is no number where the next line has one.
     first_line = [c.strip() for c in rows[0]]
     if columns is None:
         chosen = None
         header = _numbers(first_line) is None
     else:
+        possible_names = first_line if _numbers(first_line) is None else None
         chosen, by_name = _column_indices(
-            columns, first_line, len(first_line), f"{what} file {path!r}", with_names=True
+            columns, possible_names, len(first_line), f"{what} file {path!r}"
         )
-        header = by_name or _numbers([first_line[j] for j in chosen]) is None
+        second = rows[1] if len(rows) > 1 else []
+        header = (
+            by_name
+            or _numbers([first_line[j] for j in chosen]) is None
+            or any(
+                _numbers([a]) is None and _numbers([b]) is not None
+                for a, b in zip(first_line, second, strict=False)
+            )
+        )
     first = 1 if header else 0
     width = len(rows[first]) if first < len(rows) else len(rows[0])
     if header and first < len(rows) and len(rows[0]) != width:
@@ -141,7 +157,9 @@ def _read_csv(path, what, columns, delimiter):
         parsed = _numbers(fields)
         if parsed is None:
             bad = next(c for c in fields if _numbers([c]) is None)
-            hint = " (choose the columns that hold numbers with --columns)" if chosen is None else ""
+            hint = (
+                " (choose the columns that hold numbers with --columns)" if chosen is None else ""
+            )
             raise CLIError(f"{what} file {path!r}, line {i}: {bad!r} is not a number{hint}")
         values.append(parsed)
     k = width if chosen is None else len(chosen)
@@ -151,34 +169,35 @@ def _read_csv(path, what, columns, delimiter):
     return np.array(values, dtype=np.float64).reshape(len(values), k), names
 
 
-def _column_indices(columns, names, width, where, with_names=False):
-    """Resolve --columns (names or indices, comma-separated) to column indices.
+def _column_indices(columns, names, width, where):
+    """Resolve --columns; return (column indices, whether a column was chosen by name).
 
-    A field that is one of ``names`` (the possible header) is that column;
-    otherwise it must be an integer index, 0 the first column, negative
-    counting from the end. With ``with_names``, return (indices, whether a
-    column was chosen by name).
+    Each comma-separated field that is a whole number is an index (0 the
+    first column, negative counting from the end); any other is a name in
+    ``names``, the header line (None when there is none).
     """
     indices, by_name = [], False
     for field in (f.strip() for f in columns.split(",")):
-        if names is not None and field in names:
+        try:
+            j = int(field)
+        except ValueError:
+            j = None
+        if j is None:
+            if names is None:
+                raise CLIError(
+                    f"--columns: {where} has no header line to find {field!r} in; give "
+                    "column indices (0 is the first)"
+                )
+            if field not in names:
+                raise CLIError(
+                    f"--columns: {where} has no column named {field!r} (its columns: "
+                    f"{', '.join(names)})"
+                )
             if names.count(field) > 1:
                 raise CLIError(f"{where}: its header has more than one column named {field!r}")
             j = names.index(field)
             by_name = True
         else:
-            try:
-                j = int(field)
-            except ValueError:
-                if names is None or _numbers(names) is not None:
-                    raise CLIError(
-                        f"--columns: {where} has no header line to find {field!r} in; give "
-                        "column indices (0 is the first)"
-                    ) from None
-                raise CLIError(
-                    f"--columns: {where} has no column named {field!r} (its columns: "
-                    f"{', '.join(names)})"
-                ) from None
             if not -width <= j < width:
                 raise CLIError(
                     f"--columns: column index {j} is out of range: {where} has {width} "
@@ -188,7 +207,7 @@ def _column_indices(columns, names, width, where, with_names=False):
         if j in indices:
             raise CLIError(f"--columns: column {field!r} is chosen twice")
         indices.append(j)
-    return (indices, by_name) if with_names else indices
+    return indices, by_name
 
 
 def check_output(requested, force):
@@ -362,7 +381,7 @@ def _held_out_steps(n_steps, fraction):
 
 
 def _hyperparameters(args, where):
-    """The options of HYPERPARAMETERS that go to ``where`` ("model" or "fit"), by keyword."""
+    """Return the options of HYPERPARAMETERS that go to ``where`` ("model" or "fit")."""
     names = (flag[2:].replace("-", "_") for flag, to, _ in HYPERPARAMETERS if to == where)
     return {name: getattr(args, name) for name in names}
 
@@ -411,6 +430,7 @@ def cmd_train(args, out):
         return _interrupted(model, exc, mean, scale, args)
     model.data_mean_, model.data_scale_ = mean, scale
     print(f"{model.n_iter_} epochs in {time.perf_counter() - start:.1f} s", file=out)
+    worse = False
     if n_test:
         # each held-out step predicted from the one before, the state run over
         # the training part first: data the model was not fitted to
@@ -420,15 +440,16 @@ def cmd_train(args, out):
             f"persistence {naive:.6g}  ({_compared(rmse, naive)})",
             file=out,
         )
+        worse = not rmse < naive
     path = write_new(args.output, "crnn-model.npz", args.force, _saver(model))
     what = f" (columns: {', '.join(names)})" if names is not None else ""
     print(f"model saved to {path}{what}", file=out)
-    if n_test and not rmse < naive:
+    if worse:  # said after the save, which may fail (one line, status 2) instead
         _warn(
             "train",
             f"the model's held-out error ({rmse:.6g}) is not below persistence's "
-            f"({naive:.6g}): persistence (the next value is the current one) does as well; "
-            "try more --epochs, another --hidden-size or --window, or more data",
+            f"({naive:.6g}): persistence (the next value is the current one) does at least as "
+            "well; try more --epochs, another --hidden-size or --window, or more data",
         )
     return 0
 
@@ -620,7 +641,7 @@ def _delimiter(text):
         raise argparse.ArgumentTypeError(
             f"must be one character (or \\t or tab for a tab), got {text!r}"
         )
-    if text in "\r\n\"0123456789.+-":
+    if text in '\r\n"0123456789.+-':
         raise argparse.ArgumentTypeError(f"{text!r} cannot separate fields of numbers")
     return text
 
@@ -655,7 +676,11 @@ HYPERPARAMETERS = (
             "help": "learning rate (default: 0.01 for adam and sgd, 0.1 for adagrad)",
         },
     ),
-    ("--optimizer", "fit", {"choices": ["adam", "sgd", "adagrad"], "default": "adam", "help": "the optimizer"}),
+    (
+        "--optimizer",
+        "fit",
+        {"choices": ["adam", "sgd", "adagrad"], "default": "adam", "help": "the optimizer"},
+    ),
     (
         "--method",
         "fit",
@@ -695,8 +720,8 @@ def build_parser():
         p.add_argument(
             "--columns",
             help="the columns to use, comma-separated: names in the CSV's header line, or "
-            "indices (0 the first, -1 the last); only they need to hold numbers "
-            "(default: every column)",
+            "indices (whole numbers: 0 the first, -1 the last); only they need to hold "
+            "numbers (default: every column)",
         )
         p.add_argument(
             "--delimiter",
@@ -732,7 +757,9 @@ def build_parser():
         help="the share of the series, at its end, held out of training to measure the "
         "model's error against persistence's (0: none)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, shuffling and validation split")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights, shuffling and validation split"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     common_out(p, "model (default: crnn-model.npz)")
     p.set_defaults(func=cmd_train)
