@@ -448,6 +448,15 @@ def test_only_the_chosen_columns_need_to_be_numbers_and_a_headerless_file_takes_
     )
 
 
+def test_columns_of_a_npy_file_by_index(tmp_path):
+    path = tmp_path / "x.npy"
+    data = np.arange(30.0).reshape(10, 3)
+    np.save(path, data)
+    values, names = crnn._cli.read_data(str(path), columns="2,0")
+    np.testing.assert_array_equal(values, data[:, [2, 0]])
+    assert names is None
+
+
 def test_a_whole_number_is_an_index_never_a_name(tmp_path, capsys):
     # no header: the first line is data even when it holds the index asked for
     path = tmp_path / "x.csv"
