@@ -2,10 +2,14 @@
 """The ``crnn`` command: ``demo``, ``train``, ``predict`` and ``forecast``.
 
 Data files hold one time series: rows are time steps, columns are features
-(CSV with an optional header line, or a 1-D/2-D ``.npy``). ``train`` fits a
-next-step predictor (input and output are the same features), standardising
-each column with the training data's mean and standard deviation; the
-scaling is saved with the model and undone on output.
+(CSV with an optional header line, or a 1-D/2-D ``.npy``); ``--columns``
+picks some of them, by header name or index, and ``--delimiter`` is the
+CSV's separator. ``train`` fits a next-step predictor (input and output are
+the same features) on all but the last steps of the series, which it holds
+out to measure the model against persistence; each column is standardised
+with the training part's mean and standard deviation, a scaling saved with
+the model and undone on output. The CSV written keeps the input's column
+names.
 
 No file is ever overwritten unless the user names it and passes ``--force``;
 default output names that exist already get a numbered suffix instead. Both
@@ -38,12 +42,27 @@ class CLIError(Exception):
 # ---------------------------------------------------------------------- files
 
 
-def read_table(path, what="DATA"):
+def read_table(path, what="DATA", *, columns=None, delimiter=","):
     """Return the series in a CSV or .npy file as a 2-D float64 array (time, features)."""
+    return read_data(path, what, columns=columns, delimiter=delimiter)[0]
+
+
+def read_data(path, what="DATA", *, columns=None, delimiter=","):
+    """Return (values, names): the series in a CSV or .npy file and its columns' names.
+
+    ``values`` is a 2-D float64 array (time, features) of the columns chosen
+    by ``columns`` (a comma-separated string of header names and indices, a
+    whole number being an index: 0 the first, negative from the end; None:
+    every column), in that order.
+    ``names`` are those columns' names in the CSV's header line, or None
+    when there is no header (a .npy file has none). ``delimiter`` separates
+    the CSV's fields. Only the chosen columns need to hold numbers.
+    """
     if not os.path.exists(path):
         raise CLIError(f"{what} file {path!r} does not exist")
     if os.path.isdir(path):
         raise CLIError(f"{what} {path!r} is a directory, not a file")
+    names = None
     if path.endswith(".npy"):
         try:
             arr = np.load(path, allow_pickle=False)
@@ -57,9 +76,11 @@ def read_table(path, what="DATA"):
             raise CLIError(
                 f"{what} file {path!r} must hold a 1-D or 2-D array, got shape {arr.shape}"
             )
+        if columns is not None and arr.shape[1] > 0:
+            arr = arr[:, _column_indices(columns, None, arr.shape[1], f"{what} file {path!r}")[0]]
         arr = arr.astype(np.float64)
     else:
-        arr = _read_csv(path, what)
+        arr, names = _read_csv(path, what, columns, delimiter)
     if arr.shape[0] < 2 or arr.shape[1] < 1:
         raise CLIError(
             f"{what} file {path!r} must have at least 2 rows and 1 column, got {arr.shape}"
@@ -69,15 +90,22 @@ def read_table(path, what="DATA"):
         raise CLIError(
             f"{what} file {path!r}: row {row + 1}, column {col + 1} is not a finite number"
         )
-    return arr
+    return arr, names
 
 
-def _read_csv(path, what):
+def _numbers(fields):
+    try:
+        return [float(c) for c in fields]
+    except ValueError:
+        return None
+
+
+def _read_csv(path, what, columns, delimiter):
     # utf-8-sig: a byte-order mark (some spreadsheets write one) is not part of
     # the first field, which would then be no number and taken for a header
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
+            reader = csv.reader(fh, delimiter=delimiter)
             try:
                 rows = [r for r in reader if r and any(c.strip() for c in r)]
             except csv.Error as exc:  # a field beyond csv.field_size_limit(), say
@@ -89,27 +117,97 @@ def _read_csv(path, what):
     if not rows:
         raise CLIError(f"{what} file {path!r} is empty")
 
-    def numbers(row):
-        try:
-            return [float(c) for c in row]
-        except ValueError:
-            return None
-
-    first = 1 if numbers(rows[0]) is None else 0  # a header line
+    # The first line is a header when it is not all numbers. With --columns,
+    # whose other columns may hold anything (dates, say), when a column is
+    # chosen by name, the chosen fields of it are not all numbers, or a field
+    # of it is no number where the next line has one.
+    first_line = [c.strip() for c in rows[0]]
+    if columns is None:
+        chosen = None
+        header = _numbers(first_line) is None
+    else:
+        possible_names = first_line if _numbers(first_line) is None else None
+        chosen, by_name = _column_indices(
+            columns, possible_names, len(first_line), f"{what} file {path!r}"
+        )
+        second = rows[1] if len(rows) > 1 else []
+        header = (
+            by_name
+            or _numbers([first_line[j] for j in chosen]) is None
+            or any(
+                _numbers([a]) is None and _numbers([b]) is not None
+                for a, b in zip(first_line, second, strict=False)
+            )
+        )
+    first = 1 if header else 0
     width = len(rows[first]) if first < len(rows) else len(rows[0])
+    if header and first < len(rows) and len(rows[0]) != width:
+        raise CLIError(
+            f"{what} file {path!r}: the header line has {len(rows[0])} columns, but the first "
+            f"data line has {width}"
+        )
     values = []
     for i, row in enumerate(rows[first:], start=first + 1):
-        parsed = numbers(row)
-        if parsed is None:
-            bad = next(c for c in row if numbers([c]) is None)
-            raise CLIError(f"{what} file {path!r}, line {i}: {bad!r} is not a number")
-        if len(parsed) != width:
+        if len(row) != width:
             raise CLIError(
-                f"{what} file {path!r}, line {i}: {len(parsed)} columns, but the first data "
+                f"{what} file {path!r}, line {i}: {len(row)} columns, but the first data "
                 f"line has {width}"
             )
+        fields = row if chosen is None else [row[j] for j in chosen]
+        parsed = _numbers(fields)
+        if parsed is None:
+            bad = next(c for c in fields if _numbers([c]) is None)
+            hint = (
+                " (choose the columns that hold numbers with --columns)" if chosen is None else ""
+            )
+            raise CLIError(f"{what} file {path!r}, line {i}: {bad!r} is not a number{hint}")
         values.append(parsed)
-    return np.array(values, dtype=np.float64).reshape(len(values), width)
+    k = width if chosen is None else len(chosen)
+    names = None
+    if header:
+        names = first_line if chosen is None else [first_line[j] for j in chosen]
+    return np.array(values, dtype=np.float64).reshape(len(values), k), names
+
+
+def _column_indices(columns, names, width, where):
+    """Resolve --columns; return (column indices, whether a column was chosen by name).
+
+    Each comma-separated field that is a whole number is an index (0 the
+    first column, negative counting from the end); any other is a name in
+    ``names``, the header line (None when there is none).
+    """
+    indices, by_name = [], False
+    for field in (f.strip() for f in columns.split(",")):
+        try:
+            j = int(field)
+        except ValueError:
+            j = None
+        if j is None:
+            if names is None:
+                raise CLIError(
+                    f"--columns: {where} has no header line to find {field!r} in; give "
+                    "column indices (0 is the first)"
+                )
+            if field not in names:
+                raise CLIError(
+                    f"--columns: {where} has no column named {field!r} (its columns: "
+                    f"{', '.join(names)})"
+                )
+            if names.count(field) > 1:
+                raise CLIError(f"{where}: its header has more than one column named {field!r}")
+            j = names.index(field)
+            by_name = True
+        else:
+            if not -width <= j < width:
+                raise CLIError(
+                    f"--columns: column index {j} is out of range: {where} has {width} "
+                    f"column(s), indices 0 to {width - 1} (or -{width} to -1)"
+                )
+            j %= width
+        if j in indices:
+            raise CLIError(f"--columns: column {field!r} is chosen twice")
+        indices.append(j)
+    return indices, by_name
 
 
 def check_output(requested, force):
@@ -162,10 +260,10 @@ def _numbered(default):
         k += 1
 
 
-def write_csv(path, array, header, replace=True):
+def write_csv(path, array, header, replace=True, delimiter=","):
     """Write rows of numbers as CSV, atomically (to stdout when path is None or '-')."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\n", delimiter=delimiter)
     writer.writerow(header)
     for row in np.atleast_2d(array):
         writer.writerow([repr(float(v)) for v in row])
@@ -223,6 +321,26 @@ def _rmse(a, b):
         return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
+def _one_step_errors(model, z, series, start, mean, scale):
+    """Predict series[start + 1:] one step ahead, the state run over z[:start] first.
+
+    Return (predictions, the model's RMSE, persistence's RMSE), in the
+    data's units; persistence predicts that the next value is the current one.
+    """
+    _, state = model.predict(z[:start], return_state=True)
+    pred = model.predict(z[start:-1], state) * scale + mean
+    truth = series[start + 1 :]
+    return pred, _rmse(pred, truth), _rmse(series[start:-1], truth)
+
+
+def _compared(rmse, naive):
+    """'12.3% lower' (or higher): the model's error against persistence's."""
+    if not naive > 0:
+        return "persistence is exact here" if rmse > 0 else "both exact"
+    change = 100 * (1 - rmse / naive)
+    return f"{abs(change):.1f}% {'lower' if change >= 0 else 'higher'}"
+
+
 # ---------------------------------------------------------------------- commands
 
 
@@ -243,22 +361,59 @@ def _check_columns(model, data, path):
     if data.shape[1] != model.input_size:
         raise CLIError(
             f"DATA file {path!r} has {data.shape[1]} columns, but the model was trained on "
-            f"{model.input_size}"
+            f"{model.input_size} (choose them with --columns)"
         )
 
 
+def _warn(command, message):
+    print(f"crnn {command}: warning: {message}", file=sys.stderr)
+
+
+def _held_out_steps(n_steps, fraction):
+    """How many of the last steps `crnn train` holds out: round(fraction * n_steps).
+
+    At least 1 when fraction > 0, and at most n_steps - 2, so that at least
+    one next-step pair is left to train on; 0 when the series is too short.
+    """
+    if fraction == 0:
+        return 0
+    return max(0, min(max(round(fraction * n_steps), 1), n_steps - 2))
+
+
+def _hyperparameters(args, where):
+    """Return the options of HYPERPARAMETERS that go to ``where`` ("model" or "fit")."""
+    names = (flag[2:].replace("-", "_") for flag, to, _ in HYPERPARAMETERS if to == where)
+    return {name: getattr(args, name) for name in names}
+
+
 def cmd_train(args, out):
-    """Fit a next-step predictor to the series in DATA and save it."""
-    series = read_table(args.data)
-    mean, scale = _fit_scaling(series)
-    z = (series - mean) / scale
-    X, target = _windows(z, args.window, max(1, args.window // 4))
+    """Fit a next-step predictor to the series in DATA, measure it on held-out steps, save it."""
+    series, names = read_data(args.data, columns=args.columns, delimiter=args.delimiter)
+    n_test = _held_out_steps(series.shape[0], args.test_fraction)
+    n_train = series.shape[0] - n_test
+    mean, scale = _fit_scaling(series[:n_train])  # the training part's, as the model will see
+    z = _standardise(series, mean, scale, args.data)
+    X, target = _windows(z[:n_train], args.window, max(1, args.window // 4))
     k = series.shape[1]
-    model = RNN(k, args.hidden_size, seed=args.seed, bias=args.bias)
+    model = RNN(k, seed=args.seed, **_hyperparameters(args, "model"))
     check_output(args.output, args.force)
+    if args.test_fraction > 0 and n_test == 0:
+        _warn(
+            "train",
+            f"the series has only {series.shape[0]} steps: none is held out, so the model's "
+            "error is not measured",
+        )
+    if n_train < args.window + 1:
+        _warn(
+            "train",
+            f"the training part has {n_train} steps, fewer than --window {args.window} + 1: "
+            f"the model trains on one sequence of {n_train - 1} steps; give a longer series "
+            "or a smaller --window",
+        )
+    held = f"; the last {n_test} held out" if n_test else "; none held out"
     print(
-        f"training {model!r} on {series.shape[0]} steps of {k} feature(s) "
-        f"({X.shape[0]} windows of {X.shape[1]} steps)",
+        f"training {model!r} on {n_train} steps of {k} feature(s) "
+        f"({X.shape[0]} windows of {X.shape[1]} steps){held}",
         file=out,
     )
     start = time.perf_counter()
@@ -266,27 +421,36 @@ def cmd_train(args, out):
         model.fit(
             X,
             target,
-            epochs=args.epochs,
-            lr=args.lr,
-            optimizer=args.optimizer,
-            method=args.method,
-            batch_size=args.batch_size,
             validation_fraction=0.1 if X.shape[0] >= 10 else None,
             seed=args.seed,
             verbose=not args.quiet,
+            **_hyperparameters(args, "fit"),
         )
     except KeyboardInterrupt as exc:
         return _interrupted(model, exc, mean, scale, args)
     model.data_mean_, model.data_scale_ = mean, scale
-    pred = model.predict(z[:-1]) * scale + mean
-    print(
-        f"{model.n_iter_} epochs in {time.perf_counter() - start:.1f} s; one-step RMSE on the "
-        f"training series {_rmse(pred, series[1:]):.6g} (persistence "
-        f"{_rmse(series[:-1], series[1:]):.6g})",
-        file=out,
-    )
+    print(f"{model.n_iter_} epochs in {time.perf_counter() - start:.1f} s", file=out)
+    worse = False
+    if n_test:
+        # each held-out step predicted from the one before, the state run over
+        # the training part first: data the model was not fitted to
+        _, rmse, naive = _one_step_errors(model, z, series, n_train - 1, mean, scale)
+        print(
+            f"held-out RMSE, next step (last {n_test} steps):  crnn {rmse:.6g}   "
+            f"persistence {naive:.6g}  ({_compared(rmse, naive)})",
+            file=out,
+        )
+        worse = not rmse < naive
     path = write_new(args.output, "crnn-model.npz", args.force, _saver(model))
-    print(f"model saved to {path}", file=out)
+    what = f" (columns: {', '.join(names)})" if names is not None else ""
+    print(f"model saved to {path}{what}", file=out)
+    if worse:  # said after the save, which may fail (one line, status 2) instead
+        _warn(
+            "train",
+            f"the model's held-out error ({rmse:.6g}) is not below persistence's "
+            f"({naive:.6g}): persistence (the next value is the current one) does at least as "
+            "well; try more --epochs, another --hidden-size or --window, or more data",
+        )
     return 0
 
 
@@ -320,7 +484,7 @@ def _interrupted(model, exc, mean, scale, args):
 def _apply(args, compute, column):
     """Load MODEL and DATA, run compute(model, standardised data), write CSV."""
     model = _load_model(args.model)
-    series = read_table(args.data)
+    series, names = read_data(args.data, columns=args.columns, delimiter=args.delimiter)
     _check_columns(model, series, args.data)
     mean, scale = _scaling(model)
     path = None if args.output in (None, "-") else args.output
@@ -328,11 +492,16 @@ def _apply(args, compute, column):
     z = _standardise(series, mean, scale, args.data)
     with np.errstate(over="ignore"):  # outputs beyond float64 are written as inf
         result = compute(model, z) * scale + mean
-    header = [f"{column}_{j}" for j in range(result.shape[1])]
+    header = names if names is not None else [f"{column}_{j}" for j in range(result.shape[1])]
     if path is None:
-        write_csv(None, result, header)
+        write_csv(None, result, header, delimiter=args.delimiter)
     else:
-        write_new(path, None, args.force, lambda p, r: write_csv(p, result, header, r))
+        write_new(
+            path,
+            None,
+            args.force,
+            lambda p, r: write_csv(p, result, header, r, delimiter=args.delimiter),
+        )
     return 0
 
 
@@ -381,16 +550,10 @@ def cmd_demo(args, out):
     model.data_mean_, model.data_scale_ = mean, scale
     fit_time = time.perf_counter() - start
     # one-step predictions over the test part, the state warmed up on the training part
-    _, state = model.predict(z[:n_train], return_state=True)
-    pred = model.predict(z[n_train:-1], state) * scale + mean
-    truth = series[n_train + 1 :]
-    rmse = _rmse(pred, truth)
-    naive = _rmse(series[n_train:-1], truth)
+    pred, rmse, naive = _one_step_errors(model, z, series, n_train, mean, scale)
     print(f"trained for {model.n_iter_} epochs in {fit_time:.1f} s", file=out)
     print(f"test RMSE, next step:  crnn {rmse:.5f}   persistence {naive:.5f}", file=out)
-    change = 100 * (1 - rmse / naive)
-    word = "lower" if change >= 0 else "higher"
-    print(f"crnn's error is {abs(change):.1f}% {word} than persistence's", file=out)
+    print(f"crnn's error is {_compared(rmse, naive)} than persistence's", file=out)
     path = write_new(args.output, "crnn-demo-model.npz", args.force, _saver(model))
     print(f"model saved to {path}", file=out)
     horizon = min(200, len(test) - 1)
@@ -461,61 +624,158 @@ def _positive_float(text):
     return value
 
 
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _delimiter(text):
+    if text in ("\\t", "tab"):
+        return "\t"
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(
+            f"must be one character (or \\t or tab for a tab), got {text!r}"
+        )
+    if text in '\r\n"0123456789.+-':
+        raise argparse.ArgumentTypeError(f"{text!r} cannot separate fields of numbers")
+    return text
+
+
+# The hyperparameters `crnn train` hands on: (flag, where, argparse keywords).
+# "model" options go to RNN(...), "fit" options to RNN.fit(...), as the
+# keyword the flag names (--hidden-size: hidden_size); a new hyperparameter
+# of either is one line here.
+HYPERPARAMETERS = (
+    ("--hidden-size", "model", {"type": _positive_int, "default": 32, "help": "hidden units d"}),
+    (
+        "--bias",
+        "model",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "default": True,
+            "help": "biases b and c (Z = UX + WS + b, Y = VS + c); --no-bias: Elman's network "
+            "without them",
+        },
+    ),
+    (
+        "--epochs",
+        "fit",
+        {"type": _positive_int, "default": 200, "help": "the most passes over the windows"},
+    ),
+    (
+        "--lr",
+        "fit",
+        {
+            "type": _positive_float,
+            "default": None,
+            "help": "learning rate (default: 0.01 for adam and sgd, 0.1 for adagrad)",
+        },
+    ),
+    (
+        "--optimizer",
+        "fit",
+        {"choices": ["adam", "sgd", "adagrad"], "default": "adam", "help": "the optimizer"},
+    ),
+    (
+        "--method",
+        "fit",
+        {"choices": ["bptt", "rtrl"], "default": "bptt", "help": "how gradients are computed"},
+    ),
+    ("--batch-size", "fit", {"type": _positive_int, "default": 16, "help": "windows per update"}),
+)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's line ends with its default, unless it has none to show."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "(default" in action.help:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     """Return the argument parser of the ``crnn`` command."""
     parser = argparse.ArgumentParser(
         prog="crnn",
         description="The Elman RNN with exact gradients (BPTT and RTRL), in compiled Cython.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"crnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, help):
+        return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
 
     def common_out(p, what):
         p.add_argument("-o", "--output", help=f"where to write the {what}")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
-    p = sub.add_parser("demo", help="train on the Mackey-Glass series and compare with persistence")
-    p.add_argument("--hidden-size", type=_positive_int, default=32)
-    p.add_argument("--epochs", type=_positive_int, default=300)
+    def data_options(p):
+        p.add_argument(
+            "--columns",
+            help="the columns to use, comma-separated: names in the CSV's header line, or "
+            "indices (whole numbers: 0 the first, -1 the last); only they need to hold "
+            "numbers (default: every column)",
+        )
+        p.add_argument(
+            "--delimiter",
+            type=_delimiter,
+            default=",",
+            help="the CSV's field separator, also used in the CSV written; \\t or tab for a tab "
+            "(default: a comma)",
+        )
+
+    p = command("demo", "train on the Mackey-Glass series and compare with persistence")
+    p.add_argument("--hidden-size", type=_positive_int, default=32, help="hidden units d")
+    p.add_argument("--epochs", type=_positive_int, default=300, help="the most passes")
     p.add_argument("--length", type=_positive_int, default=3000, help="series length (steps)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", help="PNG file of the forecast (default crnn-demo.png)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, weights and shuffling")
+    p.add_argument("--plot", help="PNG file of the forecast (default: crnn-demo.png)")
     p.add_argument("--no-plot", action="store_true", help="do not draw the PNG")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
-    common_out(p, "model (default crnn-demo-model.npz)")
+    common_out(p, "model (default: crnn-demo-model.npz)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("train", help="fit a next-step predictor to a series (CSV or .npy)")
+    p = command("train", "fit a next-step predictor to a series (CSV or .npy)")
     p.add_argument(
         "data", metavar="DATA", help="CSV or .npy: rows are time steps, columns features"
     )
-    p.add_argument("--hidden-size", type=_positive_int, default=32)
-    p.add_argument("--epochs", type=_positive_int, default=200)
-    p.add_argument("--lr", type=_positive_float, default=None)
-    p.add_argument("--optimizer", choices=["adam", "sgd", "adagrad"], default="adam")
-    p.add_argument("--method", choices=["bptt", "rtrl"], default="bptt")
-    p.add_argument("--batch-size", type=_positive_int, default=16)
+    data_options(p)
+    for flag, _, options in HYPERPARAMETERS:
+        p.add_argument(flag, **options)
     p.add_argument("--window", type=_positive_int, default=100, help="steps per training window")
     p.add_argument(
-        "--bias",
-        action="store_true",
-        help="train a model with biases b and c (Z = UX + WS + b, Y = VS + c); saved with it",
+        "--test-fraction",
+        type=_fraction,
+        default=0.2,
+        help="the share of the series, at its end, held out of training to measure the "
+        "model's error against persistence's (0: none)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the weights, shuffling and validation split"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
-    common_out(p, "model (default crnn-model.npz)")
+    common_out(p, "model (default: crnn-model.npz)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("predict", help="one-step-ahead predictions over a series, as CSV")
+    p = command("predict", "one-step-ahead predictions over a series, as CSV")
     p.add_argument("model", metavar="MODEL", help="a model saved by 'crnn train'")
-    p.add_argument("data", metavar="DATA")
+    p.add_argument("data", metavar="DATA", help="CSV or .npy, the columns the model was trained on")
+    data_options(p)
     common_out(p, "CSV (default: standard output)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("forecast", help="run over a series, then forecast in closed loop, as CSV")
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("data", metavar="DATA")
-    p.add_argument("--steps", type=_positive_int, required=True)
+    p = command("forecast", "run over a series, then forecast in closed loop, as CSV")
+    p.add_argument("model", metavar="MODEL", help="a model saved by 'crnn train'")
+    p.add_argument("data", metavar="DATA", help="CSV or .npy, the columns the model was trained on")
+    p.add_argument("--steps", type=_positive_int, required=True, help="steps to forecast")
+    data_options(p)
     common_out(p, "CSV (default: standard output)")
     p.set_defaults(func=cmd_forecast)
     return parser
