@@ -74,6 +74,19 @@ def test_demo_draws_the_plot(tmp_path, monkeypatch):
     assert main([*TINY_DEMO, "--plot", "fc.png"]) == 2  # named and existing: refused
 
 
+def test_train_takes_the_cell_and_weight_decay(tmp_path, series_csv, capsys):
+    path, _ = series_csv
+    model_path = tmp_path / "m.npz"
+    args = ["train", str(path), "--epochs", "3", "--hidden-size", "4", "-q", "-o", str(model_path)]
+    extra = ["--activation", "relu", "--leak", "0.5", "--weight-decay", "0.01"]
+    assert main([*args, *extra]) == 0
+    model = crnn.load(model_path)
+    assert (model.activation, model.leak) == ("relu", 0.5)
+    capsys.readouterr()
+    # the saved cell is what predict uses
+    assert main(["predict", str(model_path), str(path), "-o", str(tmp_path / "p.csv")]) == 0
+
+
 def test_train_predict_forecast(tmp_path, series_csv, capsys):
     path, data = series_csv
     model_path = tmp_path / "m.npz"
@@ -550,6 +563,12 @@ def test_columns_a_file_cannot_give(tmp_path, capsys, name, content, columns, me
         ("--test-fraction", "-0.1", "must be in [0, 1)"),
         ("--test-fraction", "nan", "must be in [0, 1)"),
         ("--test-fraction", "half", "not a number"),
+        ("--leak", "0", "must be in (0, 1]"),
+        ("--leak", "1.5", "must be in (0, 1]"),
+        ("--leak", "x", "not a number"),
+        ("--weight-decay", "-1", "must be a number >= 0"),
+        ("--weight-decay", "inf", "must be a number >= 0"),
+        ("--activation", "sigmoid", "invalid choice"),
     ],
 )
 def test_bad_options_are_usage_errors(tmp_path, series_csv, capsys, option, value, message):
@@ -596,6 +615,9 @@ def test_help_has_a_line_for_every_option_with_its_default(command, capsys):
             "--test-fraction TEST_FRACTION",
             "(default: 0.2)",
             "--window WINDOW steps per training window (default: 100)",
+            "--activation {tanh,relu,identity,logistic}",
+            "--leak LEAK the leak rate a, in (0, 1] (1: no leak) (default: 1.0)",
+            "(default: 0.0)",
             "(default: crnn-model.npz)",
         ]:
             assert expected in text

@@ -82,6 +82,24 @@ def _dask(ns, printed, code):
     assert ns["best"].best_params["hidden_size"] in (8, 16)
 
 
+def _sklearn(ns, printed, code):
+    assert ns["grid"].best_params_["hidden_size"] in (8, 16)
+    assert ns["Xw"].shape == (95, 50, 1)
+
+
+def _cell(ns, printed, code):
+    # the printed mean loss of the last step is the comment's, and far below the start's
+    (comment,) = (line.split("#")[1] for line in code.splitlines() if "print(" in line)
+    shown, got = _numbers(comment), _numbers(printed)
+    assert abs(got[0] - shown[0]) <= 0.00005 + 1e-12, (got, shown)
+    assert got[0] < 0.01 * shown[1]
+    rnn, X, target = ns["rnn"], ns["X"], ns["target"]
+    assert rnn.penalty_curve_[-1] > 0
+    assert rnn.loss(X, target) > 10 * rnn.loss(X, target, sample_weight=ns["last_only"])
+    assert [y.shape for y in ns["leaky"].predict(ns["seqs"])] == [(5, 1), (40, 1), (17, 1)]
+    assert (ns["leaky"].activation, ns["leaky"].leak) == ("relu", 0.3)
+
+
 # a block is recognised by a line of its code; every block has its check
 CHECKS = {
     "rnn = crnn.RNN(input_size=3, hidden_size=16, output_size=2, seed=0)": _quick_start,
@@ -89,6 +107,8 @@ CHECKS = {
     "biased.fit(X, target, epochs=300, seed=0)": _biases,
     "online = crnn.OnlineRTRL(crnn.RNN(1, 16, seed=0), lr=0.005, clip=1.0)": _online,
     "cd.fit(rnn, X, target, epochs=20, lr=0.01)": _dask,
+    "grid.fit(Xw[:80], yw[:80])": _sklearn,
+    'leaky = crnn.RNN(1, 8, activation="relu", leak=0.3, seed=0)': _cell,
 }
 
 
@@ -123,6 +143,9 @@ def test_python_block_runs_on_its_own(code, line, tmp_path, monkeypatch, capsys)
     if "import dask" in code:
         pytest.importorskip("dask.array", reason="the dask extra is not installed")
         pytest.importorskip("distributed", reason="the dask extra is not installed")
+    if "sklearn" in code:
+        pytest.importorskip("sklearn", reason="scikit-learn is not installed")
+        pytest.importorskip("pandas", reason="pandas is not installed")
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "__main__"}
     # padded so that a traceback names the README's own line numbers

@@ -634,6 +634,26 @@ def _fraction(text):
     return value
 
 
+def _leak(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (np.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def _delimiter(text):
     if text in ("\\t", "tab"):
         return "\t"
@@ -660,6 +680,29 @@ HYPERPARAMETERS = (
             "default": True,
             "help": "biases b and c (Z = UX + WS + b, Y = VS + c); --no-bias: Elman's network "
             "without them",
+        },
+    ),
+    (
+        "--activation",
+        "model",
+        {
+            "choices": ["tanh", "relu", "identity", "logistic"],
+            "default": "tanh",
+            "help": "the activation f of the state, S = (1 - a) S' + a f(Z)",
+        },
+    ),
+    (
+        "--leak",
+        "model",
+        {"type": _leak, "default": 1.0, "help": "the leak rate a, in (0, 1] (1: no leak)"},
+    ),
+    (
+        "--weight-decay",
+        "fit",
+        {
+            "type": _non_negative_float,
+            "default": 0.0,
+            "help": "adds weight_decay (|U|^2 + |W|^2 + |V|^2) to the training objective",
         },
     ),
     (
