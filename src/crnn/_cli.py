@@ -14,12 +14,15 @@ output file is created only under a name that is free then
 (:func:`write_new`).
 """
 
+from __future__ import annotations
+
 import argparse
 import csv
 import io
 import os
 import sys
 import time
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +30,13 @@ from crnn._files import write_atomically
 from crnn._guard import uninterrupted
 from crnn._rnn import RNN
 from crnn._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from numpy.typing import NDArray
+
+    _Array = NDArray[Any]
 
 __all__ = ["main"]
 
@@ -38,7 +48,7 @@ class CLIError(Exception):
 # ---------------------------------------------------------------------- files
 
 
-def read_table(path, what="DATA"):
+def read_table(path: str, what: str = "DATA") -> NDArray[np.float64]:
     """Return the series in a CSV or .npy file as a 2-D float64 array (time, features)."""
     if not os.path.exists(path):
         raise CLIError(f"{what} file {path!r} does not exist")
@@ -46,7 +56,7 @@ def read_table(path, what="DATA"):
         raise CLIError(f"{what} {path!r} is a directory, not a file")
     if path.endswith(".npy"):
         try:
-            arr = np.load(path, allow_pickle=False)
+            arr: NDArray[Any] = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise CLIError(f"{what} file {path!r} is not a readable .npy array: {exc}") from None
         if arr.dtype.kind not in "fiub":
@@ -72,7 +82,7 @@ def read_table(path, what="DATA"):
     return arr
 
 
-def _read_csv(path, what):
+def _read_csv(path: str, what: str) -> NDArray[np.float64]:
     # utf-8-sig: a byte-order mark (some spreadsheets write one) is not part of
     # the first field, which would then be no number and taken for a header
     try:
@@ -89,7 +99,7 @@ def _read_csv(path, what):
     if not rows:
         raise CLIError(f"{what} file {path!r} is empty")
 
-    def numbers(row):
+    def numbers(row: list[str]) -> list[float] | None:
         try:
             return [float(c) for c in row]
         except ValueError:
@@ -112,7 +122,7 @@ def _read_csv(path, what):
     return np.array(values, dtype=np.float64).reshape(len(values), width)
 
 
-def check_output(requested, force):
+def check_output(requested: str | None, force: bool) -> None:
     """Refuse, before any work, an output path that will not be writable.
 
     The user's path is refused if it exists, unless --force, or if it is a
@@ -130,7 +140,9 @@ def check_output(requested, force):
         raise CLIError(f"cannot write {requested!r}: directory {parent!r} does not exist")
 
 
-def write_new(requested, default, force, write):
+def write_new(
+    requested: str | None, default: str | None, force: bool, write: Callable[[str, bool], object]
+) -> str:
     """Write an output file with ``write(path, replace)``; return the path written.
 
     The user's path is replaced only with --force; otherwise it must be free
@@ -139,7 +151,7 @@ def write_new(requested, default, force, write):
     ``stem-2.ext``, ...; each is claimed the same way, so two commands
     running at once never write to one name.
     """
-    candidates = [requested] if requested is not None else _numbered(default)
+    candidates = [requested] if requested is not None else _numbered(default)  # type: ignore[arg-type]
     for path in candidates:
         try:
             write(path, requested is not None and force)
@@ -153,7 +165,7 @@ def write_new(requested, default, force, write):
     raise AssertionError("unreachable")  # pragma: no cover - _numbered never ends
 
 
-def _numbered(default):
+def _numbered(default: str) -> Iterator[str]:
     stem, ext = os.path.splitext(default)
     yield default
     k = 1
@@ -162,7 +174,7 @@ def _numbered(default):
         k += 1
 
 
-def write_csv(path, array, header, replace=True):
+def write_csv(path: str | None, array: _Array, header: list[str], replace: bool = True) -> None:
     """Write rows of numbers as CSV, atomically (to stdout when path is None or '-')."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -179,7 +191,7 @@ def write_csv(path, array, header, replace=True):
 # ---------------------------------------------------------------------- scaling
 
 
-def _fit_scaling(series):
+def _fit_scaling(series: _Array) -> tuple[_Array, _Array]:
     with np.errstate(over="ignore", invalid="ignore"):  # reported just below
         mean = series.mean(axis=0)
         scale = series.std(axis=0)
@@ -192,7 +204,7 @@ def _fit_scaling(series):
     return mean, scale
 
 
-def _standardise(series, mean, scale, path):
+def _standardise(series: _Array, mean: _Array, scale: _Array, path: str) -> _Array:
     with np.errstate(over="ignore"):  # reported just below
         z = (series - mean) / scale
     if not np.isfinite(z).all():
@@ -200,7 +212,7 @@ def _standardise(series, mean, scale, path):
     return z
 
 
-def _scaling(model):
+def _scaling(model: RNN) -> tuple[_Array, _Array]:
     mean = getattr(model, "data_mean_", None)
     scale = getattr(model, "data_scale_", None)
     if mean is None or scale is None:
@@ -208,7 +220,7 @@ def _scaling(model):
     return np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
 
 
-def _windows(series, length, step):
+def _windows(series: _Array, length: int, step: int) -> tuple[_Array, _Array]:
     """Next-step training pairs from windows of `length` steps of one series."""
     from crnn.datasets import windows
 
@@ -218,7 +230,7 @@ def _windows(series, length, step):
     return w[:, :-1], w[:, 1:]
 
 
-def _rmse(a, b):
+def _rmse(a: _Array, b: _Array) -> float:
     with np.errstate(over="ignore"):  # an inf RMSE is the honest answer
         return float(np.sqrt(np.mean((a - b) ** 2)))
 
@@ -226,7 +238,7 @@ def _rmse(a, b):
 # ---------------------------------------------------------------------- commands
 
 
-def _load_model(path):
+def _load_model(path: str) -> RNN:
     if not os.path.exists(path):
         raise CLIError(f"MODEL file {path!r} does not exist")
     try:
@@ -235,11 +247,11 @@ def _load_model(path):
         raise CLIError(str(exc)) from None
 
 
-def _saver(model):
+def _saver(model: RNN) -> Callable[[str, bool], str]:
     return lambda path, replace: model.save(path, overwrite=replace)
 
 
-def _check_columns(model, data, path):
+def _check_columns(model: RNN, data: _Array, path: str) -> None:
     if data.shape[1] != model.input_size:
         raise CLIError(
             f"DATA file {path!r} has {data.shape[1]} columns, but the model was trained on "
@@ -247,7 +259,7 @@ def _check_columns(model, data, path):
         )
 
 
-def cmd_train(args, out):
+def cmd_train(args: argparse.Namespace, out: IO[str]) -> int:
     """Fit a next-step predictor to the series in DATA and save it."""
     series = read_table(args.data)
     mean, scale = _fit_scaling(series)
@@ -290,9 +302,11 @@ def cmd_train(args, out):
     return 0
 
 
-def _interrupted(model, exc, mean, scale, args):
+def _interrupted(
+    model: RNN, exc: KeyboardInterrupt, mean: _Array, scale: _Array, args: argparse.Namespace
+) -> int:
     """Ctrl-C during crnn train: save the best model so far, say so in one line; status 130."""
-    epochs = getattr(model, "n_iter_", 0)
+    epochs: int = getattr(model, "n_iter_", 0)
     if not epochs:
         print(
             "crnn train: interrupted before the first epoch ended; nothing saved", file=sys.stderr
@@ -317,7 +331,7 @@ def _interrupted(model, exc, mean, scale, args):
     return 130
 
 
-def _apply(args, compute, column):
+def _apply(args: argparse.Namespace, compute: Callable[[RNN, _Array], _Array], column: str) -> int:
     """Load MODEL and DATA, run compute(model, standardised data), write CSV."""
     model = _load_model(args.model)
     series = read_table(args.data)
@@ -336,17 +350,17 @@ def _apply(args, compute, column):
     return 0
 
 
-def cmd_predict(args, out):
+def cmd_predict(args: argparse.Namespace, out: IO[str]) -> int:
     """One-step-ahead predictions: row t of the output predicts row t+1 of DATA."""
     return _apply(args, lambda model, z: model.predict(z), "prediction")
 
 
-def cmd_forecast(args, out):
+def cmd_forecast(args: argparse.Namespace, out: IO[str]) -> int:
     """Run over DATA, then forecast STEPS steps in closed loop."""
     return _apply(args, lambda model, z: model.generate(args.steps, z), "forecast")
 
 
-def cmd_demo(args, out):
+def cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
     """Mackey-Glass next-step prediction, against the persistence baseline."""
     from crnn.datasets import mackey_glass
 
@@ -399,7 +413,14 @@ def cmd_demo(args, out):
     return 0
 
 
-def _plot(args, series, n_train, pred, future, out):
+def _plot(
+    args: argparse.Namespace,
+    series: _Array,
+    n_train: int,
+    pred: _Array,
+    future: _Array,
+    out: IO[str],
+) -> None:
     if args.no_plot:
         return
     try:
@@ -441,7 +462,7 @@ def _plot(args, series, n_train, pred, future, out):
 # ---------------------------------------------------------------------- parser
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -451,7 +472,7 @@ def _positive_int(text):
     return value
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -461,7 +482,7 @@ def _positive_float(text):
     return value
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``crnn`` command."""
     parser = argparse.ArgumentParser(
         prog="crnn",
@@ -470,7 +491,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"crnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common_out(p, what):
+    def common_out(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument("-o", "--output", help=f"where to write the {what}")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
@@ -521,12 +542,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``crnn`` command; return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args, sys.stdout)
+        return args.func(args, sys.stdout)  # type: ignore[no-any-return]
     except CLIError as exc:
         print(f"crnn {args.command}: error: {exc}", file=sys.stderr)
         return 2

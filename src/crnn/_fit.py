@@ -10,8 +10,11 @@ learning rates do not depend on how much data there is; ``loss_curve_`` and
 the validation scores are on the same scale.
 """
 
+from __future__ import annotations
+
 import math
 import sys
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -33,16 +36,30 @@ from crnn._validation import (
     make_rng,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, MutableMapping
+
+    from numpy.typing import ArrayLike, NDArray
+
+    from crnn._optim import _Optimizer
+    from crnn._rnn import RNN
+
+    _Array = NDArray[Any]
+    #: Held-out data: X, target, and whether it continues the training sequence.
+    _Val = tuple[_Array, _Array, bool]
+
+_Model = TypeVar("_Model", bound="RNN")
+
 __all__ = ["fit"]
 
 
 class _Progress:
     """A tqdm bar when tqdm is installed, else a line to stderr now and then."""
 
-    def __init__(self, epochs, enabled):
+    def __init__(self, epochs: int, enabled: bool) -> None:
         self.enabled = enabled
         self.epochs = epochs
-        self.bar = None
+        self.bar: Any = None
         if enabled:
             try:
                 from tqdm.auto import tqdm
@@ -51,7 +68,7 @@ class _Progress:
             if tqdm is not None:
                 self.bar = tqdm(total=epochs, desc="fit", unit="epoch", leave=True)
 
-    def update(self, epoch, loss, val):
+    def update(self, epoch: int, loss: float, val: float | None) -> None:
         if not self.enabled:
             return
         info = {"loss": f"{loss:.4g}"}
@@ -64,12 +81,14 @@ class _Progress:
             text = "  ".join(f"{k} {v}" for k, v in info.items())
             print(f"epoch {epoch}/{self.epochs}  {text}", file=sys.stderr, flush=True)
 
-    def close(self):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _as_batch(model, X, target, name_x="X", name_t="target"):
+def _as_batch(
+    model: RNN, X: ArrayLike, target: ArrayLike, name_x: str = "X", name_t: str = "target"
+) -> tuple[_Array, _Array]:
     """Return X, target as (N, T, n), (N, T, m) arrays of the model's dtype."""
     X = as_float_array(X, name_x, model.dtype, (2, 3))
     target = as_float_array(target, name_t, model.dtype, X.ndim)
@@ -89,7 +108,9 @@ def _as_batch(model, X, target, name_x="X", name_t="target"):
     return X, target
 
 
-def split_sequences(N, fraction, rng):
+def split_sequences(
+    N: int, fraction: float, rng: np.random.Generator
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Return sorted indices (train, val) holding out a random fraction of N sequences."""
     n_val = max(1, round(fraction * N))
     if n_val >= N:
@@ -98,7 +119,13 @@ def split_sequences(N, fraction, rng):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def apply_update(params, optimizer, grads, loss, clip):
+def apply_update(
+    params: MutableMapping[str, _Array],
+    optimizer: _Optimizer,
+    grads: Mapping[str, _Array],
+    loss: float,
+    clip: float | None,
+) -> None:
     """Make one optimizer step on params (in place) from grads, or refuse it.
 
     A loss or gradient that is not finite raises FloatingPointError before
@@ -136,7 +163,12 @@ def apply_update(params, optimizer, grads, loss, clip):
         )
 
 
-def _step(params, optimizer, grads, backup):
+def _step(
+    params: MutableMapping[str, _Array],
+    optimizer: _Optimizer,
+    grads: Mapping[str, _Array],
+    backup: Mapping[str, _Array],
+) -> bool:
     """Make the optimizer's step; undo it and return False when a weight is not finite."""
     optimizer.step(params, grads)
     if all(np.isfinite(v).all() for v in params.values()):
@@ -146,7 +178,9 @@ def _step(params, optimizer, grads, backup):
     return False
 
 
-def _split(X, target, fraction, rng):
+def _split(
+    X: _Array, target: _Array, fraction: float, rng: np.random.Generator
+) -> tuple[_Array, _Array, _Val]:
     """Hold out a fraction of the data for validation.
 
     Several sequences: a random fraction of the sequences. One sequence: its
@@ -166,7 +200,17 @@ def _split(X, target, fraction, rng):
 class _Trainer:
     """One fit's settings and the loop over epochs and mini-batches."""
 
-    def __init__(self, model, *, g, method, batch_size, shuffle, clip, truncate):
+    def __init__(
+        self,
+        model: RNN,
+        *,
+        g: float,
+        method: Any,
+        batch_size: int | None,
+        shuffle: bool,
+        clip: float | None,
+        truncate: int | None,
+    ) -> None:
         self.model = model
         self.g = g
         self.method = method
@@ -175,10 +219,12 @@ class _Trainer:
         self.clip = clip
         self.truncate = truncate
 
-    def _params(self):
+    def _params(self) -> dict[str, _Array]:
         return self.model.parameters()
 
-    def _update(self, optimizer, X, target, s0):
+    def _update(
+        self, optimizer: _Optimizer, X: _Array, target: _Array, s0: _Array | None
+    ) -> tuple[float, int]:
         """One exact gradient and one optimizer step; return (E, values scored)."""
         model = self.model
         G = model.gradient(X, target, s0, self.g, self.method, check_finite=False)
@@ -187,7 +233,9 @@ class _Trainer:
         apply_update(self._params(), optimizer, grads, G.loss, self.clip)
         return G.loss, count
 
-    def epoch(self, optimizer, X, target, rng):
+    def epoch(
+        self, optimizer: _Optimizer, X: _Array, target: _Array, rng: np.random.Generator
+    ) -> float:
         """One pass over the data; return the mean loss per predicted value."""
         N, T, _ = X.shape
         order = rng.permutation(N) if self.shuffle else np.arange(N)
@@ -215,7 +263,7 @@ class _Trainer:
                 state = np.ascontiguousarray(S[:, -1])
         return total / count
 
-    def validation_loss(self, val, X_train):
+    def validation_loss(self, val: _Val, X_train: _Array) -> float:
         """Mean loss per predicted value on the held-out data."""
         Xv, tv, continues = val
         s0 = None
@@ -228,7 +276,16 @@ class _Trainer:
 # ---------------------------------------------------------------------- the one training loop
 
 
-def check_loop_options(*, epochs, n_iter_no_change, tol, clip, shuffle, warm_start, batch_size):
+def check_loop_options(
+    *,
+    epochs: object,
+    n_iter_no_change: object,
+    tol: object,
+    clip: object,
+    shuffle: object,
+    warm_start: object,
+    batch_size: object,
+) -> tuple[int, int, float, float | None, int | None]:
     """Check the options every fit shares (local or distributed); return them converted.
 
     Returns epochs, n_iter_no_change, tol, clip and batch_size.
@@ -243,7 +300,9 @@ def check_loop_options(*, epochs, n_iter_no_change, tol, clip, shuffle, warm_sta
     return epochs, n_iter_no_change, tol, clip, batch_size
 
 
-def start_history(model, warm_start, has_val, new_optimizer):
+def start_history(
+    model: RNN, warm_start: object, has_val: bool, new_optimizer: Callable[[], _Optimizer]
+) -> _Optimizer:
     """Return a fit's optimizer and set up its bookkeeping on the model.
 
     With ``warm_start`` and an earlier fit, its optimizer, ``loss_curve_`` and
@@ -251,7 +310,7 @@ def start_history(model, warm_start, has_val, new_optimizer):
     """
     state = getattr(model, "_fit_state", None)
     if warm_start and state is not None:
-        opt = state["optimizer"]
+        opt: _Optimizer = state["optimizer"]
     else:
         opt = new_optimizer()
         model.loss_curve_ = []
@@ -266,7 +325,24 @@ def start_history(model, warm_start, has_val, new_optimizer):
     return opt
 
 
-def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, callback=None):
+class Source(Protocol):
+    """Where :func:`run_epochs` gets its updates from (see there)."""
+
+    def epoch(self, opt: _Optimizer) -> float: ...
+    def validation_loss(self) -> float | None: ...
+
+
+def run_epochs(
+    model: _Model,
+    source: Source,
+    opt: _Optimizer,
+    *,
+    epochs: int,
+    tol: float,
+    n_iter_no_change: int,
+    verbose: object,
+    callback: Callable[[_Model], object] | None = None,
+) -> _Model:
     """Run the epochs of :meth:`RNN.fit` and :func:`crnn.distributed.fit`: the one loop.
 
     Parameters
@@ -311,9 +387,9 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
             score = source.validation_loss()
             if score is not None:
                 score = float(score)
-                model.validation_scores_.append(score)
-                improved = score < model.best_validation_score_ - tol
-                if score < model.best_validation_score_:
+                model.validation_scores_.append(score)  # type: ignore[union-attr]
+                improved = score < model.best_validation_score_ - tol  # type: ignore[operator]
+                if score < model.best_validation_score_:  # type: ignore[operator]
                     model.best_validation_score_ = score
                     best_weights = {k: v.copy() for k, v in params.items()}
             else:
@@ -326,7 +402,7 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
             if since_best >= n_iter_no_change:
                 break
     except KeyboardInterrupt as exc:
-        exc.best_weights = best_weights
+        exc.best_weights = best_weights  # type: ignore[attr-defined]
         raise
     finally:
         progress.close()
@@ -340,17 +416,24 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
 class _LocalSource:
     """The gradient source of RNN.fit: the model's own gradient over mini-batches."""
 
-    def __init__(self, trainer, X, target, val, rng):
+    def __init__(
+        self,
+        trainer: _Trainer,
+        X: _Array,
+        target: _Array,
+        val: _Val | None,
+        rng: np.random.Generator,
+    ) -> None:
         self.trainer, self.X, self.target, self.val, self.rng = trainer, X, target, val, rng
 
-    def epoch(self, opt):
+    def epoch(self, opt: _Optimizer) -> float:
         return self.trainer.epoch(opt, self.X, self.target, self.rng)
 
-    def validation_loss(self):
+    def validation_loss(self) -> float | None:
         return None if self.val is None else self.trainer.validation_loss(self.val, self.X)
 
 
-def fit(model, X, target, **options):
+def fit(model: _Model, X: ArrayLike, target: ArrayLike, **options: Any) -> _Model:
     """Train model in place; see :meth:`RNN.fit` for the parameters.
 
     A second training call on the same model while this one runs (from
@@ -361,29 +444,29 @@ def fit(model, X, target, **options):
 
 
 def _fit(
-    model,
-    X,
-    target,
+    model: _Model,
+    X: ArrayLike,
+    target: ArrayLike,
     *,
-    epochs,
-    optimizer,
-    lr,
-    momentum,
-    nesterov,
-    batch_size,
-    shuffle,
-    method,
-    clip,
-    truncate,
-    tol,
-    n_iter_no_change,
-    validation_fraction,
-    validation_data,
-    g,
-    seed,
-    warm_start,
-    verbose,
-):
+    epochs: object,
+    optimizer: object,
+    lr: object,
+    momentum: object,
+    nesterov: object,
+    batch_size: object,
+    shuffle: object,
+    method: object,
+    clip: object,
+    truncate: object,
+    tol: object,
+    n_iter_no_change: object,
+    validation_fraction: object,
+    validation_data: object,
+    g: object,
+    seed: object,
+    warm_start: object,
+    verbose: object,
+) -> _Model:
     epochs, n_iter_no_change, tol, clip, batch_size = check_loop_options(
         epochs=epochs,
         n_iter_no_change=n_iter_no_change,
@@ -401,13 +484,13 @@ def _fit(
     check_writable(model, "fit")
 
     rng = make_rng(seed)
-    val = None
+    val: _Val | None = None
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise TypeError("validation_data must be a pair (X_val, target_val)")
-        Xv, tv = _as_batch(model, *validation_data, "validation_data[0]", "validation_data[1]")
+        Xv, tv = _as_batch(model, *validation_data, "validation_data[0]", "validation_data[1]")  # type: ignore[call-arg]
         val = (Xv, tv, False)
     elif validation_fraction is not None:
         fraction = check_real(
@@ -442,13 +525,23 @@ def _fit(
     )
 
 
-def partial_fit(model, X, target, **options):
+def partial_fit(model: _Model, X: ArrayLike, target: ArrayLike, **options: Any) -> _Model:
     """One pass over (X, target) as one mini-batch, continuing any earlier fit."""
     with exclusive("partial_fit", model):
         return _partial_fit(model, X, target, **options)
 
 
-def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr):
+def _partial_fit(
+    model: _Model,
+    X: ArrayLike,
+    target: ArrayLike,
+    *,
+    g: object,
+    method: object,
+    clip: object,
+    optimizer: object,
+    lr: object,
+) -> _Model:
     check_method(method)
     g = check_g(g, model.dtype)
     clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)

@@ -16,15 +16,26 @@ bit of any result: every split is made from the sizes alone, never from the
 thread count (see the design note of ``crnn/_core.pyx``).
 """
 
+from __future__ import annotations
+
 import functools
 import os
 import threading
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from crnn import _core
 from crnn._validation import available_cpus, check_alloc, check_n_threads
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+
+    from numpy.typing import DTypeLike, NDArray
+
+    _Array = NDArray[Any]
+    #: (input_size, hidden_size, output_size)
+    _Size = tuple[int, int, int]
 
 __all__ = [
     "GradientArrays",
@@ -65,10 +76,10 @@ _BPTT_BLOCK_ROWS = 1024
 # The compiled entry points, each specialised for one dtype: calling the
 # specialisation skips the fused dispatch (about 2 us a call), which would
 # read the buffer format of the arguments to choose it.
-_SPECIALISED = {}
+_SPECIALISED: dict[tuple[object, str, object], Callable[..., int]] = {}
 
 
-def _kernel(name, dtype):
+def _kernel(name: str, dtype: object) -> Callable[..., int]:
     """Return the compiled entry point `name` of crnn._core for float32 or float64 arrays."""
     key = (_core, name, dtype)
     fn = _SPECIALISED.get(key)
@@ -102,13 +113,13 @@ class GradientArrays(NamedTuple):
     infinite values the kernels met in the weights and data.
     """
 
-    U: np.ndarray
-    W: np.ndarray
-    V: np.ndarray
-    b: np.ndarray | None
-    c: np.ndarray | None
-    s0: np.ndarray
-    E: np.ndarray
+    U: _Array
+    W: _Array
+    V: _Array
+    b: _Array | None
+    c: _Array | None
+    s0: _Array
+    E: _Array
     nonfinite: int
 
 
@@ -116,7 +127,9 @@ class GradientArrays(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def parameter_layout(n, d, m, bias):
+def parameter_layout(
+    n: int, d: int, m: int, bias: bool
+) -> dict[str, tuple[int, int, tuple[int, ...]]]:
     """Where each parameter lies in theta: {name: (start, stop, shape)}.
 
     The kernels take the parameters as one vector theta: U (d, n), W (d, d),
@@ -124,10 +137,11 @@ def parameter_layout(n, d, m, bias):
     after the other (the order of ``RNN.parameters``). The gradients they
     return have the same layout.
     """
-    shapes = {"U": (d, n), "W": (d, d), "V": (m, d)}
+    shapes: dict[str, tuple[int, ...]] = {"U": (d, n), "W": (d, d), "V": (m, d)}
     if bias:
         shapes.update(b=(d,), c=(m,))
-    layout, start = {}, 0
+    layout: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+    start = 0
     for name, shape in shapes.items():
         stop = start + (shape[0] * shape[1] if len(shape) == 2 else shape[0])
         layout[name] = (start, stop, shape)
@@ -135,7 +149,9 @@ def parameter_layout(n, d, m, bias):
     return layout
 
 
-def parameters(n, d, m, bias, dtype):
+def parameters(
+    n: int, d: int, m: int, bias: bool, dtype: DTypeLike
+) -> tuple[_Array, dict[str, _Array]]:
     """Return theta, a zeroed vector of every parameter, and {name: its view}.
 
     Each view is an array of its parameter's shape that shares theta's
@@ -163,18 +179,19 @@ _threaded = False  # a kernel of this process ran on more than one thread
 _single = False  # this process is such a child
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     global _single
     _single = _single or _threaded
     _SCRATCH.__dict__.pop("plans", None)  # they hold thread counts
-    _core._set_main_thread(threading.main_thread().ident)
+    _core._set_main_thread(threading.main_thread().ident)  # type: ignore[arg-type]
 
 
-_core._set_main_thread(threading.main_thread().ident)  # signals: see crnn/_core.pyx
+# signals: see crnn/_core.pyx (a started thread's ident is never None)
+_core._set_main_thread(threading.main_thread().ident)  # type: ignore[arg-type]
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def threads(n_threads, N, work):
+def threads(n_threads: int | None, N: int, work: int) -> int:
     """Return the thread count for a call on N parallel items of `work` multiply-adds.
 
     ``n_threads`` is the model's setting: None chooses from the size of the
@@ -198,7 +215,7 @@ def threads(n_threads, N, work):
     return nt
 
 
-def _step_work(n, d, m):
+def _step_work(n: int, d: int, m: int) -> int:
     """Multiply-adds of one forward step."""
     return d * (n + d + m)
 
@@ -206,7 +223,7 @@ def _step_work(n, d, m):
 # ---------------------------------------------------------------------- workspaces
 
 
-def _scratch(name, shape, dtype):
+def _scratch(name: str, shape: tuple[int, ...], dtype: DTypeLike) -> _Array:
     """Return an uninitialised workspace array, reused by this thread's later calls.
 
     Each Python thread has its own buffers, so calls on one model from
@@ -218,7 +235,7 @@ def _scratch(name, shape, dtype):
         size *= int(k)
     if _core._in_signal_handler():
         return _aligned_empty(max(size, 1), dtype)[:size].reshape(shape)
-    cache = _SCRATCH.__dict__
+    cache: dict[Any, Any] = _SCRATCH.__dict__
     key = (name, np.dtype(dtype))
     buf = cache.get(key)
     if buf is None or buf.size < size:
@@ -230,20 +247,20 @@ def _scratch(name, shape, dtype):
     return buf[:size].reshape(shape)
 
 
-def _aligned_empty(size, dtype):
+def _aligned_empty(size: int, dtype: DTypeLike) -> _Array:
     """Return an uninitialised 1-d array of `size` elements on a 64-byte boundary.
 
     The kernels load whole cache lines (a 64-byte SIMD vector on AVX-512
     builds): from a buffer that starts mid-line every such load spans two
     lines (benchmarks/README.md has the cost).
     """
-    dtype = np.dtype(dtype)
-    raw = np.empty(size * dtype.itemsize + _ALIGN, dtype=np.uint8)
+    dt = np.dtype(dtype)
+    raw = np.empty(size * dt.itemsize + _ALIGN, dtype=np.uint8)
     start = -raw.ctypes.data % _ALIGN
-    return raw[start : start + size * dtype.itemsize].view(dtype)
+    return raw[start : start + size * dt.itemsize].view(dt)
 
 
-def _plan(key, make):
+def _plan(key: Hashable, make: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
     """Return ``make()``: a call's thread count, sizes and workspaces, kept by `key` when small.
 
     Every plan is computed from the sizes (and the model's thread setting)
@@ -254,7 +271,7 @@ def _plan(key, make):
     if _core._in_signal_handler():  # the interrupted call's are in use
         return make()
     plans = _SCRATCH.__dict__.setdefault("plans", {})
-    plan = plans.get(key)
+    plan: tuple[Any, ...] | None = plans.get(key)
     if plan is None:
         plan = make()
         size = sum(a.nbytes for a in plan if isinstance(a, np.ndarray))
@@ -265,21 +282,24 @@ def _plan(key, make):
     return plan
 
 
-def _forward_scratch(n, d, m, N, nt, dtype):
+def _forward_scratch(n: int, d: int, m: int, N: int, nt: int, dtype: DTypeLike) -> _Array:
     """Return the workspace of ``_forward``, ``_loss``, ``_generate`` (weights packed, each thread's)."""
 
-    def make():
+    def make() -> tuple[_Array]:
         size = _core._forward_workspace_size(N, n, d, m, nt)
         check_alloc((size,), dtype, "the forward workspace")
         return (_scratch("forward", (size,), dtype),)
 
-    return _plan(("forward", n, d, m, N, nt, dtype), make)[0]
+    ws: _Array = _plan(("forward", n, d, m, N, nt, dtype), make)[0]
+    return ws
 
 
 # ---------------------------------------------------------------------- forward
 
 
-def forward(theta, size, X, s0, n_threads):
+def forward(
+    theta: _Array, size: _Size, X: _Array, s0: _Array, n_threads: int | None
+) -> tuple[_Array, _Array, int]:
     """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n).
 
     theta holds the parameters (``parameters``) of a model of ``size`` (n, d,
@@ -301,7 +321,9 @@ def forward(theta, size, X, s0, n_threads):
     return S, Y, bad
 
 
-def step(theta, size, x, s, n_threads):
+def step(
+    theta: _Array, size: _Size, x: _Array, s: _Array, n_threads: int | None
+) -> tuple[_Array, _Array, int]:
     """Return the new states (N, d), outputs (N, m) and the non-finite count of one step.
 
     x (N, n) and s (N, d): the forward pass of one step, in one unpacked
@@ -318,7 +340,15 @@ def step(theta, size, x, s, n_threads):
     return s_new, y, _kernel("_step", dt)(theta, x, s, s_new, y)
 
 
-def loss(theta, size, X, target, s0, g, n_threads):
+def loss(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    n_threads: int | None,
+) -> tuple[_Array, int]:
     """Return each sequence's loss E (N,) on the batch X, target, and the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
@@ -332,7 +362,9 @@ def loss(theta, size, X, target, s0, g, n_threads):
     return E, bad
 
 
-def generate(theta, size, x0, s0, out, n_threads):
+def generate(
+    theta: _Array, size: _Size, x0: _Array, s0: _Array, out: _Array, n_threads: int | None
+) -> tuple[_Array, int]:
     """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m).
 
     Returns S^T (N, d) and the non-finite count of the weights, x0 and s0.
@@ -352,19 +384,28 @@ def generate(theta, size, x0, s0, out, n_threads):
 # ---------------------------------------------------------------------- gradients
 
 
-def _bptt_steps(N, T):
+def _bptt_steps(N: int, T: int) -> int:
     """Return the steps per block of BPTT's backward pass (from the sizes alone)."""
     return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
 
 
-def _bptt(theta, size, X, target, s0, g, out, n_threads):
+def _bptt(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    out: _Array,
+    n_threads: int | None,
+) -> int:
     """One BPTT kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
     dt = theta.dtype
     P = theta.shape[0]  # the gradient's size
 
-    def make():
+    def make() -> tuple[int, int, int, _Array]:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m) * 3)
         L = _bptt_steps(N, T)
         # the final products in parts, each over a group of sequences (threads
@@ -377,14 +418,23 @@ def _bptt(theta, size, X, target, s0, g, out, n_threads):
         if parts > 1:
             check_alloc((parts, P), dt, "the gradient parts")
         bias = theta.shape[0] > _core._parameter_size(n, d, m)
-        size = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, nt)
-        return nt, L, parts, _scratch("bptt", (size,), dt)
+        wsize = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, nt)
+        return nt, L, parts, _scratch("bptt", (wsize,), dt)
 
     nt, L, parts, ws = _plan(("bptt", N, T, n, d, m, P, n_threads, dt), make)
     return _kernel("_bptt_gradient", dt)(theta, X, target, s0, g, out, ws, parts, L, nt)
 
 
-def _rtrl(theta, size, X, target, s0, g, out, n_threads):
+def _rtrl(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    out: _Array,
+    n_threads: int | None,
+) -> int:
     """One RTRL kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
@@ -392,7 +442,7 @@ def _rtrl(theta, size, X, target, s0, g, out, n_threads):
     bias = theta.shape[0] > _core._parameter_size(n, d, m)
     P = _core._gradient_size(n, d, m, bias)
 
-    def make():
+    def make() -> tuple[int, int, int, _Array]:
         # one sequence's sensitivity columns may be split over threads
         nt = threads(n_threads, N * available_cpus(), N * T * d * d * (d * n + d * d + d))
         nch = 1 if nt <= N else -(-nt // N)
@@ -401,14 +451,23 @@ def _rtrl(theta, size, X, target, s0, g, out, n_threads):
         work = _core._rtrl_workspace_size(n, d, m, nch, bias, 0, nt)  # no slots
         check_alloc((work,), dt, "the rtrl workspace")
         check_alloc((k + 1, P), dt, "the gradient slots")
-        size = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
-        return nt, nch, k, _scratch("rtrl", (size,), dt)
+        wsize = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
+        return nt, nch, k, _scratch("rtrl", (wsize,), dt)
 
     nt, nch, k, ws = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
     return _kernel("_rtrl_gradient", dt)(theta, X, target, s0, g, out, ws, k, nch, nt)
 
 
-def gradient(theta, size, X, target, s0, g, method, n_threads):
+def gradient(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    method: str,
+    n_threads: int | None,
+) -> GradientArrays:
     """Return the exact gradient of E over the batch, by "bptt" or "rtrl".
 
     Returns
@@ -454,13 +513,15 @@ def gradient(theta, size, X, target, s0, g, method, n_threads):
     return GradientArrays(dU, dW, dV, db, dc, ds0, out[P + N * d :], bad)
 
 
-def _views(vector, n, d, m, bias):
+def _views(vector: _Array, n: int, d: int, m: int, bias: bool) -> list[Any]:
     """U, W, V, b, c (b, c None without biases) as views of a vector in theta's layout."""
     views = [vector[a:b].reshape(shape) for a, b, shape in parameter_layout(n, d, m, bias).values()]
     return views if bias else [*views, None, None]
 
 
-def _unpack_gradient(grad, n, d, m, bias):
+def _unpack_gradient(
+    grad: _Array, n: int, d: int, m: int, bias: bool
+) -> tuple[_Array, _Array, _Array, _Array | None, _Array | None]:
     """Cut the kernels' flat gradient [dU dW] (d, n + d), dV (m, d), db (d,), dc (m,)."""
     dUW = grad[: d * (n + d)].reshape(d, n + d)
     dU = np.ascontiguousarray(dUW[:, :n])
@@ -485,7 +546,7 @@ class OnlineState:
     workspace.
     """
 
-    def __init__(self, n, d, m, bias, dtype):
+    def __init__(self, n: int, d: int, m: int, bias: bool, dtype: DTypeLike) -> None:
         dtype = np.dtype(dtype)
         self.sizes = (n, d, m, bias)
         ct = _core._panel_columns()[0 if dtype == np.float64 else 1]
@@ -500,7 +561,16 @@ class OnlineState:
         self.grad = np.zeros(_core._gradient_size(n, d, m, bias), dtype=dtype)
         self.work = np.empty(work, dtype=dtype)
 
-    def learn(self, theta, X, target, state, g, lr, clip):
+    def learn(
+        self,
+        theta: _Array,
+        X: _Array,
+        target: _Array,
+        state: _Array,
+        g: float,
+        lr: float,
+        clip: float,
+    ) -> tuple[_Array, _Array, int]:
         """Run the kernel over X (T, n), the weights, state and this state updated in place.
 
         ``clip`` 0 means none. Returns the outputs Y (T, m), each step's E^t
@@ -531,18 +601,18 @@ class OnlineState:
             )
         return Y, E, done
 
-    def save(self):
+    def save(self) -> tuple[int, _Array, _Array]:
         """Return a copy of what ``restore`` puts back."""
         cur = int(self.cur[0])
         return cur, self.P[cur].copy(), self.grad.copy()
 
-    def restore(self, saved):
+    def restore(self, saved: tuple[int, _Array, _Array]) -> None:
         """Put back what ``save`` returned."""
         self.P[saved[0]] = saved[1]
         self.cur[0] = saved[0]
         self.grad[...] = saved[2]
 
-    def sensitivities(self):
+    def sensitivities(self) -> _Array:
         """Return the sensitivities as a new (d, Q) array, in the order users see.
 
         dS_l/du_ij at column i*n + j, dS_l/dw_ij at d*n + i*d + j and, with
@@ -556,11 +626,11 @@ class OnlineState:
         order = [(i * K1 + np.arange(n)).ravel(), (i * K1 + n + np.arange(d)).ravel()]
         if bias:
             order.append(d * K1 + np.arange(d))
-        return P[:, np.concatenate(order)]
+        return P[:, np.concatenate(order)]  # type: ignore[no-any-return]
 
-    def gradient(self):
+    def gradient(self) -> tuple[_Array, _Array, _Array, _Array | None, _Array | None]:
         """Return the sum of the per-step gradients: new U, W, V, b, c (b, c None without biases)."""
         n, d, m, bias = self.sizes
-        return tuple(
+        return tuple(  # type: ignore[return-value]
             None if a is None else a.copy() for a in _unpack_gradient(self.grad, n, d, m, bias)
         )

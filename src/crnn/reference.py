@@ -21,30 +21,40 @@ Arguments may be nested lists or numpy arrays; results are nested lists of
 Python floats (and a float for the loss).
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crnn._typing import ArrayLike
 
 __all__ = ["forward", "gradient_bptt", "gradient_rtrl", "loss"]
 
+_Matrix = list[list[float]]
 
-def _matrix(A):
+
+def _matrix(A: Any) -> _Matrix:
     """Return A as a list of lists of floats."""
     if hasattr(A, "tolist"):
         A = A.tolist()
     return [[float(a) for a in row] for row in A]
 
 
-def _vector(a):
+def _vector(a: Any) -> list[float]:
     """Return a as a list of floats."""
     if hasattr(a, "tolist"):
         a = a.tolist()
     return [float(v) for v in a]
 
 
-def _zeros(rows, cols):
+def _zeros(rows: int, cols: int) -> _Matrix:
     return [[0.0] * cols for _ in range(rows)]
 
 
-def _setup(U, W, V, X, s0, b=None, c=None):
+def _setup(
+    U: Any, W: Any, V: Any, X: Any, s0: Any, b: Any = None, c: Any = None
+) -> tuple[_Matrix, _Matrix, _Matrix, _Matrix, list[float], list[float], list[float]]:
     U, W, V, X = _matrix(U), _matrix(W), _matrix(V), _matrix(X)
     d, m = len(W), len(V)
     s0 = [0.0] * d if s0 is None else _vector(s0)
@@ -53,7 +63,16 @@ def _setup(U, W, V, X, s0, b=None, c=None):
     return U, W, V, X, s0, b, c
 
 
-def forward(U, W, V, X, s0=None, *, b=None, c=None):
+def forward(
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    s0: ArrayLike | None = None,
+    *,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+) -> tuple[_Matrix, _Matrix]:
     """Run the RNN over one sequence.
 
     Returns
@@ -83,7 +102,18 @@ def forward(U, W, V, X, s0=None, *, b=None, c=None):
     return S, Y
 
 
-def loss(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
+def loss(
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    target: ArrayLike,
+    s0: ArrayLike | None = None,
+    g: float = 1.0,
+    *,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+) -> float:
     """Return E = g * sum_t sum_k (target^t_k - y^t_k)^2 for one sequence."""
     _, Y = forward(U, W, V, X, s0, b=b, c=c)
     target = _matrix(target)
@@ -94,7 +124,18 @@ def loss(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     return E
 
 
-def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
+def gradient_rtrl(
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    target: ArrayLike,
+    s0: ArrayLike | None = None,
+    g: float = 1.0,
+    *,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+) -> dict[str, Any]:
     """Gradient of E by real-time recurrent learning, as Williams and Zipser write it.
 
     The sensitivities ds^t_l/du_ij and ds^t_l/dw_ij are carried forward::
@@ -204,7 +245,18 @@ def gradient_rtrl(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
     return {"U": dU, "W": dW, "V": dV, "s0": ds0, "b": db, "c": dc, "loss": E}
 
 
-def gradient_bptt(U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None):
+def gradient_bptt(
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    target: ArrayLike,
+    s0: ArrayLike | None = None,
+    g: float = 1.0,
+    *,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+) -> dict[str, Any]:
     """Gradient of E by backpropagation through time.
 
     ::
