@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 if sys.version_info >= (3, 11):
     from typing import Self
-else:  # pragma: no cover - Python 3.10
+elif TYPE_CHECKING:  # Python 3.10: for type checkers only (no run-time dependency)
     from typing_extensions import Self
 
 __all__ = [
