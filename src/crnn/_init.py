@@ -47,7 +47,8 @@ def _orthogonal(
     if shape[0] != shape[1]:
         return _glorot(shape, fan_in, fan_out, rng)
     q, r = np.linalg.qr(rng.normal(size=shape))
-    return q * np.where(np.diag(r) < 0, -1.0, 1.0)  # uniform over the orthogonal group
+    # uniform over the orthogonal group (numpy < 2.3 types the product as Any)
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)  # type: ignore[no-any-return, unused-ignore]
 
 
 INITS: dict[str, InitFunction] = {

@@ -236,7 +236,8 @@ def _write_archive(fileobj: IO[bytes], entries: Mapping[str, NDArray[Any]]) -> N
             info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_DATE)
             info.external_attr = 0o644 << 16
             with zf.open(info, mode="w", force_zip64=True) as f:
-                np.lib.format.write_array(f, arr, allow_pickle=False)
+                # (numpy < 2.3 does not annotate numpy.lib.format)
+                np.lib.format.write_array(f, arr, allow_pickle=False)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 # ---------------------------------------------------------------------- load
@@ -403,7 +404,7 @@ def _read_npy(f: IO[bytes], size: int, key: str) -> NDArray[Any]:
     readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
     if version not in readers:
         raise BadFile(f"entry {key!r} is an .npy of version {version}, which crnn never writes")
-    shape, fortran, dtype = readers[version](f)
+    shape, fortran, dtype = readers[version](f)  # type: ignore[no-untyped-call, unused-ignore]
     if dtype.hasobject:
         raise BadFile(
             f"entry {key!r} holds pickled Python objects, which crnn never writes "
