@@ -32,9 +32,9 @@ needs_mypy = pytest.mark.skipif(
     reason="mypy is not installed (pip install --group test)",
 )
 
-#: "path:line: error: message  [code]"
+#: "path:line: error: message  [code]" (the path may hold a colon: C:\\...)
 _ERROR = re.compile(
-    r"^(?P<path>[^:]+):(?P<line>\d+): error: (?P<message>.*?)\s+\[(?P<code>[a-z-]+)\]$"
+    r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*?)\s+\[(?P<code>[a-z-]+)\]$"
 )
 #: "...  # E: code text" at the end of a line of user_errors.py
 _EXPECT = re.compile(r"#\s*E:\s*(?P<code>[a-z-]+)\s+(?P<text>.+?)\s*$")
