@@ -32,7 +32,7 @@ needs_mypy = pytest.mark.skipif(
     reason="mypy is not installed (pip install --group test)",
 )
 
-#: "path:line: error: message  [code]" (the path may hold a colon: C:\\...)
+#: "path:line: error: message  [code]" (the path may hold a colon: C:\...)
 _ERROR = re.compile(
     r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*?)\s+\[(?P<code>[a-z-]+)\]$"
 )
