@@ -150,7 +150,10 @@ def test_annotations_are_not_evaluated():
     ):
         assert fn.__annotations__, fn
         assert all(isinstance(a, str) for a in fn.__annotations__.values()), fn
-    code = "import crnn, sys; crnn.RNN(2, 3).forward([[1.0, 2.0]]); print('crnn._typing' in sys.modules)"
+    code = (
+        "import crnn, sys; crnn.RNN(2, 3).forward([[1.0, 2.0]]); "
+        "print('crnn._typing' in sys.modules)"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )

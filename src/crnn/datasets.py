@@ -291,7 +291,7 @@ def _integrate_mackey_glass(
         return interpolate(j, theta, *_hermite(theta))
 
     def F(x: float, xd: float) -> float:
-        return beta * xd / (1.0 + xd**n) - gamma * x  # type: ignore[no-any-return]  # float ** float
+        return beta * xd / (1.0 + xd**n) - gamma * x  # type: ignore[no-any-return]
 
     def rk4(x: float, pos: float, h: float) -> float:  # one RK4 step of length h from t = pos * dt
         k1 = F(x, delayed_at(pos))
