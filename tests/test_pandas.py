@@ -98,11 +98,19 @@ def test_datasets_take_series(series):
     same(datasets.next_step(pd.Series(series)), datasets.next_step(series[:, None]))
 
 
-def test_a_list_of_series_is_a_batch_of_sequences(model, rng):
+def test_a_list_of_series_is_a_list_of_sequences(model, rng):
+    # each Series a univariate sequence; the results, a list, are the batch's rows
     batch = rng.normal(size=(3, 20))
     as_list = [pd.Series(row) for row in batch]
-    same(model.forward(as_list), model.forward(batch[..., None]))
-    same(model.loss(as_list, as_list), model.loss(batch[..., None], batch[..., None]))
+    S, Y = model.forward(as_list)
+    Sb, Yb = model.forward(batch[..., None])
+    same(np.stack(S), Sb)
+    same(np.stack(Y), Yb)
+    same(model.loss(as_list, as_list), model.loss(list(batch[..., None]), list(batch[..., None])))
+    # and of their own lengths
+    ragged = [pd.Series(rng.normal(size=T)) for T in (4, 9)]
+    Y = model.predict(ragged)
+    same(Y[1], model.predict(ragged[1].to_numpy()[:, None]))
 
 
 # ---------------------------------------------------------------------- DataFrames and dtypes

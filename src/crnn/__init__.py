@@ -36,20 +36,23 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from crnn._saving import load, save
 
 
-def __getattr__(name):
-    """Import a lazy attribute (``crnn.datasets``, ``crnn.save``...) on first use."""
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    import importlib
+# Hidden from type checkers, which see the imports above: to them, a name
+# crnn does not have is an error, not whatever __getattr__ might return.
+if not TYPE_CHECKING:
 
-    value = importlib.import_module(module_name)
-    if attr is not None:
-        value = getattr(value, attr)
-    globals()[name] = value  # later look-ups do not come here
-    return value
+    def __getattr__(name):
+        """Import a lazy attribute (``crnn.datasets``, ``crnn.save``...) on first use."""
+        try:
+            module_name, attr = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        import importlib
 
+        value = importlib.import_module(module_name)
+        if attr is not None:
+            value = getattr(value, attr)
+        globals()[name] = value  # later look-ups do not come here
+        return value
 
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    def __dir__():
+        return sorted(set(globals()) | set(__all__))

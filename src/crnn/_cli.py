@@ -18,12 +18,15 @@ output file is created only under a name that is free then
 (:func:`write_new`).
 """
 
+from __future__ import annotations
+
 import argparse
 import csv
 import io
 import os
 import sys
 import time
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +34,13 @@ from crnn._files import write_atomically
 from crnn._guard import uninterrupted
 from crnn._rnn import RNN
 from crnn._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    from numpy.typing import NDArray
+
+    _Array = NDArray[Any]
 
 __all__ = ["main"]
 
@@ -42,12 +52,16 @@ class CLIError(Exception):
 # ---------------------------------------------------------------------- files
 
 
-def read_table(path, what="DATA", *, columns=None, delimiter=","):
+def read_table(
+    path: str, what: str = "DATA", *, columns: str | None = None, delimiter: str = ","
+) -> NDArray[np.float64]:
     """Return the series in a CSV or .npy file as a 2-D float64 array (time, features)."""
     return read_data(path, what, columns=columns, delimiter=delimiter)[0]
 
 
-def read_data(path, what="DATA", *, columns=None, delimiter=","):
+def read_data(
+    path: str, what: str = "DATA", *, columns: str | None = None, delimiter: str = ","
+) -> tuple[NDArray[np.float64], list[str] | None]:
     """Return (values, names): the series in a CSV or .npy file and its columns' names.
 
     ``values`` is a 2-D float64 array (time, features) of the columns chosen
@@ -93,14 +107,16 @@ def read_data(path, what="DATA", *, columns=None, delimiter=","):
     return arr, names
 
 
-def _numbers(fields):
+def _numbers(fields: Sequence[str]) -> list[float] | None:
     try:
         return [float(c) for c in fields]
     except ValueError:
         return None
 
 
-def _read_csv(path, what, columns, delimiter):
+def _read_csv(
+    path: str, what: str, columns: str | None, delimiter: str
+) -> tuple[NDArray[np.float64], list[str] | None]:
     # utf-8-sig: a byte-order mark (some spreadsheets write one) is not part of
     # the first field, which would then be no number and taken for a header
     try:
@@ -169,7 +185,9 @@ def _read_csv(path, what, columns, delimiter):
     return np.array(values, dtype=np.float64).reshape(len(values), k), names
 
 
-def _column_indices(columns, names, width, where):
+def _column_indices(
+    columns: str, names: list[str] | None, width: int, where: str
+) -> tuple[list[int], bool]:
     """Resolve --columns; return (column indices, whether a column was chosen by name).
 
     Each comma-separated field that is a whole number is an index (0 the
@@ -210,7 +228,7 @@ def _column_indices(columns, names, width, where):
     return indices, by_name
 
 
-def check_output(requested, force):
+def check_output(requested: str | None, force: bool) -> None:
     """Refuse, before any work, an output path that will not be writable.
 
     The user's path is refused if it exists, unless --force, or if it is a
@@ -228,7 +246,9 @@ def check_output(requested, force):
         raise CLIError(f"cannot write {requested!r}: directory {parent!r} does not exist")
 
 
-def write_new(requested, default, force, write):
+def write_new(
+    requested: str | None, default: str | None, force: bool, write: Callable[[str, bool], object]
+) -> str:
     """Write an output file with ``write(path, replace)``; return the path written.
 
     The user's path is replaced only with --force; otherwise it must be free
@@ -237,7 +257,7 @@ def write_new(requested, default, force, write):
     ``stem-2.ext``, ...; each is claimed the same way, so two commands
     running at once never write to one name.
     """
-    candidates = [requested] if requested is not None else _numbered(default)
+    candidates = [requested] if requested is not None else _numbered(default)  # type: ignore[arg-type]
     for path in candidates:
         try:
             write(path, requested is not None and force)
@@ -251,7 +271,7 @@ def write_new(requested, default, force, write):
     raise AssertionError("unreachable")  # pragma: no cover - _numbered never ends
 
 
-def _numbered(default):
+def _numbered(default: str) -> Iterator[str]:
     stem, ext = os.path.splitext(default)
     yield default
     k = 1
@@ -260,7 +280,9 @@ def _numbered(default):
         k += 1
 
 
-def write_csv(path, array, header, replace=True, delimiter=","):
+def write_csv(
+    path: str | None, array: _Array, header: list[str], replace: bool = True, delimiter: str = ","
+) -> None:
     """Write rows of numbers as CSV, atomically (to stdout when path is None or '-')."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n", delimiter=delimiter)
@@ -277,7 +299,7 @@ def write_csv(path, array, header, replace=True, delimiter=","):
 # ---------------------------------------------------------------------- scaling
 
 
-def _fit_scaling(series):
+def _fit_scaling(series: _Array) -> tuple[_Array, _Array]:
     with np.errstate(over="ignore", invalid="ignore"):  # reported just below
         mean = series.mean(axis=0)
         scale = series.std(axis=0)
@@ -290,7 +312,7 @@ def _fit_scaling(series):
     return mean, scale
 
 
-def _standardise(series, mean, scale, path):
+def _standardise(series: _Array, mean: _Array, scale: _Array, path: str) -> _Array:
     with np.errstate(over="ignore"):  # reported just below
         z = (series - mean) / scale
     if not np.isfinite(z).all():
@@ -298,7 +320,7 @@ def _standardise(series, mean, scale, path):
     return z
 
 
-def _scaling(model):
+def _scaling(model: RNN) -> tuple[_Array, _Array]:
     mean = getattr(model, "data_mean_", None)
     scale = getattr(model, "data_scale_", None)
     if mean is None or scale is None:
@@ -306,7 +328,7 @@ def _scaling(model):
     return np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
 
 
-def _windows(series, length, step):
+def _windows(series: _Array, length: int, step: int) -> tuple[_Array, _Array]:
     """Next-step training pairs from windows of `length` steps of one series."""
     from crnn.datasets import windows
 
@@ -316,12 +338,14 @@ def _windows(series, length, step):
     return w[:, :-1], w[:, 1:]
 
 
-def _rmse(a, b):
+def _rmse(a: _Array, b: _Array) -> float:
     with np.errstate(over="ignore"):  # an inf RMSE is the honest answer
         return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def _one_step_errors(model, z, series, start, mean, scale):
+def _one_step_errors(
+    model: RNN, z: _Array, series: _Array, start: int, mean: _Array, scale: _Array
+) -> tuple[_Array, float, float]:
     """Predict series[start + 1:] one step ahead, the state run over z[:start] first.
 
     Return (predictions, the model's RMSE, persistence's RMSE), in the
@@ -333,7 +357,7 @@ def _one_step_errors(model, z, series, start, mean, scale):
     return pred, _rmse(pred, truth), _rmse(series[start:-1], truth)
 
 
-def _compared(rmse, naive):
+def _compared(rmse: float, naive: float) -> str:
     """'12.3% lower' (or higher): the model's error against persistence's."""
     if not naive > 0:
         return "persistence is exact here" if rmse > 0 else "both exact"
@@ -344,7 +368,7 @@ def _compared(rmse, naive):
 # ---------------------------------------------------------------------- commands
 
 
-def _load_model(path):
+def _load_model(path: str) -> RNN:
     if not os.path.exists(path):
         raise CLIError(f"MODEL file {path!r} does not exist")
     try:
@@ -353,11 +377,11 @@ def _load_model(path):
         raise CLIError(str(exc)) from None
 
 
-def _saver(model):
+def _saver(model: RNN) -> Callable[[str, bool], str]:
     return lambda path, replace: model.save(path, overwrite=replace)
 
 
-def _check_columns(model, data, path):
+def _check_columns(model: RNN, data: _Array, path: str) -> None:
     if data.shape[1] != model.input_size:
         raise CLIError(
             f"DATA file {path!r} has {data.shape[1]} columns, but the model was trained on "
@@ -365,11 +389,11 @@ def _check_columns(model, data, path):
         )
 
 
-def _warn(command, message):
+def _warn(command: str, message: str) -> None:
     print(f"crnn {command}: warning: {message}", file=sys.stderr)
 
 
-def _held_out_steps(n_steps, fraction):
+def _held_out_steps(n_steps: int, fraction: float) -> int:
     """How many of the last steps `crnn train` holds out: round(fraction * n_steps).
 
     At least 1 when fraction > 0, and at most n_steps - 2, so that at least
@@ -380,13 +404,13 @@ def _held_out_steps(n_steps, fraction):
     return max(0, min(max(round(fraction * n_steps), 1), n_steps - 2))
 
 
-def _hyperparameters(args, where):
+def _hyperparameters(args: argparse.Namespace, where: str) -> dict[str, Any]:
     """Return the options of HYPERPARAMETERS that go to ``where`` ("model" or "fit")."""
     names = (flag[2:].replace("-", "_") for flag, to, _ in HYPERPARAMETERS if to == where)
     return {name: getattr(args, name) for name in names}
 
 
-def cmd_train(args, out):
+def cmd_train(args: argparse.Namespace, out: IO[str]) -> int:
     """Fit a next-step predictor to the series in DATA, measure it on held-out steps, save it."""
     series, names = read_data(args.data, columns=args.columns, delimiter=args.delimiter)
     n_test = _held_out_steps(series.shape[0], args.test_fraction)
@@ -454,7 +478,9 @@ def cmd_train(args, out):
     return 0
 
 
-def _interrupted(model, exc, mean, scale, args):
+def _interrupted(
+    model: RNN, exc: KeyboardInterrupt, mean: _Array, scale: _Array, args: argparse.Namespace
+) -> int:
     """Ctrl-C during crnn train: save the best model so far, say so in one line; status 130."""
     epochs = getattr(model, "n_iter_", 0)
     if not epochs:
@@ -481,7 +507,7 @@ def _interrupted(model, exc, mean, scale, args):
     return 130
 
 
-def _apply(args, compute, column):
+def _apply(args: argparse.Namespace, compute: Callable[[RNN, _Array], _Array], column: str) -> int:
     """Load MODEL and DATA, run compute(model, standardised data), write CSV."""
     model = _load_model(args.model)
     series, names = read_data(args.data, columns=args.columns, delimiter=args.delimiter)
@@ -505,17 +531,17 @@ def _apply(args, compute, column):
     return 0
 
 
-def cmd_predict(args, out):
+def cmd_predict(args: argparse.Namespace, out: IO[str]) -> int:
     """One-step-ahead predictions: row t of the output predicts row t+1 of DATA."""
     return _apply(args, lambda model, z: model.predict(z), "prediction")
 
 
-def cmd_forecast(args, out):
+def cmd_forecast(args: argparse.Namespace, out: IO[str]) -> int:
     """Run over DATA, then forecast STEPS steps in closed loop."""
     return _apply(args, lambda model, z: model.generate(args.steps, z), "forecast")
 
 
-def cmd_demo(args, out):
+def cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
     """Mackey-Glass next-step prediction, against the persistence baseline."""
     from crnn.datasets import mackey_glass
 
@@ -562,7 +588,14 @@ def cmd_demo(args, out):
     return 0
 
 
-def _plot(args, series, n_train, pred, future, out):
+def _plot(
+    args: argparse.Namespace,
+    series: _Array,
+    n_train: int,
+    pred: _Array,
+    future: _Array,
+    out: IO[str],
+) -> None:
     if args.no_plot:
         return
     try:
@@ -604,7 +637,7 @@ def _plot(args, series, n_train, pred, future, out):
 # ---------------------------------------------------------------------- parser
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -614,7 +647,7 @@ def _positive_int(text):
     return value
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -624,7 +657,7 @@ def _positive_float(text):
     return value
 
 
-def _fraction(text):
+def _fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -634,7 +667,7 @@ def _fraction(text):
     return value
 
 
-def _leak(text):
+def _leak(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -644,7 +677,7 @@ def _leak(text):
     return value
 
 
-def _non_negative_float(text):
+def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -654,7 +687,7 @@ def _non_negative_float(text):
     return value
 
 
-def _delimiter(text):
+def _delimiter(text: str) -> str:
     if text in ("\\t", "tab"):
         return "\t"
     if len(text) != 1:
@@ -736,13 +769,13 @@ HYPERPARAMETERS = (
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's line ends with its default, unless it has none to show."""
 
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or "(default" in action.help:
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``crnn`` command."""
     parser = argparse.ArgumentParser(
         prog="crnn",
@@ -752,14 +785,14 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"crnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name, help):
+    def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
 
-    def common_out(p, what):
+    def common_out(p: argparse.ArgumentParser, what: str) -> None:
         p.add_argument("-o", "--output", help=f"where to write the {what}")
         p.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
-    def data_options(p):
+    def data_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--columns",
             help="the columns to use, comma-separated: names in the CSV's header line, or "
@@ -824,12 +857,12 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``crnn`` command; return its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args, sys.stdout)
+        return args.func(args, sys.stdout)  # type: ignore[no-any-return]
     except CLIError as exc:
         print(f"crnn {args.command}: error: {exc}", file=sys.stderr)
         return 2

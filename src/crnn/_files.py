@@ -5,9 +5,15 @@ Used by the model files (``crnn._io``) and by the ``crnn`` command's CSV and
 plot outputs. Knows nothing of models.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import stat
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["sync_directory", "write_atomically"]
 
@@ -26,7 +32,9 @@ _KINDS = (
 )
 
 
-def write_atomically(path, write, mode="wb", *, replace=True):
+def write_atomically(
+    path: str, write: Callable[[IO[Any]], object], mode: str = "wb", *, replace: bool = True
+) -> None:
     """Write a file through a synced temporary file, then give it its name.
 
     Parameters
@@ -88,8 +96,8 @@ def write_atomically(path, write, mode="wb", *, replace=True):
         except FileExistsError:  # pragma: no cover - 64 random bits collided
             continue
     try:
-        text = {} if "b" in mode else {"encoding": "utf-8"}
-        with os.fdopen(fd, mode, **text) as f:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -106,7 +114,7 @@ def write_atomically(path, write, mode="wb", *, replace=True):
     sync_directory(directory)
 
 
-def _check_replaceable(target):
+def _check_replaceable(target: str) -> None:
     try:
         mode = os.stat(target).st_mode
     except OSError:  # no such file (yet): it is created
@@ -123,7 +131,7 @@ def _check_replaceable(target):
     )
 
 
-def _create(tmp, target):
+def _create(tmp: str, target: str) -> None:
     """Give the finished tmp the name target, which must be free; tmp is then removed."""
     try:
         os.link(tmp, target)  # atomic, and refused (EEXIST) if the name is taken
@@ -144,7 +152,7 @@ def _create(tmp, target):
     os.unlink(tmp)
 
 
-def sync_directory(directory):
+def sync_directory(directory: str) -> None:
     """Make a rename in directory durable (POSIX); best effort elsewhere."""
     try:
         fd = os.open(directory, os.O_RDONLY)

@@ -12,8 +12,11 @@ decay's penalty; ``loss_curve_`` and the validation scores are on the scale
 of the mean loss, ``penalty_curve_`` holds the penalty.
 """
 
+from __future__ import annotations
+
 import math
 import sys
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -38,16 +41,31 @@ from crnn._validation import (
     make_rng,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, MutableMapping
+
+    from numpy.typing import ArrayLike, NDArray
+
+    from crnn._optim import _Optimizer
+    from crnn._rnn import RNN
+
+    _Array = NDArray[Any]
+    #: Held-out data: X, target (arrays, or lists of sequences), their
+    #: weights or None, and whether it continues the training sequence.
+    _Val = tuple[Any, Any, Any, bool]
+
+_Model = TypeVar("_Model", bound="RNN")
+
 __all__ = ["fit"]
 
 
 class _Progress:
     """A tqdm bar when tqdm is installed, else a line to stderr now and then."""
 
-    def __init__(self, epochs, enabled):
+    def __init__(self, epochs: int, enabled: bool) -> None:
         self.enabled = enabled
         self.epochs = epochs
-        self.bar = None
+        self.bar: Any = None
         if enabled:
             try:
                 from tqdm.auto import tqdm
@@ -56,7 +74,7 @@ class _Progress:
             if tqdm is not None:
                 self.bar = tqdm(total=epochs, desc="fit", unit="epoch", leave=True)
 
-    def update(self, epoch, loss, val):
+    def update(self, epoch: int, loss: float, val: float | None) -> None:
         if not self.enabled:
             return
         info = {"loss": f"{loss:.4g}"}
@@ -69,12 +87,14 @@ class _Progress:
             text = "  ".join(f"{k} {v}" for k, v in info.items())
             print(f"epoch {epoch}/{self.epochs}  {text}", file=sys.stderr, flush=True)
 
-    def close(self):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _as_batch(model, X, target, name_x="X", name_t="target"):
+def _as_batch(
+    model: RNN, X: Any, target: Any, name_x: str = "X", name_t: str = "target"
+) -> tuple[Any, Any]:
     """Return X, target as (N, T, n), (N, T, m) arrays of the model's dtype.
 
     A list of sequences (T_i, n) stays a list (of arrays of the model's
@@ -100,17 +120,19 @@ def _as_batch(model, X, target, name_x="X", name_t="target"):
     return X, target
 
 
-def _given_as_batch(X):
+def _given_as_batch(X: Any) -> bool:
     """Return True when X, as the user gave it, is a batch (N, T, n) or a list of sequences."""
     if is_sequence_list(X):
         return True
     try:
-        return np.ndim(X) == 3
+        return bool(np.ndim(X) == 3)
     except (ValueError, TypeError):  # refused by _as_batch, by name
         return False
 
 
-def _as_lists(model, X, target, name_x, name_t):
+def _as_lists(
+    model: RNN, X: object, target: object, name_x: str, name_t: str
+) -> tuple[list[_Array], list[_Array]]:
     """Return the list form of ``_as_batch``: lists of (T_i, n) and (T_i, m) arrays."""
     dt, m = model.dtype, model.output_size
     Xs = as_sequence_list(X, name_x, dt, model.input_size, "the model's input_size")
@@ -127,23 +149,30 @@ def _as_lists(model, X, target, name_x, name_t):
     return Xs, ts
 
 
-def _rows(data, idx):
+def _rows(data: Any, idx: Any) -> Any:
     """Return the sequences idx of a batch: an array's rows, or a list's items (None: None)."""
     if data is None or not isinstance(data, list):
         return None if data is None else data[idx]
     return [data[i] for i in idx]
 
 
-def _count(target, w):
+def _count(target: Any, w: Any) -> float:
     """Return what a batch scores: the count of its values, or the sum of their weights."""
     if w is None:
-        return sum(t.size for t in target) if isinstance(target, list) else target.size
+        return sum(t.size for t in target) if isinstance(target, list) else int(target.size)
     if isinstance(w, list):
         return float(sum(np.sum(v, dtype=np.float64) for v in w))
     return float(np.sum(w, dtype=np.float64))
 
 
-def as_weights(model, sample_weight, X, target, batched, name="sample_weight"):
+def as_weights(
+    model: RNN,
+    sample_weight: Any,
+    X: Any,
+    target: Any,
+    batched: bool,
+    name: str = "sample_weight",
+) -> Any:
     """Return the weights of a fit's squared errors as an (N, T, m) array, or None.
 
     X and target are the (N, T, .) arrays of ``_as_batch`` (or its lists:
@@ -158,22 +187,25 @@ def as_weights(model, sample_weight, X, target, batched, name="sample_weight"):
                 f"{name} must be a list of {len(target)} arrays of shape (T_i,) or (T_i, m), "
                 "one for each sequence"
             )
-        w = [
-            check_sample_weight(v, model.dtype, (1, *t.shape), False, f"{name}[{i}]")[0]
-            for i, (v, t) in enumerate(zip(sample_weight, target, strict=True))
-        ]
-        if not any(v.any() for v in w):
+        ws = []
+        for i, (v, t) in enumerate(zip(sample_weight, target, strict=True)):
+            wi = check_sample_weight(v, model.dtype, (1, *t.shape), False, f"{name}[{i}]")
+            assert wi is not None
+            ws.append(wi[0])
+        if not any(v.any() for v in ws):
             raise ValueError(
                 f"{name} must have a weight > 0: all are 0, so there is nothing to fit"
             )
-        return w
+        return ws
     w = check_sample_weight(sample_weight, model.dtype, target.shape, batched, name)
-    if not w.any():
+    if w is None or not w.any():
         raise ValueError(f"{name} must have a weight > 0: all are 0, so there is nothing to fit")
     return w
 
 
-def split_sequences(N, fraction, rng):
+def split_sequences(
+    N: int, fraction: float, rng: np.random.Generator
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Return sorted indices (train, val) holding out a random fraction of N sequences."""
     n_val = max(1, round(fraction * N))
     if n_val >= N:
@@ -182,7 +214,13 @@ def split_sequences(N, fraction, rng):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def apply_update(params, optimizer, grads, loss, clip):
+def apply_update(
+    params: MutableMapping[str, _Array],
+    optimizer: _Optimizer,
+    grads: Mapping[str, _Array],
+    loss: float,
+    clip: float | None,
+) -> None:
     """Make one optimizer step on params (in place) from grads, or refuse it.
 
     A loss or gradient that is not finite raises FloatingPointError before
@@ -220,7 +258,12 @@ def apply_update(params, optimizer, grads, loss, clip):
         )
 
 
-def _step(params, optimizer, grads, backup):
+def _step(
+    params: MutableMapping[str, _Array],
+    optimizer: _Optimizer,
+    grads: Mapping[str, _Array],
+    backup: Mapping[str, _Array],
+) -> bool:
     """Make the optimizer's step; undo it and return False when a weight is not finite."""
     optimizer.step(params, grads)
     if all(np.isfinite(v).all() for v in params.values()):
@@ -230,7 +273,9 @@ def _step(params, optimizer, grads, backup):
     return False
 
 
-def _split(X, target, w, fraction, rng):
+def _split(
+    X: Any, target: Any, w: Any, fraction: float, rng: np.random.Generator
+) -> tuple[Any, Any, Any, _Val]:
     """Hold out a fraction of the data (and of its weights w, or None) for validation.
 
     Several sequences: a random fraction of the sequences. One sequence: its
@@ -264,14 +309,16 @@ def _split(X, target, w, fraction, rng):
     return Xt, tt, wt, (Xv, tv, wv, N == 1)
 
 
-def penalty(params, weight_decay):
+def penalty(params: Mapping[str, _Array], weight_decay: float) -> float:
     """Return the weight decay's penalty, weight_decay (|U|^2 + |W|^2 + |V|^2) (no biases)."""
     if not weight_decay:
         return 0.0
     return weight_decay * sum(float(np.vdot(params[k], params[k])) for k in ("U", "W", "V"))
 
 
-def add_penalty_gradient(grads, params, weight_decay):
+def add_penalty_gradient(
+    grads: MutableMapping[str, _Array], params: Mapping[str, _Array], weight_decay: float
+) -> None:
     """Add the penalty's gradient, 2 weight_decay U (W, V), to grads (in place)."""
     if weight_decay:
         for k in ("U", "W", "V"):
@@ -281,7 +328,18 @@ def add_penalty_gradient(grads, params, weight_decay):
 class _Trainer:
     """One fit's settings and the loop over epochs and mini-batches."""
 
-    def __init__(self, model, *, g, method, batch_size, shuffle, clip, truncate, weight_decay=0.0):
+    def __init__(
+        self,
+        model: RNN,
+        *,
+        g: float,
+        method: Any,
+        batch_size: int | None,
+        shuffle: bool,
+        clip: float | None,
+        truncate: int | None,
+        weight_decay: float = 0.0,
+    ) -> None:
         self.model = model
         self.g = g
         self.method = method
@@ -291,10 +349,12 @@ class _Trainer:
         self.truncate = truncate
         self.weight_decay = weight_decay
 
-    def _params(self):
+    def _params(self) -> dict[str, _Array]:
         return self.model.parameters()
 
-    def _update(self, optimizer, X, target, s0, w=None):
+    def _update(
+        self, optimizer: _Optimizer, X: Any, target: Any, s0: _Array | None, w: Any = None
+    ) -> tuple[float, float]:
         """One exact gradient and one optimizer step; return (E, values scored).
 
         With weights w, the values scored are their sum; a mini-batch (or a
@@ -311,14 +371,16 @@ class _Trainer:
         apply_update(params, optimizer, grads, G.loss, self.clip)
         return G.loss, count
 
-    def epoch(self, optimizer, X, target, w, rng):
+    def epoch(
+        self, optimizer: _Optimizer, X: Any, target: Any, w: Any, rng: np.random.Generator
+    ) -> float:
         """One pass over the data (weights w or None); return the mean loss per predicted value."""
         if isinstance(X, list):
             return self._epoch_lists(optimizer, X, target, w, rng)
         N, T, _ = X.shape
         order = rng.permutation(N) if self.shuffle else np.arange(N)
         size = N if self.batch_size is None else min(self.batch_size, N)
-        total, count = 0.0, 0
+        total, count = 0.0, 0.0
         for start in range(0, N, size):
             idx = (
                 np.sort(order[start : start + size])
@@ -343,13 +405,20 @@ class _Trainer:
                 state = np.ascontiguousarray(S[:, -1])
         return total / count if count else 0.0
 
-    def _epoch_lists(self, optimizer, X, target, w, rng):
+    def _epoch_lists(
+        self,
+        optimizer: _Optimizer,
+        X: list[_Array],
+        target: list[_Array],
+        w: list[_Array] | None,
+        rng: np.random.Generator,
+    ) -> float:
         """``epoch`` on a list of sequences: mini-batches of sequences, truncated windows."""
         N = len(X)
         order = rng.permutation(N) if self.shuffle else np.arange(N)
         size = N if self.batch_size is None else min(self.batch_size, N)
         d, dt = self.model.hidden_size, self.model.dtype
-        total, count = 0.0, 0
+        total, count = 0.0, 0.0
         for start in range(0, N, size):
             idx = order[start : start + size]
             if self.shuffle:
@@ -375,7 +444,7 @@ class _Trainer:
                 state[live] = last
         return total / count if count else 0.0
 
-    def validation_loss(self, val, X_train):
+    def validation_loss(self, val: _Val, X_train: Any) -> float:
         """Mean loss per predicted value (per unit of weight) on the held-out data."""
         Xv, tv, wv, continues = val
         s0 = None
@@ -389,7 +458,16 @@ class _Trainer:
 # ---------------------------------------------------------------------- the one training loop
 
 
-def check_loop_options(*, epochs, n_iter_no_change, tol, clip, shuffle, warm_start, batch_size):
+def check_loop_options(
+    *,
+    epochs: object,
+    n_iter_no_change: object,
+    tol: object,
+    clip: object,
+    shuffle: object,
+    warm_start: object,
+    batch_size: object,
+) -> tuple[int, int, float, float | None, int | None]:
     """Check the options every fit shares (local or distributed); return them converted.
 
     Returns epochs, n_iter_no_change, tol, clip and batch_size.
@@ -404,7 +482,9 @@ def check_loop_options(*, epochs, n_iter_no_change, tol, clip, shuffle, warm_sta
     return epochs, n_iter_no_change, tol, clip, batch_size
 
 
-def start_history(model, warm_start, has_val, new_optimizer):
+def start_history(
+    model: RNN, warm_start: object, has_val: bool, new_optimizer: Callable[[], _Optimizer]
+) -> _Optimizer:
     """Return a fit's optimizer and set up its bookkeeping on the model.
 
     With ``warm_start`` and an earlier fit, its optimizer, ``loss_curve_`` and
@@ -412,7 +492,7 @@ def start_history(model, warm_start, has_val, new_optimizer):
     """
     state = getattr(model, "_fit_state", None)
     if warm_start and state is not None:
-        opt = state["optimizer"]
+        opt: _Optimizer = state["optimizer"]
     else:
         opt = new_optimizer()
         model.loss_curve_ = []
@@ -430,7 +510,25 @@ def start_history(model, warm_start, has_val, new_optimizer):
     return opt
 
 
-def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, callback=None):
+class Source(Protocol):
+    """Where :func:`run_epochs` gets its updates from (see there)."""
+
+    def epoch(self, opt: _Optimizer) -> float: ...
+    def validation_loss(self) -> float | None: ...
+    def penalty(self) -> float: ...
+
+
+def run_epochs(
+    model: _Model,
+    source: Source,
+    opt: _Optimizer,
+    *,
+    epochs: int,
+    tol: float,
+    n_iter_no_change: int,
+    verbose: object,
+    callback: Callable[[_Model], object] | None = None,
+) -> _Model:
     """Run the epochs of :meth:`RNN.fit` and :func:`crnn.distributed.fit`: the one loop.
 
     Parameters
@@ -480,9 +578,9 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
             score = source.validation_loss()
             if score is not None:
                 score = float(score)
-                model.validation_scores_.append(score)
-                improved = score < model.best_validation_score_ - tol
-                if score < model.best_validation_score_:
+                model.validation_scores_.append(score)  # type: ignore[union-attr]
+                improved = score < model.best_validation_score_ - tol  # type: ignore[operator]
+                if score < model.best_validation_score_:  # type: ignore[operator]
                     model.best_validation_score_ = score
                     best_weights = {k: v.copy() for k, v in params.items()}
             else:  # the objective the optimizer sees: the loss and the penalty
@@ -497,7 +595,7 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
             if since_best >= n_iter_no_change:
                 break
     except KeyboardInterrupt as exc:
-        exc.best_weights = best_weights
+        exc.best_weights = best_weights  # type: ignore[attr-defined]
         raise
     finally:
         progress.close()
@@ -511,21 +609,29 @@ def run_epochs(model, source, opt, *, epochs, tol, n_iter_no_change, verbose, ca
 class _LocalSource:
     """The gradient source of RNN.fit: the model's own gradient over mini-batches."""
 
-    def __init__(self, trainer, X, target, w, val, rng):
+    def __init__(
+        self,
+        trainer: _Trainer,
+        X: Any,
+        target: Any,
+        w: Any,
+        val: _Val | None,
+        rng: np.random.Generator,
+    ) -> None:
         self.trainer, self.X, self.target, self.w, self.val = trainer, X, target, w, val
         self.rng = rng
 
-    def epoch(self, opt):
+    def epoch(self, opt: _Optimizer) -> float:
         return self.trainer.epoch(opt, self.X, self.target, self.w, self.rng)
 
-    def validation_loss(self):
+    def validation_loss(self) -> float | None:
         return None if self.val is None else self.trainer.validation_loss(self.val, self.X)
 
-    def penalty(self):
+    def penalty(self) -> float:
         return penalty(self.trainer.model.parameters(), self.trainer.weight_decay)
 
 
-def fit(model, X, target, **options):
+def fit(model: _Model, X: ArrayLike, target: ArrayLike, **options: Any) -> _Model:
     """Train model in place; see :meth:`RNN.fit` for the parameters.
 
     A second training call on the same model while this one runs (from
@@ -536,31 +642,31 @@ def fit(model, X, target, **options):
 
 
 def _fit(
-    model,
-    X,
-    target,
+    model: _Model,
+    X: ArrayLike,
+    target: ArrayLike,
     *,
-    epochs,
-    optimizer,
-    lr,
-    momentum,
-    nesterov,
-    batch_size,
-    shuffle,
-    method,
-    clip,
-    truncate,
-    tol,
-    n_iter_no_change,
-    validation_fraction,
-    validation_data,
-    g,
-    seed,
-    warm_start,
-    verbose,
-    sample_weight,
-    weight_decay,
-):
+    epochs: object,
+    optimizer: object,
+    lr: object,
+    momentum: object,
+    nesterov: object,
+    batch_size: object,
+    shuffle: object,
+    method: object,
+    clip: object,
+    truncate: object,
+    tol: object,
+    n_iter_no_change: object,
+    validation_fraction: object,
+    validation_data: object,
+    g: object,
+    seed: object,
+    warm_start: object,
+    verbose: object,
+    sample_weight: object,
+    weight_decay: object,
+) -> _Model:
     epochs, n_iter_no_change, tol, clip, batch_size = check_loop_options(
         epochs=epochs,
         n_iter_no_change=n_iter_no_change,
@@ -581,7 +687,7 @@ def _fit(
     check_writable(model, "fit")
 
     rng = make_rng(seed)
-    val = None
+    val: _Val | None = None
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
     if validation_data is not None:
@@ -590,7 +696,13 @@ def _fit(
                 "validation_data must be a pair (X_val, target_val) or a triple "
                 "(X_val, target_val, sample_weight_val)"
             )
-        Xv, tv = _as_batch(model, *validation_data[:2], "validation_data[0]", "validation_data[1]")
+        Xv, tv = _as_batch(
+            model,
+            validation_data[0],
+            validation_data[1],
+            "validation_data[0]",
+            "validation_data[1]",
+        )
         wv = None
         if len(validation_data) == 3:
             wv = as_weights(
@@ -636,13 +748,24 @@ def _fit(
     )
 
 
-def partial_fit(model, X, target, **options):
+def partial_fit(model: _Model, X: ArrayLike, target: ArrayLike, **options: Any) -> _Model:
     """One pass over (X, target) as one mini-batch, continuing any earlier fit."""
     with exclusive("partial_fit", model):
         return _partial_fit(model, X, target, **options)
 
 
-def _partial_fit(model, X, target, *, g, method, clip, optimizer, lr, sample_weight=None):
+def _partial_fit(
+    model: _Model,
+    X: ArrayLike,
+    target: ArrayLike,
+    *,
+    g: object,
+    method: object,
+    clip: object,
+    optimizer: object,
+    lr: object,
+    sample_weight: object = None,
+) -> _Model:
     check_method(method)
     g = check_g(g, model.dtype)
     clip = check_real(clip, "clip", low=0, low_open=True, allow_none=True)

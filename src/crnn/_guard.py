@@ -17,18 +17,31 @@ whole with respect to Ctrl-C: a KeyboardInterrupt waits until they are done;
 :func:`interrupts_deferrable` makes that cheap for a loop of updates.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import signal
 import threading
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import FrameType
+
+    from crnn._rnn import RNN
+    from crnn._typing import Self
+
+    _Handler = Callable[[int, FrameType | None], object]
 
 __all__ = ["deferral_is_cheap", "exclusive", "interrupts_deferrable", "uninterrupted"]
 
 _lock = threading.Lock()
-_holders = {}  # id(object) -> (the call that holds it, its thread, the thread's ident)
+# id(object) -> (the call that holds it, its thread, the thread's ident)
+_holders: dict[int, tuple[str, threading.Thread, int | None]] = {}
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()  # another thread may have held it at the fork
     me = threading.get_ident()
@@ -54,11 +67,11 @@ class exclusive:  # lower case: used as a function, ``with exclusive(...):``
 
     __slots__ = ("objects", "what")
 
-    def __init__(self, what, *objects):
+    def __init__(self, what: str, *objects: object) -> None:
         self.what = what
         self.objects = objects
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         thread = threading.current_thread()
         holder = (self.what, thread, thread.ident)  # its text is made only for a message
         with _lock:
@@ -75,7 +88,7 @@ class exclusive:  # lower case: used as a function, ``with exclusive(...):``
                 _holders[id(obj)] = holder
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         with _lock:
             for obj in self.objects:
                 _holders.pop(id(obj), None)
@@ -90,23 +103,23 @@ class _Deferral:
     calls that handler.
     """
 
-    active = None  # the installed one (main thread only)
+    active: _Deferral | None = None  # the installed one (main thread only)
 
-    def __init__(self, original):
+    def __init__(self, original: _Handler) -> None:
         self.original = original
         self.depth = 0
-        self.caught = None
+        self.caught: tuple[int, FrameType | None] | None = None
 
-    def __call__(self, signum, frame):
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.depth:
             self.caught = (signum, frame)
         else:
             self.original(signum, frame)
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.depth += 1
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.depth -= 1
         if not self.depth and self.caught is not None:
             caught, self.caught = self.caught, None
@@ -116,8 +129,8 @@ class _Deferral:
 class _Swap:
     """:func:`uninterrupted` where no deferral is installed: the SIGINT handler swapped for the block."""
 
-    def __enter__(self):
-        self.deferral = None
+    def __enter__(self) -> None:
+        self.deferral: _Deferral | None = None
         if threading.current_thread() is threading.main_thread():
             original = signal.getsignal(signal.SIGINT)
             if callable(original):
@@ -125,14 +138,14 @@ class _Swap:
                 signal.signal(signal.SIGINT, self.deferral)
                 self.deferral.__enter__()
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         deferral = self.deferral
         if deferral is not None:
             signal.signal(signal.SIGINT, deferral.original)
             deferral.__exit__()
 
 
-def uninterrupted():
+def uninterrupted() -> _Deferral | _Swap:
     """Return a context manager that runs its block whole: a SIGINT during it is handled after it.
 
     Python runs signal handlers between any two bytecodes of the main
@@ -148,7 +161,7 @@ def uninterrupted():
     return _Swap()
 
 
-def deferral_is_cheap():
+def deferral_is_cheap() -> bool:
     """Return True when :func:`uninterrupted` costs no system call here.
 
     Inside :func:`interrupts_deferrable`, or in a thread other than the main
@@ -158,16 +171,17 @@ def deferral_is_cheap():
 
 
 @contextlib.contextmanager
-def interrupts_deferrable():
+def interrupts_deferrable() -> Iterator[None]:
     """Around a loop of updates: install the SIGINT handler of :func:`uninterrupted` once."""
+    handler = signal.getsignal(signal.SIGINT)
     if (
         _Deferral.active is not None
         or threading.current_thread() is not threading.main_thread()
-        or not callable(signal.getsignal(signal.SIGINT))
+        or not callable(handler)
     ):
         yield
         return
-    deferral = _Deferral(signal.getsignal(signal.SIGINT))
+    deferral = _Deferral(handler)
     signal.signal(signal.SIGINT, deferral)
     _Deferral.active = deferral
     try:
@@ -177,7 +191,7 @@ def interrupts_deferrable():
         signal.signal(signal.SIGINT, deferral.original)
 
 
-def check_writable(model, what):
+def check_writable(model: RNN, what: str) -> None:
     """Refuse to train a model whose weights were made read-only (they are updated in place)."""
     for name, arr in model.parameters().items():
         if not arr.flags.writeable:

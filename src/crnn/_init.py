@@ -1,43 +1,75 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Weight initialisers for :class:`crnn.RNN` (the ``init=`` option)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from crnn._validation import check_real
 
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike, NDArray
+
+    from crnn._typing import InitFunction
+
 __all__ = ["INITS", "initial_biases", "initial_weights"]
 
 
-def _uniform(shape, fan_in, fan_out, rng):
+def _uniform(
+    shape: tuple[int, int], fan_in: int, fan_out: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
     """Draw from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's rule for nn.RNN."""
     bound = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-bound, bound, size=shape)
 
 
-def _glorot(shape, fan_in, fan_out, rng):
+def _glorot(
+    shape: tuple[int, int], fan_in: int, fan_out: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
     """Draw from U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
     bound = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-bound, bound, size=shape)
 
 
-def _normal(shape, fan_in, fan_out, rng):
+def _normal(
+    shape: tuple[int, int], fan_in: int, fan_out: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
     """Draw from N(0, 1/fan_in) (LeCun)."""
     return rng.normal(scale=1.0 / np.sqrt(fan_in), size=shape)
 
 
-def _orthogonal(shape, fan_in, fan_out, rng):
+def _orthogonal(
+    shape: tuple[int, int], fan_in: int, fan_out: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
     """Draw a random orthogonal W (Saxe et al., 2014); Glorot for U and V."""
     if shape[0] != shape[1]:
         return _glorot(shape, fan_in, fan_out, rng)
     q, r = np.linalg.qr(rng.normal(size=shape))
-    return q * np.where(np.diag(r) < 0, -1.0, 1.0)  # uniform over the orthogonal group
+    # uniform over the orthogonal group (numpy < 2.3 types the product as Any)
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)  # type: ignore[no-any-return, unused-ignore]
 
 
-INITS = {"uniform": _uniform, "glorot": _glorot, "normal": _normal, "orthogonal": _orthogonal}
+INITS: dict[str, InitFunction] = {
+    "uniform": _uniform,
+    "glorot": _glorot,
+    "normal": _normal,
+    "orthogonal": _orthogonal,
+}
 
 
-def initial_weights(n, d, m, init, spectral_radius, rng, dtype):
+def initial_weights(
+    n: int,
+    d: int,
+    m: int,
+    init: object,
+    spectral_radius: object,
+    rng: np.random.Generator,
+    dtype: DTypeLike,
+) -> list[NDArray[Any]]:
     """Return U, W, V drawn by the initialiser `init`, W scaled to a spectral radius."""
+    draw: InitFunction
     if callable(init):
         draw = init
     elif isinstance(init, str) and init.lower() in INITS:
@@ -89,7 +121,9 @@ def initial_weights(n, d, m, init, spectral_radius, rng, dtype):
     return out
 
 
-def initial_biases(d, m, init, rng, dtype):
+def initial_biases(
+    d: int, m: int, init: object, rng: np.random.Generator, dtype: DTypeLike
+) -> tuple[NDArray[Any], NDArray[Any]]:
     """Return b (d,) and c (m,): PyTorch's U(-1/sqrt(d), 1/sqrt(d)) for "uniform", else zeros.
 
     ``nn.RNN`` draws its biases from U(-1/sqrt(hidden_size), ...) and

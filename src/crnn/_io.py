@@ -32,15 +32,26 @@ function that rebuilds a model from the checked :class:`Contents`.
 :func:`crnn.save` and :func:`crnn.load` (``crnn._saving``) call those two.
 """
 
+from __future__ import annotations
+
 import os
 import stat
 from collections import namedtuple
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from crnn._files import write_atomically
 from crnn._validation import FLOAT_DTYPES
 from crnn._version import __version__
+
+if TYPE_CHECKING:
+    import zipfile as _zipfile
+    from collections.abc import Callable, Mapping
+
+    from numpy.typing import DTypeLike, NDArray
+
+_T = TypeVar("_T")
 
 __all__ = ["FORMAT_VERSION", "BadFile", "Contents", "read", "write"]
 
@@ -71,9 +82,9 @@ class BadFile(Exception):
 Contents = namedtuple("Contents", ["sizes", "dtype", "arrays", "options", "writer"])
 
 
-def _check_path(path, name="path"):
+def _check_path(path: object, name: str = "path") -> str:
     try:
-        path = os.fspath(path)
+        path = os.fspath(path)  # type: ignore[call-overload]
     except TypeError:
         raise TypeError(
             f"{name} must be a str or an os.PathLike, got {type(path).__name__}"
@@ -89,7 +100,7 @@ def _check_path(path, name="path"):
 # above: together they cost ~10 ms, which every ``import crnn`` would pay.
 
 
-def _digest(arr):
+def _digest(arr: NDArray[Any]) -> str:
     import hashlib
 
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
@@ -98,11 +109,11 @@ def _digest(arr):
 # ---------------------------------------------------------------------- the arrays
 
 
-def _expected_shapes(n, d, m):
+def _expected_shapes(n: int, d: int, m: int) -> dict[str, tuple[int, ...]]:
     return {"U": (d, n), "W": (d, d), "V": (m, d)}
 
 
-def _check_name(name, where):
+def _check_name(name: object, where: str) -> str:
     if not isinstance(name, str) or not name.isidentifier() or name == METADATA_KEY:
         raise BadFile(f"{where} has an invalid array name {name!r}")
     return name
@@ -111,7 +122,15 @@ def _check_name(name, where):
 # ---------------------------------------------------------------------- save
 
 
-def write(path, sizes, dtype, arrays, options, *, replace=True):
+def write(
+    path: object,
+    sizes: tuple[int, int, int],
+    dtype: DTypeLike,
+    arrays: Mapping[str, NDArray[Any]],
+    options: Mapping[str, Any],
+    *,
+    replace: bool = True,
+) -> str:
     """Write a model file, atomically (see :func:`crnn.save`).
 
     Parameters
@@ -155,7 +174,7 @@ def write(path, sizes, dtype, arrays, options, *, replace=True):
     another thread changes the model's arrays meanwhile.
     """
     path = _check_path(path)
-    entries = {METADATA_KEY: None}  # first in the archive
+    entries: dict[str, Any] = {METADATA_KEY: None}  # first in the archive
     meta_arrays = {}
     dtype = np.dtype(dtype)
     n, d, m = sizes
@@ -208,7 +227,7 @@ def write(path, sizes, dtype, arrays, options, *, replace=True):
     return path
 
 
-def _write_archive(fileobj, entries):
+def _write_archive(fileobj: IO[bytes], entries: Mapping[str, NDArray[Any]]) -> None:
     """Write entries as an uncompressed .npz archive (what numpy.savez writes)."""
     import zipfile
 
@@ -217,13 +236,14 @@ def _write_archive(fileobj, entries):
             info = zipfile.ZipInfo(name + ".npy", date_time=_ZIP_DATE)
             info.external_attr = 0o644 << 16
             with zf.open(info, mode="w", force_zip64=True) as f:
-                np.lib.format.write_array(f, arr, allow_pickle=False)
+                # (numpy < 2.3 does not annotate numpy.lib.format)
+                np.lib.format.write_array(f, arr, allow_pickle=False)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 # ---------------------------------------------------------------------- load
 
 
-def read(path, build):
+def read(path: object, build: Callable[[Contents], _T]) -> _T:
     """Read and check a model file; return what ``build`` makes of it (see :func:`crnn.load`).
 
     Parameters
@@ -263,7 +283,7 @@ def read(path, build):
         raise
 
 
-def _read_errors():
+def _read_errors() -> tuple[type[BaseException], ...]:
     """Return everything a damaged archive or .npy entry can raise while it is read."""
     import struct
     import tokenize
@@ -287,7 +307,7 @@ def _read_errors():
     )
 
 
-def _read(path):
+def _read(path: str) -> Contents:
     if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block open() for ever
         kind = "a directory" if os.path.isdir(path) else "not a regular file"
         raise BadFile(f"it is {kind}; a model is read from a file")
@@ -315,7 +335,7 @@ def _read(path):
             return _read_archive(_Entries(archive, zipfile))
 
 
-def _check_directory_size(fh, zipfile):
+def _check_directory_size(fh: IO[bytes], zipfile: Any) -> None:
     """Refuse a central directory too large for MAX_ENTRIES, before zipfile parses it.
 
     zipfile reads every entry the directory lists, whatever their number: a
@@ -347,7 +367,7 @@ class _Entries:
     entries that overlap: their local headers name them.)
     """
 
-    def __init__(self, archive, zipfile):
+    def __init__(self, archive: _zipfile.ZipFile, zipfile: Any) -> None:
         infos = archive.infolist()
         if len(infos) > MAX_ENTRIES:
             raise BadFile(
@@ -369,13 +389,13 @@ class _Entries:
         self._infos = {i.filename.removesuffix(".npy"): i for i in infos}
         self.files = list(self._infos)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: str) -> NDArray[Any]:
         info = self._infos[key]
         with self._archive.open(info) as f:
             return _read_npy(f, info.file_size, key)
 
 
-def _read_npy(f, size, key):
+def _read_npy(f: IO[bytes], size: int, key: str) -> NDArray[Any]:
     """Read one .npy entry of size bytes, the way numpy.lib.format.read_array does."""
     fmt = np.lib.format
     if f.read(len(fmt.MAGIC_PREFIX)) != fmt.MAGIC_PREFIX:
@@ -384,7 +404,7 @@ def _read_npy(f, size, key):
     readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
     if version not in readers:
         raise BadFile(f"entry {key!r} is an .npy of version {version}, which crnn never writes")
-    shape, fortran, dtype = readers[version](f)
+    shape, fortran, dtype = readers[version](f)  # type: ignore[no-untyped-call, unused-ignore]
     if dtype.hasobject:
         raise BadFile(
             f"entry {key!r} holds pickled Python objects, which crnn never writes "
@@ -406,11 +426,11 @@ def _read_npy(f, size, key):
     return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
 
 
-def _reason(exc):
+def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _entry(npz, key):
+def _entry(npz: _Entries, key: str) -> NDArray[Any]:
     try:
         return npz[key]
     except BadFile:
@@ -419,7 +439,13 @@ def _entry(npz, key):
         raise BadFile(f"entry {key!r} is truncated or damaged ({_reason(exc)})") from exc
 
 
-def _field(meta, key, kind, check=None, what=None):
+def _field(
+    meta: Mapping[str, Any],
+    key: str,
+    kind: type[_T],
+    check: Callable[[_T], bool] | None = None,
+    what: str | None = None,
+) -> _T:
     if key not in meta:
         raise BadFile(f"the metadata has no {key!r} field")
     value = meta[key]
@@ -428,7 +454,7 @@ def _field(meta, key, kind, check=None, what=None):
     return value
 
 
-def _read_archive(npz):
+def _read_archive(npz: _Entries) -> Contents:
     keys = set(npz.files)
     if METADATA_KEY not in keys:
         shown = ", ".join(sorted(keys)[:6]) or "none"

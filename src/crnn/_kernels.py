@@ -16,15 +16,28 @@ bit of any result: every split is made from the sizes alone, never from the
 thread count (see the design note of ``crnn/_core.pyx``).
 """
 
+from __future__ import annotations
+
 import functools
 import os
 import threading
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from crnn import _core
 from crnn._validation import available_cpus, check_alloc, check_n_threads
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable
+
+    from numpy.typing import DTypeLike, NDArray
+
+    _Array = NDArray[Any]
+    #: (input_size, hidden_size, output_size)
+    _Size = tuple[int, int, int]
+    #: A call's cell: (activation code, leak rate)
+    _Cell = tuple[int, float]
 
 __all__ = [
     "ACTIVATIONS",
@@ -46,13 +59,13 @@ __all__ = [
 ]
 
 # The cell's activations by name: the kernels' codes (crnn/_cell.pxi).
-ACTIVATIONS = {"tanh": 0, "relu": 1, "identity": 2, "logistic": 3}
+ACTIVATIONS: dict[str, int] = {"tanh": 0, "relu": 1, "identity": 2, "logistic": 3}
 
 # A call's cell is (activation code, leak rate); Elman's is tanh without leak.
-ELMAN = (0, 1.0)
+ELMAN: tuple[int, float] = (0, 1.0)
 
 
-def cell(activation, leak):
+def cell(activation: str, leak: float) -> tuple[int, float]:
     """Return the cell the kernels take for an activation's name and a leak rate (checked)."""
     return (ACTIVATIONS[activation], float(leak))
 
@@ -83,10 +96,10 @@ _BPTT_BLOCK_ROWS = 1024
 # The compiled entry points, each specialised for one dtype: calling the
 # specialisation skips the fused dispatch (about 2 us a call), which would
 # read the buffer format of the arguments to choose it.
-_SPECIALISED = {}
+_SPECIALISED: dict[tuple[object, str, object], Callable[..., int]] = {}
 
 
-def _kernel(name, dtype):
+def _kernel(name: str, dtype: object) -> Callable[..., int]:
     """Return the compiled entry point `name` of crnn._core for float32 or float64 arrays."""
     key = (_core, name, dtype)
     fn = _SPECIALISED.get(key)
@@ -120,13 +133,13 @@ class GradientArrays(NamedTuple):
     infinite values the kernels met in the weights and data.
     """
 
-    U: np.ndarray
-    W: np.ndarray
-    V: np.ndarray
-    b: np.ndarray | None
-    c: np.ndarray | None
-    s0: np.ndarray
-    E: np.ndarray
+    U: _Array
+    W: _Array
+    V: _Array
+    b: _Array | None
+    c: _Array | None
+    s0: _Array
+    E: _Array
     nonfinite: int
 
 
@@ -134,7 +147,9 @@ class GradientArrays(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def parameter_layout(n, d, m, bias):
+def parameter_layout(
+    n: int, d: int, m: int, bias: bool
+) -> dict[str, tuple[int, int, tuple[int, ...]]]:
     """Where each parameter lies in theta: {name: (start, stop, shape)}.
 
     The kernels take the parameters as one vector theta: U (d, n), W (d, d),
@@ -142,10 +157,11 @@ def parameter_layout(n, d, m, bias):
     after the other (the order of ``RNN.parameters``). The gradients they
     return have the same layout.
     """
-    shapes = {"U": (d, n), "W": (d, d), "V": (m, d)}
+    shapes: dict[str, tuple[int, ...]] = {"U": (d, n), "W": (d, d), "V": (m, d)}
     if bias:
         shapes.update(b=(d,), c=(m,))
-    layout, start = {}, 0
+    layout: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+    start = 0
     for name, shape in shapes.items():
         stop = start + (shape[0] * shape[1] if len(shape) == 2 else shape[0])
         layout[name] = (start, stop, shape)
@@ -153,7 +169,9 @@ def parameter_layout(n, d, m, bias):
     return layout
 
 
-def parameters(n, d, m, bias, dtype):
+def parameters(
+    n: int, d: int, m: int, bias: bool, dtype: DTypeLike
+) -> tuple[_Array, dict[str, _Array]]:
     """Return theta, a zeroed vector of every parameter, and {name: its view}.
 
     Each view is an array of its parameter's shape that shares theta's
@@ -181,18 +199,19 @@ _threaded = False  # a kernel of this process ran on more than one thread
 _single = False  # this process is such a child
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     global _single
     _single = _single or _threaded
     _SCRATCH.__dict__.pop("plans", None)  # they hold thread counts
-    _core._set_main_thread(threading.main_thread().ident)
+    _core._set_main_thread(threading.main_thread().ident)  # type: ignore[arg-type]
 
 
-_core._set_main_thread(threading.main_thread().ident)  # signals: see crnn/_core.pyx
+# signals: see crnn/_core.pyx (a started thread's ident is never None)
+_core._set_main_thread(threading.main_thread().ident)  # type: ignore[arg-type]
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def threads(n_threads, N, work):
+def threads(n_threads: int | None, N: int, work: int) -> int:
     """Return the thread count for a call on N parallel items of `work` multiply-adds.
 
     ``n_threads`` is the model's setting: None chooses from the size of the
@@ -216,7 +235,7 @@ def threads(n_threads, N, work):
     return nt
 
 
-def _step_work(n, d, m):
+def _step_work(n: int, d: int, m: int) -> int:
     """Multiply-adds of one forward step."""
     return d * (n + d + m)
 
@@ -224,7 +243,7 @@ def _step_work(n, d, m):
 # ---------------------------------------------------------------------- workspaces
 
 
-def _scratch(name, shape, dtype):
+def _scratch(name: str, shape: tuple[int, ...], dtype: DTypeLike) -> _Array:
     """Return an uninitialised workspace array, reused by this thread's later calls.
 
     Each Python thread has its own buffers, so calls on one model from
@@ -236,7 +255,7 @@ def _scratch(name, shape, dtype):
         size *= int(k)
     if _core._in_signal_handler():
         return _aligned_empty(max(size, 1), dtype)[:size].reshape(shape)
-    cache = _SCRATCH.__dict__
+    cache: dict[Any, Any] = _SCRATCH.__dict__
     key = (name, np.dtype(dtype))
     buf = cache.get(key)
     if buf is None or buf.size < size:
@@ -248,20 +267,20 @@ def _scratch(name, shape, dtype):
     return buf[:size].reshape(shape)
 
 
-def _aligned_empty(size, dtype):
+def _aligned_empty(size: int, dtype: DTypeLike) -> _Array:
     """Return an uninitialised 1-d array of `size` elements on a 64-byte boundary.
 
     The kernels load whole cache lines (a 64-byte SIMD vector on AVX-512
     builds): from a buffer that starts mid-line every such load spans two
     lines (benchmarks/README.md has the cost).
     """
-    dtype = np.dtype(dtype)
-    raw = np.empty(size * dtype.itemsize + _ALIGN, dtype=np.uint8)
+    dt = np.dtype(dtype)
+    raw = np.empty(size * dt.itemsize + _ALIGN, dtype=np.uint8)
     start = -raw.ctypes.data % _ALIGN
-    return raw[start : start + size * dtype.itemsize].view(dtype)
+    return raw[start : start + size * dt.itemsize].view(dt)
 
 
-def _plan(key, make):
+def _plan(key: Hashable, make: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
     """Return ``make()``: a call's thread count, sizes and workspaces, kept by `key` when small.
 
     Every plan is computed from the sizes (and the model's thread setting)
@@ -272,7 +291,7 @@ def _plan(key, make):
     if _core._in_signal_handler():  # the interrupted call's are in use
         return make()
     plans = _SCRATCH.__dict__.setdefault("plans", {})
-    plan = plans.get(key)
+    plan: tuple[Any, ...] | None = plans.get(key)
     if plan is None:
         plan = make()
         size = sum(a.nbytes for a in plan if isinstance(a, np.ndarray))
@@ -283,21 +302,29 @@ def _plan(key, make):
     return plan
 
 
-def _forward_scratch(n, d, m, N, nt, dtype):
+def _forward_scratch(n: int, d: int, m: int, N: int, nt: int, dtype: DTypeLike) -> _Array:
     """Return the workspace of ``_forward``, ``_loss``, ``_generate`` (weights packed, each thread's)."""
 
-    def make():
+    def make() -> tuple[_Array]:
         size = _core._forward_workspace_size(N, n, d, m, nt)
         check_alloc((size,), dtype, "the forward workspace")
         return (_scratch("forward", (size,), dtype),)
 
-    return _plan(("forward", n, d, m, N, nt, dtype), make)[0]
+    ws: _Array = _plan(("forward", n, d, m, N, nt, dtype), make)[0]
+    return ws
 
 
 # ---------------------------------------------------------------------- forward
 
 
-def forward(theta, size, X, s0, n_threads, cell=ELMAN):
+def forward(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    s0: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+) -> tuple[_Array, _Array, int]:
     """Return the states S (N, T, d) and outputs Y (N, T, m) of the batch X (N, T, n).
 
     theta holds the parameters (``parameters``) of a model of ``size`` (n, d,
@@ -320,7 +347,14 @@ def forward(theta, size, X, s0, n_threads, cell=ELMAN):
     return S, Y, bad
 
 
-def step(theta, size, x, s, n_threads, cell=ELMAN):
+def step(
+    theta: _Array,
+    size: _Size,
+    x: _Array,
+    s: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+) -> tuple[_Array, _Array, int]:
     """Return the new states (N, d), outputs (N, m) and the non-finite count of one step.
 
     x (N, n) and s (N, d): the forward pass of one step, in one unpacked
@@ -337,7 +371,17 @@ def step(theta, size, x, s, n_threads, cell=ELMAN):
     return s_new, y, _kernel("_step", dt)(theta, x, s, s_new, y, *cell)
 
 
-def loss(theta, size, X, target, s0, g, n_threads, cell=ELMAN, weight=None):
+def loss(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+    weight: _Array | None = None,
+) -> tuple[_Array, int]:
     """Return each sequence's loss E (N,) on the batch X, target, and the non-finite count.
 
     ``weight``: None, or the weights of the squared errors, shaped as target
@@ -356,7 +400,15 @@ def loss(theta, size, X, target, s0, g, n_threads, cell=ELMAN, weight=None):
     return E, bad
 
 
-def generate(theta, size, x0, s0, out, n_threads, cell=ELMAN):
+def generate(
+    theta: _Array,
+    size: _Size,
+    x0: _Array,
+    s0: _Array,
+    out: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+) -> tuple[_Array, int]:
     """Run the closed loop from the inputs x0 (N, n); fill out (N, T, m).
 
     Returns S^T (N, d) and the non-finite count of the weights, x0 and s0.
@@ -376,19 +428,30 @@ def generate(theta, size, x0, s0, out, n_threads, cell=ELMAN):
 # ---------------------------------------------------------------------- gradients
 
 
-def _bptt_steps(N, T):
+def _bptt_steps(N: int, T: int) -> int:
     """Return the steps per block of BPTT's backward pass (from the sizes alone)."""
     return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
 
 
-def _bptt(theta, size, X, target, s0, g, out, n_threads, cell, weight):
+def _bptt(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    out: _Array,
+    n_threads: int | None,
+    cell: _Cell,
+    weight: _Array | None,
+) -> int:
     """One BPTT kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
     dt = theta.dtype
     P = theta.shape[0]  # the gradient's size
 
-    def make():
+    def make() -> tuple[int, int, int, _Array]:
         nt = threads(n_threads, N, N * T * _step_work(n, d, m) * 3)
         L = _bptt_steps(N, T)
         # the final products in parts, each over a group of sequences (threads
@@ -401,10 +464,10 @@ def _bptt(theta, size, X, target, s0, g, out, n_threads, cell, weight):
         if parts > 1:
             check_alloc((parts, P), dt, "the gradient parts")
         bias = theta.shape[0] > _core._parameter_size(n, d, m)
-        size = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, leaky, nt)
+        wsize = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, leaky, nt)
         if leaky:  # H^t of every step too
-            check_alloc((size,), dt, "the bptt workspace")
-        return nt, L, parts, _scratch("bptt", (size,), dt)
+            check_alloc((wsize,), dt, "the bptt workspace")
+        return nt, L, parts, _scratch("bptt", (wsize,), dt)
 
     leaky = cell[1] != 1
     nt, L, parts, ws = _plan(("bptt", N, T, n, d, m, P, n_threads, leaky, dt), make)
@@ -412,7 +475,18 @@ def _bptt(theta, size, X, target, s0, g, out, n_threads, cell, weight):
     return _kernel("_bptt_gradient", dt)(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
 
 
-def _rtrl(theta, size, X, target, s0, g, out, n_threads, cell, weight):
+def _rtrl(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    out: _Array,
+    n_threads: int | None,
+    cell: _Cell,
+    weight: _Array | None,
+) -> int:
     """One RTRL kernel call on the sequences of X (N >= 1, T >= 1); the non-finite count."""
     N, T, _ = X.shape
     n, d, m = size
@@ -420,7 +494,7 @@ def _rtrl(theta, size, X, target, s0, g, out, n_threads, cell, weight):
     bias = theta.shape[0] > _core._parameter_size(n, d, m)
     P = _core._gradient_size(n, d, m, bias)
 
-    def make():
+    def make() -> tuple[int, int, int, _Array]:
         # one sequence's sensitivity columns may be split over threads
         nt = threads(n_threads, N * available_cpus(), N * T * d * d * (d * n + d * d + d))
         nch = 1 if nt <= N else -(-nt // N)
@@ -429,15 +503,26 @@ def _rtrl(theta, size, X, target, s0, g, out, n_threads, cell, weight):
         work = _core._rtrl_workspace_size(n, d, m, nch, bias, 0, nt)  # no slots
         check_alloc((work,), dt, "the rtrl workspace")
         check_alloc((k + 1, P), dt, "the gradient slots")
-        size = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
-        return nt, nch, k, _scratch("rtrl", (size,), dt)
+        wsize = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
+        return nt, nch, k, _scratch("rtrl", (wsize,), dt)
 
     nt, nch, k, ws = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
     wt = _NO_WEIGHTS[dt.char] if weight is None else weight
     return _kernel("_rtrl_gradient", dt)(theta, X, target, wt, s0, g, out, ws, k, nch, nt, *cell)
 
 
-def gradient(theta, size, X, target, s0, g, method, n_threads, cell=ELMAN, weight=None):
+def gradient(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    method: str,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+    weight: _Array | None = None,
+) -> GradientArrays:
     """Return the exact gradient of E over the batch, by "bptt" or "rtrl".
 
     Returns
@@ -499,13 +584,15 @@ def gradient(theta, size, X, target, s0, g, method, n_threads, cell=ELMAN, weigh
 _NO_WEIGHTS = {"d": np.empty((0, 0, 0), np.float64), "f": np.empty((0, 0, 0), np.float32)}
 
 
-def _views(vector, n, d, m, bias):
+def _views(vector: _Array, n: int, d: int, m: int, bias: bool) -> list[Any]:
     """U, W, V, b, c (b, c None without biases) as views of a vector in theta's layout."""
     views = [vector[a:b].reshape(shape) for a, b, shape in parameter_layout(n, d, m, bias).values()]
     return views if bias else [*views, None, None]
 
 
-def _unpack_gradient(grad, n, d, m, bias):
+def _unpack_gradient(
+    grad: _Array, n: int, d: int, m: int, bias: bool
+) -> tuple[_Array, _Array, _Array, _Array | None, _Array | None]:
     """Cut the kernels' flat gradient [dU dW] (d, n + d), dV (m, d), db (d,), dc (m,)."""
     dUW = grad[: d * (n + d)].reshape(d, n + d)
     dU = np.ascontiguousarray(dUW[:, :n])
@@ -527,22 +614,22 @@ def _unpack_gradient(grad, n, d, m, bias):
 # each sequence's alone, added in the order of the list.
 
 
-def _by_length(lengths):
+def _by_length(lengths: list[int]) -> list[tuple[int, list[int]]]:
     """Return [(T, indices)]: the sequences of each length, in order of first appearance."""
-    groups = {}
+    groups: dict[int, list[int]] = {}
     for i, T in enumerate(lengths):
         groups.setdefault(T, []).append(i)
     return list(groups.items())
 
 
-def _stack(arrays, idx):
+def _stack(arrays: list[_Array], idx: list[int]) -> _Array:
     """Return the arrays idx (all of one shape) as one C-contiguous batch."""
     if len(idx) == 1:
         return arrays[idx[0]][np.newaxis]
     return np.stack([arrays[i] for i in idx])
 
 
-def _run_items(nt, count, fn):
+def _run_items(nt: int, count: int, fn: Callable[[int], None]) -> None:
     """Call fn(i) for i in range(count) on nt threads (this one and nt - 1 more).
 
     Each item is a kernel call with the GIL released, so the threads run
@@ -556,9 +643,9 @@ def _run_items(nt, count, fn):
         return
     items = iter(range(count))
     lock = threading.Lock()
-    failed = []
+    failed: list[BaseException] = []
 
-    def work():
+    def work() -> None:
         while not failed:
             with lock:
                 i = next(items, None)
@@ -584,13 +671,20 @@ def _run_items(nt, count, fn):
         raise failed[0]
 
 
-def _list_threads(n_threads, lengths, size, passes):
+def _list_threads(n_threads: int | None, lengths: list[int], size: _Size, passes: int) -> int:
     """Return the threads for a list of sequences: over its items, each item on one thread."""
     n, d, m = size
     return threads(n_threads, len(lengths), sum(lengths) * _step_work(n, d, m) * passes)
 
 
-def forward_list(theta, size, Xs, s0, n_threads, cell=ELMAN):
+def forward_list(
+    theta: _Array,
+    size: _Size,
+    Xs: list[_Array],
+    s0: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+) -> tuple[list[_Array], list[_Array], int]:
     """Return the states, outputs (lists of (T_i, d), (T_i, m)) and the non-finite count.
 
     Xs: a list of (T_i, n) arrays; s0 (N, d). The sequences run as one
@@ -629,14 +723,24 @@ def forward_list(theta, size, Xs, s0, n_threads, cell=ELMAN):
     return [S[i, :T] for i, T in enumerate(lengths)], [Y[i, :T] for i, T in enumerate(lengths)], bad
 
 
-def loss_list(theta, size, Xs, targets, s0, g, n_threads, cell=ELMAN, weights=None):
+def loss_list(
+    theta: _Array,
+    size: _Size,
+    Xs: list[_Array],
+    targets: list[_Array],
+    s0: _Array,
+    g: float,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+    weights: list[_Array] | None = None,
+) -> tuple[_Array, int]:
     """Return each sequence's loss E (N,) on the lists Xs, targets (weights, or None)."""
     E = np.zeros(len(Xs), dtype=theta.dtype)
     groups = _by_length([x.shape[0] for x in Xs])
     nt = _list_threads(n_threads, [x.shape[0] for x in Xs], size, 1) if len(groups) > 1 else 1
     bad = [0] * len(groups)
 
-    def run(k):
+    def run(k: int) -> None:
         _, idx = groups[k]
         w = None if weights is None else _stack(weights, idx)
         E[idx], bad[k] = loss(
@@ -659,7 +763,18 @@ def loss_list(theta, size, Xs, targets, s0, g, n_threads, cell=ELMAN, weights=No
 _LIST_SLOTS_BYTES = 8 << 20
 
 
-def gradient_list(theta, size, Xs, targets, s0, g, method, n_threads, cell=ELMAN, weights=None):
+def gradient_list(
+    theta: _Array,
+    size: _Size,
+    Xs: list[_Array],
+    targets: list[_Array],
+    s0: _Array,
+    g: float,
+    method: str,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+    weights: list[_Array] | None = None,
+) -> GradientArrays:
     """Return the gradient (GradientArrays) summed over the list, each sequence's alone.
 
     Each sequence's gradient is its own kernel call (several at once on
@@ -683,7 +798,7 @@ def gradient_list(theta, size, Xs, targets, s0, g, method, n_threads, cell=ELMAN
     for start in range(0, N, K):
         stop = min(N, start + K)
 
-        def run(k, start=start):
+        def run(k: int, start: int = start) -> None:
             i = start + k
             slots[k] = 0
             if lengths[i] == 0:
@@ -730,7 +845,9 @@ class OnlineState:
     workspace.
     """
 
-    def __init__(self, n, d, m, bias, dtype, cell=ELMAN):
+    def __init__(
+        self, n: int, d: int, m: int, bias: bool, dtype: DTypeLike, cell: _Cell = ELMAN
+    ) -> None:
         dtype = np.dtype(dtype)
         self.sizes = (n, d, m, bias)
         self.cell = cell
@@ -746,7 +863,16 @@ class OnlineState:
         self.grad = np.zeros(_core._gradient_size(n, d, m, bias), dtype=dtype)
         self.work = np.empty(work, dtype=dtype)
 
-    def learn(self, theta, X, target, state, g, lr, clip):
+    def learn(
+        self,
+        theta: _Array,
+        X: _Array,
+        target: _Array,
+        state: _Array,
+        g: float,
+        lr: float,
+        clip: float,
+    ) -> tuple[_Array, _Array, int]:
         """Run the kernel over X (T, n), the weights, state and this state updated in place.
 
         ``clip`` 0 means none. Returns the outputs Y (T, m), each step's E^t
@@ -778,18 +904,18 @@ class OnlineState:
             )
         return Y, E, done
 
-    def save(self):
+    def save(self) -> tuple[int, _Array, _Array]:
         """Return a copy of what ``restore`` puts back."""
         cur = int(self.cur[0])
         return cur, self.P[cur].copy(), self.grad.copy()
 
-    def restore(self, saved):
+    def restore(self, saved: tuple[int, _Array, _Array]) -> None:
         """Put back what ``save`` returned."""
         self.P[saved[0]] = saved[1]
         self.cur[0] = saved[0]
         self.grad[...] = saved[2]
 
-    def sensitivities(self):
+    def sensitivities(self) -> _Array:
         """Return the sensitivities as a new (d, Q) array, in the order users see.
 
         dS_l/du_ij at column i*n + j, dS_l/dw_ij at d*n + i*d + j and, with
@@ -803,11 +929,11 @@ class OnlineState:
         order = [(i * K1 + np.arange(n)).ravel(), (i * K1 + n + np.arange(d)).ravel()]
         if bias:
             order.append(d * K1 + np.arange(d))
-        return P[:, np.concatenate(order)]
+        return P[:, np.concatenate(order)]  # type: ignore[no-any-return]
 
-    def gradient(self):
+    def gradient(self) -> tuple[_Array, _Array, _Array, _Array | None, _Array | None]:
         """Return the sum of the per-step gradients: new U, W, V, b, c (b, c None without biases)."""
         n, d, m, bias = self.sizes
-        return tuple(
+        return tuple(  # type: ignore[return-value]
             None if a is None else a.copy() for a in _unpack_gradient(self.grad, n, d, m, bias)
         )

@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Exact online learning: real-time recurrent learning on a stream."""
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -9,6 +12,13 @@ from crnn import _kernels
 from crnn._guard import check_writable, exclusive, uninterrupted
 from crnn._rnn import Gradient
 from crnn._validation import as_float_array, check_g, check_lr, check_real, check_shape
+
+if TYPE_CHECKING:
+    from crnn._rnn import RNN
+    from crnn._typing import ArrayLike, FloatArray
+
+    #: What ``_learn`` saves to put back: theta, the state, the carried sensitivities.
+    _Backup = tuple[FloatArray, FloatArray, tuple[int, FloatArray, FloatArray]]
 
 __all__ = ["OnlineRTRL"]
 
@@ -77,7 +87,14 @@ class OnlineRTRL:
     270-280, 1989.
     """
 
-    def __init__(self, model, lr=0.01, g=1.0, clip=None, s0=None):
+    def __init__(
+        self,
+        model: RNN,
+        lr: float = 0.01,
+        g: float = 1.0,
+        clip: float | None = None,
+        s0: ArrayLike | None = None,
+    ) -> None:
         from crnn._rnn import RNN
 
         if not isinstance(model, RNN):
@@ -92,35 +109,35 @@ class OnlineRTRL:
     # ------------------------------------------------------------------ options
 
     @property
-    def model(self):
+    def model(self) -> RNN:
         """The model being trained (fixed for the life of the trainer)."""
         return self._model
 
     @property
-    def lr(self):
+    def lr(self) -> float:
         """The learning rate (>= 0)."""
         return self._lr
 
     @lr.setter
-    def lr(self, value):
+    def lr(self, value: float) -> None:
         self._lr = check_lr(value)
 
     @property
-    def g(self):
+    def g(self) -> float:
         """The loss scale (> 0)."""
         return self._g
 
     @g.setter
-    def g(self, value):
+    def g(self, value: float) -> None:
         self._g = check_g(value, self.model.dtype)
 
     @property
-    def clip(self):
+    def clip(self) -> float | None:
         """The largest norm of one step's gradient, or None."""
         return self._clip
 
     @clip.setter
-    def clip(self, value):
+    def clip(self, value: float | None) -> None:
         if value is not None and check_real(value, "clip", low=0) == 0:
             raise ValueError("clip must be None or a number > 0, got 0")
         dtype = self.model.dtype
@@ -130,12 +147,12 @@ class OnlineRTRL:
 
     # ------------------------------------------------------------------ stream
 
-    def reset(self, s0=None):
+    def reset(self, s0: ArrayLike | None = None) -> None:
         """Start a new stream: the state from s0 (zeros), sensitivities and sums zero."""
         with exclusive("OnlineRTRL.reset", self):
             self._reset(s0)
 
-    def _reset(self, s0):
+    def _reset(self, s0: ArrayLike | None) -> None:
         m = self.model
         n, d, k = m.input_size, m.hidden_size, m.output_size
         if s0 is None:
@@ -151,19 +168,19 @@ class OnlineRTRL:
         self.loss_ = 0.0
 
     @property
-    def state(self):
+    def state(self) -> FloatArray:
         """The current state, shape (d,)."""
         return self._state
 
     @state.setter
-    def state(self, value):
+    def state(self, value: ArrayLike) -> None:
         value = as_float_array(value, "state", self.model.dtype, 1)
         check_shape(value, "state", (self.model.hidden_size,))
         with exclusive("OnlineRTRL.state", self):
             self._state = value.copy()
 
     @property
-    def sensitivities(self):
+    def sensitivities(self) -> FloatArray:
         """A copy of dS_l/dtheta, shape (d, Q).
 
         Columns: u_ij at i*n + j, w_ij at d*n + i*d + j, b_i at d*n + d*d + i
@@ -171,7 +188,7 @@ class OnlineRTRL:
         """
         return self._carried.sensitivities()
 
-    def step(self, x, target):
+    def step(self, x: ArrayLike, target: ArrayLike) -> FloatArray:
         """Predict one step, then learn from its target.
 
         Parameters
@@ -190,9 +207,9 @@ class OnlineRTRL:
         check_shape(x, "x", (m.input_size,))
         check_shape(target, "target", (m.output_size,))
         with exclusive("OnlineRTRL.learn", self, m):
-            return self._learn(x[np.newaxis], target[np.newaxis], (x, target))[0]
+            return self._learn(x[np.newaxis], target[np.newaxis], (x, target))[0]  # type: ignore[no-any-return]
 
-    def learn(self, X, target):
+    def learn(self, X: ArrayLike, target: ArrayLike) -> FloatArray:
         """Run over a chunk of the stream, learning at every step.
 
         Parameters
@@ -221,7 +238,12 @@ class OnlineRTRL:
         with exclusive("OnlineRTRL.learn", self, self.model):
             return self._learn(X, target)
 
-    def _learn(self, X, target, step=None):
+    def _learn(
+        self,
+        X: Any,  # array_like, or the array step checked
+        target: Any,
+        step: tuple[FloatArray, FloatArray] | None = None,
+    ) -> FloatArray:
         """``learn`` in the training lock.
 
         ``step``: the (x, target) that ``step`` checked, X and target their
@@ -248,7 +270,7 @@ class OnlineRTRL:
         if T == 0:
             return np.empty((0, m.output_size), dtype=m.dtype)
         # a step that would diverge changes nothing, so that one step needs no backup
-        backup = None
+        backup: _Backup | None = None
         if T > 1:
             backup = (theta.copy(), self._state.copy(), self._carried.save())
         clip = 0.0 if self._clip is None else self._clip
@@ -276,7 +298,7 @@ class OnlineRTRL:
         self.loss_ += loss
         return Y
 
-    def _put_back(self, theta, backup):
+    def _put_back(self, theta: FloatArray, backup: _Backup | None) -> None:
         """Put the weights, state and sensitivities back as ``_learn`` saved them (whole)."""
         if backup is None:
             return
@@ -285,7 +307,7 @@ class OnlineRTRL:
             self._state[...] = backup[1]
             self._carried.restore(backup[2])
 
-    def _own_weights(self, X, target):
+    def _own_weights(self, X: FloatArray, target: FloatArray) -> FloatArray:
         """Run the complete checks of X (x for a step), target and the weights; return theta.
 
         Refuses a NaN or an infinity by name.
@@ -296,7 +318,7 @@ class OnlineRTRL:
         return m._weights(check_finite=True)
 
     @property
-    def gradient_sum_(self):
+    def gradient_sum_(self) -> Gradient:
         """The sum of the per-step gradients since the last reset, as a Gradient."""
         m = self.model
         d = m.hidden_size
@@ -305,7 +327,7 @@ class OnlineRTRL:
             U=U, W=W, V=V, s0=np.zeros(d, dtype=m.dtype), loss=self.loss_, method="rtrl", b=b, c=c
         )
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"OnlineRTRL({self.model!r}, lr={self._lr}, g={self._g}, clip={self._clip}, "
             f"n_steps_={self.n_steps_})"

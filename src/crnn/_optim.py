@@ -1,11 +1,23 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """Optimizers: vectorised numpy updates of a dict of weight arrays, in place."""
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from crnn._validation import check_bool, check_lr, check_real
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable, Mapping, MutableMapping
+
+    from numpy.typing import NDArray
+
+    _Array = NDArray[Any]
+    #: What ``_Optimizer.save`` returns: the steps taken and a copy of the slots.
+    _Saved = tuple[int, dict[Hashable, _Array]]
 
 __all__ = ["OPTIMIZERS", "clip_by_norm", "make_optimizer"]
 
@@ -15,32 +27,32 @@ class _Optimizer:
 
     name = ""
 
-    def __init__(self, lr):
+    def __init__(self, lr: float) -> None:
         self.lr = lr
         self.t = 0  # steps taken
 
-    def _slot(self, key, like):
-        store = self.__dict__.setdefault("_slots", {})
+    def _slot(self, key: Hashable, like: _Array) -> _Array:
+        store: dict[Hashable, _Array] = self.__dict__.setdefault("_slots", {})
         if key not in store or store[key].shape != like.shape:
             store[key] = np.zeros_like(like)
         return store[key]
 
-    def save(self):
+    def save(self) -> _Saved:
         """Return a copy of the state (steps taken, slots) that ``restore`` puts back."""
         slots = self.__dict__.get("_slots", {})
         return self.t, {k: v.copy() for k, v in slots.items()}
 
-    def restore(self, saved):
+    def restore(self, saved: _Saved) -> None:
         """Put back the state ``save`` returned."""
         self.t = saved[0]
         self.__dict__["_slots"] = dict(saved[1])
 
-    def step(self, params, grads):
+    def step(self, params: MutableMapping[str, _Array], grads: Mapping[str, _Array]) -> None:
         self.t += 1
         for key, grad in grads.items():
             params[key] -= self._delta(key, grad).astype(params[key].dtype, copy=False)
 
-    def _delta(self, key, grad):  # pragma: no cover - abstract
+    def _delta(self, key: str, grad: _Array) -> _Array:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -53,12 +65,12 @@ class SGD(_Optimizer):
 
     name = "sgd"
 
-    def __init__(self, lr, momentum=0.9, nesterov=False):
+    def __init__(self, lr: float, momentum: float = 0.9, nesterov: bool = False) -> None:
         super().__init__(lr)
         self.momentum = momentum
         self.nesterov = nesterov
 
-    def _delta(self, key, grad):
+    def _delta(self, key: str, grad: _Array) -> _Array:
         if self.momentum == 0:
             return self.lr * grad
         v = self._slot(key, grad)
@@ -74,11 +86,13 @@ class Adam(_Optimizer):
 
     name = "adam"
 
-    def __init__(self, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(
+        self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ) -> None:
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def _delta(self, key, grad):
+    def _delta(self, key: str, grad: _Array) -> _Array:
         m = self._slot(("m", key), grad)
         v = self._slot(("v", key), grad)
         m += (1 - self.beta1) * (grad - m)
@@ -92,21 +106,27 @@ class Adagrad(_Optimizer):
 
     name = "adagrad"
 
-    def __init__(self, lr, eps=1e-10):
+    def __init__(self, lr: float, eps: float = 1e-10) -> None:
         super().__init__(lr)
         self.eps = eps
 
-    def _delta(self, key, grad):
+    def _delta(self, key: str, grad: _Array) -> _Array:
         acc = self._slot(key, grad)
         acc += grad * grad
         return self.lr * grad / (np.sqrt(acc) + self.eps)
 
 
 #: name -> (class, default learning rate)
-OPTIMIZERS = {"sgd": (SGD, 0.01), "adam": (Adam, 0.01), "adagrad": (Adagrad, 0.1)}
+OPTIMIZERS: dict[str, tuple[type[_Optimizer], float]] = {
+    "sgd": (SGD, 0.01),
+    "adam": (Adam, 0.01),
+    "adagrad": (Adagrad, 0.1),
+}
 
 
-def make_optimizer(name, lr=None, momentum=0.9, nesterov=False):
+def make_optimizer(
+    name: object, lr: object = None, momentum: object = 0.9, nesterov: object = False
+) -> _Optimizer:
     """Return a new optimizer from its name and options, all validated."""
     if not isinstance(name, str):
         raise TypeError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {type(name).__name__}")
@@ -121,7 +141,7 @@ def make_optimizer(name, lr=None, momentum=0.9, nesterov=False):
     return cls(lr)
 
 
-def clip_by_norm(grads, max_norm):
+def clip_by_norm(grads: Mapping[str, _Array], max_norm: float | None) -> float:
     """Scale grads in place so that their joint Euclidean norm is at most max_norm.
 
     Returns the norm before clipping.

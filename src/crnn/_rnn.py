@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The public model class: validation, then one call into ``crnn._kernels``."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 
@@ -25,6 +28,23 @@ from crnn._validation import (
     is_sequence_list,
     make_rng,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from crnn import _io
+    from crnn._typing import (
+        Activation,
+        ArrayLike,
+        FloatArray,
+        FloatDType,
+        Init,
+        Method,
+        OptimizerName,
+        PathLike,
+        Seed,
+        Self,
+    )
 
 __all__ = ["RNN", "Gradient"]
 
@@ -54,24 +74,34 @@ class Gradient:
         dE/dc, when the model has biases; None otherwise.
     """
 
-    U: np.ndarray
-    W: np.ndarray
-    V: np.ndarray
-    s0: np.ndarray
+    U: FloatArray
+    W: FloatArray
+    V: FloatArray
+    s0: FloatArray
     loss: float
-    method: str
-    b: np.ndarray | None = None
-    c: np.ndarray | None = None
+    method: Method
+    b: FloatArray | None = None
+    c: FloatArray | None = None
 
     @classmethod
-    def _of(cls, U, W, V, s0, loss, method, b, c):
+    def _of(
+        cls,
+        U: FloatArray,
+        W: FloatArray,
+        V: FloatArray,
+        s0: FloatArray,
+        loss: float,
+        method: str,
+        b: FloatArray | None,
+        c: FloatArray | None,
+    ) -> Gradient:
         """Build one from fields already checked: the fields set without the frozen checks."""
         self = object.__new__(cls)
         self.__dict__.update(U=U, W=W, V=V, s0=s0, loss=loss, method=method, b=b, c=c)
         return self
 
-    def __repr__(self):
-        biases = "" if self.b is None else f", b: {self.b.shape}, c: {self.c.shape}"
+    def __repr__(self) -> str:
+        biases = "" if self.b is None else f", b: {self.b.shape}, c: {self.c.shape}"  # type: ignore[union-attr]
         return (
             f"Gradient(method={self.method!r}, loss={self.loss!r}, U: {self.U.shape}, "
             f"W: {self.W.shape}, V: {self.V.shape}{biases}, s0: {self.s0.shape}, "
@@ -167,28 +197,49 @@ class RNN:
     ((8, 2), (8, 8), (2, 8))
     """
 
-    _b = _c = None  # no biases (also for models pickled before biases existed)
-    _state = None  # the state of step(): zeros
+    _b: FloatArray | None = None  # no biases (also for models pickled before biases existed)
+    _c: FloatArray | None = None
+    _state: FloatArray | None = None  # the state of step(): zeros
     # Elman's cell (also for models pickled before there was a choice)
-    _activation = "tanh"
-    _leak = 1.0
-    _cell = _kernels.ELMAN
+    _activation: str = "tanh"
+    _leak: float = 1.0
+    _cell: tuple[int, float] = _kernels.ELMAN
+    # set by __init__ or from_weights
+    _dtype: np.dtype[Any]
+    _n_threads: int | None
+    _size: tuple[int, int, int]
+    _theta: FloatArray
+    _U: FloatArray
+    _W: FloatArray
+    _V: FloatArray
+    # set by fit and partial_fit (see fit's Notes)
+    loss_curve_: list[float]
+    validation_scores_: list[float] | None
+    best_loss_: float
+    best_validation_score_: float | None
+    n_iter_: int
+    penalty_curve_: list[float]
+    _fit_state: dict[str, Any]
+    # set by the crnn command, and saved (_SCALING, _INTERRUPTED)
+    data_mean_: FloatArray
+    data_scale_: FloatArray
+    interrupted_after_epoch_: int
 
     def __init__(
         self,
-        input_size,
-        hidden_size,
-        output_size=None,
+        input_size: int,
+        hidden_size: int,
+        output_size: int | None = None,
         *,
-        dtype=np.float64,
-        seed=None,
-        n_threads=None,
-        init="uniform",
-        spectral_radius=None,
-        bias=False,
-        activation="tanh",
-        leak=1.0,
-    ):
+        dtype: FloatDType = np.float64,
+        seed: Seed = None,
+        n_threads: int | None = None,
+        init: Init = "uniform",
+        spectral_radius: float | None = None,
+        bias: bool = False,
+        activation: Activation = "tanh",
+        leak: float = 1.0,
+    ) -> None:
         bias = check_bool(bias, "bias")
         self._set_cell(activation, leak)
         n = check_size(input_size, "input_size")
@@ -204,22 +255,22 @@ class RNN:
         self._allocate(bias)
         self._U[...], self._W[...], self._V[...] = U, W, V
         if bias:
-            self._b[...], self._c[...] = initial_biases(d, m, init, rng, self._dtype)
+            self._b[...], self._c[...] = initial_biases(d, m, init, rng, self._dtype)  # type: ignore[index]
 
     @classmethod
     def from_weights(
         cls,
-        U,
-        W,
-        V,
+        U: ArrayLike,
+        W: ArrayLike,
+        V: ArrayLike,
         *,
-        b=None,
-        c=None,
-        dtype=None,
-        n_threads=None,
-        activation="tanh",
-        leak=1.0,
-    ):
+        b: ArrayLike | None = None,
+        c: ArrayLike | None = None,
+        dtype: FloatDType | None = None,
+        n_threads: int | None = None,
+        activation: Activation = "tanh",
+        leak: float = 1.0,
+    ) -> Self:
         """Build a model from given weights (copied).
 
         Parameters
@@ -243,9 +294,9 @@ class RNN:
         -------
         RNN
         """
-        activation, leak = check_activation(activation), check_leak(leak)
+        cell = (check_activation(activation), check_leak(leak))
         if dtype is None:
-            dts = set()
+            dts: set[np.dtype[Any] | None] = set()
             for w in (U, W, V, b, c):
                 if w is None:
                     continue
@@ -273,23 +324,23 @@ class RNN:
             check_shape(b, "b (hidden_size,)", (d,))
             check_shape(c, "c (output_size,)", (m,))
         self = cls.__new__(cls)
-        self._set_cell(activation, leak)
+        self._set_cell(*cell)
         self._dtype = dtype
         self.n_threads = n_threads
         self._size = (n, d, m)
         self._allocate(bias)
         self._U[...], self._W[...], self._V[...] = U, W, V
         if bias:
-            self._b[...], self._c[...] = b, c
+            self._b[...], self._c[...] = b, c  # type: ignore[index]
         return self
 
-    def _set_cell(self, activation, leak):
+    def _set_cell(self, activation: object, leak: object) -> None:
         """Check and set the cell: the activation's name and the leak rate."""
         self._activation = check_activation(activation)
         self._leak = check_leak(leak)
         self._cell = _kernels.cell(self._activation, self._leak)
 
-    def _allocate(self, bias):
+    def _allocate(self, bias: bool) -> None:
         """Give the model its parameter vector theta (zeros) and U, W, V, b, c as views of it.
 
         The kernels read and update theta; the attributes are arrays that
@@ -300,14 +351,14 @@ class RNN:
         self._U, self._W, self._V = views["U"], views["W"], views["V"]
         self._b, self._c = views.get("b"), views.get("c")
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # theta holds the parameters; the views are made again from it
         state = self.__dict__.copy()
         for name in ("_U", "_W", "_V", "_b", "_c"):
             state.pop(name, None)
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
         state = dict(state)
         # a dtype comes back from pickle (and deepcopy) as a new object equal
         # to numpy's own; the fast paths compare dtypes by identity
@@ -326,55 +377,55 @@ class RNN:
     # ------------------------------------------------------------------ attributes
 
     @property
-    def input_size(self):
+    def input_size(self) -> int:
         """n, the size of each input."""
         return self._size[0]
 
     @property
-    def hidden_size(self):
+    def hidden_size(self) -> int:
         """d, the size of the state."""
         return self._size[1]
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         """m, the size of each output."""
         return self._size[2]
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """The model's floating dtype."""
         return self._dtype
 
     @property
-    def n_threads(self):
+    def n_threads(self) -> int | None:
         """Threads over a batch: None (choose), a positive count, or -1 for all CPUs."""
         return self._n_threads
 
     @n_threads.setter
-    def n_threads(self, value):
+    def n_threads(self, value: int | None) -> None:
         check_n_threads(value)
         self._n_threads = value
 
     @property
-    def bias(self):
+    def bias(self) -> bool:
         """True when the model has the biases b and c."""
         return self._b is not None
 
     @property
-    def activation(self):
+    def activation(self) -> str:
         """The activation f of the cell: "tanh", "relu", "identity" or "logistic"."""
         return self._activation
 
     @property
-    def leak(self):
+    def leak(self) -> float:
         """The leak rate a of the cell, in (0, 1] (1: no leak)."""
         return self._leak
 
-    def _param_names(self):
+    def _param_names(self) -> tuple[str, ...]:
         """Return the names of the trained arrays: U, W, V, and b, c with biases."""
         return ("U", "W", "V", "b", "c") if self.bias else ("U", "W", "V")
 
-    def parameters(self):
+    def parameters(self) -> dict[str, FloatArray]:
         """Return the trained arrays by name: U, W, V, and b, c with biases.
 
         Returns
@@ -403,10 +454,10 @@ class RNN:
         """
         params = {"U": self._U, "W": self._W, "V": self._V}
         if self.bias:
-            params["b"], params["c"] = self._b, self._c
+            params["b"], params["c"] = self._b, self._c  # type: ignore[assignment]
         return params
 
-    def set_parameters(self, params, *, check_finite=True):
+    def set_parameters(self, params: Mapping[str, ArrayLike], *, check_finite: bool = True) -> None:
         """Assign trained arrays by name, each checked and copied.
 
         Parameters
@@ -435,7 +486,13 @@ class RNN:
                 f"got {unknown[0]!r}"
             )
         d, n, m = self.hidden_size, self.input_size, self.output_size
-        shapes = {"U": (d, n), "W": (d, d), "V": (m, d), "b": (d,), "c": (m,)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "U": (d, n),
+            "W": (d, d),
+            "V": (m, d),
+            "b": (d,),
+            "c": (m,),
+        }
         checked = {}
         for name, value in params.items():
             if value is None:
@@ -446,19 +503,19 @@ class RNN:
         for name, arr in checked.items():
             self._put(name, arr)
 
-    def _set_weight(self, name, value, shape):
+    def _set_weight(self, name: str, value: ArrayLike, shape: tuple[int, ...]) -> None:
         arr = as_float_array(value, name, self._dtype, len(shape))
         check_shape(arr, name, shape)
         self._put(name, arr)
 
-    def _put(self, name, arr):
+    def _put(self, name: str, arr: FloatArray) -> None:
         """Copy the checked array ``arr`` into parameter ``name`` (a fresh view of theta)."""
         start, stop, shape = _kernels.parameter_layout(*self._size, True)[name]
         view = self._theta[start:stop].reshape(shape)
         view[...] = arr
         setattr(self, "_" + name, view)
 
-    def _set_bias(self, name, value, size):
+    def _set_bias(self, name: str, value: ArrayLike | None, size: int) -> None:
         if not self.bias:
             raise ValueError(
                 f"this model has no biases, so {name} cannot be set; build it with "
@@ -469,51 +526,51 @@ class RNN:
         self._set_weight(name, value, (size,))
 
     @property
-    def U(self):
+    def U(self) -> FloatArray:
         """Input-to-hidden weights, shape (hidden_size, input_size)."""
         return self._U
 
     @U.setter
-    def U(self, value):
+    def U(self, value: ArrayLike) -> None:
         self._set_weight("U", value, (self.hidden_size, self.input_size))
 
     @property
-    def W(self):
+    def W(self) -> FloatArray:
         """Hidden-to-hidden weights, shape (hidden_size, hidden_size)."""
         return self._W
 
     @W.setter
-    def W(self, value):
+    def W(self, value: ArrayLike) -> None:
         self._set_weight("W", value, (self.hidden_size, self.hidden_size))
 
     @property
-    def V(self):
+    def V(self) -> FloatArray:
         """Hidden-to-output weights, shape (output_size, hidden_size)."""
         return self._V
 
     @V.setter
-    def V(self, value):
+    def V(self, value: ArrayLike) -> None:
         self._set_weight("V", value, (self.output_size, self.hidden_size))
 
     @property
-    def b(self):
+    def b(self) -> FloatArray | None:
         """Hidden bias, shape (hidden_size,), or None without biases."""
         return self._b
 
     @b.setter
-    def b(self, value):
+    def b(self, value: ArrayLike) -> None:
         self._set_bias("b", value, self.hidden_size)
 
     @property
-    def c(self):
+    def c(self) -> FloatArray | None:
         """Output bias, shape (output_size,), or None without biases."""
         return self._c
 
     @c.setter
-    def c(self, value):
+    def c(self, value: ArrayLike) -> None:
         self._set_bias("c", value, self.output_size)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         extra = ", bias=True" if self.bias else ""
         if self._activation != "tanh":
             extra += f", activation={self._activation!r}"
@@ -526,7 +583,7 @@ class RNN:
 
     # ------------------------------------------------------------------ preparation
 
-    def _weights(self, check_finite):
+    def _weights(self, check_finite: bool) -> FloatArray:
         """Return theta, the parameters as the kernels take them, after the complete checks.
 
         U, W, V, b, c are public arrays that may have been changed in place
@@ -534,7 +591,7 @@ class RNN:
         every call, by name, which is cheap next to any kernel.
         """
         d, n, m = self.hidden_size, self.input_size, self.output_size
-        shapes = [("U", (d, n)), ("W", (d, d)), ("V", (m, d))]
+        shapes: list[tuple[str, tuple[int, ...]]] = [("U", (d, n)), ("W", (d, d)), ("V", (m, d))]
         if self.bias:
             shapes += [("b", (d,)), ("c", (m,))]
         params = self.parameters()
@@ -543,7 +600,7 @@ class RNN:
             check_shape(arr, name, shape)
         return self._theta
 
-    def _kernel_weights(self):
+    def _kernel_weights(self) -> FloatArray | None:
         """Return theta when U, W, V, b, c have their shapes and dtype, else None.
 
         The fast path of every call: the kernels read theta, whose views the
@@ -566,12 +623,19 @@ class RNN:
             return None
         b, c = self._b, self._c
         if b is not None and not (
-            b.shape == (d,) and c.shape == (m,) and b.dtype is dt and c.dtype is dt
+            b.shape == (d,) and c.shape == (m,) and b.dtype is dt and c.dtype is dt  # type: ignore[union-attr]
         ):
             return None
         return self._theta
 
-    def _checked(self, X, target, s0, check_finite, need_target):
+    def _checked(
+        self,
+        X: ArrayLike,
+        target: ArrayLike | None,
+        s0: ArrayLike | None,
+        check_finite: bool,
+        need_target: bool,
+    ) -> tuple[FloatArray, FloatArray, Any, FloatArray, bool, str, bool]:
         """Validate the weights and data of a call: (params, X3, t3, s02, batched, s0_kind, deferred).
 
         Shapes, types and layouts are checked here. When ``deferred`` is
@@ -594,15 +658,29 @@ class RNN:
         params = self._weights(check_finite)
         return (params, *self._data(X, target, s0, check_finite, need_target), False)
 
-    def _refuse_nonfinite(self, bad, X, target, s0, need_target):
+    def _refuse_nonfinite(
+        self,
+        bad: int,
+        X: ArrayLike,
+        target: ArrayLike | None,
+        s0: ArrayLike | None,
+        need_target: bool,
+    ) -> None:
         """Raise the complete checks' error when a kernel counted non-finite values."""
         if bad:
             self._weights(True)
             self._data(X, target, s0, True, need_target)
             raise ValueError(f"the weights or data hold {bad} NaN or infinite values")
 
-    def _data(self, X, target, s0, check_finite, need_target):
-        """Validate and convert X, target and s0 to (N, T, n), (N, T, m), (N, d)."""
+    def _data(
+        self,
+        X: ArrayLike,
+        target: ArrayLike | None,
+        s0: ArrayLike | None,
+        check_finite: bool,
+        need_target: bool,
+    ) -> tuple[FloatArray, Any, FloatArray, bool, str]:
+        """Validate and convert X, target and s0 to (N, T, n), (N, T, m) (or None), (N, d)."""
         dt = self._dtype
         n_in, d, m = self._size
         X = as_float_array(X, "X", dt, (2, 3), check_finite)
@@ -643,7 +721,15 @@ class RNN:
                 s02 = s0
         return X3, target3, s02, batched, s0_kind
 
-    def _list_data(self, X, target, s0, sample_weight, check_finite, need_target):
+    def _list_data(
+        self,
+        X: Any,
+        target: Any,
+        s0: Any,
+        sample_weight: Any,
+        check_finite: bool,
+        need_target: bool,
+    ) -> tuple[list[FloatArray], list[FloatArray] | None, FloatArray, str, list[FloatArray] | None]:
         """Validate a list of sequences: (Xs, targets, s02, s0_kind, weights).
 
         Xs and targets are lists of (T_i, n) and (T_i, m) arrays, s02 is
@@ -674,10 +760,11 @@ class RNN:
                         f"sample_weight must be a list of {N} arrays of shape (T_i,) or "
                         "(T_i, m), one for each sequence of X"
                     )
-                weights = [
-                    check_sample_weight(w, dt, (1, *t.shape), False, f"sample_weight[{i}]")[0]
-                    for i, (w, t) in enumerate(zip(sample_weight, targets, strict=True))
-                ]
+                weights = []
+                for i, (w, t) in enumerate(zip(sample_weight, targets, strict=True)):
+                    wi = check_sample_weight(w, dt, (1, *t.shape), False, f"sample_weight[{i}]")
+                    assert wi is not None
+                    weights.append(wi[0])
         if s0 is None:
             s0_kind, s02 = "none", np.zeros((N, d), dtype=dt)
         else:
@@ -690,14 +777,48 @@ class RNN:
                 s0_kind, s02 = "batch", s0
         return Xs, targets, s02, s0_kind, weights
 
-    def _refuse_nonfinite_list(self, bad):
+    def _refuse_nonfinite_list(self, bad: int) -> None:
         if bad:  # the checks were skipped (check_finite=False) or the weights changed
             self._weights(True)
             raise ValueError(f"the weights or data hold {bad} NaN or infinite values")
 
     # ------------------------------------------------------------------ computation
 
-    def forward(self, X, s0=None, *, return_state=False, check_finite=True):
+    @overload
+    def forward(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: Literal[False] = False,
+        check_finite: bool = True,
+    ) -> tuple[FloatArray, FloatArray]: ...
+    @overload
+    def forward(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: Literal[True],
+        check_finite: bool = True,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]: ...
+    @overload
+    def forward(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: bool,
+        check_finite: bool = True,
+    ) -> tuple[FloatArray, FloatArray] | tuple[FloatArray, FloatArray, FloatArray]: ...
+    def forward(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: bool = False,
+        check_finite: bool = True,
+    ) -> tuple[FloatArray, FloatArray] | tuple[FloatArray, FloatArray, FloatArray]:
         r"""Run the network over one sequence or a batch of sequences.
 
         .. math:: S^t = (1 - a) S^{t-1} + a f(U X^t + W S^{t-1} (+ b)), \quad Y^t = V S^t (+ c)
@@ -734,29 +855,64 @@ class RNN:
         """
         return_state = check_bool(return_state, "return_state")
         check_finite = check_bool(check_finite, "check_finite")
-        if type(X) in (list, tuple) and is_sequence_list(X):
+        if isinstance(X, (list, tuple)) and is_sequence_list(X):
             params = self._weights(check_finite)
-            Xs, _, s02, _, _ = self._list_data(X, None, s0, None, check_finite, False)
-            S, Y, bad = _kernels.forward_list(
-                params, self._size, Xs, s02, self._n_threads, self._cell
+            Xs, _, s0s, _, _ = self._list_data(X, None, s0, None, check_finite, False)
+            Ss, Ys, nbad = _kernels.forward_list(
+                params, self._size, Xs, s0s, self._n_threads, self._cell
             )
-            self._refuse_nonfinite_list(bad)
+            self._refuse_nonfinite_list(nbad)
             if not return_state:
-                return S, Y
-            final = np.array([Si[-1] if Si.shape[0] else s02[i] for i, Si in enumerate(S)])
-            return S, Y, final.reshape(len(S), self.hidden_size)
+                return cast("tuple[FloatArray, FloatArray]", (Ss, Ys))  # lists: see Returns
+            last = np.array([Si[-1] if Si.shape[0] else s0s[i] for i, Si in enumerate(Ss)])
+            out3 = (Ss, Ys, last.reshape(len(Ss), self.hidden_size))
+            return cast("tuple[FloatArray, FloatArray, FloatArray]", out3)
         params, X3, _, s02, batched, _, deferred = self._checked(X, None, s0, check_finite, False)
         S, Y, bad = _kernels.forward(params, self._size, X3, s02, self._n_threads, self._cell)
         if deferred:
             self._refuse_nonfinite(bad, X, None, s0, False)
         T = X3.shape[1]
-        out = (S, Y) if batched else (S[0], Y[0])
+        out: tuple[FloatArray, ...] = (S, Y) if batched else (S[0], Y[0])
         if return_state:
             final = (S[:, -1] if T else s02).copy()
             out = (*out, final if batched else final[0])
-        return out
+        return out  # type: ignore[return-value]
 
-    def predict(self, X, s0=None, *, return_state=False, check_finite=True):
+    @overload
+    def predict(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: Literal[False] = False,
+        check_finite: bool = True,
+    ) -> FloatArray: ...
+    @overload
+    def predict(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: Literal[True],
+        check_finite: bool = True,
+    ) -> tuple[FloatArray, FloatArray]: ...
+    @overload
+    def predict(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: bool,
+        check_finite: bool = True,
+    ) -> FloatArray | tuple[FloatArray, FloatArray]: ...
+    def predict(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: bool = False,
+        check_finite: bool = True,
+    ) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Return the outputs Y of :meth:`forward`.
 
         Parameters
@@ -771,9 +927,18 @@ class RNN:
             The final state, only when ``return_state`` is True.
         """
         out = self.forward(X, s0, return_state=return_state, check_finite=check_finite)
-        return (out[1], out[2]) if return_state else out[1]
+        return (out[1], out[2]) if return_state else out[1]  # type: ignore[misc]
 
-    def loss(self, X, target, s0=None, g=1.0, *, sample_weight=None, check_finite=True):
+    def loss(
+        self,
+        X: ArrayLike,
+        target: ArrayLike,
+        s0: ArrayLike | None = None,
+        g: float = 1.0,
+        *,
+        sample_weight: ArrayLike | None = None,
+        check_finite: bool = True,
+    ) -> float:
         r"""Return the loss E, summed over time, outputs and the batch.
 
         .. math:: E = g \sum_{\text{sequences}} \sum_t \sum_k w^t_k (\hat Y^t_k - Y^t_k)^2
@@ -803,9 +968,10 @@ class RNN:
         """
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
-        if type(X) in (list, tuple) and is_sequence_list(X):
+        if isinstance(X, (list, tuple)) and is_sequence_list(X):
             params = self._weights(check_finite)
             Xs, ts, s02, _, ws = self._list_data(X, target, s0, sample_weight, check_finite, True)
+            assert ts is not None
             E, bad = _kernels.loss_list(
                 params, self._size, Xs, ts, s02, g, self._n_threads, self._cell, ws
             )
@@ -821,8 +987,16 @@ class RNN:
         return float(E[0]) if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
 
     def gradient(
-        self, X, target, s0=None, g=1.0, method="bptt", *, sample_weight=None, check_finite=True
-    ):
+        self,
+        X: ArrayLike,
+        target: ArrayLike,
+        s0: ArrayLike | None = None,
+        g: float = 1.0,
+        method: Method = "bptt",
+        *,
+        sample_weight: ArrayLike | None = None,
+        check_finite: bool = True,
+    ) -> Gradient:
         r"""Return the exact gradient of E with respect to U, W, V and S^0.
 
         Both methods give the same numbers (to rounding); they differ in cost.
@@ -888,12 +1062,13 @@ class RNN:
         check_method(method)
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
-        method = method.lower()
-        if type(X) in (list, tuple) and is_sequence_list(X):
+        method = method.lower()  # type: ignore[assignment]
+        if isinstance(X, (list, tuple)) and is_sequence_list(X):
             params = self._weights(check_finite)
             Xs, ts, s02, s0_kind, ws = self._list_data(
                 X, target, s0, sample_weight, check_finite, True
             )
+            assert ts is not None
             G = _kernels.gradient_list(
                 params, self._size, Xs, ts, s02, g, method, self._n_threads, self._cell, ws
             )
@@ -925,30 +1100,32 @@ class RNN:
 
     def fit(
         self,
-        X,
-        target,
+        X: ArrayLike,
+        target: ArrayLike,
         *,
-        epochs=200,
-        optimizer="adam",
-        lr=None,
-        momentum=0.9,
-        nesterov=False,
-        batch_size=None,
-        shuffle=True,
-        method="bptt",
-        clip=None,
-        truncate=None,
-        tol=1e-6,
-        n_iter_no_change=20,
-        validation_fraction=None,
-        validation_data=None,
-        g=1.0,
-        seed=None,
-        warm_start=False,
-        verbose=False,
-        sample_weight=None,
-        weight_decay=0.0,
-    ):
+        epochs: int = 200,
+        optimizer: OptimizerName = "adam",
+        lr: float | None = None,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        method: Method = "bptt",
+        clip: float | None = None,
+        truncate: int | None = None,
+        tol: float = 1e-6,
+        n_iter_no_change: int = 20,
+        validation_fraction: float | None = None,
+        validation_data: tuple[ArrayLike, ArrayLike]
+        | tuple[ArrayLike, ArrayLike, ArrayLike]
+        | None = None,
+        g: float = 1.0,
+        seed: Seed = None,
+        warm_start: bool = False,
+        verbose: bool = False,
+        sample_weight: ArrayLike | None = None,
+        weight_decay: float = 0.0,
+    ) -> Self:
         """Train the weights on sequences by gradient descent on the exact gradient.
 
         Each update uses the exact gradient of E (see :meth:`gradient`) of a
@@ -1068,16 +1245,16 @@ class RNN:
 
     def partial_fit(
         self,
-        X,
-        target,
+        X: ArrayLike,
+        target: ArrayLike,
         *,
-        g=1.0,
-        method="bptt",
-        clip=None,
-        optimizer="adam",
-        lr=None,
-        sample_weight=None,
-    ):
+        g: float = 1.0,
+        method: Method = "bptt",
+        clip: float | None = None,
+        optimizer: OptimizerName = "adam",
+        lr: float | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> Self:
         """Make one update on one mini-batch, continuing the previous fit.
 
         The optimizer (and its state) of the previous :meth:`fit` or
@@ -1106,12 +1283,13 @@ class RNN:
     # ------------------------------------------------------------------ stateful use
 
     @property
-    def state(self):
+    def state(self) -> FloatArray | None:
         """The state :meth:`step` continues from: None (zeros), (d,) or (N, d)."""
-        return getattr(self, "_state", None)
+        state: FloatArray | None = getattr(self, "_state", None)
+        return state
 
     @state.setter
-    def state(self, value):
+    def state(self, value: ArrayLike | None) -> None:
         if value is None:
             self._state = None
             return
@@ -1119,11 +1297,11 @@ class RNN:
         check_shape(arr, "state", (*arr.shape[:-1], self.hidden_size))
         self._state = arr.copy()
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the state of :meth:`step` (back to zeros)."""
         self._state = None
 
-    def step(self, x):
+    def step(self, x: ArrayLike) -> FloatArray:
         """Advance one time step from :attr:`state` and return the output.
 
         Parameters
@@ -1144,7 +1322,7 @@ class RNN:
         y = self._step_fast(x)
         return self._step_checked(x) if y is None else y
 
-    def _step_fast(self, x):
+    def _step_fast(self, x: ArrayLike) -> FloatArray | None:
         """``step`` when x, the state and the weights are as the kernel takes them; else None.
 
         Then nothing needs converting and every check is of attributes; the
@@ -1172,7 +1350,7 @@ class RNN:
             if bad:
                 return None
             self._state = s_new[0]
-            return y[0]
+            return y[0]  # type: ignore[no-any-return]
         if x.ndim != 2:
             return None
         N = x.shape[0]
@@ -1187,7 +1365,7 @@ class RNN:
         self._state = s_new
         return y
 
-    def _step_checked(self, x):
+    def _step_checked(self, x: ArrayLike) -> FloatArray:
         """``step`` with the complete checks, converting x and refusing bad values by name."""
         x = as_float_array(x, "x", self._dtype, (1, 2))
         check_shape(x, "x", (*x.shape[:-1], self.input_size))
@@ -1210,7 +1388,14 @@ class RNN:
         self._state = s_new if x.ndim == 2 else s_new[0]
         return y if x.ndim == 2 else y[0]
 
-    def generate(self, n_steps, warmup=None, *, s0=None, x0=None):
+    def generate(
+        self,
+        n_steps: int,
+        warmup: ArrayLike | None = None,
+        *,
+        s0: ArrayLike | None = None,
+        x0: ArrayLike | None = None,
+    ) -> FloatArray:
         """Forecast in closed loop: each output is fed back as the next input.
 
         Parameters
@@ -1287,14 +1472,14 @@ class RNN:
     #: stopped by Ctrl-C after this many epochs (``interrupted_after_epoch_``).
     _INTERRUPTED = "interrupted_after_epoch"
 
-    def _to_file(self):
+    def _to_file(self) -> tuple[dict[str, FloatArray], dict[str, Any]]:
         """Return (arrays, options): what a file holds of the model (arrays not copied)."""
         arrays = self.parameters()
         for name in self._SCALING:
             value = getattr(self, name, None)
             if value is not None:
                 arrays[name] = np.asarray(value, dtype=self._dtype)
-        options = {"n_threads": self.n_threads}
+        options: dict[str, Any] = {"n_threads": self.n_threads}
         # the cell only when it is not Elman's, so that the files of Elman
         # models stay readable by crnn versions that had no other cell, and
         # those of other cells are refused by them, not misread
@@ -1308,7 +1493,9 @@ class RNN:
         return arrays, options
 
     @classmethod
-    def _from_file(cls, arrays, options, dtype):
+    def _from_file(
+        cls, arrays: Mapping[str, FloatArray], options: Mapping[str, Any], dtype: np.dtype[Any]
+    ) -> Self:
         """Rebuild a model from what :meth:`_to_file` gave (checked by crnn._io)."""
         unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING})
         if unknown:
@@ -1338,7 +1525,7 @@ class RNN:
             setattr(model, cls._INTERRUPTED + "_", check_int(value, cls._INTERRUPTED, low=1))
         return model
 
-    def save(self, path, *, overwrite=True):
+    def save(self, path: PathLike, *, overwrite: bool = True) -> str:
         """Save the model to one ``.npz`` file, atomically: see :func:`crnn.save`.
 
         Parameters
@@ -1361,7 +1548,7 @@ class RNN:
         return _io.write(path, self._size, self._dtype, arrays, options, replace=overwrite)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> Self:
         """Load a model saved by :meth:`save` or :func:`crnn.save`: see :func:`crnn.load`.
 
         Parameters
@@ -1376,7 +1563,7 @@ class RNN:
         """
         from crnn import _io
 
-        def build(contents):
+        def build(contents: _io.Contents) -> RNN:
             try:
                 model = cls._from_file(
                     dict(contents.arrays), dict(contents.options), contents.dtype
@@ -1397,4 +1584,4 @@ class RNN:
                 raise _io.BadFile("the rebuilt model does not hold the saved arrays")
             return model
 
-        return _io.read(path, build)
+        return _io.read(path, build)  # type: ignore[return-value]

@@ -7,13 +7,20 @@ and back (:meth:`RNN.load`). This module only gives those two methods the
 names of the package.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from crnn import _io  # noqa: F401  (``crnn.save`` imports the format with it)
 from crnn._rnn import RNN
+
+if TYPE_CHECKING:
+    from crnn._typing import PathLike
 
 __all__ = ["load", "save"]
 
 
-def save(model, path, *, overwrite=True):
+def save(model: RNN, path: PathLike, *, overwrite: bool = True) -> str:
     """Save a model to one ``.npz`` file, atomically.
 
     Parameters
@@ -90,7 +97,7 @@ def save(model, path, *, overwrite=True):
     return model.save(path, overwrite=overwrite)
 
 
-def load(path):
+def load(path: PathLike) -> RNN:
     """Load a model saved by :func:`save`.
 
     Parameters

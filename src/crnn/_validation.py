@@ -23,13 +23,22 @@ raises TypeError for a value of the wrong kind and ValueError for one out of
 range, and begins its message with the argument's name.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import operator
 import os
 import sys
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import TypeGuard
+
+    from numpy.typing import DTypeLike, NDArray
 
 #: The floating dtypes the kernels are compiled for.
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -41,7 +50,7 @@ METHODS = {"bptt": 0, "rtrl": 1}
 ACTIVATION_NAMES = ("tanh", "relu", "identity", "logistic")
 
 
-def _describe(value):
+def _describe(value: object) -> str:
     """Name the type of a value for an error message."""
     if isinstance(value, np.ndarray):
         return f"an array of dtype {value.dtype} and shape {value.shape}"
@@ -54,17 +63,27 @@ def _describe(value):
 BOOL_TYPES = (bool, np.bool_)
 
 
-def is_integer(value):
+def is_integer(value: object) -> TypeGuard[numbers.Integral]:
     """Whether value is an integer and not a bool (Python's or numpy's)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, BOOL_TYPES)
 
 
-def is_real(value):
+def is_real(value: object) -> TypeGuard[numbers.Real]:
     """Whether value is a real number and not a bool (Python's or numpy's)."""
     return isinstance(value, numbers.Real) and not isinstance(value, BOOL_TYPES)
 
 
-def check_int(value, name, *, low=None, allow_none=False):
+@overload
+def check_int(
+    value: object, name: str, *, low: int | None = None, allow_none: Literal[False] = False
+) -> int: ...
+@overload
+def check_int(
+    value: object, name: str, *, low: int | None = None, allow_none: bool
+) -> int | None: ...
+def check_int(
+    value: object, name: str, *, low: int | None = None, allow_none: bool = False
+) -> int | None:
     """Return value as an int >= low (None passes with allow_none).
 
     Parameters
@@ -97,7 +116,7 @@ def check_int(value, name, *, low=None, allow_none=False):
     return value
 
 
-def _interval(low, high, low_open, high_open):
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     if low is not None and high is not None:
         return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     if low is not None:
@@ -107,9 +126,38 @@ def _interval(low, high, low_open, high_open):
     return ""
 
 
+@overload
 def check_real(
-    value, name, *, low=None, high=None, low_open=False, high_open=False, allow_none=False
-):
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: Literal[False] = False,
+) -> float: ...
+@overload
+def check_real(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool,
+) -> float | None: ...
+def check_real(
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+) -> float | None:
     """Return value as a finite float in an interval (None passes with allow_none).
 
     Parameters
@@ -155,7 +203,7 @@ def check_real(
     return value
 
 
-def check_lr(lr):
+def check_lr(lr: object) -> float:
     """Return a learning rate as a finite float >= 0: the one rule of every optimizer.
 
     0 is a learning rate like any other: no step is taken (``fit`` keeps the
@@ -166,15 +214,15 @@ def check_lr(lr):
     return check_real(lr, "lr", low=0)
 
 
-def check_size(value, name):
+def check_size(value: object, name: str) -> int:
     """Return value as a positive int; refuse bools, floats and values below 1."""
     return check_int(value, name, low=1)
 
 
-def check_dtype(dtype, name="dtype"):
+def check_dtype(dtype: object, name: str = "dtype") -> np.dtype[Any]:
     """Return dtype as np.float32 or np.float64, refusing any other."""
     try:
-        dt = np.dtype(dtype)
+        dt: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
     except TypeError as exc:
         raise TypeError(f"{name} must be numpy.float32 or numpy.float64, got {dtype!r}") from exc
     if dt not in FLOAT_DTYPES:
@@ -182,14 +230,14 @@ def check_dtype(dtype, name="dtype"):
     return dt
 
 
-def check_g(g, dtype=None):
+def check_g(g: object, dtype: DTypeLike | None = None) -> float:
     """Return the loss scale g as a finite float > 0 (also once converted to dtype)."""
     if type(g) is float and 1e-30 <= g <= 1e30:  # the common case: > 0 and finite in float32 too
         return g
     g = check_real(g, "g", low=0, low_open=True)
     if dtype is not None:
         with np.errstate(over="ignore", under="ignore"):
-            cast = np.dtype(dtype).type(g)
+            cast = np.dtype(dtype).type(g)  # type: ignore[call-overload]
         if not (np.isfinite(cast) and cast > 0):
             raise ValueError(
                 f"g must be a finite number > 0 in the model's dtype {np.dtype(dtype)}, got {g}"
@@ -197,14 +245,14 @@ def check_g(g, dtype=None):
     return g
 
 
-def check_bool(value, name):
+def check_bool(value: object, name: str) -> bool:
     """Return value if it is True or False (numpy's too); refuse 0, 1, "yes" and the rest."""
     if not isinstance(value, BOOL_TYPES):
         raise TypeError(f"{name} must be True or False, got {_describe(value)}")
     return bool(value)
 
 
-def check_method(method):
+def check_method(method: object) -> int:
     """Return the kernel code of a gradient method name."""
     if not isinstance(method, str):
         raise TypeError(f"method must be 'bptt' or 'rtrl', got {_describe(method)}")
@@ -214,7 +262,7 @@ def check_method(method):
         raise ValueError(f"method must be 'bptt' or 'rtrl', got {method!r}") from None
 
 
-def check_activation(activation):
+def check_activation(activation: object) -> str:
     """Return the name of an activation of the cell (one of ``ACTIVATION_NAMES``)."""
     if not isinstance(activation, str):
         raise TypeError(
@@ -229,14 +277,20 @@ def check_activation(activation):
     return activation
 
 
-def check_leak(leak):
+def check_leak(leak: object) -> float:
     """Return the cell's leak rate as a float in (0, 1]."""
     if type(leak) is float and 0 < leak <= 1:  # the common case
         return leak
     return check_real(leak, "leak", low=0, high=1, low_open=True)
 
 
-def check_sample_weight(sample_weight, dtype, shape, batched, name="sample_weight"):
+def check_sample_weight(
+    sample_weight: object,
+    dtype: DTypeLike,
+    shape: tuple[int, int, int],
+    batched: bool,
+    name: str = "sample_weight",
+) -> NDArray[Any] | None:
     """Return sample_weight as weights of the squared errors, of ``shape`` (N, T, m), or None.
 
     Accepted: (T,) per step (shared by the sequences of a batch), (N, T) per
@@ -247,13 +301,14 @@ def check_sample_weight(sample_weight, dtype, shape, batched, name="sample_weigh
         return None
     N, T, m = shape
     w = as_float_array(sample_weight, name, dtype, (1, 2, 3) if batched else (1, 2))
+    forms: dict[int, tuple[tuple[int, ...], str]]
     if batched:
         forms = {1: ((T,), "(T,)"), 2: ((N, T), "(N, T)"), 3: ((N, T, m), "(N, T, m)")}
     else:
         forms = {1: ((T,), "(T,)"), 2: ((T, m), "(T, m)")}
     expected, _ = forms[w.ndim]
     if w.shape != expected:
-        allowed = " or ".join(f"{name} = {shape}" for shape, name in forms.values())
+        allowed = " or ".join(f"{form} = {dims}" for dims, form in forms.values())
         raise ValueError(f"{name} must have shape {allowed}, got {w.shape}")
     if (w < 0).any():
         raise ValueError(f"{name} must be >= 0, got a negative weight")
@@ -267,7 +322,7 @@ def check_sample_weight(sample_weight, dtype, shape, batched, name="sample_weigh
     return np.ascontiguousarray(np.broadcast_to(w, shape))
 
 
-def available_cpus():
+def available_cpus() -> int:
     """Return the number of CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
@@ -282,12 +337,18 @@ def available_cpus():
 MAX_THREADS = 64
 
 
-def max_threads():
+def max_threads() -> int:
     """Return the most threads a call uses: MAX_THREADS, or the CPU count if larger."""
     return max(MAX_THREADS, available_cpus())
 
 
-def check_n_threads(n_threads):
+@overload
+def check_n_threads(n_threads: None) -> None: ...
+@overload
+def check_n_threads(n_threads: int) -> int: ...
+@overload
+def check_n_threads(n_threads: object) -> int | None: ...
+def check_n_threads(n_threads: object) -> int | None:
     """Validate a thread count with scikit-learn's conventions.
 
     None means "choose" (returned as None); a positive integer is used as
@@ -306,7 +367,7 @@ def check_n_threads(n_threads):
     return min(n_threads, max_threads())
 
 
-def make_rng(seed, name="seed"):
+def make_rng(seed: object, name: str = "seed") -> np.random.Generator:
     """Return numpy.random.default_rng(seed), refusing a bad seed with its name.
 
     The one RNG builder of crnn: None (fresh entropy), an int >= 0, or a
@@ -317,14 +378,16 @@ def make_rng(seed, name="seed"):
     if isinstance(seed, BOOL_TYPES):
         raise TypeError(f"{name} must be None, an int >= 0 or a numpy Generator, got bool")
     try:
-        return np.random.default_rng(seed)
+        return np.random.default_rng(seed)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         raise type(exc)(
             f"{name} must be None, an int >= 0 or a numpy Generator, got {_describe(seed)} ({exc})"
         ) from None
 
 
-def as_real_array(value, name, ndim, hints=None):
+def as_real_array(
+    value: object, name: str, ndim: int | Iterable[int], hints: Mapping[int, str] | None = None
+) -> NDArray[Any]:
     """Return value as an ndarray of real numbers with one of the ranks in ndim (not copied).
 
     Integer, boolean and floating inputs pass; complex, object, string and
@@ -353,7 +416,7 @@ def as_real_array(value, name, ndim, hints=None):
     return arr
 
 
-def from_pandas(value, name, ndim):
+def from_pandas(value: object, name: str, ndim: int | Iterable[int]) -> object:
     """Return a pandas Series or DataFrame as an ndarray; anything else as it is.
 
     - A Series is one univariate series: (T,) becomes (T, 1) where a
@@ -415,7 +478,13 @@ def from_pandas(value, name, ndim):
     return arr
 
 
-def as_float_array(value, name, dtype, ndim, check_finite=True):
+def as_float_array(
+    value: object,
+    name: str,
+    dtype: DTypeLike,
+    ndim: int | Iterable[int],
+    check_finite: bool = True,
+) -> NDArray[Any]:
     """Return value as a C-contiguous array of dtype with one of the ranks in ndim.
 
     Integer, boolean and other floating inputs are converted; complex,
@@ -425,7 +494,7 @@ def as_float_array(value, name, dtype, ndim, check_finite=True):
     if (
         type(value) is np.ndarray
         and (value.dtype is dtype or value.dtype == dtype)
-        and (value.ndim == ndim if type(ndim) is int else value.ndim in ndim)
+        and (value.ndim == ndim if type(ndim) is int else value.ndim in ndim)  # type: ignore[operator]
         and value.flags.c_contiguous
     ):  # already as asked: no conversion, and the rank is right
         arr = value
@@ -445,18 +514,31 @@ def as_float_array(value, name, dtype, ndim, check_finite=True):
     return arr
 
 
-def is_sequence_list(value):
+def is_sequence_list(value: object) -> bool:
     """Return True when value is a list or tuple of sequences: arrays of rank 2, (T_i, features).
 
-    The form of a batch of sequences of different lengths. Nested Python
-    lists are not (a rectangular nested list is an array, as always).
+    The form of a batch of sequences of different lengths (a pandas Series
+    is a sequence too: see ``from_pandas``). Nested Python lists are not (a
+    rectangular nested list is an array, as always).
     """
     if type(value) not in (list, tuple) or not value:
         return False
-    return all(not isinstance(x, (list, tuple)) and np.ndim(x) == 2 for x in value)
+    pd = sys.modules.get("pandas")
+    return all(
+        not isinstance(x, (list, tuple))
+        and (np.ndim(x) == 2 or (pd is not None and isinstance(x, pd.Series)))
+        for x in value  # type: ignore[attr-defined]
+    )
 
 
-def as_sequence_list(value, name, dtype, width, what, check_finite=True):
+def as_sequence_list(
+    value: Any,
+    name: str,
+    dtype: DTypeLike,
+    width: int,
+    what: str,
+    check_finite: bool = True,
+) -> list[NDArray[Any]]:
     """Return a list of sequences as C-contiguous (T_i, width) arrays of dtype.
 
     ``what`` names the width in messages (e.g. "the model's input_size").
@@ -470,9 +552,12 @@ def as_sequence_list(value, name, dtype, width, what, check_finite=True):
                 f"or one array (N, T, {width}), got {_describe(value)}"
             )
         value = list(as_float_array(value, name, dtype, 3, check_finite))
+    assert isinstance(value, (list, tuple))
     out = []
     for i, x in enumerate(value):
-        arr = as_float_array(x, f"{name}[{i}]", dtype, 2, check_finite)
+        arr = as_float_array(
+            from_pandas(x, f"{name}[{i}]", 2), f"{name}[{i}]", dtype, 2, check_finite
+        )
         if arr.shape[1] != width:
             raise ValueError(
                 f"{name}[{i}] must have {width} columns ({what}), got shape {arr.shape}"
@@ -481,13 +566,13 @@ def as_sequence_list(value, name, dtype, width, what, check_finite=True):
     return out
 
 
-def check_shape(arr, name, expected):
+def check_shape(arr: NDArray[Any], name: str, expected: Iterable[int]) -> None:
     """Raise ValueError unless arr.shape equals expected."""
     if arr.shape != tuple(expected):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {arr.shape}")
 
 
-def check_alloc(shape, dtype, what):
+def check_alloc(shape: Iterable[int], dtype: DTypeLike, what: str) -> None:
     """Refuse, before allocating, an array that cannot fit in this machine's memory."""
     count = 1
     for s in shape:
@@ -507,10 +592,10 @@ def check_alloc(shape, dtype, what):
 
 _MAX_COUNT = np.iinfo(np.intp).max // 8
 _SMALL = 1 << 16  # elements: at most 512 KiB
-_MEMORY = []  # the machine's memory in bytes (or None), once known
+_MEMORY: list[int | None] = []  # the machine's memory in bytes (or None), once known
 
 
-def _physical_memory():
+def _physical_memory() -> int | None:
     if not _MEMORY:
         try:
             _MEMORY.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))

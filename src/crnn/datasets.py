@@ -24,12 +24,25 @@ Examples
 ((8, 100, 1), (300, 1))
 """
 
+from __future__ import annotations
+
 import math
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from crnn._validation import as_real_array, check_dtype, check_real, check_size, is_real, make_rng
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from numpy.typing import NDArray
+
+    from crnn._typing import ArrayLike, FloatArray, FloatDType, Seed
+
+    #: One cubic Hermite stage: offset, theta and the four basis weights.
+    _Stage = tuple[int, float, float, float, float, float]
 
 __all__ = ["mackey_glass", "next_step", "sine_waves", "train_test_split", "windows"]
 
@@ -40,12 +53,21 @@ DEFAULT_FREQUENCIES = (0.02, 0.2)
 # ---------------------------------------------------------------------- checks
 
 
-def _series(value, name, ndims=(2, 3)):
+def _series(value: object, name: str, ndims: tuple[int, ...] = (2, 3)) -> NDArray[Any]:
     """Return value as a real ndarray of one of the ranks in ndims (not copied)."""
     return as_real_array(value, name, ndims, {1: f" (use {name}[:, None] for a single feature)"})
 
 
-def _per_series(value, name, n_series, default, unit_draws, low, high, high_open):
+def _per_series(
+    value: object,
+    name: str,
+    n_series: int,
+    default: tuple[float, float],
+    unit_draws: NDArray[np.float64],
+    low: float,
+    high: float,
+    high_open: bool,
+) -> NDArray[np.float64]:
     """Resolve a frequencies/phases argument to an array of shape (n_series,).
 
     None draws from ``default``; a tuple (lo, hi) draws uniformly from [lo, hi);
@@ -87,15 +109,15 @@ def _per_series(value, name, n_series, default, unit_draws, low, high, high_open
 
 
 def sine_waves(
-    n_series=16,
-    length=100,
+    n_series: int = 16,
+    length: int = 100,
     *,
-    frequencies=None,
-    phases=None,
-    noise=0.0,
-    seed=None,
-    dtype=np.float64,
-):
+    frequencies: float | tuple[float, float] | ArrayLike | None = None,
+    phases: float | tuple[float, float] | ArrayLike | None = None,
+    noise: float = 0.0,
+    seed: Seed = None,
+    dtype: FloatDType = np.float64,
+) -> FloatArray:
     r"""Return sine waves of several frequencies and phases.
 
     .. math:: x_i(t) = \sin(2 \pi f_i t + \varphi_i) + \sigma \varepsilon_{i,t},
@@ -178,7 +200,7 @@ def sine_waves(
 # ---------------------------------------------------------------------- Mackey-Glass
 
 
-def _hermite(theta):
+def _hermite(theta: float) -> tuple[float, float, float, float]:
     """Cubic Hermite basis at theta in [0, 1): weights of x_j, h f_j, x_j+1, h f_j+1."""
     t2, t3 = theta * theta, theta * theta * theta
     return (2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + theta, -2 * t3 + 3 * t2, t3 - t2)
@@ -189,7 +211,7 @@ def _hermite(theta):
 _BYTES_PER_BUFFERED_STEP = 64
 
 
-def _physical_memory():
+def _physical_memory() -> int | None:
     """Return this machine's memory in bytes, or None where the system does not say."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -197,7 +219,7 @@ def _physical_memory():
         return None
 
 
-def _delay_buffer(q, steps):
+def _delay_buffer(q: float, steps: int) -> int:
     """Return the number of steps the delay's ring buffer keeps, if it fits in memory.
 
     Steps k - ceil(q) - 1 .. k are read at step k, but never one before the
@@ -216,7 +238,16 @@ def _delay_buffer(q, steps):
     return size
 
 
-def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
+def _integrate_mackey_glass(
+    steps: int,
+    record: Iterable[int],
+    tau: float,
+    beta: float,
+    gamma: float,
+    n: float,
+    dt: float,
+    history: float,
+) -> list[float]:
     """Integrate the Mackey-Glass equation by RK4; return x at the given step indices.
 
     x(t) = history for t <= 0. ``record`` is an increasing sequence of step
@@ -228,7 +259,7 @@ def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
         q = float(round(q))  # the delay falls on the grid: no interpolation at whole steps
     # For each RK4 stage time t_k + c dt, the delayed time t_k + c dt - tau is at
     # step position k + s with s = c - q = off + theta, 0 <= theta < 1.
-    stages = []
+    stages: list[_Stage] = []
     for c in (0.0, 0.5, 1.0):
         s = c - q
         off = math.floor(s)
@@ -239,7 +270,7 @@ def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
     fs = [0.0] * size
     half, sixth = 0.5 * dt, dt / 6.0
 
-    def interpolate(j, theta, h00, h10, h01, h11):
+    def interpolate(j: int, theta: float, h00: float, h10: float, h01: float, h11: float) -> float:
         # cubic Hermite interpolation between steps j and j + 1, with the stored
         # derivatives: error O(dt^4), the order of RK4 itself
         if j + theta <= 0:  # at or before t = 0: the initial history
@@ -250,19 +281,19 @@ def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
         b = (j + 1) % size
         return h00 * xs[a] + dt * (h10 * fs[a] + h11 * fs[b]) + h01 * xs[b]
 
-    def delayed(k, stage):
+    def delayed(k: int, stage: _Stage) -> float:
         off, theta, h00, h10, h01, h11 = stage
         return interpolate(k + off, theta, h00, h10, h01, h11)
 
-    def delayed_at(pos):  # x(t - tau) at t = pos * dt, for any pos
+    def delayed_at(pos: float) -> float:  # x(t - tau) at t = pos * dt, for any pos
         j = math.floor(pos - q)
         theta = pos - q - j
         return interpolate(j, theta, *_hermite(theta))
 
-    def F(x, xd):
-        return beta * xd / (1.0 + xd**n) - gamma * x
+    def F(x: float, xd: float) -> float:
+        return beta * xd / (1.0 + xd**n) - gamma * x  # type: ignore[no-any-return]
 
-    def rk4(x, pos, h):  # one RK4 step of length h from t = pos * dt
+    def rk4(x: float, pos: float, h: float) -> float:  # one RK4 step of length h from t = pos * dt
         k1 = F(x, delayed_at(pos))
         dh = delayed_at(pos + 0.5 * h / dt)
         k2 = F(x + 0.5 * h * k1, dh)
@@ -276,8 +307,8 @@ def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
     kink = math.floor(q) if q != math.floor(q) else -1
 
     out = []
-    record = iter(record)
-    want = next(record, None)
+    records = iter(record)
+    want = next(records, None)
     x = history
     s0, sh, s1 = stages
     for k in range(steps + 1):
@@ -288,7 +319,7 @@ def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
         fs[i] = k1  # x'(t_k), the right derivative at t = 0
         if k == want:
             out.append(x)
-            want = next(record, None)
+            want = next(records, None)
             if want is None:
                 break
         if k == kink:
@@ -306,19 +337,19 @@ def _integrate_mackey_glass(steps, record, tau, beta, gamma, n, dt, history):
 
 
 def mackey_glass(
-    length=1000,
+    length: int = 1000,
     *,
-    tau=17.0,
-    beta=0.2,
-    gamma=0.1,
-    n=10.0,
-    dt=0.1,
-    subsample=1.0,
-    x0=1.2,
-    discard=1000.0,
-    seed=None,
-    dtype=np.float64,
-):
+    tau: float = 17.0,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    n: float = 10.0,
+    dt: float = 0.1,
+    subsample: float = 1.0,
+    x0: float = 1.2,
+    discard: float = 1000.0,
+    seed: Seed = None,
+    dtype: FloatDType = np.float64,
+) -> FloatArray:
     r"""Return the Mackey-Glass chaotic time series.
 
     The solution of the delay differential equation
@@ -449,7 +480,7 @@ def mackey_glass(
 # ---------------------------------------------------------------------- helpers
 
 
-def next_step(series, horizon=1):
+def next_step(series: ArrayLike, horizon: int = 1) -> tuple[NDArray[Any], NDArray[Any]]:
     """Return (X, target) pairs for predicting ``horizon`` steps ahead.
 
     ``target[..., t, :]`` is ``series[..., t + horizon, :]`` and
@@ -494,7 +525,7 @@ def next_step(series, horizon=1):
     return series[..., : T - horizon, :], series[..., horizon:, :]
 
 
-def windows(series, length, step=None):
+def windows(series: ArrayLike, length: int, step: int | None = None) -> NDArray[Any]:
     """Cut a long series into sub-sequences of ``length`` steps.
 
     Window i covers steps ``i * step`` to ``i * step + length - 1``; steps
@@ -559,7 +590,9 @@ def windows(series, length, step=None):
     return np.ascontiguousarray(out.reshape(-1, length, batch.shape[2]))
 
 
-def train_test_split(X, target, test_fraction=0.2):
+def train_test_split(
+    X: ArrayLike, target: ArrayLike, test_fraction: float = 0.2
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any]]:
     """Split (X, target) into a training part and a test part, without shuffling.
 
     - One series, (T, k): split **along time**. The first steps train, the

@@ -22,6 +22,8 @@ Every function takes ``client=``; by default the current Dask client
 ``distributed.Client("tcp://host:8786")`` connects to an existing cluster).
 """
 
+from __future__ import annotations
+
 import concurrent.futures
 import copy
 import inspect
@@ -30,7 +32,7 @@ import math
 import operator
 import time
 import uuid
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -66,6 +68,22 @@ from crnn._validation import (
     make_rng,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from numpy.typing import NDArray
+
+    from crnn._optim import _Optimizer
+    from crnn._typing import ArrayLike, Method, OptimizerName, Seed
+
+    _Array = NDArray[Any]
+    #: A partial result summed over chunks: (flat gradient or None, E, values).
+    _Part = tuple[_Array | None, float, int]
+    #: Rows of a mini-batch by chunk: (chunk, its rows, or None for all of them).
+    _Batch = list[tuple[int, _Array | None]]
+    #: Data for the workers: a dask array, or a list of arrays or futures.
+    _Data = Any
+
 __all__ = ["SweepResult", "fit", "forward", "predict", "sweep"]
 
 #: Failures of the cluster (not of the computation) after which a step is rerun:
@@ -82,7 +100,7 @@ _EMBED_BYTES = 1 << 20
 # ---------------------------------------------------------------------- helpers
 
 
-def _client(client):
+def _client(client: distributed.Client | None) -> distributed.Client:
     """Return the client to use: the one given, or the current one."""
     if client is None:
         try:
@@ -97,7 +115,7 @@ def _client(client):
     return client
 
 
-def _snapshot(model, n_threads):
+def _snapshot(model: RNN, n_threads: int | None) -> RNN:
     """Return a copy of the model for the workers: its weights, not its training state."""
     snap = copy.copy(model)
     for name in ("_fit_state", "loss_curve_", "validation_scores_", "_state"):
@@ -107,7 +125,7 @@ def _snapshot(model, n_threads):
     return snap
 
 
-def _check_dask_array(arr, name, ndim=3):
+def _check_dask_array(arr: object, name: str, ndim: int = 3) -> None:
     """Refuse anything but a dask array chunked along its first axis only."""
     if not isinstance(arr, da.Array):
         raise TypeError(
@@ -139,7 +157,9 @@ def _check_dask_array(arr, name, ndim=3):
 # Module-level functions, pickled by reference: the workers import crnn.
 
 
-def _make_shard(X, target, dtype, n, m, index):
+def _make_shard(
+    X: ArrayLike, target: ArrayLike, dtype: np.dtype[Any], n: int, m: int, index: int
+) -> tuple[_Array, _Array]:
     """Check and convert one chunk: (X, target) as C-contiguous (N, T, n), (N, T, m)."""
     where = f" (chunk {index})"
     X = as_float_array(X, "X" + where, dtype, 3)
@@ -156,20 +176,22 @@ def _make_shard(X, target, dtype, n, m, index):
     return X, target
 
 
-def _identity(x):
+def _identity(x: object) -> object:
     return x
 
 
-def _shard_shape(shard):
+def _shard_shape(shard: tuple[_Array, _Array]) -> tuple[int, ...]:
     return shard[0].shape[:2]
 
 
-def _take(shard, idx):
+def _take(shard: tuple[_Array, _Array], idx: _Array) -> tuple[_Array, _Array]:
     X, target = shard
     return np.ascontiguousarray(X[idx]), np.ascontiguousarray(target[idx])
 
 
-def _shard_gradient(shard, model, idx, g, method):
+def _shard_gradient(
+    shard: tuple[_Array, _Array], model: RNN, idx: _Array | None, g: float, method: Method
+) -> _Part:
     """Exact gradient of E over one chunk (or the rows idx of it): (flat gradient, E, count).
 
     The flat gradient is dU, dW, dV (then db, dc with biases), raveled in the
@@ -183,12 +205,12 @@ def _shard_gradient(shard, model, idx, g, method):
     return flat, G.loss, target.size
 
 
-def _shard_loss(shard, model, g):
+def _shard_loss(shard: tuple[_Array, _Array], model: RNN, g: float) -> _Part:
     X, target = shard
     return None, model.loss(X, target, None, g, check_finite=False), target.size
 
 
-def _add(*parts):
+def _add(*parts: _Part) -> _Part:
     """Sum partial results (flat gradient or None, E, count), in the order given."""
     flat, E, count = parts[0]
     flat = None if flat is None else flat.copy()
@@ -200,17 +222,17 @@ def _add(*parts):
     return flat, E, count
 
 
-def _block_s0(s0):
+def _block_s0(s0: _Array | None) -> _Array | None:
     """s0 of one chunk: None, shared (d,), or (N_i, 1, d) as map_blocks aligns it."""
     return s0 if s0 is None or s0.ndim == 1 else s0[:, 0]
 
 
-def _forward_block(X, model, s0=None):
+def _forward_block(X: _Array, model: RNN, s0: _Array | None = None) -> _Array:
     S, Y = model.forward(X, _block_s0(s0))
     return np.concatenate((S, Y), axis=2)
 
 
-def _predict_block(X, model, s0=None):
+def _predict_block(X: _Array, model: RNN, s0: _Array | None = None) -> _Array:
     return model.predict(X, _block_s0(s0))
 
 
@@ -226,28 +248,30 @@ class _Shard:
     scattered again from the client's arrays.
     """
 
-    def __init__(self, make, future=None):
+    def __init__(self, make: Callable[[], Any], future: Any = None) -> None:
         self._make = make
         self.future = future
 
-    def ensure(self):
+    def ensure(self) -> Any:
         if self.future is None or self.future.status in ("cancelled", "lost"):
             self.future = self._make()
         return self.future
 
-    def release(self):
+    def release(self) -> None:
         self.future = None
 
 
-def _scatter_one(client, shard):
+def _scatter_one(client: distributed.Client, shard: tuple[_Array, _Array]) -> Callable[[], Any]:
     """Recipe of a chunk scattered from the client: scatter it again."""
     return lambda: client.scatter([shard], hash=False)[0]
 
 
-def _submit_shard(client, x, t, dt, n, m, i):
+def _submit_shard(
+    client: distributed.Client, x: Any, t: Any, dt: np.dtype[Any], n: int, m: int, i: int
+) -> Callable[[], Any]:
     """Recipe of a chunk given as futures (and arrays): check it on a worker."""
 
-    def make():
+    def make() -> Any:
         xf = x if isinstance(x, distributed.Future) else client.scatter(x, hash=False)
         tf = t if isinstance(t, distributed.Future) else client.scatter(t, hash=False)
         return client.submit(_make_shard, xf, tf, dt, n, m, i, pure=False)
@@ -255,7 +279,13 @@ def _submit_shard(client, x, t, dt, n, m, i):
     return make
 
 
-def _shards(client, model, X, target, names=("X", "target")):
+def _shards(
+    client: distributed.Client,
+    model: RNN,
+    X: _Data,
+    target: _Data,
+    names: tuple[str, str] = ("X", "target"),
+) -> tuple[list[_Shard], list[tuple[int, int]]]:
     """Put (X, target) on the workers, chunk by chunk; return [_Shard], [(N_i, T_i)]."""
     dt, n, m = model.dtype, model.input_size, model.output_size
     nx, nt = names
@@ -276,14 +306,14 @@ def _shards(client, model, X, target, names=("X", "target")):
             )
         make_shard = dask.delayed(_make_shard, pure=False)
         blocks = zip(X.to_delayed().ravel(), target.to_delayed().ravel(), strict=True)
-        recipes = [
+        recipes: list[Callable[[], Any]] = [
             # a lost chunk is recomputed from its recipe, the dask graph
-            lambda xb=xb, tb=tb, i=i: make_shard(xb, tb, dt, n, m, i)
+            lambda xb=xb, tb=tb, i=i: make_shard(xb, tb, dt, n, m, i)  # type: ignore[misc]
             for i, (xb, tb) in enumerate(blocks)
         ]
         futures = client.compute([r() for r in recipes])  # one call: spread over the workers
         shards = [
-            _Shard(lambda r=r: client.compute(r()), f)
+            _Shard(lambda r=r: client.compute(r()), f)  # type: ignore[misc]
             for r, f in zip(recipes, futures, strict=True)
         ]
     elif isinstance(X, (list, tuple)) and isinstance(target, (list, tuple)):
@@ -331,7 +361,7 @@ def _shards(client, model, X, target, names=("X", "target")):
     return shards, sizes
 
 
-def _tree_sum(client, futures):
+def _tree_sum(client: distributed.Client, futures: list[Any]) -> Any:
     """Sum partial results by a tree of tasks on the workers, in a fixed order."""
     while len(futures) > 1:
         futures = [
@@ -341,7 +371,7 @@ def _tree_sum(client, futures):
     return futures[0]
 
 
-def _split_rows(idx, offsets):
+def _split_rows(idx: _Array, offsets: _Array) -> list[tuple[int, _Array]]:
     """Split sorted global row numbers into (chunk, local rows) pairs."""
     cuts = np.searchsorted(idx, offsets)
     return [
@@ -354,14 +384,18 @@ def _split_rows(idx, offsets):
 class _Cluster:
     """The steps of one fit on the workers, each rerun if the cluster loses a worker or data."""
 
-    def __init__(self, client, model, n_threads, retries):
+    def __init__(
+        self, client: distributed.Client, model: RNN, n_threads: int | None, retries: int
+    ) -> None:
         self.client = client
         self.model = model
         self.n_threads = n_threads
         self.retries = retries
         self.updates = 0
 
-    def run(self, func, items, what):
+    def run(
+        self, func: Callable[..., _Part], items: list[tuple[_Shard, tuple[Any, ...]]], what: str
+    ) -> _Part:
         """Sum func(chunk, weights, *args) over items [(shard, args)] on the workers.
 
         The weights travel inside the tasks when they are small, else as one
@@ -379,7 +413,7 @@ class _Cluster:
                     client.submit(func, shard.ensure(), snap, *args, pure=False)
                     for shard, args in items
                 ]
-                return _tree_sum(client, parts).result()
+                return _tree_sum(client, parts).result()  # type: ignore[no-any-return]
             except _LOST as exc:
                 if attempt == self.retries:
                     raise RuntimeError(
@@ -390,12 +424,15 @@ class _Cluster:
                         "worker dies: pass a dask array or numpy arrays"
                     ) from exc
                 time.sleep(0.2 * (attempt + 1))  # let the client hear of what was lost
+        raise AssertionError("unreachable")  # pragma: no cover - the last attempt raises
 
-    def gradient(self, shards, batch, g, method):
-        items = [(shards[j], (rows, g, method)) for j, rows in batch]
+    def gradient(self, shards: list[_Shard], batch: _Batch, g: float, method: Method) -> _Part:
+        items: list[tuple[_Shard, tuple[Any, ...]]] = [
+            (shards[j], (rows, g, method)) for j, rows in batch
+        ]
         return self.run(_shard_gradient, items, "a gradient step")
 
-    def loss(self, shards, g):
+    def loss(self, shards: list[_Shard], g: float) -> _Part:
         return self.run(_shard_loss, [(s, (g,)) for s in shards], "a validation score")
 
 
@@ -403,33 +440,33 @@ class _Cluster:
 
 
 def fit(
-    model,
-    X,
-    target,
+    model: RNN,
+    X: _Data,
+    target: _Data,
     *,
-    client=None,
-    epochs=200,
-    optimizer="adam",
-    lr=None,
-    momentum=0.9,
-    nesterov=False,
-    batch_size=None,
-    shuffle=True,
-    method="bptt",
-    clip=None,
-    truncate=None,
-    tol=1e-6,
-    n_iter_no_change=20,
-    validation_fraction=None,
-    validation_data=None,
-    g=1.0,
-    seed=None,
-    warm_start=False,
-    verbose=False,
-    callback=None,
-    retries=3,
-    n_threads=1,
-):
+    client: distributed.Client | None = None,
+    epochs: int = 200,
+    optimizer: OptimizerName = "adam",
+    lr: float | None = None,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    method: Method = "bptt",
+    clip: float | None = None,
+    truncate: None = None,
+    tol: float = 1e-6,
+    n_iter_no_change: int = 20,
+    validation_fraction: float | None = None,
+    validation_data: tuple[_Data, _Data] | None = None,
+    g: float = 1.0,
+    seed: Seed = None,
+    warm_start: bool = False,
+    verbose: bool = False,
+    callback: Callable[[RNN], object] | None = None,
+    retries: int = 3,
+    n_threads: int | None = 1,
+) -> RNN:
     """Train a model on a Dask cluster, data-parallel: :meth:`crnn.RNN.fit` at scale.
 
     The data stays on the workers for the whole fit (one chunk of
@@ -530,33 +567,33 @@ def fit(
 
 
 def _fit(
-    model,
-    X,
-    target,
+    model: RNN,
+    X: _Data,
+    target: _Data,
     *,
-    client,
-    epochs,
-    optimizer,
-    lr,
-    momentum,
-    nesterov,
-    batch_size,
-    shuffle,
-    method,
-    clip,
-    truncate,
-    tol,
-    n_iter_no_change,
-    validation_fraction,
-    validation_data,
-    g,
-    seed,
-    warm_start,
-    verbose,
-    callback,
-    retries,
-    n_threads,
-):
+    client: object,
+    epochs: object,
+    optimizer: object,
+    lr: object,
+    momentum: object,
+    nesterov: object,
+    batch_size: object,
+    shuffle: object,
+    method: Any,
+    clip: object,
+    truncate: object,
+    tol: object,
+    n_iter_no_change: object,
+    validation_fraction: object,
+    validation_data: Any,
+    g: object,
+    seed: object,
+    warm_start: object,
+    verbose: object,
+    callback: Any,
+    retries: object,
+    n_threads: Any,
+) -> RNN:
     client = _client(client)
     epochs, n_iter_no_change, tol, clip, batch_size = check_loop_options(
         epochs=epochs,
@@ -596,7 +633,8 @@ def _fit(
     check_writable(model, "crnn.distributed.fit")
 
     shards, sizes = _shards(client, model, X, target)
-    val_local = val_shards = None
+    val_local: tuple[_Array, _Array] | None = None
+    val_shards: list[_Shard] | None = None
     if validation_data is not None:
         Xv, tv = validation_data
         if isinstance(Xv, (da.Array, list, tuple)) or isinstance(tv, (da.Array, list, tuple)):
@@ -624,7 +662,7 @@ def _fit(
         method,
         clip,
     )
-    opt = start_history(model, warm_start, has_val, lambda: new_opt)
+    opt = start_history(model, warm_start, has_val, lambda: new_opt)  # type: ignore[arg-type, return-value]
     return run_epochs(
         model,
         source,
@@ -642,19 +680,19 @@ class _DaskSource:
 
     def __init__(
         self,
-        cluster,
-        model,
-        shards,
-        sizes,
-        val_local,
-        val_shards,
-        batch_size,
-        shuffle,
-        rng,
-        g,
-        method,
-        clip,
-    ):
+        cluster: _Cluster,
+        model: RNN,
+        shards: list[_Shard],
+        sizes: list[tuple[int, int]],
+        val_local: tuple[_Array, _Array] | None,
+        val_shards: list[_Shard] | None,
+        batch_size: int | None,
+        shuffle: object,
+        rng: np.random.Generator,
+        g: float,
+        method: Method,
+        clip: float | None,
+    ) -> None:
         self.cluster, self.model, self.shards, self.sizes = cluster, model, shards, sizes
         self.val_local, self.val_shards = val_local, val_shards
         self.batch_size, self.shuffle, self.rng = batch_size, shuffle, rng
@@ -664,7 +702,7 @@ class _DaskSource:
         self.per_row = np.repeat([T * model.output_size for _, T in sizes], [N for N, _ in sizes])
         self.params = model.parameters()  # the model's own arrays, b and c with biases
 
-    def epoch(self, opt):
+    def epoch(self, opt: _Optimizer) -> float:
         """One pass of updates over every chunk; the mean loss per predicted value."""
         N, sizes = self.N, self.sizes
         # the same random draws as RNN.fit, so the same seed gives the same batches
@@ -675,6 +713,7 @@ class _DaskSource:
             rows = order[start : start + size]
             if self.shuffle:
                 rows = np.sort(rows)
+            batch: _Batch
             if len(rows) == N:
                 batch = [(j, None) for j in range(len(self.shards))]
             else:
@@ -691,11 +730,11 @@ class _DaskSource:
             total, count = total + E, count + c
         return total / count
 
-    def penalty(self):
+    def penalty(self) -> float:
         """Return the weight decay's penalty: none here (see ``crnn.distributed.fit``)."""
         return 0.0
 
-    def validation_loss(self):
+    def validation_loss(self) -> float | None:
         """Return the mean validation loss per predicted value, or None."""
         if self.val_local is not None:
             Xv, tv = self.val_local
@@ -706,9 +745,19 @@ class _DaskSource:
         return None
 
 
-def _update(cluster, opt, params, shards, batch, g, method, clip):
+def _update(
+    cluster: _Cluster,
+    opt: _Optimizer,
+    params: dict[str, _Array],
+    shards: list[_Shard],
+    batch: _Batch,
+    g: float,
+    method: Method,
+    clip: float | None,
+) -> tuple[float, int]:
     """One distributed gradient, then one optimizer step on the client, as RNN.fit makes."""
     flat, E, count = cluster.gradient(shards, batch, g, method)
+    assert flat is not None  # a gradient step's parts all hold one
     grads, start = {}, 0
     for k, v in params.items():  # the order of model.parameters(), as the workers ravel
         grads[k] = flat[start : start + v.size].reshape(v.shape) / count
@@ -720,7 +769,13 @@ def _update(cluster, opt, params, shards, batch, g, method, clip):
     return E, count
 
 
-def _split(client, shards, sizes, fraction, rng):
+def _split(
+    client: distributed.Client,
+    shards: list[_Shard],
+    sizes: list[tuple[int, int]],
+    fraction: float,
+    rng: np.random.Generator,
+) -> tuple[list[_Shard], list[tuple[int, int]], list[_Shard]]:
     """Hold out a random fraction of the sequences, as RNN.fit does for a batch."""
     N = sum(N for N, _ in sizes)
     if N < 2:
@@ -728,12 +783,12 @@ def _split(client, shards, sizes, fraction, rng):
     train, val = split_sequences(N, fraction, rng)
     offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
 
-    def part(rows):
+    def part(rows: _Array) -> tuple[list[_Shard], list[tuple[int, int]]]:
         out, out_sizes = [], []
         for j, r in _split_rows(rows, offsets):
             base = shards[j]
             out.append(
-                _Shard(lambda base=base, r=r: client.submit(_take, base.ensure(), r, pure=False))
+                _Shard(lambda base=base, r=r: client.submit(_take, base.ensure(), r, pure=False))  # type: ignore[misc]
             )
             out_sizes.append((len(r), sizes[j][1]))
         return out, out_sizes
@@ -751,7 +806,15 @@ def _split(client, shards, sizes, fraction, rng):
 # ---------------------------------------------------------------------- inference
 
 
-def _map(model, X, s0, n_threads, func, width, token):
+def _map(
+    model: RNN,
+    X: da.Array,
+    s0: Any,
+    n_threads: int | None,
+    func: Callable[..., _Array],
+    width: int,
+    token: str,
+) -> da.Array:
     """map_blocks of func(X chunk, model, s0=...) over a dask array; (N, T, width) out."""
     if not isinstance(model, RNN):
         raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
@@ -794,7 +857,9 @@ def _map(model, X, s0, n_threads, func, width, token):
     )
 
 
-def forward(model, X, s0=None, *, n_threads=1):
+def forward(
+    model: RNN, X: da.Array, s0: ArrayLike | da.Array | None = None, *, n_threads: int | None = 1
+) -> tuple[da.Array, da.Array]:
     """Run a model over a dask array of sequences, chunk by chunk, lazily.
 
     Parameters
@@ -822,7 +887,9 @@ def forward(model, X, s0=None, *, n_threads=1):
     return SY[:, :, :d], SY[:, :, d:]
 
 
-def predict(model, X, s0=None, *, n_threads=1):
+def predict(
+    model: RNN, X: da.Array, s0: ArrayLike | da.Array | None = None, *, n_threads: int | None = 1
+) -> da.Array:
     """Return the outputs Y of a model over a dask array, lazily: see :func:`forward`.
 
     Returns
@@ -856,9 +923,9 @@ class SweepResult(NamedTuple):
         Its validation score.
     """
 
-    table: object
+    table: Any
     best_model: RNN
-    best_params: dict
+    best_params: dict[str, Any]
     best_score: float
 
 
@@ -870,7 +937,7 @@ _FIT_KEYS = tuple(
 )
 
 
-def _grid(params):
+def _grid(params: object) -> list[dict[str, Any]]:
     """Expand a grid (dict of lists) or take a list of dicts; check every key."""
     if isinstance(params, dict):
         keys, values = list(params), []
@@ -900,7 +967,16 @@ def _grid(params):
     return configs
 
 
-def _sweep_fit(X, target, Xv, tv, config, model_params, fit_params, seed):
+def _sweep_fit(
+    X: _Array,
+    target: _Array,
+    Xv: _Array,
+    tv: _Array,
+    config: Mapping[str, Any],
+    model_params: Mapping[str, Any],
+    fit_params: Mapping[str, Any],
+    seed: Seed,
+) -> tuple[dict[str, Any], RNN]:
     """Fit one configuration on a worker; return (row, model)."""
     model_kw = {**model_params, **{k: v for k, v in config.items() if k in _MODEL_KEYS}}
     fit_kw = {**fit_params, **{k: v for k, v in config.items() if k not in _MODEL_KEYS}}
@@ -917,7 +993,7 @@ def _sweep_fit(X, target, Xv, tv, config, model_params, fit_params, seed):
     score = model.best_validation_score_ if error is None else math.inf
     row = {
         **config,
-        "validation_score": float(score),
+        "validation_score": float(score),  # type: ignore[arg-type]
         "loss": float(model.loss_curve_[-1]) if model.loss_curve_ else math.nan,
         "epochs": int(model.n_iter_),
         "seconds": time.perf_counter() - start,
@@ -927,18 +1003,18 @@ def _sweep_fit(X, target, Xv, tv, config, model_params, fit_params, seed):
 
 
 def sweep(
-    X,
-    target,
-    params,
+    X: ArrayLike | da.Array,
+    target: ArrayLike | da.Array,
+    params: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]],
     *,
-    client=None,
-    validation_data=None,
-    validation_fraction=0.2,
-    seed=0,
-    model_params=None,
-    fit_params=None,
-    as_frame=False,
-):
+    client: distributed.Client | None = None,
+    validation_data: tuple[ArrayLike | da.Array, ArrayLike | da.Array] | None = None,
+    validation_fraction: float = 0.2,
+    seed: int = 0,
+    model_params: Mapping[str, Any] | None = None,
+    fit_params: Mapping[str, Any] | None = None,
+    as_frame: bool = False,
+) -> SweepResult:
     """Fit one model per configuration, in parallel on the cluster; score and rank them.
 
     Every configuration is fitted by :meth:`crnn.RNN.fit` as one task on a
@@ -1034,10 +1110,12 @@ def sweep(
     return SweepResult(table, best_model, dict(configs[best]), scores[best])
 
 
-def _sweep_data(X, target, validation_data, validation_fraction, seed):
+def _sweep_data(
+    X: Any, target: Any, validation_data: Any, validation_fraction: object, seed: Seed
+) -> tuple[Any, Any, Any, Any]:
     """Return (X, target, X_val, target_val): numpy arrays, or dask arrays to compute."""
 
-    def check(X, target, nx, nt):
+    def check(X: Any, target: Any, nx: str, nt: str) -> tuple[Any, Any]:
         if isinstance(X, da.Array) != isinstance(target, da.Array):
             raise TypeError(f"{nx} and {nt} must both be dask arrays or both array_like")
         if isinstance(X, da.Array):
@@ -1056,7 +1134,7 @@ def _sweep_data(X, target, validation_data, validation_fraction, seed):
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise TypeError("validation_data must be a pair (X_val, target_val)")
-        Xv, tv = check(*validation_data, "validation_data[0]", "validation_data[1]")
+        Xv, tv = check(*validation_data, "validation_data[0]", "validation_data[1]")  # type: ignore[call-arg]
         if Xv.shape[-1] != X.shape[-1] or tv.shape[-1] != target.shape[-1]:
             raise ValueError("validation_data must have the features of X and target")
         if isinstance(Xv, da.Array) != isinstance(X, da.Array):

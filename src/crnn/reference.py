@@ -26,13 +26,21 @@ Arguments may be nested lists or numpy arrays; results are nested lists of
 Python floats (and a float for the loss).
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crnn._typing import Activation, ArrayLike
 
 __all__ = ["forward", "gradient_bptt", "gradient_rtrl", "loss"]
 
+_Matrix = list[list[float]]
 
-def _f(activation, z):
-    """f(z) for one pre-activation z."""
+
+def _f(activation: str, z: float) -> float:
+    """Return f(z) for one pre-activation z."""
     if activation == "tanh":
         return math.tanh(z)
     if activation == "relu":
@@ -44,8 +52,8 @@ def _f(activation, z):
     raise ValueError(f"unknown activation {activation!r}")
 
 
-def _f_prime(activation, z):
-    """f'(z) for one pre-activation z."""
+def _f_prime(activation: str, z: float) -> float:
+    """Return f'(z) for one pre-activation z."""
     if activation == "tanh":
         return 1.0 - math.tanh(z) ** 2
     if activation == "relu":
@@ -58,25 +66,27 @@ def _f_prime(activation, z):
     raise ValueError(f"unknown activation {activation!r}")
 
 
-def _matrix(A):
+def _matrix(A: Any) -> _Matrix:
     """Return A as a list of lists of floats."""
     if hasattr(A, "tolist"):
         A = A.tolist()
     return [[float(a) for a in row] for row in A]
 
 
-def _vector(a):
+def _vector(a: Any) -> list[float]:
     """Return a as a list of floats."""
     if hasattr(a, "tolist"):
         a = a.tolist()
     return [float(v) for v in a]
 
 
-def _zeros(rows, cols):
+def _zeros(rows: int, cols: int) -> _Matrix:
     return [[0.0] * cols for _ in range(rows)]
 
 
-def _setup(U, W, V, X, s0, b=None, c=None):
+def _setup(
+    U: Any, W: Any, V: Any, X: Any, s0: Any, b: Any = None, c: Any = None
+) -> tuple[_Matrix, _Matrix, _Matrix, _Matrix, list[float], list[float], list[float]]:
     U, W, V, X = _matrix(U), _matrix(W), _matrix(V), _matrix(X)
     d, m = len(W), len(V)
     s0 = [0.0] * d if s0 is None else _vector(s0)
@@ -85,7 +95,18 @@ def _setup(U, W, V, X, s0, b=None, c=None):
     return U, W, V, X, s0, b, c
 
 
-def forward(U, W, V, X, s0=None, *, b=None, c=None, activation="tanh", leak=1.0):
+def forward(
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    s0: ArrayLike | None = None,
+    *,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+    activation: Activation = "tanh",
+    leak: float = 1.0,
+) -> tuple[_Matrix, _Matrix]:
     """Run the RNN over one sequence.
 
     Returns
@@ -117,8 +138,20 @@ def forward(U, W, V, X, s0=None, *, b=None, c=None, activation="tanh", leak=1.0)
 
 
 def loss(
-    U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None, activation="tanh", leak=1.0, weight=None
-):
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    target: ArrayLike,
+    s0: ArrayLike | None = None,
+    g: float = 1.0,
+    *,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+    activation: Activation = "tanh",
+    leak: float = 1.0,
+    weight: ArrayLike | None = None,
+) -> float:
     """Return E = g * sum_t sum_k w^t_k (target^t_k - y^t_k)^2 for one sequence."""
     _, Y = forward(U, W, V, X, s0, b=b, c=c, activation=activation, leak=leak)
     target = _matrix(target)
@@ -130,7 +163,7 @@ def loss(
     return E
 
 
-def _weights(weight, target):
+def _weights(weight: ArrayLike | None, target: _Matrix) -> _Matrix:
     """Return the weights w^t_k: ones, or weight as a list of lists."""
     if weight is None:
         return [[1.0] * len(row) for row in target]
@@ -138,8 +171,20 @@ def _weights(weight, target):
 
 
 def gradient_rtrl(
-    U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None, activation="tanh", leak=1.0, weight=None
-):
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    target: ArrayLike,
+    s0: ArrayLike | None = None,
+    g: float = 1.0,
+    *,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+    activation: Activation = "tanh",
+    leak: float = 1.0,
+    weight: ArrayLike | None = None,
+) -> dict[str, Any]:
     """Gradient of E by real-time recurrent learning, as Williams and Zipser write it.
 
     The sensitivities ds^t_l/du_ij and ds^t_l/dw_ij are carried forward
@@ -268,8 +313,20 @@ def gradient_rtrl(
 
 
 def gradient_bptt(
-    U, W, V, X, target, s0=None, g=1.0, *, b=None, c=None, activation="tanh", leak=1.0, weight=None
-):
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    target: ArrayLike,
+    s0: ArrayLike | None = None,
+    g: float = 1.0,
+    *,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+    activation: Activation = "tanh",
+    leak: float = 1.0,
+    weight: ArrayLike | None = None,
+) -> dict[str, Any]:
     """Gradient of E by backpropagation through time.
 
     With G^t = dE/ds^t (through every path) and delta^t = dE/dz^t::

@@ -22,7 +22,11 @@ Examples
 (3,)
 """
 
+from __future__ import annotations
+
 import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +45,7 @@ from crnn._validation import as_real_array, make_rng
 __all__ = ["RNNRegressor"]
 
 
-def _keyword_options(function, leave_out):
+def _keyword_options(function: Callable[..., Any], leave_out: Iterable[str]) -> tuple[str, ...]:
     """Return the names of function's keyword-only parameters, but those in leave_out."""
     return tuple(
         p.name
@@ -66,7 +70,7 @@ _X_HINTS = {
 _Y_HINTS = {2: " (y holds sequences, (N, T, m): y[..., np.newaxis] for one output)"}
 
 
-def _sequences(value, name, hints):
+def _sequences(value: Any, name: str, hints: dict[int, str] | None) -> Any:
     """Return the sequences of X or y as a list of (T_i, k) arrays, or a (N, T, k) array.
 
     Checked, not copied: a list (or tuple) is a list of sequences, anything
@@ -77,7 +81,7 @@ def _sequences(value, name, hints):
     return as_real_array(value, name, 3, hints)
 
 
-def _per_value(sample_weight, X):
+def _per_value(sample_weight: Any, X: Any) -> Any:
     """Return one weight per sequence (N,) as the model's weights of its values, or None.
 
     (N, T) for a batch, a list of (T_i,) arrays for a list of sequences.
@@ -95,7 +99,7 @@ def _per_value(sample_weight, X):
     return np.repeat(w[:, np.newaxis], np.shape(X)[1], axis=1)
 
 
-def _sizes(X, y):
+def _sizes(X: Any, y: Any) -> tuple[int, int]:
     """Return (n, m), the sizes of the inputs and outputs of X and y, checked to agree.
 
     The model checks the values again (and converts them); this names y as
@@ -136,14 +140,14 @@ def _sizes(X, y):
     return n, m
 
 
-def _describe(seqs):
+def _describe(seqs: Any) -> str:
     """Return the shape of an array of sequences, or the shapes of a list of them."""
     if isinstance(seqs, np.ndarray):
         return str(seqs.shape)
     return f"a list of {len(seqs)} sequences of shapes {[s.shape for s in seqs]}"
 
 
-class RNNRegressor(RegressorMixin, BaseEstimator):
+class RNNRegressor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """The Elman network trained on sequences, as a scikit-learn regressor.
 
     ``fit(X, y)`` builds a :class:`crnn.RNN` of the sizes of the data and
@@ -203,44 +207,44 @@ weight_decay
 
     def __init__(
         self,
-        hidden_size=32,
+        hidden_size: int = 32,
         *,
-        dtype=np.float64,
-        n_threads=None,
-        init="uniform",
-        spectral_radius=None,
-        bias=False,
-        activation="tanh",
-        leak=1.0,
-        epochs=200,
-        optimizer="adam",
-        lr=None,
-        momentum=0.9,
-        nesterov=False,
-        batch_size=None,
-        shuffle=True,
-        method="bptt",
-        clip=None,
-        truncate=None,
-        tol=1e-6,
-        n_iter_no_change=20,
-        validation_fraction=None,
-        g=1.0,
-        warm_start=False,
-        verbose=False,
-        weight_decay=0.0,
-        random_state=None,
-    ):
+        dtype: Any = np.float64,
+        n_threads: int | None = None,
+        init: Any = "uniform",
+        spectral_radius: float | None = None,
+        bias: bool = False,
+        activation: str = "tanh",
+        leak: float = 1.0,
+        epochs: int = 200,
+        optimizer: str = "adam",
+        lr: float | None = None,
+        momentum: float = 0.9,
+        nesterov: bool = False,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+        method: str = "bptt",
+        clip: float | None = None,
+        truncate: int | None = None,
+        tol: float = 1e-6,
+        n_iter_no_change: int = 20,
+        validation_fraction: float | None = None,
+        g: float = 1.0,
+        warm_start: bool = False,
+        verbose: bool = False,
+        weight_decay: float = 0.0,
+        random_state: Any = None,
+    ) -> None:
         # scikit-learn's convention: each parameter stored as it came, under
         # its name (get_params, set_params and clone read them back);
         # checked when fit uses them
         params = dict(locals())
         del params["self"]
-        vars(self).update(params)
+        self.__dict__.update(params)
 
     # ------------------------------------------------------------------ scikit-learn
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         """Tell scikit-learn that a sample is a sequence: X is 3-D, not a table."""
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
@@ -249,19 +253,19 @@ weight_decay
         tags.non_deterministic = self.random_state is None
         return tags
 
-    def __sklearn_is_fitted__(self):
+    def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
 
     # ------------------------------------------------------------------ training
 
-    def _options(self, names):
+    def _options(self, names: Iterable[str]) -> dict[str, Any]:
         return {name: getattr(self, name) for name in names}
 
-    def _new_model(self, n, m, rng):
+    def _new_model(self, n: int, m: int, rng: Any) -> RNN:
         self._built_for = self._build(n, m)
         return RNN(n, self.hidden_size, m, seed=rng, **self._options(MODEL_OPTIONS))
 
-    def _build(self, n, m):
+    def _build(self, n: int, m: int) -> tuple[Any, ...]:
         """Return what a model is built from: the data's sizes and the model's parameters.
 
         All of them but n_threads, which a model can change.
@@ -269,7 +273,7 @@ weight_decay
         options = self._options(name for name in MODEL_OPTIONS if name != "n_threads")
         return (n, m, self.hidden_size, options)
 
-    def _seeds(self):
+    def _seeds(self) -> tuple[Any, Any]:
         """Return the seeds of the initial weights and of the training, from random_state.
 
         An int is the seed of both (as ``RNN(..., seed=s).fit(..., seed=s)``);
@@ -281,7 +285,7 @@ weight_decay
             return rng, rng
         return seed, seed
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> RNNRegressor:
         """Build a model of the sizes of the data and train it.
 
         Parameters
@@ -312,7 +316,7 @@ weight_decay
         self.n_features_in_ = n
         return self
 
-    def partial_fit(self, X, y):
+    def partial_fit(self, X: Any, y: Any) -> RNNRegressor:
         """Make one update on one mini-batch, continuing the model (built at the first call).
 
         Parameters
@@ -334,7 +338,7 @@ weight_decay
 
     # ------------------------------------------------------------------ prediction
 
-    def predict(self, X):
+    def predict(self, X: Any) -> Any:
         """Return the outputs of the trained model on the sequences X.
 
         Parameters
@@ -351,7 +355,7 @@ weight_decay
             as_real_array(X, "X", 3, _X_HINTS)  # a single sequence is refused, with a hint
         return self.model_.predict(X)
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Return R², the coefficient of determination, over every predicted value.
 
         All the values of every step, output and sequence count as one
@@ -390,31 +394,31 @@ weight_decay
     # ------------------------------------------------------------------ the model's history
 
     @property
-    def loss_curve_(self):
+    def loss_curve_(self) -> list[float]:
         """The mean loss per predicted value of each epoch (the model's)."""
         check_is_fitted(self)
         return self.model_.loss_curve_
 
     @property
-    def validation_scores_(self):
+    def validation_scores_(self) -> list[float] | None:
         """The mean validation loss of each epoch, or None (the model's)."""
         check_is_fitted(self)
         return self.model_.validation_scores_
 
     @property
-    def best_loss_(self):
+    def best_loss_(self) -> float:
         """The lowest training loss (the model's)."""
         check_is_fitted(self)
         return self.model_.best_loss_
 
     @property
-    def best_validation_score_(self):
+    def best_validation_score_(self) -> float | None:
         """The lowest validation loss, or None (the model's)."""
         check_is_fitted(self)
         return self.model_.best_validation_score_
 
     @property
-    def n_iter_(self):
+    def n_iter_(self) -> int:
         """The number of epochs run (the model's)."""
         check_is_fitted(self)
         return self.model_.n_iter_
