@@ -131,8 +131,9 @@ def test_missing_dask_names_the_extra(missing):
         {"optimizer": "adam", "lr": 0.05},
         {"optimizer": "sgd", "lr": 0.1, "nesterov": True, "clip": 0.5},
         {"optimizer": "adagrad", "g": 0.5, "method": "rtrl"},
+        {"optimizer": "adam", "lr": 0.05, "weight_decay": 0.01},
     ],
-    ids=["adam", "sgd-nesterov-clip", "adagrad-rtrl"],
+    ids=["adam", "sgd-nesterov-clip", "adagrad-rtrl", "adam-weight-decay"],
 )
 @BIAS
 def test_fit_equals_local_full_batch_fit(workers, options, bias):
@@ -146,6 +147,9 @@ def test_fit_equals_local_full_batch_fit(workers, options, bias):
     _assert_same_fit(local, dist)
     if bias:  # the biases were trained, not just carried along
         assert not np.array_equal(dist.b, b0)
+    np.testing.assert_allclose(dist.penalty_curve_, local.penalty_curve_, rtol=TOL)
+    if "weight_decay" in options:
+        assert dist.penalty_curve_[-1] > 0
 
 
 @BIAS

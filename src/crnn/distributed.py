@@ -49,8 +49,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 from crnn._fit import (
     _as_batch,
+    add_penalty_gradient,
     apply_update,
     check_loop_options,
+    penalty,
     run_epochs,
     split_sequences,
     start_history,
@@ -466,6 +468,7 @@ def fit(
     callback: Callable[[RNN], object] | None = None,
     retries: int = 3,
     n_threads: int | None = 1,
+    weight_decay: float = 0.0,
 ) -> RNN:
     """Train a model on a Dask cluster, data-parallel: :meth:`crnn.RNN.fit` at scale.
 
@@ -495,8 +498,9 @@ def fit(
     client : distributed.Client, optional
         The cluster to use; the current client by default.
     epochs, optimizer, lr, momentum, nesterov, batch_size, shuffle, method, clip, tol,
-    n_iter_no_change, validation_fraction, g, seed, warm_start, verbose
-        As in :meth:`crnn.RNN.fit`. A mini-batch is a random set of sequences
+    n_iter_no_change, validation_fraction, g, seed, warm_start, verbose, weight_decay
+        As in :meth:`crnn.RNN.fit` (the penalty's gradient is added on the
+        client). A mini-batch is a random set of sequences
         from every chunk, as in a local fit.
     truncate : None
         Truncated BPTT is not supported here: cut long sequences into
@@ -563,6 +567,7 @@ def fit(
             callback=callback,
             retries=retries,
             n_threads=n_threads,
+            weight_decay=weight_decay,
         )
 
 
@@ -593,6 +598,7 @@ def _fit(
     callback: Any,
     retries: object,
     n_threads: Any,
+    weight_decay: object,
 ) -> RNN:
     client = _client(client)
     epochs, n_iter_no_change, tol, clip, batch_size = check_loop_options(
@@ -605,6 +611,7 @@ def _fit(
         batch_size=batch_size,
     )
     retries = check_int(retries, "retries", low=0)
+    weight_decay = check_real(weight_decay, "weight_decay", low=0)
     check_n_threads(n_threads)
     if truncate is not None:
         raise ValueError(
@@ -661,6 +668,7 @@ def _fit(
         g,
         method,
         clip,
+        weight_decay,
     )
     opt = start_history(model, warm_start, has_val, lambda: new_opt)  # type: ignore[arg-type, return-value]
     return run_epochs(
@@ -692,7 +700,9 @@ class _DaskSource:
         g: float,
         method: Method,
         clip: float | None,
+        weight_decay: float = 0.0,
     ) -> None:
+        self.weight_decay = weight_decay
         self.cluster, self.model, self.shards, self.sizes = cluster, model, shards, sizes
         self.val_local, self.val_shards = val_local, val_shards
         self.batch_size, self.shuffle, self.rng = batch_size, shuffle, rng
@@ -722,7 +732,15 @@ class _DaskSource:
                     for j, r in _split_rows(rows, self.offsets)
                 ]
             E, c = _update(
-                self.cluster, opt, self.params, self.shards, batch, self.g, self.method, self.clip
+                self.cluster,
+                opt,
+                self.params,
+                self.shards,
+                batch,
+                self.g,
+                self.method,
+                self.clip,
+                self.weight_decay,
             )
             expected = int(self.per_row[rows].sum())
             if c != expected:  # pragma: no cover - a guard, never expected to fire
@@ -731,8 +749,8 @@ class _DaskSource:
         return total / count
 
     def penalty(self) -> float:
-        """Return the weight decay's penalty: none here (see ``crnn.distributed.fit``)."""
-        return 0.0
+        """Return the weight decay's penalty at the current weights."""
+        return penalty(self.params, self.weight_decay)
 
     def validation_loss(self) -> float | None:
         """Return the mean validation loss per predicted value, or None."""
@@ -754,6 +772,7 @@ def _update(
     g: float,
     method: Method,
     clip: float | None,
+    weight_decay: float = 0.0,
 ) -> tuple[float, int]:
     """One distributed gradient, then one optimizer step on the client, as RNN.fit makes."""
     flat, E, count = cluster.gradient(shards, batch, g, method)
@@ -764,6 +783,7 @@ def _update(
         start += v.size
     if start != flat.size:  # pragma: no cover - a guard, never expected to fire
         raise RuntimeError(f"the gradient has {flat.size} values instead of {start}")
+    add_penalty_gradient(grads, params, weight_decay)
     apply_update(params, opt, grads, E, clip)
     cluster.updates += 1
     return E, count
