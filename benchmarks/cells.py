@@ -23,24 +23,13 @@ ratios measure the work, not the scheduler of a shared machine.
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
-
-
-def _cpu():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from run import _cpu_name  # benchmarks/run.py, beside this file
 
 
 def _time(fn, min_time=0.05):
@@ -224,7 +213,7 @@ def main(argv=None):
     repeats = 1 if args.quick else args.repeats
     import crnn
 
-    print(f"crnn {crnn.__version__} ({crnn._core.variant}), {_cpu()}, {os.cpu_count()} CPUs")
+    print(f"crnn {crnn.__version__} ({crnn._core.variant}), {_cpu_name()}, {os.cpu_count()} CPUs")
     cells_table(repeats)
     if args.old:
         ab_table(args.old, repeats)
