@@ -1,12 +1,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """crnn: the Elman recurrent network with exact gradients, in compiled Cython.
 
-    Z^t = U X^t + W S^{t-1},   S^t = tanh(Z^t),   Y^t = V S^t
-    E   = g sum_t sum_k (target^t_k - Y^t_k)^2
+    Z^t = U X^t + W S^{t-1} (+ b),   S^t = (1 - a) S^{t-1} + a f(Z^t),   Y^t = V S^t (+ c)
+    E   = g sum_t sum_k w^t_k (target^t_k - Y^t_k)^2
 
-:class:`RNN` runs the network and computes the exact gradient of E with
-respect to U, W, V and S^0, by backpropagation through time or by real-time
-recurrent learning. :mod:`crnn.reference` holds the same equations as plain
+Elman's network is f = tanh, a = 1, no biases and every weight w = 1 (the
+defaults). :class:`RNN` runs the network and computes the exact gradient of
+E with respect to U, W, V (b, c) and S^0, by backpropagation through time or
+by Williams and Zipser's real-time recurrent learning. :mod:`crnn.reference` holds the same equations as plain
 Python loops, the oracle the compiled kernels are tested against.
 :func:`save` and :func:`load` keep a model in one ``.npz`` file;
 :mod:`crnn.datasets` generates sine waves and the Mackey-Glass series.
