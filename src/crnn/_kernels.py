@@ -700,27 +700,35 @@ def forward_list(
     N = len(Xs)
     dt = theta.dtype
     lengths = np.array([x.shape[0] for x in Xs], dtype=np.intp)
-    order = np.argsort(-lengths, kind="stable")  # longest first: the active ones are a prefix
+    order = np.argsort(-lengths, kind="stable")  # longest first: the running ones are a prefix
     longest = int(lengths[order[0]]) if N else 0
-    check_alloc((N, longest, d + m), dt, "the states and outputs")
+    # the inputs, longest first, in one array (each part a slice of it, copied
+    # at C speed); only the states and outputs of real steps are computed
+    check_alloc((N, longest, n + d + m), dt, "the inputs, states and outputs")
+    Xp = np.empty((N, longest, n), dtype=dt)
+    for j, i in enumerate(order):
+        Xp[j, : lengths[i]] = Xs[i]
     S = np.empty((N, longest, d), dtype=dt)
     Y = np.empty((N, longest, m), dtype=dt)
     state = s0[order]
     bad, t0 = 0, 0
     ends = np.unique(lengths)
     for t1 in ends[ends > 0]:
-        active = int(np.count_nonzero(lengths > t0))  # those longer than t0: T_i >= t1
-        rows = order[:active]
-        X = np.empty((active, t1 - t0, n), dtype=dt)
-        for j, i in enumerate(rows):
-            X[j] = Xs[i][t0:t1]
-        St, Yt, b = forward(theta, size, X, state[:active], n_threads, cell)
+        live = int(np.count_nonzero(lengths > t0))  # those longer than t0: T_i >= t1
+        X = np.ascontiguousarray(Xp[:live, t0:t1])
+        St, Yt, b = forward(theta, size, X, state[:live], n_threads, cell)
         bad += b
-        S[rows, t0:t1] = St
-        Y[rows, t0:t1] = Yt
+        S[:live, t0:t1] = St
+        Y[:live, t0:t1] = Yt
         state = np.ascontiguousarray(St[:, -1])
         t0 = int(t1)
-    return [S[i, :T] for i, T in enumerate(lengths)], [Y[i, :T] for i, T in enumerate(lengths)], bad
+    at = np.empty(N, dtype=np.intp)
+    at[order] = np.arange(N)  # where each sequence is in the sorted arrays
+    return (
+        [S[at[i], :T] for i, T in enumerate(lengths)],
+        [Y[at[i], :T] for i, T in enumerate(lengths)],
+        bad,
+    )
 
 
 def loss_list(
