@@ -30,7 +30,7 @@ from crnn._guard import (
 from crnn._optim import clip_by_norm, make_optimizer
 from crnn._validation import (
     as_float_array,
-    as_sequence_list,
+    as_sequence_pairs,
     check_bool,
     check_g,
     check_int,
@@ -39,6 +39,7 @@ from crnn._validation import (
     check_sample_weight,
     is_sequence_list,
     make_rng,
+    sequence_weights,
 )
 
 if TYPE_CHECKING:
@@ -134,16 +135,9 @@ def _as_lists(
     model: RNN, X: object, target: object, name_x: str, name_t: str
 ) -> tuple[list[_Array], list[_Array]]:
     """Return the list form of ``_as_batch``: lists of (T_i, n) and (T_i, m) arrays."""
-    dt, m = model.dtype, model.output_size
-    Xs = as_sequence_list(X, name_x, dt, model.input_size, "the model's input_size")
-    ts = as_sequence_list(target, name_t, dt, m, "the model's output_size")
-    if len(ts) != len(Xs):
-        raise ValueError(
-            f"{name_t} must hold one sequence for each of {name_x}'s {len(Xs)}, got {len(ts)}"
-        )
-    for i, (x, t) in enumerate(zip(Xs, ts, strict=True)):
-        if t.shape != (x.shape[0], m):
-            raise ValueError(f"{name_t}[{i}] must have shape {(x.shape[0], m)}, got {t.shape}")
+    Xs, ts = as_sequence_pairs(
+        X, target, model.dtype, model.input_size, model.output_size, names=(name_x, name_t)
+    )
     if not any(x.shape[0] for x in Xs):
         raise ValueError(f"{name_x} must have at least one time step, got only empty sequences")
     return Xs, ts
@@ -182,16 +176,7 @@ def as_weights(
     if sample_weight is None:
         return None
     if isinstance(target, list):
-        if type(sample_weight) not in (list, tuple) or len(sample_weight) != len(target):
-            raise ValueError(
-                f"{name} must be a list of {len(target)} arrays of shape (T_i,) or (T_i, m), "
-                "one for each sequence"
-            )
-        ws = []
-        for i, (v, t) in enumerate(zip(sample_weight, target, strict=True)):
-            wi = check_sample_weight(v, model.dtype, (1, *t.shape), False, f"{name}[{i}]")
-            assert wi is not None
-            ws.append(wi[0])
+        ws = sequence_weights(sample_weight, target, model.dtype, name)
         if not any(v.any() for v in ws):
             raise ValueError(
                 f"{name} must have a weight > 0: all are 0, so there is nothing to fit"

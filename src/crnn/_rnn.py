@@ -13,6 +13,7 @@ from crnn._init import initial_biases, initial_weights
 from crnn._validation import (
     as_float_array,
     as_sequence_list,
+    as_sequence_pairs,
     check_activation,
     check_alloc,
     check_bool,
@@ -27,6 +28,7 @@ from crnn._validation import (
     check_size,
     is_sequence_list,
     make_rng,
+    sequence_weights,
 )
 
 if TYPE_CHECKING:
@@ -737,34 +739,14 @@ class RNN:
         """
         dt = self._dtype
         n, d, m = self._size
-        Xs = as_sequence_list(X, "X", dt, n, "the model's input_size", check_finite)
-        N = len(Xs)
         targets = weights = None
         if need_target:
-            targets = as_sequence_list(
-                target, "target", dt, m, "the model's output_size", check_finite
-            )
-            if len(targets) != N:
-                raise ValueError(
-                    f"target must hold one sequence for each of X's {N}, got {len(targets)}"
-                )
-            for i, (x, t) in enumerate(zip(Xs, targets, strict=True)):
-                if t.shape[0] != x.shape[0]:
-                    raise ValueError(
-                        f"target[{i}] must have shape {(x.shape[0], m)} (X[{i}]'s steps and "
-                        f"the model's output_size), got {t.shape}"
-                    )
+            Xs, targets = as_sequence_pairs(X, target, dt, n, m, check_finite)
             if sample_weight is not None:
-                if type(sample_weight) not in (list, tuple) or len(sample_weight) != N:
-                    raise ValueError(
-                        f"sample_weight must be a list of {N} arrays of shape (T_i,) or "
-                        "(T_i, m), one for each sequence of X"
-                    )
-                weights = []
-                for i, (w, t) in enumerate(zip(sample_weight, targets, strict=True)):
-                    wi = check_sample_weight(w, dt, (1, *t.shape), False, f"sample_weight[{i}]")
-                    assert wi is not None
-                    weights.append(wi[0])
+                weights = sequence_weights(sample_weight, targets, dt)
+        else:
+            Xs = as_sequence_list(X, "X", dt, n, "the model's input_size", check_finite)
+        N = len(Xs)
         if s0 is None:
             s0_kind, s02 = "none", np.zeros((N, d), dtype=dt)
         else:

@@ -566,6 +566,50 @@ def as_sequence_list(
     return out
 
 
+def as_sequence_pairs(
+    X: Any,
+    target: Any,
+    dtype: DTypeLike,
+    n: int,
+    m: int,
+    check_finite: bool = True,
+    names: tuple[str, str] = ("X", "target"),
+) -> tuple[list[NDArray[Any]], list[NDArray[Any]]]:
+    """Return lists of inputs (T_i, n) and targets (T_i, m), one target per sequence of X."""
+    nx, nt = names
+    Xs = as_sequence_list(X, nx, dtype, n, "the model's input_size", check_finite)
+    ts = as_sequence_list(target, nt, dtype, m, "the model's output_size", check_finite)
+    if len(ts) != len(Xs):
+        raise ValueError(f"{nt} must hold one sequence for each of {nx}'s {len(Xs)}, got {len(ts)}")
+    for i, (x, t) in enumerate(zip(Xs, ts, strict=True)):
+        if t.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"{nt}[{i}] must have shape {(x.shape[0], m)} ({nx}[{i}]'s steps and the "
+                f"model's output_size), got {t.shape}"
+            )
+    return Xs, ts
+
+
+def sequence_weights(
+    sample_weight: Any, targets: list[NDArray[Any]], dtype: DTypeLike, name: str = "sample_weight"
+) -> list[NDArray[Any]]:
+    """Return the weights of a list of sequences: one (T_i, m) array per target (T_i, m).
+
+    Each item is (T_i,) or (T_i, m), checked as :func:`check_sample_weight` checks it.
+    """
+    if type(sample_weight) not in (list, tuple) or len(sample_weight) != len(targets):
+        raise ValueError(
+            f"{name} must be a list of {len(targets)} arrays of shape (T_i,) or (T_i, m), "
+            "one for each sequence of X"
+        )
+    weights = []
+    for i, (w, t) in enumerate(zip(sample_weight, targets, strict=True)):
+        wi = check_sample_weight(w, dtype, (1, *t.shape), False, f"{name}[{i}]")
+        assert wi is not None
+        weights.append(wi[0])
+    return weights
+
+
 def check_shape(arr: NDArray[Any], name: str, expected: Iterable[int]) -> None:
     """Raise ValueError unless arr.shape equals expected."""
     if arr.shape != tuple(expected):
