@@ -21,7 +21,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
+import time
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     _Size = tuple[int, int, int]
     #: A call's cell: (activation code, leak rate)
     _Cell = tuple[int, float]
+    _T = TypeVar("_T")
 
 __all__ = [
     "ACTIVATIONS",
@@ -235,6 +237,90 @@ def threads(n_threads: int | None, N: int, work: int) -> int:
     return nt
 
 
+# ---------------------------------------------------------------------- busy machines
+#
+# On a quiet machine a second thread nearly halves a large call. When another
+# process (or another library's spinning thread pool: OpenBLAS's workers spin
+# for a while after each numpy product) holds a core, a thread of ours waits
+# for it at every barrier, a scheduler time slice (milliseconds) at a time,
+# and a 0.1 ms call can take 50 times as long as on one thread. Neither the
+# load average nor a short probe tells this in time, so the default
+# (``n_threads=None``) measures: for each kind of call and size of work (a
+# power of two of multiply-adds) it keeps the recent time per multiply-add on
+# one thread and on several, uses the faster, and tries the other again
+# after a while (at least _RETRY_SECONDS, and _RETRY_RATIO times the length
+# of the call that tried it: trying costs at most a few per cent). The first
+# call of a kind and size runs on several threads, the second on one. None
+# of this changes a bit of any result (no bit depends on the thread count).
+
+_RETRY_SECONDS = 0.25
+_RETRY_RATIO = 40.0
+_STALE_SECONDS = 1.0  # an older time is replaced rather than averaged
+
+
+class _Speed:
+    """Seconds per multiply-add of one kind and size of call, on one thread and on several."""
+
+    __slots__ = ("many", "many_at", "one", "one_at", "retry_at")
+
+    def __init__(self) -> None:
+        self.one = self.many = -1.0  # unknown
+        self.one_at = self.many_at = self.retry_at = 0.0
+
+
+_SPEEDS: dict[tuple[str, int], _Speed] = {}
+_clock = time.perf_counter
+
+
+def _choose(
+    kind: str, n_threads: int | None, N: int, work: int
+) -> tuple[int, tuple[str, int] | None]:
+    """Return the thread count of a call and the key to report its time under (``_timed``).
+
+    The count is ``threads``' (the quiet machine's), or 1 when the default
+    measured one thread to be faster for calls of this kind and size (see
+    above); the key is None when nothing is to be measured.
+    """
+    nt = threads(n_threads, N, work)
+    if nt == 1 or n_threads is not None:
+        return nt, None
+    key = (kind, work.bit_length())
+    speed = _SPEEDS.get(key)
+    if speed is None or speed.many < 0:
+        return nt, key
+    if speed.one < 0:
+        return 1, key
+    many = speed.many <= speed.one
+    if _clock() >= speed.retry_at:
+        many = not many  # try the other
+    return (nt if many else 1), key
+
+
+def _timed(key: tuple[str, int] | None, nt: int, work: int, call: Callable[[], _T]) -> _T:
+    """Return call(), timed under ``key`` (from ``_choose``) for calls on nt threads."""
+    if key is None:
+        return call()
+    start = _clock()
+    result = call()
+    end = _clock()
+    speed = _SPEEDS.get(key)
+    if speed is None:
+        speed = _SPEEDS.setdefault(key, _Speed())
+    per = (end - start) / max(work, 1)
+    many = nt > 1
+    old, at = (speed.many, speed.many_at) if many else (speed.one, speed.one_at)
+    trying = old >= 0 and (speed.many <= speed.one) != many  # the mode not in use
+    if old >= 0 and not trying and end - at < _STALE_SECONDS:
+        per = 0.5 * (old + per)
+    if many:
+        speed.many, speed.many_at = per, end
+    else:
+        speed.one, speed.one_at = per, end
+    if trying or end >= speed.retry_at:
+        speed.retry_at = end + max(_RETRY_SECONDS, _RETRY_RATIO * (end - start))
+    return result
+
+
 def _step_work(n: int, d: int, m: int) -> int:
     """Multiply-adds of one forward step."""
     return d * (n + d + m)
@@ -341,9 +427,11 @@ def forward(
     Y = np.empty((N, T, m), dtype=dt)
     bad = 0
     if N * T:
-        nt = threads(n_threads, N, N * T * _step_work(n, d, m))
+        work = N * T * _step_work(n, d, m)
+        nt, key = _choose("forward", n_threads, N, work)
         ws = _forward_scratch(n, d, m, N, nt, dt)
-        bad = _kernel("_forward", dt)(theta, X, s0, S, Y, ws, nt, *cell)
+        run = _kernel("_forward", dt)
+        bad = _timed(key, nt, work, lambda: run(theta, X, s0, S, Y, ws, nt, *cell))
     return S, Y, bad
 
 
@@ -393,10 +481,12 @@ def loss(
     E = np.zeros(N, dtype=dt)
     bad = 0
     if N * T:
-        nt = threads(n_threads, N, N * T * _step_work(n, d, m))
+        work = N * T * _step_work(n, d, m)
+        nt, key = _choose("loss", n_threads, N, work)
         ws = _forward_scratch(n, d, m, N, nt, dt)
         wt = _NO_WEIGHTS[dt.char] if weight is None else weight
-        bad = _kernel("_loss", dt)(theta, X, target, wt, s0, g, E, ws, nt, *cell)
+        run = _kernel("_loss", dt)
+        bad = _timed(key, nt, work, lambda: run(theta, X, target, wt, s0, g, E, ws, nt, *cell))
     return E, bad
 
 
@@ -419,9 +509,11 @@ def generate(
     final = np.empty((N, d), dtype=dt)
     if N == 0:
         return final, 0
-    nt = threads(n_threads, N, N * T * _step_work(n, d, m))
+    work = N * T * _step_work(n, d, m)
+    nt, key = _choose("generate", n_threads, N, work)
     ws = _forward_scratch(n, d, m, N, nt, dt)
-    bad = _kernel("_generate", dt)(theta, x0, s0, out, final, ws, nt, *cell)
+    run = _kernel("_generate", dt)
+    bad = _timed(key, nt, work, lambda: run(theta, x0, s0, out, final, ws, nt, *cell))
     return final, bad
 
 
@@ -451,8 +543,10 @@ def _bptt(
     dt = theta.dtype
     P = theta.shape[0]  # the gradient's size
 
-    def make() -> tuple[int, int, int, _Array]:
-        nt = threads(n_threads, N, N * T * _step_work(n, d, m) * 3)
+    work = N * T * _step_work(n, d, m) * 3
+    nt, key = _choose("bptt", n_threads, N, work)
+
+    def make() -> tuple[int, int, _Array]:
         L = _bptt_steps(N, T)
         # the final products in parts, each over a group of sequences (threads
         # share them out without packing the same operand twice); the count
@@ -467,12 +561,15 @@ def _bptt(
         wsize = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, leaky, nt)
         if leaky:  # H^t of every step too
             check_alloc((wsize,), dt, "the bptt workspace")
-        return nt, L, parts, _scratch("bptt", (wsize,), dt)
+        return L, parts, _scratch("bptt", (wsize,), dt)
 
     leaky = cell[1] != 1
-    nt, L, parts, ws = _plan(("bptt", N, T, n, d, m, P, n_threads, leaky, dt), make)
+    L, parts, ws = _plan(("bptt", N, T, n, d, m, P, nt, leaky, dt), make)
     wt = _NO_WEIGHTS[dt.char] if weight is None else weight
-    return _kernel("_bptt_gradient", dt)(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
+    run = _kernel("_bptt_gradient", dt)
+    return _timed(
+        key, nt, work, lambda: run(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
+    )
 
 
 def _rtrl(
@@ -494,21 +591,26 @@ def _rtrl(
     bias = theta.shape[0] > _core._parameter_size(n, d, m)
     P = _core._gradient_size(n, d, m, bias)
 
-    def make() -> tuple[int, int, int, _Array]:
-        # one sequence's sensitivity columns may be split over threads
-        nt = threads(n_threads, N * available_cpus(), N * T * d * d * (d * n + d * d + d))
+    # one sequence's sensitivity columns may be split over threads
+    work = N * T * d * d * (d * n + d * d + d)
+    nt, key = _choose("rtrl", n_threads, N * available_cpus(), work)
+
+    def make() -> tuple[int, int, _Array]:
         nch = 1 if nt <= N else -(-nt // N)
         # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
         k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
-        work = _core._rtrl_workspace_size(n, d, m, nch, bias, 0, nt)  # no slots
-        check_alloc((work,), dt, "the rtrl workspace")
+        need = _core._rtrl_workspace_size(n, d, m, nch, bias, 0, nt)  # no slots
+        check_alloc((need,), dt, "the rtrl workspace")
         check_alloc((k + 1, P), dt, "the gradient slots")
         wsize = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
-        return nt, nch, k, _scratch("rtrl", (wsize,), dt)
+        return nch, k, _scratch("rtrl", (wsize,), dt)
 
-    nt, nch, k, ws = _plan(("rtrl", N, T, n, d, m, P, n_threads, dt), make)
+    nch, k, ws = _plan(("rtrl", N, T, n, d, m, P, nt, dt), make)
     wt = _NO_WEIGHTS[dt.char] if weight is None else weight
-    return _kernel("_rtrl_gradient", dt)(theta, X, target, wt, s0, g, out, ws, k, nch, nt, *cell)
+    run = _kernel("_rtrl_gradient", dt)
+    return _timed(
+        key, nt, work, lambda: run(theta, X, target, wt, s0, g, out, ws, k, nch, nt, *cell)
+    )
 
 
 def gradient(
@@ -671,10 +773,16 @@ def _run_items(nt: int, count: int, fn: Callable[[int], None]) -> None:
         raise failed[0]
 
 
-def _list_threads(n_threads: int | None, lengths: list[int], size: _Size, passes: int) -> int:
-    """Return the threads for a list of sequences: over its items, each item on one thread."""
+def _list_threads(
+    kind: str, n_threads: int | None, lengths: list[int], size: _Size, passes: int
+) -> tuple[int, tuple[str, int] | None, int]:
+    """Return the threads of a call on a list of sequences, its ``_choose`` key and its work.
+
+    The threads share out the items, each item on one thread.
+    """
     n, d, m = size
-    return threads(n_threads, len(lengths), sum(lengths) * _step_work(n, d, m) * passes)
+    work = sum(lengths) * _step_work(n, d, m) * passes
+    return (*_choose(kind, n_threads, len(lengths), work), work)
 
 
 def forward_list(
@@ -745,7 +853,9 @@ def loss_list(
     """Return each sequence's loss E (N,) on the lists Xs, targets (weights, or None)."""
     E = np.zeros(len(Xs), dtype=theta.dtype)
     groups = _by_length([x.shape[0] for x in Xs])
-    nt = _list_threads(n_threads, [x.shape[0] for x in Xs], size, 1) if len(groups) > 1 else 1
+    nt, key, work = 1, None, 0
+    if len(groups) > 1:
+        nt, key, work = _list_threads("loss_list", n_threads, [x.shape[0] for x in Xs], size, 1)
     bad = [0] * len(groups)
 
     def run(k: int) -> None:
@@ -763,7 +873,7 @@ def loss_list(
             w,
         )
 
-    _run_items(nt, len(groups), run)
+    _timed(key, nt, work, lambda: _run_items(nt, len(groups), run))
     return E, sum(bad)
 
 
@@ -796,7 +906,7 @@ def gradient_list(
     out = np.zeros(P + N * d + N, dtype=dt)
     total, ds0, E = out[:P], out[P : P + N * d].reshape(N, d), out[P + N * d :]
     lengths = [x.shape[0] for x in Xs]
-    nt = _list_threads(n_threads, lengths, size, 3)
+    nt, key, work = _list_threads("gradient_list", n_threads, lengths, size, 3)
     per = 1 if nt > 1 else n_threads
     K = max(1, min(N, _LIST_SLOTS_BYTES // (P * dt.itemsize)))
     check_alloc((K, P), dt, "the gradients of the sequences")
@@ -833,7 +943,8 @@ def gradient_list(
             ds0[i] = G.s0[0]
             E[i] = G.E[0]
 
-        _run_items(nt, stop - start, run)
+        part = work * sum(lengths[start:stop]) // max(sum(lengths), 1)
+        _timed(key, nt, part, lambda: _run_items(nt, stop - start, run))  # noqa: B023 - called here
         for k in range(stop - start):  # in the order of the list
             total += slots[k]
     bias = _core._parameter_size(n, d, m) < P
