@@ -594,3 +594,161 @@ print("ok")
     out = _python(block + check)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().endswith("ok")
+
+
+# ---------------------------------------------------------------------- weights and lists (issue 14)
+
+
+def _ragged(N=20, n=2, m=1, seed=5):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, 15, size=N)
+    X = [rng.normal(size=(int(T), n)) for T in lengths]
+    t = [np.sin(np.cumsum(x[:, :m], axis=0)) for x in X]
+    return X, t
+
+
+def _weights(N=48, T=10, seed=9):
+    w = np.random.default_rng(seed).uniform(0, 2, size=(N, T))
+    w[:5] = 0  # whole sequences out of the loss
+    w[:, :3] = 0  # and the first steps of every one
+    return w
+
+
+@pytest.mark.parametrize("shape", ["(N, T)", "(N, T, m)", "(T,)"])
+@BIAS
+def test_fit_with_sample_weight_equals_local_fit(workers, shape, bias):
+    X, t = _data()
+    w = {"(N, T)": _weights(), "(N, T, m)": _weights()[..., None], "(T,)": _weights()[7]}[shape]
+    options = {"epochs": 3, "lr": 0.05, "batch_size": 12, "seed": 4}
+    local, dist = _model(bias=bias), _model(bias=bias)
+    local.fit(X, t, sample_weight=w, **options)
+    wd = w if w.ndim == 1 else da.from_array(w, chunks=(16,) + (-1,) * (w.ndim - 1))
+    cd.fit(dist, _chunked(X, 16), _chunked(t, 16), sample_weight=wd, **options)
+    _assert_same_fit(local, dist)
+    # the weights change the fit (the test would not see them ignored otherwise)
+    plain = _model(bias=bias).fit(X, t, **options)
+    assert not np.allclose(plain.U, dist.U)
+
+
+def test_fit_with_sample_weight_on_lists_and_weighted_validation(workers):
+    X, t = _data()
+    w = _weights()
+    Xv, tv = _data(N=10, seed=1)
+    wv = np.random.default_rng(2).uniform(0, 1, size=(10, 10))
+    options = {"epochs": 3, "lr": 0.05, "validation_data": (Xv, tv, wv)}
+    local, dist = _model(), _model()
+    local.fit(X, t, sample_weight=w, **options)
+    cuts = [0, 7, 30, 48]
+    parts = [slice(a, b) for a, b in itertools.pairwise(cuts)]
+    cd.fit(
+        dist,
+        [X[p] for p in parts],
+        [t[p] for p in parts],
+        sample_weight=[w[p] for p in parts],
+        **options,
+    )
+    _assert_same_fit(local, dist)
+    # validation data with weights on the workers too
+    dist2 = _model()
+    val = (_chunked(Xv, 5), _chunked(tv, 5), da.from_array(wv, chunks=(5, -1)))
+    cd.fit(
+        dist2,
+        _chunked(X),
+        _chunked(t),
+        sample_weight=da.from_array(w, chunks=(12, -1)),
+        epochs=3,
+        lr=0.05,
+        validation_data=val,
+    )
+    _assert_same_fit(local, dist2)
+
+
+def test_a_zero_weight_mini_batch_makes_no_step(workers):
+    X, t = _data(N=24)
+    w = np.ones((24, 10))
+    w[:12] = 0  # the first mini-batch (no shuffling) has nothing to score
+    options = {"epochs": 1, "optimizer": "sgd", "lr": 0.1, "batch_size": 12, "shuffle": False}
+    local, dist = _model(), _model()
+    local.fit(X, t, sample_weight=w, **options)
+    cd.fit(
+        dist,
+        _chunked(X, 6),
+        _chunked(t, 6),
+        sample_weight=da.from_array(w, chunks=(6, -1)),
+        **options,
+    )
+    _assert_same_fit(local, dist)
+    one_step = _model().fit(X[12:], t[12:], **{**options, "batch_size": 12})
+    np.testing.assert_allclose(dist.U, one_step.U, rtol=0, atol=TOL)
+
+
+@BIAS
+def test_fit_on_a_list_of_sequences_of_different_lengths_equals_local_fit(workers, bias):
+    X, t = _ragged()
+    w = [np.linspace(0, 1, x.shape[0]) for x in X]
+    for options in (
+        {"epochs": 3, "lr": 0.05},
+        {"epochs": 2, "lr": 0.05, "batch_size": 6, "seed": 1, "validation_fraction": 0.2},
+        {"epochs": 2, "lr": 0.05, "sample_weight": w, "method": "rtrl"},
+    ):
+        local, dist = _model(bias=bias), _model(bias=bias)
+        local.fit(X, t, **options)
+        cd.fit(dist, X, t, **options)
+        _assert_same_fit(local, dist)
+    # chunks that are themselves lists of sequences; validation data as a list
+    local, dist = _model(bias=bias), _model(bias=bias)
+    local.fit(X[:15], t[:15], epochs=2, lr=0.05, validation_data=(X[15:], t[15:]))
+    cd.fit(
+        dist,
+        [X[:4], X[4:15]],
+        [t[:4], t[4:15]],
+        epochs=2,
+        lr=0.05,
+        validation_data=(X[15:], t[15:]),
+    )
+    _assert_same_fit(local, dist)
+
+
+def test_predict_and_forward_on_a_list_of_sequences(workers):
+    X, _ = _ragged(N=9)
+    rnn = _model()
+    s0 = np.random.default_rng(1).normal(size=(9, 6))
+    Y = cd.predict(rnn, X, chunk_size=4)
+    S, Y2 = cd.forward(rnn, X, s0, chunk_size=4)
+    assert isinstance(Y, list)
+    assert len(Y) == 9
+    assert all(isinstance(y, da.Array) for y in Y)
+    local_S, local_Y = rnn.forward(X, s0)
+    for y, x, ref in zip(dask.compute(*Y), X, rnn.predict(X), strict=True):
+        assert y.shape == (x.shape[0], 1)
+        np.testing.assert_array_equal(y, ref)
+    for s, y, rs, ry in zip(dask.compute(*S), dask.compute(*Y2), local_S, local_Y, strict=True):
+        np.testing.assert_array_equal(s, rs)
+        np.testing.assert_array_equal(y, ry)
+
+
+def test_bad_weights_and_lists_are_refused_clearly(workers):
+    X, t = _data(N=12)
+    rnn = _model()
+    Xd, td = _chunked(X, 6), _chunked(t, 6)
+    with pytest.raises(ValueError, match="sample_weight"):
+        cd.fit(rnn, Xd, td, sample_weight=da.zeros((12, 10), chunks=(6, -1)), epochs=1)
+    with pytest.raises(ValueError, match=r"sample_weight.*chunked like X"):
+        cd.fit(rnn, Xd, td, sample_weight=da.ones((12, 10), chunks=(4, -1)), epochs=1)
+    with pytest.raises(ValueError, match=r"sample_weight.*shape"):
+        cd.fit(rnn, Xd, td, sample_weight=da.ones((12, 9), chunks=(6, -1)), epochs=1)
+    bad = np.ones((12, 10))
+    bad[3, 4] = -1
+    with pytest.raises(ValueError, match=r"sample_weight \(chunk 0\)"):
+        cd.fit(rnn, Xd, td, sample_weight=da.from_array(bad, chunks=(6, -1)), epochs=1)
+    with pytest.raises(ValueError, match=r"sample_weight must be a list of 2"):
+        cd.fit(rnn, [X[:6], X[6:]], [t[:6], t[6:]], sample_weight=[np.ones((6, 10))], epochs=1)
+    Xs, ts = _ragged(N=4)
+    with pytest.raises(ValueError, match=r"target\[2\]"):
+        cd.fit(rnn, Xs, [*ts[:2], ts[2][:-1], ts[3]], epochs=1)
+    with pytest.raises(ValueError, match="sample_weight"):
+        cd.fit(rnn, Xs, ts, sample_weight=[np.ones(3)] * 4, epochs=1)
+    with pytest.raises(ValueError, match="chunk_size"):
+        cd.predict(rnn, Xs, chunk_size=0)
+    with pytest.raises(ValueError, match=r"X\[1\]"):
+        cd.predict(rnn, [Xs[0], np.ones((3, 5))])

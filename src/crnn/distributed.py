@@ -32,7 +32,7 @@ import math
 import operator
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, overload
 
 import numpy as np
 
@@ -49,8 +49,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 from crnn._fit import (
     _as_batch,
+    _count,
+    _given_as_batch,
     add_penalty_gradient,
     apply_update,
+    as_weights,
     check_loop_options,
     penalty,
     run_epochs,
@@ -62,12 +65,17 @@ from crnn._optim import make_optimizer
 from crnn._rnn import RNN
 from crnn._validation import (
     as_float_array,
+    as_sequence_list,
+    as_sequence_pairs,
     check_g,
     check_int,
     check_method,
     check_n_threads,
     check_real,
+    check_sample_weight,
+    is_sequence_list,
     make_rng,
+    sequence_weights,
 )
 
 if TYPE_CHECKING:
@@ -80,11 +88,14 @@ if TYPE_CHECKING:
 
     _Array = NDArray[Any]
     #: A partial result summed over chunks: (flat gradient or None, E, values).
-    _Part = tuple[_Array | None, float, int]
+    _Part = tuple[_Array | None, float, float]
     #: Rows of a mini-batch by chunk: (chunk, its rows, or None for all of them).
     _Batch = list[tuple[int, _Array | None]]
     #: Data for the workers: a dask array, or a list of arrays or futures.
     _Data = Any
+    #: A chunk on a worker: (X, target, weights or None), each an (N_i, T_i, .)
+    #: array, or a list of (T, .) arrays (sequences of different lengths).
+    _Chunk = tuple[Any, Any, Any]
 
 __all__ = ["SweepResult", "fit", "forward", "predict", "sweep"]
 
@@ -160,10 +171,21 @@ def _check_dask_array(arr: object, name: str, ndim: int = 3) -> None:
 
 
 def _make_shard(
-    X: ArrayLike, target: ArrayLike, dtype: np.dtype[Any], n: int, m: int, index: int
-) -> tuple[_Array, _Array]:
-    """Check and convert one chunk: (X, target) as C-contiguous (N, T, n), (N, T, m)."""
+    X: Any, target: Any, w: Any, dtype: np.dtype[Any], n: int, m: int, index: int
+) -> _Chunk:
+    """Check and convert one chunk: (X, target, weights or None).
+
+    X and target become C-contiguous (N, T, n), (N, T, m) arrays, or, when
+    X is a list of sequences (T_i, n), lists of C-contiguous arrays; the
+    weights (as ``RNN.fit`` takes them) become arrays shaped as target.
+    """
     where = f" (chunk {index})"
+    if is_sequence_list(X):
+        Xs, ts = as_sequence_pairs(X, target, dtype, n, m, names=("X" + where, "target" + where))
+        if not any(x.shape[0] for x in Xs):
+            raise ValueError(f"X{where} must have at least one time step, got only empty sequences")
+        ws = None if w is None else sequence_weights(w, ts, dtype, "sample_weight" + where)
+        return Xs, ts, ws
     X = as_float_array(X, "X" + where, dtype, 3)
     target = as_float_array(target, "target" + where, dtype, 3)
     if X.shape[2] != n:
@@ -175,41 +197,56 @@ def _make_shard(
         )
     if X.shape[1] == 0:
         raise ValueError(f"X{where} must have at least one time step, got shape {X.shape}")
-    return X, target
+    if w is not None:
+        w = check_sample_weight(w, dtype, target.shape, True, "sample_weight" + where)
+    return X, target, w
 
 
 def _identity(x: object) -> object:
     return x
 
 
-def _shard_shape(shard: tuple[_Array, _Array]) -> tuple[int, ...]:
-    return shard[0].shape[:2]
+def _shard_counts(shard: _Chunk) -> _Array:
+    """Return what each sequence of a chunk scores: its count of values, or its weights' sum."""
+    _, target, w = shard
+    if w is None:
+        return np.array([t.size for t in target], dtype=np.float64)
+    return np.array([np.sum(v, dtype=np.float64) for v in w], dtype=np.float64)
 
 
-def _take(shard: tuple[_Array, _Array], idx: _Array) -> tuple[_Array, _Array]:
-    X, target = shard
-    return np.ascontiguousarray(X[idx]), np.ascontiguousarray(target[idx])
+def _rows_of(data: Any, idx: _Array) -> Any:
+    """Return the sequences idx of a chunk's array or list (None stays None)."""
+    if data is None:
+        return None
+    if isinstance(data, list):
+        return [data[i] for i in idx]
+    return np.ascontiguousarray(data[idx])
+
+
+def _take(shard: _Chunk, idx: _Array) -> _Chunk:
+    X, target, w = shard
+    return _rows_of(X, idx), _rows_of(target, idx), _rows_of(w, idx)
 
 
 def _shard_gradient(
-    shard: tuple[_Array, _Array], model: RNN, idx: _Array | None, g: float, method: Method
+    shard: _Chunk, model: RNN, idx: _Array | None, g: float, method: Method
 ) -> _Part:
     """Exact gradient of E over one chunk (or the rows idx of it): (flat gradient, E, count).
 
     The flat gradient is dU, dW, dV (then db, dc with biases), raveled in the
-    order of ``model.parameters()``.
+    order of ``model.parameters()``; the count is the values scored (the sum
+    of their weights with weights).
     """
-    X, target = shard
-    if idx is not None:
-        X, target = X[idx], target[idx]
-    G = model.gradient(X, target, None, g, method, check_finite=False)
+    X, target, w = shard if idx is None else _take(shard, idx)
+    G = model.gradient(X, target, None, g, method, sample_weight=w, check_finite=False)
     flat = np.concatenate([getattr(G, k).ravel() for k in model.parameters()])
-    return flat, G.loss, target.size
+    return flat, G.loss, _count(target, w)
 
 
-def _shard_loss(shard: tuple[_Array, _Array], model: RNN, g: float) -> _Part:
-    X, target = shard
-    return None, model.loss(X, target, None, g, check_finite=False), target.size
+def _shard_loss(shard: _Chunk, model: RNN, g: float) -> _Part:
+    X, target, w = shard
+    E = model.loss(X, target, None, g, sample_weight=w, check_finite=False)
+    return None, E, _count(target, w)
 
 
 def _add(*parts: _Part) -> _Part:
@@ -263,22 +300,57 @@ class _Shard:
         self.future = None
 
 
-def _scatter_one(client: distributed.Client, shard: tuple[_Array, _Array]) -> Callable[[], Any]:
+def _scatter_one(client: distributed.Client, shard: _Chunk) -> Callable[[], Any]:
     """Recipe of a chunk scattered from the client: scatter it again."""
     return lambda: client.scatter([shard], hash=False)[0]
 
 
 def _submit_shard(
-    client: distributed.Client, x: Any, t: Any, dt: np.dtype[Any], n: int, m: int, i: int
+    client: distributed.Client, x: Any, t: Any, w: Any, dt: np.dtype[Any], n: int, m: int, i: int
 ) -> Callable[[], Any]:
     """Recipe of a chunk given as futures (and arrays): check it on a worker."""
 
     def make() -> Any:
-        xf = x if isinstance(x, distributed.Future) else client.scatter(x, hash=False)
-        tf = t if isinstance(t, distributed.Future) else client.scatter(t, hash=False)
-        return client.submit(_make_shard, xf, tf, dt, n, m, i, pure=False)
+        xf, tf, wf = (
+            v if v is None or isinstance(v, distributed.Future) else client.scatter(v, hash=False)
+            for v in (x, t, w)
+        )
+        return client.submit(_make_shard, xf, tf, wf, dt, n, m, i, pure=False)
 
     return make
+
+
+def _group_sequences(lengths: Sequence[int], k: int) -> list[range]:
+    """Cut a list of sequences into at most k runs of neighbours with about equal steps."""
+    total = sum(lengths) or 1
+    bounds: list[range] = []
+    start, acc = 0, 0
+    for i, T in enumerate(lengths):
+        acc += T
+        if acc * k >= total * (len(bounds) + 1) and i + 1 < len(lengths):
+            bounds.append(range(start, i + 1))
+            start = i + 1
+    bounds.append(range(start, len(lengths)))
+    return [b for b in bounds if len(b)]
+
+
+def _weight_blocks(w: Any, X: da.Array, target: da.Array, name: str) -> list[Any]:
+    """Return the weights of each chunk of X: a dask array's blocks, or one shared array."""
+    if isinstance(w, da.Array):
+        if w.ndim not in (2, 3) or w.shape != target.shape[: w.ndim]:
+            raise ValueError(
+                f"{name} must be a dask array of shape {target.shape[:2]} or {target.shape} "
+                f"(target's), got {w.shape}"
+            )
+        _check_dask_array(w, name, w.ndim)
+        if w.chunks[0] != X.chunks[0]:
+            raise ValueError(
+                f"{name} must be chunked like X along the batch axis, got {w.chunks[0]} and "
+                f"{X.chunks[0]}: use {name}.rechunk({{0: X.chunks[0]}})"
+            )
+        return list(w.to_delayed().ravel())
+    arr = as_float_array(w, name, np.float64, (1, 2))  # per step (T,) or (T, m): every sequence's
+    return [arr] * len(X.chunks[0])
 
 
 def _shards(
@@ -286,11 +358,24 @@ def _shards(
     model: RNN,
     X: _Data,
     target: _Data,
-    names: tuple[str, str] = ("X", "target"),
-) -> tuple[list[_Shard], list[tuple[int, int]]]:
-    """Put (X, target) on the workers, chunk by chunk; return [_Shard], [(N_i, T_i)]."""
+    weight: _Data = None,
+    names: tuple[str, str, str] = ("X", "target", "sample_weight"),
+) -> tuple[list[_Shard], list[_Array]]:
+    """Put (X, target, weights) on the workers, chunk by chunk.
+
+    Returns the chunks and, for each, what each of its sequences scores (the
+    count of its values, or the sum of its weights).
+    """
     dt, n, m = model.dtype, model.input_size, model.output_size
-    nx, nt = names
+    nx, nt, nw = names
+    if is_sequence_list(X):  # sequences of different lengths: cut into chunks here
+        Xs, ts = as_sequence_pairs(X, target, dt, n, m, names=(nx, nt))
+        ws = None if weight is None else sequence_weights(weight, ts, dt, nw)
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        runs = _group_sequences([x.shape[0] for x in Xs], 2 * workers)
+        X = [[Xs[i] for i in r] for r in runs]
+        target = [[ts[i] for i in r] for r in runs]
+        weight = None if ws is None else [[ws[i] for i in r] for r in runs]
     if isinstance(X, da.Array) or isinstance(target, da.Array):
         _check_dask_array(X, nx)
         _check_dask_array(target, nt)
@@ -307,11 +392,14 @@ def _shards(
                 f"and {target.chunks[0]}: use {nt}.rechunk({{0: {nx}.chunks[0]}})"
             )
         make_shard = dask.delayed(_make_shard, pure=False)
-        blocks = zip(X.to_delayed().ravel(), target.to_delayed().ravel(), strict=True)
+        wblocks = (
+            [None] * len(X.chunks[0]) if weight is None else _weight_blocks(weight, X, target, nw)
+        )
+        blocks = zip(X.to_delayed().ravel(), target.to_delayed().ravel(), wblocks, strict=True)
         recipes: list[Callable[[], Any]] = [
             # a lost chunk is recomputed from its recipe, the dask graph
-            lambda xb=xb, tb=tb, i=i: make_shard(xb, tb, dt, n, m, i)  # type: ignore[misc]
-            for i, (xb, tb) in enumerate(blocks)
+            lambda xb=xb, tb=tb, wb=wb, i=i: make_shard(xb, tb, wb, dt, n, m, i)  # type: ignore[misc]
+            for i, (xb, tb, wb) in enumerate(blocks)
         ]
         futures = client.compute([r() for r in recipes])  # one call: spread over the workers
         shards = [
@@ -324,17 +412,24 @@ def _shards(
                 f"{nx} and {nt} must be lists of the same non-zero length, got {len(X)} and "
                 f"{len(target)}"
             )
+        if weight is not None and (type(weight) not in (list, tuple) or len(weight) != len(X)):
+            raise ValueError(
+                f"{nw} must be a list of {len(X)} arrays or futures, one for each chunk of {nx}, "
+                f"got {type(weight).__name__}"
+                + (f" of length {len(weight)}" if isinstance(weight, (list, tuple)) else "")
+            )
         shards, local = [], {}
-        for i, (x, t) in enumerate(zip(X, target, strict=True)):
-            for value, name in ((x, nx), (t, nt)):
+        wlist = [None] * len(X) if weight is None else weight
+        for i, (x, t, w) in enumerate(zip(X, target, wlist, strict=True)):
+            for value, name in ((x, nx), (t, nt), (w, nw)):
                 if isinstance(value, da.Array):
                     raise TypeError(
                         f"{name}[{i}] is a dask array: pass the dask array itself, not a list"
                     )
-            if isinstance(x, distributed.Future) or isinstance(t, distributed.Future):
-                shards.append(_Shard(_submit_shard(client, x, t, dt, n, m, i)))
+            if any(isinstance(v, distributed.Future) for v in (x, t, w)):
+                shards.append(_Shard(_submit_shard(client, x, t, w, dt, n, m, i)))
             else:
-                local[i] = _make_shard(x, t, dt, n, m, i)  # checked here, on the client
+                local[i] = _make_shard(x, t, w, dt, n, m, i)  # checked here, on the client
                 shards.append(_Shard(_scatter_one(client, local[i])))
         if local:  # one scatter: spread over the workers
             futures = client.scatter(list(local.values()), hash=False)
@@ -355,12 +450,12 @@ def _shards(
     for s in shards:
         s.ensure()
     distributed.wait([s.future for s in shards])
-    sizes = client.gather([client.submit(_shard_shape, s.future, pure=False) for s in shards])
-    keep = [i for i, (N, _) in enumerate(sizes) if N > 0]  # dask arrays may have empty chunks
-    shards, sizes = [shards[i] for i in keep], [sizes[i] for i in keep]
+    counts = client.gather([client.submit(_shard_counts, s.future, pure=False) for s in shards])
+    keep = [i for i, c in enumerate(counts) if len(c)]  # dask arrays may have empty chunks
+    shards, counts = [shards[i] for i in keep], [counts[i] for i in keep]
     if not shards:
         raise ValueError(f"{nx} must hold at least one sequence")
-    return shards, sizes
+    return shards, counts
 
 
 def _tree_sum(client: distributed.Client, futures: list[Any]) -> Any:
@@ -460,7 +555,7 @@ def fit(
     tol: float = 1e-6,
     n_iter_no_change: int = 20,
     validation_fraction: float | None = None,
-    validation_data: tuple[_Data, _Data] | None = None,
+    validation_data: tuple[_Data, ...] | None = None,
     g: float = 1.0,
     seed: Seed = None,
     warm_start: bool = False,
@@ -469,6 +564,7 @@ def fit(
     retries: int = 3,
     n_threads: int | None = 1,
     weight_decay: float = 0.0,
+    sample_weight: _Data = None,
 ) -> RNN:
     """Train a model on a Dask cluster, data-parallel: :meth:`crnn.RNN.fit` at scale.
 
@@ -492,9 +588,21 @@ def fit(
         only (each sequence whole in one chunk). A list holds chunks of
         shape (N_i, T_i, n), as numpy arrays (scattered to the workers) or
         futures of arrays already on the cluster; T_i may differ between
-        chunks.
+        chunks, and a chunk may itself be a list of sequences (T_j, n) of
+        different lengths. A list of 2-D arrays (T_i, n) is a list of
+        sequences of different lengths, as :meth:`crnn.RNN.fit` takes it:
+        it is cut into chunks of neighbouring sequences, two per worker.
     target : like X, of shape (N, T, m)
         Targets, chunked exactly like X.
+    sample_weight : optional
+        Weights of the squared errors, as :meth:`crnn.RNN.fit` takes them
+        (non-negative, finite; the gradient is divided by the sum of the
+        weights of the mini-batch, and a mini-batch whose weights are all 0
+        makes no step): with a dask X, a dask array of shape (N, T) or
+        (N, T, m) chunked like X along its first axis, or one array of
+        shape (T,) or (T, m) shared by every sequence; with a list, a list
+        like X (an array or future for each chunk; for a list of sequences,
+        one (T_i,) or (T_i, m) array for each).
     client : distributed.Client, optional
         The cluster to use; the current client by default.
     epochs, optimizer, lr, momentum, nesterov, batch_size, shuffle, method, clip, tol,
@@ -505,9 +613,9 @@ def fit(
     truncate : None
         Truncated BPTT is not supported here: cut long sequences into
         windows (:func:`crnn.datasets.windows`) instead.
-    validation_data : (X_val, target_val), optional
-        numpy arrays (scored on the client) or, like X and target, dask
-        arrays or lists (scored on the workers).
+    validation_data : (X_val, target_val) or (X_val, target_val, sample_weight_val), optional
+        numpy arrays or lists of sequences (scored on the client) or, like X
+        and target, dask arrays or lists of chunks (scored on the workers).
     callback : callable, optional
         Called on the client as ``callback(model)`` after each epoch.
     retries : int, default 3
@@ -568,6 +676,7 @@ def fit(
             retries=retries,
             n_threads=n_threads,
             weight_decay=weight_decay,
+            sample_weight=sample_weight,
         )
 
 
@@ -599,6 +708,7 @@ def _fit(
     retries: object,
     n_threads: Any,
     weight_decay: object,
+    sample_weight: Any,
 ) -> RNN:
     client = _client(client)
     epochs, n_iter_no_change, tol, clip, batch_size = check_loop_options(
@@ -629,9 +739,12 @@ def _fit(
             validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
         )
     if validation_data is not None and not (
-        isinstance(validation_data, (tuple, list)) and len(validation_data) == 2
+        isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)
     ):
-        raise TypeError("validation_data must be a pair (X_val, target_val)")
+        raise TypeError(
+            "validation_data must be a pair (X_val, target_val) or a triple "
+            "(X_val, target_val, sample_weight_val)"
+        )
     new_opt = None
     if not (warm_start and getattr(model, "_fit_state", None) is not None):
         new_opt = make_optimizer(optimizer, lr, momentum, nesterov)  # checked before any work
@@ -639,19 +752,28 @@ def _fit(
     model._weights(check_finite=True)  # NaN weights: refused by name, not as a divergence
     check_writable(model, "crnn.distributed.fit")
 
-    shards, sizes = _shards(client, model, X, target)
-    val_local: tuple[_Array, _Array] | None = None
+    shards, counts = _shards(client, model, X, target, sample_weight)
+    if sample_weight is not None and not sum(float(c.sum()) for c in counts):
+        raise ValueError(
+            "sample_weight must have a weight > 0: all are 0, so there is nothing to fit"
+        )
+    val_local: tuple[Any, Any, Any] | None = None
     val_shards: list[_Shard] | None = None
     if validation_data is not None:
-        Xv, tv = validation_data
-        if isinstance(Xv, (da.Array, list, tuple)) or isinstance(tv, (da.Array, list, tuple)):
-            val_shards, _ = _shards(
-                client, model, Xv, tv, ("validation_data[0]", "validation_data[1]")
-            )
+        Xv, tv, *rest = validation_data
+        wv = rest[0] if rest else None
+        names = ("validation_data[0]", "validation_data[1]", "validation_data[2]")
+        on_workers = isinstance(Xv, da.Array) or isinstance(tv, da.Array)
+        if isinstance(Xv, (list, tuple)) and not is_sequence_list(Xv):
+            on_workers = True  # a list of chunks
+        if on_workers:
+            val_shards, _ = _shards(client, model, Xv, tv, wv, names)
         else:
-            val_local = _as_batch(model, Xv, tv, "validation_data[0]", "validation_data[1]")
+            Xv, tv = _as_batch(model, Xv, tv, names[0], names[1])
+            wv = as_weights(model, wv, Xv, tv, _given_as_batch(validation_data[0]), names[2])
+            val_local = (Xv, tv, wv)
     elif validation_fraction is not None:
-        shards, sizes, val_shards = _split(client, shards, sizes, fraction, rng)
+        shards, counts, val_shards = _split(client, shards, counts, fraction, rng)
     has_val = val_local is not None or val_shards is not None
 
     cluster = _Cluster(client, model, n_threads, retries)
@@ -659,7 +781,7 @@ def _fit(
         cluster,
         model,
         shards,
-        sizes,
+        counts,
         val_local,
         val_shards,
         batch_size,
@@ -691,8 +813,8 @@ class _DaskSource:
         cluster: _Cluster,
         model: RNN,
         shards: list[_Shard],
-        sizes: list[tuple[int, int]],
-        val_local: tuple[_Array, _Array] | None,
+        counts: list[_Array],
+        val_local: tuple[Any, Any, Any] | None,
         val_shards: list[_Shard] | None,
         batch_size: int | None,
         shuffle: object,
@@ -703,32 +825,35 @@ class _DaskSource:
         weight_decay: float = 0.0,
     ) -> None:
         self.weight_decay = weight_decay
-        self.cluster, self.model, self.shards, self.sizes = cluster, model, shards, sizes
+        self.cluster, self.model, self.shards, self.counts = cluster, model, shards, counts
         self.val_local, self.val_shards = val_local, val_shards
         self.batch_size, self.shuffle, self.rng = batch_size, shuffle, rng
         self.g, self.method, self.clip = g, method, clip
-        self.N = sum(N for N, _ in sizes)
-        self.offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
-        self.per_row = np.repeat([T * model.output_size for _, T in sizes], [N for N, _ in sizes])
+        self.N = sum(len(c) for c in counts)
+        self.offsets = np.concatenate(([0], np.cumsum([len(c) for c in counts])))
+        self.per_row = np.concatenate(counts)  # what each sequence scores
         self.params = model.parameters()  # the model's own arrays, b and c with biases
 
     def epoch(self, opt: _Optimizer) -> float:
         """One pass of updates over every chunk; the mean loss per predicted value."""
-        N, sizes = self.N, self.sizes
+        N, counts = self.N, self.counts
         # the same random draws as RNN.fit, so the same seed gives the same batches
         order = self.rng.permutation(N) if self.shuffle else np.arange(N)
         size = N if self.batch_size is None else min(self.batch_size, N)
-        total, count = 0.0, 0
+        total, count = 0.0, 0.0
         for start in range(0, N, size):
             rows = order[start : start + size]
             if self.shuffle:
                 rows = np.sort(rows)
+            expected = float(self.per_row[rows].sum())
+            if expected == 0:  # weights all 0: no step, as RNN.fit
+                continue
             batch: _Batch
             if len(rows) == N:
                 batch = [(j, None) for j in range(len(self.shards))]
             else:
                 batch = [
-                    (j, None if len(r) == sizes[j][0] else r)
+                    (j, None if len(r) == len(counts[j]) else r)
                     for j, r in _split_rows(rows, self.offsets)
                 ]
             E, c = _update(
@@ -742,11 +867,10 @@ class _DaskSource:
                 self.clip,
                 self.weight_decay,
             )
-            expected = int(self.per_row[rows].sum())
-            if c != expected:  # pragma: no cover - a guard, never expected to fire
+            if not math.isclose(c, expected, rel_tol=1e-9):  # pragma: no cover - a guard
                 raise RuntimeError(f"the gradient covers {c} values instead of {expected}")
             total, count = total + E, count + c
-        return total / count
+        return total / count if count else 0.0
 
     def penalty(self) -> float:
         """Return the weight decay's penalty at the current weights."""
@@ -755,11 +879,13 @@ class _DaskSource:
     def validation_loss(self) -> float | None:
         """Return the mean validation loss per predicted value, or None."""
         if self.val_local is not None:
-            Xv, tv = self.val_local
-            return self.model.loss(Xv, tv, None, self.g, check_finite=False) / tv.size
+            Xv, tv, wv = self.val_local
+            count = _count(tv, wv)
+            E = self.model.loss(Xv, tv, None, self.g, sample_weight=wv, check_finite=False)
+            return E / count if count else 0.0
         if self.val_shards is not None:
             _, Ev, cv = self.cluster.loss(self.val_shards, self.g)
-            return Ev / cv
+            return Ev / cv if cv else 0.0
         return None
 
 
@@ -773,7 +899,7 @@ def _update(
     method: Method,
     clip: float | None,
     weight_decay: float = 0.0,
-) -> tuple[float, int]:
+) -> tuple[float, float]:
     """One distributed gradient, then one optimizer step on the client, as RNN.fit makes."""
     flat, E, count = cluster.gradient(shards, batch, g, method)
     assert flat is not None  # a gradient step's parts all hold one
@@ -792,35 +918,39 @@ def _update(
 def _split(
     client: distributed.Client,
     shards: list[_Shard],
-    sizes: list[tuple[int, int]],
+    counts: list[_Array],
     fraction: float,
     rng: np.random.Generator,
-) -> tuple[list[_Shard], list[tuple[int, int]], list[_Shard]]:
+) -> tuple[list[_Shard], list[_Array], list[_Shard]]:
     """Hold out a random fraction of the sequences, as RNN.fit does for a batch."""
-    N = sum(N for N, _ in sizes)
+    N = sum(len(c) for c in counts)
     if N < 2:
         raise ValueError("validation_fraction needs at least 2 sequences; give validation_data")
     train, val = split_sequences(N, fraction, rng)
-    offsets = np.concatenate(([0], np.cumsum([N for N, _ in sizes])))
+    offsets = np.concatenate(([0], np.cumsum([len(c) for c in counts])))
 
-    def part(rows: _Array) -> tuple[list[_Shard], list[tuple[int, int]]]:
-        out, out_sizes = [], []
+    def part(rows: _Array) -> tuple[list[_Shard], list[_Array]]:
+        out, out_counts = [], []
         for j, r in _split_rows(rows, offsets):
             base = shards[j]
             out.append(
                 _Shard(lambda base=base, r=r: client.submit(_take, base.ensure(), r, pure=False))  # type: ignore[misc]
             )
-            out_sizes.append((len(r), sizes[j][1]))
-        return out, out_sizes
+            out_counts.append(counts[j][r])
+        return out, out_counts
 
-    train_shards, train_sizes = part(train)
+    train_shards, train_counts = part(train)
     val_shards, _ = part(val)
     for s in train_shards + val_shards:
         s.ensure()
     distributed.wait([s.future for s in train_shards + val_shards])
     for s in shards:  # the chunks live on in their two parts
         s.release()
-    return train_shards, train_sizes, val_shards
+    if not sum(float(c.sum()) for c in train_counts):
+        raise ValueError(
+            "sample_weight is 0 on every value left to train on after the validation split"
+        )
+    return train_shards, train_counts, val_shards
 
 
 # ---------------------------------------------------------------------- inference
@@ -877,9 +1007,69 @@ def _map(
     )
 
 
+def _list_forward(X: list[_Array], model: RNN, s0: _Array | None) -> tuple[Any, Any]:
+    """Return the states and outputs of a chunk of a list of sequences (on a worker)."""
+    S, Y = model.forward(X, s0, check_finite=False)
+    return S, Y
+
+
+def _map_list(
+    model: RNN, X: Sequence[ArrayLike], s0: Any, n_threads: int | None, chunk_size: object
+) -> tuple[list[da.Array], list[da.Array]]:
+    """``forward`` on a list of sequences: lists of lazy (T_i, d) and (T_i, m) arrays."""
+    if not isinstance(model, RNN):
+        raise TypeError(f"model must be a crnn.RNN, got {type(model).__name__}")
+    check_n_threads(n_threads)
+    dt, d, m = model.dtype, model.hidden_size, model.output_size
+    Xs = as_sequence_list(X, "X", dt, model.input_size, "the model's input_size")
+    N = len(Xs)
+    if s0 is not None:
+        s0 = as_float_array(s0, "s0", dt, (1, 2))
+        if s0.shape not in ((d,), (N, d)):
+            raise ValueError(f"s0 must have shape ({d},) or ({N}, {d}), got {s0.shape}")
+        if s0.ndim == 1:
+            s0 = np.broadcast_to(s0, (N, d))
+    size = check_int(chunk_size, "chunk_size", low=1)
+    snap = dask.delayed(_snapshot(model, n_threads), pure=True)
+    S: list[da.Array] = []
+    Y: list[da.Array] = []
+    for start in range(0, N, size):
+        part = Xs[start : start + size]
+        s0_part = None if s0 is None else np.ascontiguousarray(s0[start : start + size])
+        out = dask.delayed(_list_forward, pure=True, nout=2)(part, snap, s0_part)
+        for j, x in enumerate(part):
+            T = x.shape[0]
+            S.append(da.from_delayed(out[0][j], shape=(T, d), dtype=dt))
+            Y.append(da.from_delayed(out[1][j], shape=(T, m), dtype=dt))
+    return S, Y
+
+
+@overload
 def forward(
-    model: RNN, X: da.Array, s0: ArrayLike | da.Array | None = None, *, n_threads: int | None = 1
-) -> tuple[da.Array, da.Array]:
+    model: RNN,
+    X: list[ArrayLike],
+    s0: ArrayLike | da.Array | None = None,
+    *,
+    n_threads: int | None = 1,
+    chunk_size: int = 64,
+) -> tuple[list[da.Array], list[da.Array]]: ...
+@overload
+def forward(
+    model: RNN,
+    X: da.Array,
+    s0: ArrayLike | da.Array | None = None,
+    *,
+    n_threads: int | None = 1,
+    chunk_size: int = 64,
+) -> tuple[da.Array, da.Array]: ...
+def forward(
+    model: RNN,
+    X: da.Array | list[ArrayLike],
+    s0: ArrayLike | da.Array | None = None,
+    *,
+    n_threads: int | None = 1,
+    chunk_size: int = 64,
+) -> tuple[da.Array, da.Array] | tuple[list[da.Array], list[da.Array]]:
     """Run a model over a dask array of sequences, chunk by chunk, lazily.
 
     Parameters
@@ -887,36 +1077,70 @@ def forward(
     model : crnn.RNN
         Its weights are copied into the graph now: later changes to the model
         do not change the result.
-    X : dask.array.Array of shape (N, T, n)
-        Chunked along the first axis only.
+    X : dask.array.Array of shape (N, T, n), or list of arrays (T_i, n)
+        A dask array chunked along the first axis only, or a list of
+        sequences of different lengths, run in tasks of ``chunk_size``
+        neighbouring sequences.
     s0 : array_like or dask array of shape (d,) or (N, d), optional
-        Initial states, zeros by default.
+        Initial states, zeros by default (an array_like for a list).
     n_threads : int, default 1
         Threads of each chunk's kernel call.
+    chunk_size : int, default 64
+        Sequences per task, for a list.
 
     Returns
     -------
-    S : dask.array.Array of shape (N, T, d)
-    Y : dask.array.Array of shape (N, T, m)
+    S : dask.array.Array of shape (N, T, d), or list of them (T_i, d)
+    Y : dask.array.Array of shape (N, T, m), or list of them (T_i, m)
         Lazy, chunked like X along the batch axis, of the model's dtype;
-        ``dask.compute(S, Y)`` runs the network once per chunk.
+        ``dask.compute(S, Y)`` runs the network once per chunk. For a list,
+        lists of lazy arrays, one per sequence; ``dask.compute(*Y)`` runs
+        each task once.
     """
+    if is_sequence_list(X):
+        return _map_list(model, X, s0, n_threads, chunk_size)
     d = model.hidden_size if isinstance(model, RNN) else 0
     width = d + model.output_size if isinstance(model, RNN) else 0
     SY = _map(model, X, s0, n_threads, _forward_block, width, "crnn-forward")
     return SY[:, :, :d], SY[:, :, d:]
 
 
+@overload
 def predict(
-    model: RNN, X: da.Array, s0: ArrayLike | da.Array | None = None, *, n_threads: int | None = 1
-) -> da.Array:
+    model: RNN,
+    X: list[ArrayLike],
+    s0: ArrayLike | da.Array | None = None,
+    *,
+    n_threads: int | None = 1,
+    chunk_size: int = 64,
+) -> list[da.Array]: ...
+@overload
+def predict(
+    model: RNN,
+    X: da.Array,
+    s0: ArrayLike | da.Array | None = None,
+    *,
+    n_threads: int | None = 1,
+    chunk_size: int = 64,
+) -> da.Array: ...
+def predict(
+    model: RNN,
+    X: da.Array | list[ArrayLike],
+    s0: ArrayLike | da.Array | None = None,
+    *,
+    n_threads: int | None = 1,
+    chunk_size: int = 64,
+) -> da.Array | list[da.Array]:
     """Return the outputs Y of a model over a dask array, lazily: see :func:`forward`.
 
     Returns
     -------
-    dask.array.Array of shape (N, T, m)
-        Chunked like X along the batch axis, of the model's dtype.
+    dask.array.Array of shape (N, T, m), or list of them (T_i, m)
+        Chunked like X along the batch axis, of the model's dtype; for a
+        list of sequences, one lazy array per sequence.
     """
+    if is_sequence_list(X):
+        return _map_list(model, X, s0, n_threads, chunk_size)[1]
     m = model.output_size if isinstance(model, RNN) else 0
     return _map(model, X, s0, n_threads, _predict_block, m, "crnn-predict")
 
