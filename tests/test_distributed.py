@@ -752,3 +752,25 @@ def test_bad_weights_and_lists_are_refused_clearly(workers):
         cd.predict(rnn, Xs, chunk_size=0)
     with pytest.raises(ValueError, match=r"X\[1\]"):
         cd.predict(rnn, [Xs[0], np.ones((3, 5))])
+
+
+def test_sweep_on_a_list_of_sequences_scores_like_rnn_fit(workers):
+    X, t = _ragged(N=16)
+    result = cd.sweep(
+        X[:12],
+        t[:12],
+        {"hidden_size": [3, 5]},
+        validation_data=(X[12:], t[12:]),
+        fit_params={"epochs": 3, "lr": 0.05},
+        seed=2,
+    )
+    for row in result.table:
+        local = crnn.RNN(2, row["hidden_size"], 1, seed=2, n_threads=1)
+        local.fit(X[:12], t[:12], epochs=3, lr=0.05, seed=2, validation_data=(X[12:], t[12:]))
+        assert row["validation_score"] == pytest.approx(local.best_validation_score_, rel=TOL)
+    split = cd.sweep(X, t, {"hidden_size": [3]}, fit_params={"epochs": 2}, seed=1)
+    assert np.isfinite(split.best_score)
+    with pytest.raises(TypeError, match="validation_data must be a list"):
+        cd.sweep(
+            X, t, {"hidden_size": [3]}, validation_data=(np.ones((2, 4, 2)), np.ones((2, 4, 1)))
+        )

@@ -1212,10 +1212,10 @@ def _grid(params: object) -> list[dict[str, Any]]:
 
 
 def _sweep_fit(
-    X: _Array,
-    target: _Array,
-    Xv: _Array,
-    tv: _Array,
+    X: Any,
+    target: Any,
+    Xv: Any,
+    tv: Any,
     config: Mapping[str, Any],
     model_params: Mapping[str, Any],
     fit_params: Mapping[str, Any],
@@ -1227,7 +1227,7 @@ def _sweep_fit(
     seed = fit_kw.pop("seed", seed)
     model_kw.setdefault("n_threads", 1)
     hidden_size = model_kw.pop("hidden_size")
-    model = RNN(X.shape[-1], hidden_size, target.shape[-1], seed=seed, **model_kw)
+    model = RNN(_width(X), hidden_size, _width(target), seed=seed, **model_kw)
     start = time.perf_counter()
     error = None
     try:
@@ -1267,8 +1267,9 @@ def sweep(
 
     Parameters
     ----------
-    X : array_like or dask array of shape (N, T, n) or (T, n)
-        Input sequences (sent to the workers once).
+    X : array_like or dask array of shape (N, T, n) or (T, n), or list of arrays (T_i, n)
+        Input sequences (sent to the workers once); a list holds sequences
+        of different lengths, as :meth:`crnn.RNN.fit` takes them.
     target : like X, of shape (N, T, m) or (T, m)
         Targets.
     params : dict of lists, or list of dicts
@@ -1360,6 +1361,10 @@ def _sweep_data(
     """Return (X, target, X_val, target_val): numpy arrays, or dask arrays to compute."""
 
     def check(X: Any, target: Any, nx: str, nt: str) -> tuple[Any, Any]:
+        if is_sequence_list(X):  # sequences of different lengths
+            n = np.shape(X[0])[-1]
+            m = np.shape(target[0])[-1] if is_sequence_list(target) else 0
+            return as_sequence_pairs(X, target, np.float64, n, m, names=(nx, nt))
         if isinstance(X, da.Array) != isinstance(target, da.Array):
             raise TypeError(f"{nx} and {nt} must both be dask arrays or both array_like")
         if isinstance(X, da.Array):
@@ -1379,8 +1384,12 @@ def _sweep_data(
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise TypeError("validation_data must be a pair (X_val, target_val)")
         Xv, tv = check(*validation_data, "validation_data[0]", "validation_data[1]")  # type: ignore[call-arg]
-        if Xv.shape[-1] != X.shape[-1] or tv.shape[-1] != target.shape[-1]:
+        if _width(Xv) != _width(X) or _width(tv) != _width(target):
             raise ValueError("validation_data must have the features of X and target")
+        if isinstance(Xv, list) != isinstance(X, list):
+            raise TypeError(
+                "validation_data must be a list of sequences when X is, and arrays when X is"
+            )
         if isinstance(Xv, da.Array) != isinstance(X, da.Array):
             Xv, tv = (
                 (da.asarray(Xv), da.asarray(tv))
@@ -1394,10 +1403,22 @@ def _sweep_data(
     fraction = check_real(
         validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True
     )
-    N = X.shape[0] if X.ndim == 3 else 1
+    N = len(X) if isinstance(X, list) else X.shape[0] if X.ndim == 3 else 1
     if N < 2:
         raise ValueError(
             "validation_fraction needs at least 2 sequences (N, T, n); give validation_data"
         )
     train, val = split_sequences(N, fraction, make_rng(seed))
+    if isinstance(X, list):
+        return (
+            [X[i] for i in train],
+            [target[i] for i in train],
+            [X[i] for i in val],
+            [target[i] for i in val],
+        )
     return X[train], target[train], X[val], target[val]
+
+
+def _width(data: Any) -> int:
+    """Return the features of an array's or a list of sequences' last axis."""
+    return int(data[0].shape[-1] if isinstance(data, list) else data.shape[-1])
