@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
 """The default thread count on a busy machine (issue 13, point 2).
 
-``python benchmarks/busy.py [--repeats R] [--scenes quiet,busy,blas] [--json OUT]``
+``python benchmarks/busy.py [--repeats R] [--scenes quiet,busy,blas,nested] [--json OUT]``
 
 For each scene, every call below is timed with the default thread count
 (``n_threads=None``) and with ``n_threads=1``, the two taking turns within
@@ -15,7 +15,10 @@ default / one thread. The scenes:
   user's job, a build, another script);
 - ``blas``: every call follows a 512 x 512 numpy matrix product, whose
   OpenBLAS threads keep spinning for a while after it (a loop that mixes
-  numpy and crnn).
+  numpy and crnn);
+- ``nested``: another process makes crnn gradient calls with the default
+  thread count all along (two joblib or Dask workers on one machine, each
+  running crnn).
 
 Goal: in the busy scenes, the default is never more than 1.3 times slower
 than one thread, for any call. The calls run from small (0.05 ms) to large
@@ -67,6 +70,17 @@ def _calls():
     return calls
 
 
+_COMPETITORS = {
+    "busy": "while True: pass",
+    "nested": (
+        "import numpy as np, crnn\n"
+        "r = crnn.RNN(4, 32, 4, seed=0)\n"
+        "X = np.random.default_rng(0).standard_normal((32, 100, 4))\n"
+        "while True: r.gradient(X, X)"
+    ),
+}
+
+
 def _loop(fn, before, min_time):
     """Seconds per call of fn over a loop lasting min_time (before() runs untimed first)."""
     total, k = 0.0, 0
@@ -83,9 +97,9 @@ def _scene(name, calls, repeats, min_time):
     """{call: (default seconds, one-thread seconds)} under the scene `name`."""
     competitor = None
     before = lambda: None
-    if name == "busy":
-        competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        time.sleep(0.5)
+    if name in ("busy", "nested"):
+        competitor = subprocess.Popen([sys.executable, "-c", _COMPETITORS[name]])
+        time.sleep(1.0)
     elif name == "blas":
         A = np.ones((512, 512))
         before = lambda: A @ A
@@ -116,7 +130,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.2, help="seconds per timed loop")
-    parser.add_argument("--scenes", default="quiet,busy,blas")
+    parser.add_argument("--scenes", default="quiet,busy,blas,nested")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     print(f"CPU: {_cpu_name()}; crnn {crnn.__version__}; numpy {np.__version__}")
