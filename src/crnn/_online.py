@@ -285,7 +285,7 @@ class _Online:
     def gradient_estimate_(self) -> Gradient:
         """The last step's gradient estimate, the one its update used (after ``clip``).
 
-        Zeros before the first step. For :class:`OnlineRTRL` it is the exact
+        Zeros before the first step. For :class:`crnn.OnlineRTRL` it is the exact
         gradient of E^t, the yardstick the approximations are compared with.
         """
         m = self.model

@@ -151,7 +151,7 @@ def _online_family(int alg, floating[::1] theta, const floating[:, ::1] X,
     cdef floating* vacc = big + d * K + d * d       # (m d + m,): TBPTT's period sums
     cdef Py_ssize_t t, i, j, k, l, q, tau, slot, depth, bad, done = T, c0 = ints[0]
     cdef Py_ssize_t pos = ints[2], count = ints[3], phase = ints[4]
-    cdef Py_ssize_t h = ints[5], period = ints[6], SL = K + 2 * d
+    cdef Py_ssize_t h = ints[5], period = ints[6], SL = K + 2 * d, ct = _ct(<floating>0)
     cdef uint64_t rng = <uint64_t>ints[1], rng_next
     cdef floating* Mp
     cdef floating* Mn
@@ -228,16 +228,11 @@ def _online_family(int alg, floating[::1] theta, const floating[:, ::1] X,
                     Mn[d + q] = w
                     gq[q] = dot * w
             elif alg == ALG_KFRTRL:
-                # big = J A (d x d), A = Mp + K
+                # big = J A = (1 - a) A + a f' (W A) (d x d), A = Mp + K
+                _gemm(d, d, d, W, d, 1, Mp + K, ct, d, d, big, d, 0)
                 for l in range(d):
                     for i in range(d):
-                        t1[i] = 0
-                    for k in range(d):
-                        w = W[l * d + k]
-                        for i in range(d):
-                            t1[i] = t1[i] + w * Mp[K + k * d + i]
-                    for i in range(d):
-                        big[l * d + i] = keep * Mp[K + l * d + i] + fp[l] * t1[i]
+                        big[l * d + i] = keep * Mp[K + l * d + i] + fp[l] * big[l * d + i]
                 c1 = <floating>_sign(&rng_next)
                 c2 = <floating>_sign(&rng_next)
                 r0 = sqrt(_norm(big, d * d) / (_norm(Mp, K) + eps)) + eps
@@ -257,16 +252,11 @@ def _online_family(int alg, floating[::1] theta, const floating[:, ::1] X,
                     for j in range(K):
                         gq[i * K + j] = t2[i] * Mn[j]
             elif alg == ALG_SNAP2:
-                # Mn[l] = mask_l. ((1 - a) Mp[l] + a f'_l (sum_k w_lk Mp[k] + direct_l))
+                # Mn[l] = mask_l. ((1 - a) Mp[l] + a f'_l (sum_k w_lk Mp[k] + direct_l)),
+                # W Mp as one product (d x d times d x d K)
+                _gemm(d, d, d * K, W, d, 1, Mp, ct, d * K, d * K, Mn, d * K, 0)
                 for l in range(d):
                     sl = Mn + l * d * K
-                    for q in range(d * K):
-                        sl[q] = 0
-                    for k in range(d):
-                        w = W[l * d + k]
-                        if w != 0:
-                            for q in range(d * K):
-                                sl[q] = sl[q] + w * Mp[k * d * K + q]
                     for j in range(K):
                         sl[l * K + j] = sl[l * K + j] + xs[j]
                     for i in range(d):

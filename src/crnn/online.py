@@ -18,20 +18,20 @@ and differ only in how they carry the influence of the weights U, W, b on
 the state (V and c get their exact gradient :math:`e^t S^{t\top}`,
 :math:`e^t` in every algorithm):
 
-============  ==========================================  =============  =========
-class         influence carried                           time / step    memory
-============  ==========================================  =============  =========
-RTRL          exact, d x d(n + d) (Williams, Zipser)      d^3 (n + d)    d^2(n+d)
-SnAp(n=2)     RTRL's, on the entries W reaches in 2 steps  d^3 (n + d)*  d^2(n+d)
-SnAp(n=1)     the diagonal l = i (= EProp)                d (n + d)      d(n + d)
-EProp         the diagonal, with J_ii                     d (n + d)      d(n + d)
-RFLO          the diagonal, with 1 - a                    d (n + d)      d(n + d)
-KFRTRL        a Kronecker product u (x) A, unbiased       d^3            d^2
-UORO          an outer product s~ th~^T, unbiased         d (n + d)      d(n + d)
-TBPTT         none: the last ``horizon`` steps, kept      h/p d (n + d)  h(n + d)
-============  ==========================================  =============  =========
+=========  ===========================================  =============  ========
+class      influence carried                            time / step    memory
+=========  ===========================================  =============  ========
+RTRL       exact, d x d(n + d) (Williams, Zipser)       d^3 (n + d)    d^2(n+d)
+SnAp(n=2)  RTRL's, on the entries W reaches in 2 steps  as RTRL         d^2(n+d)
+SnAp(n=1)  the diagonal l = i (= EProp)                 d (n + d)      d(n + d)
+EProp      the diagonal, with J_ii                      d (n + d)      d(n + d)
+RFLO       the diagonal, with 1 - a                     d (n + d)      d(n + d)
+KFRTRL     a Kronecker product u (x) A, unbiased        d^3            d^2
+UORO       an outer product s~ th~^T, unbiased          d (n + d)      d(n + d)
+TBPTT      none: the last ``horizon`` steps, kept       h/p d (n + d)  h(n + d)
+=========  ===========================================  =============  ========
 
-(* SnAp-2 is computed as RTRL and then masked: on a sparse W it costs what
+(SnAp-2 is computed as RTRL and then masked: on a sparse W it costs what
 RTRL costs.) Every learner has :class:`~crnn.OnlineRTRL`'s interface and
 guarantees: ``step``, ``learn``, ``reset``, ``state``, ``gradient_sum_``
 (the sum of the per-step estimates), ``n_steps_``, ``loss_``, plus

@@ -442,12 +442,13 @@ def online(
       P[l][i] for l = i (n = 1) or l = i or w_li != 0 in the first W
       (n = 2), the rest 0 (Menick et al. 2021);
     - ``"uoro"``: P ~ st th^T: with nu the next d of ``signs``,
-      rho0 = sqrt(|th| / (|J st| + eps)) + eps, rho1 = sqrt(|nu^T D| /
-      (|nu| + eps)) + eps, st <- rho0 J st + rho1 nu, th <- th / rho0 +
-      nu^T D / rho1 (Tallec and Ollivier 2018), eps = 1e-7;
+      rho0 = sqrt(norm(th) / (norm(J st) + eps)) + eps, rho1 =
+      sqrt(norm(nu^T D) / (norm(nu) + eps)) + eps, st <- rho0 J st + rho1 nu,
+      th <- th / rho0 + nu^T D / rho1 (Tallec and Ollivier 2018), eps = 1e-7
+      and norm the Euclidean norm;
     - ``"kfrtrl"``: P[l][i][j] ~ A_li u_j: with c1, c2 the next two of
-      ``signs``, p1 = sqrt(|J A| / (|u| + eps)) + eps, p2 =
-      sqrt(|a f'| / (|xs| + eps)) + eps, u <- c1 p1 u + c2 p2 xs,
+      ``signs``, p1 = sqrt(norm(J A) / (norm(u) + eps)) + eps, p2 =
+      sqrt(norm(a f') / (norm(xs) + eps)) + eps, u <- c1 p1 u + c2 p2 xs,
       A <- c1 J A / p1 + c2 diag(a f') / p2 (Mujika et al. 2018);
     - ``"tbptt"``: every ``period`` steps, the errors of the last period
       steps are propagated back through the last ``horizon`` steps (by the
