@@ -375,3 +375,39 @@ def test_online_algorithms_learn_the_add_task():
         Y = trainer.learn(X, target)
         err = np.mean((Y[late] - target[late]) ** 2) / base
         assert err < 0.6, (name, err)
+
+
+@pytest.mark.parametrize("name", ["uoro", "tbptt"])
+def test_an_interrupted_chunk_is_put_back_whole(name):
+    """Ctrl-C (a SIGALRM handler raising KeyboardInterrupt) within a chunk undoes the chunk."""
+    import signal
+
+    cls, opts = ALGORITHMS[name]
+    rng = np.random.default_rng(10)
+    X, target = rng.normal(size=(200_000, 1)), rng.normal(size=(200_000, 1))
+    model = _model(1, 32, 1, bias=True)
+    trainer = cls(model, lr=1e-4, clip=1.0, **opts)
+    trainer.learn(X[:100], target[:100])
+    before = (_params(model), trainer.state.copy(), trainer._carried.save())
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.learn(X, target)  # about 1 s uninterrupted
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    np.testing.assert_array_equal(_params(model), before[0])
+    np.testing.assert_array_equal(trainer.state, before[1])
+    for a, b in zip(trainer._carried.save(), before[2], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert trainer.n_steps_ == 100
+    # and it goes on as if the chunk had not been given
+    again = copy.deepcopy(trainer)
+    np.testing.assert_array_equal(
+        again.learn(X[:50], target[:50]), trainer.learn(X[:50], target[:50])
+    )
