@@ -77,6 +77,14 @@ def _online(ns, printed, code):
     assert ns["Y"].shape == (598, 1)
 
 
+def _online_family(ns, printed, code):
+    assert (
+        ns["exact"].gradient_estimate_.W.shape == ns["uoro"].gradient_estimate_.W.shape == (16, 16)
+    )
+    assert ns["Y"].shape == (2000, 1)
+    assert ns["trainer"].n_steps_ == 2000
+
+
 def _dask(ns, printed, code):
     assert ns["Y"].shape == (595, 50, 1)
     assert ns["best"].best_params["hidden_size"] in (8, 16)
@@ -106,6 +114,7 @@ CHECKS = {
     "rnn.fit(X, target, epochs=300, batch_size=16, validation_fraction=0.1, seed=0)": _training,
     "biased.fit(X, target, epochs=300, seed=0)": _biases,
     "online = crnn.OnlineRTRL(crnn.RNN(1, 16, seed=0), lr=0.005, clip=1.0)": _online,
+    "uoro = online.UORO(model, lr=0.0, seed=0)": _online_family,
     "cd.fit(rnn, X, target, epochs=20, lr=0.01)": _dask,
     "grid.fit(Xw[:80], yw[:80])": _sklearn,
     'leaky = crnn.RNN(1, 8, activation="relu", leak=0.3, seed=0)': _cell,

@@ -131,3 +131,28 @@ def _rtrl_online(
     act: int,
     leak: float,
 ) -> int: ...  # the steps made; -1 when the weights or data hold a NaN or an infinity
+
+# crnn.online: the online algorithms around exact RTRL (_online_family.pxi)
+def _online_family_sizes(
+    alg: int, n: int, d: int, m: int, bias: bool, horizon: int
+) -> tuple[int, int, int]: ...  # (rows, row size) of the carried memory, the work's size
+def _online_family(
+    alg: int,  # the algorithm, an ALG_ code of _online_family.pxi
+    theta: _F,  # floating[::1] (_parameter_size,), IN/OUT
+    X: _F,  # const floating[:, ::1] (T, n)
+    target: _F,  # const floating[:, ::1] (T, m)
+    s: _F,  # floating[::1] (d,), IN/OUT
+    mem: _F,  # floating[:, ::1] (rows, size) of _online_family_sizes, IN/OUT
+    ints: NDArray[np.intp],  # Py_ssize_t[::1] (7,): the counters, IN/OUT
+    mask: _F,  # const floating[::1] (d * d,): SnAp-2's pattern
+    g: float,
+    lr: float,
+    clip: float,
+    Y: _F,  # floating[:, ::1] (T, m), OUT
+    E: _F,  # floating[::1] (T,), OUT
+    grad_sum: _F,  # floating[::1] (_parameter_size,), IN/OUT
+    last: _F,  # floating[::1] (_parameter_size,), OUT
+    work: _F,  # floating[::1] (the work's size), SCRATCH
+    act: int,
+    leak: float,
+) -> int: ...  # the steps made; -1 when the weights or data hold a NaN or an infinity

@@ -777,3 +777,4 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
 
 include "_bptt.pxi"
 include "_rtrl.pxi"
+include "_online_family.pxi"

@@ -981,6 +981,7 @@ class OnlineState:
         self.cur = np.zeros(1, dtype=np.intp)  # set by the kernel: see _rtrl_online
         self.grad = np.zeros(_core._gradient_size(n, d, m, bias), dtype=dtype)
         self.work = np.empty(work, dtype=dtype)
+        self.last = np.zeros_like(self.grad)  # the last step's gradient (``estimate``)
 
     def learn(
         self,
@@ -1021,6 +1022,17 @@ class OnlineState:
                 self.work,
                 *self.cell,
             )
+        if done == T > 0:  # the workspace holds the last step's dE^t/d[U W b] and d[V c]
+            n, d, m, bias = self.sizes
+            K1, nb = n + d, d if bias else 0
+            gq = self.work[K1 + 3 * d + 2 * m :]
+            gv = gq[-(-(d * K1 + nb) // self.ct) * self.ct :]
+            last = self.last
+            last[: d * K1] = gq[: d * K1]
+            last[d * K1 : d * K1 + m * d] = gv[: m * d]
+            if bias:
+                last[d * K1 + m * d : d * K1 + m * d + d] = gq[d * K1 : d * K1 + d]
+                last[d * K1 + m * d + d :] = gv[m * d : m * d + m]
         return Y, E, done
 
     def save(self) -> tuple[int, _Array, _Array]:
@@ -1055,4 +1067,125 @@ class OnlineState:
         n, d, m, bias = self.sizes
         return tuple(  # type: ignore[return-value]
             None if a is None else a.copy() for a in _unpack_gradient(self.grad, n, d, m, bias)
+        )
+
+    def estimate(self) -> tuple[_Array, _Array, _Array, _Array | None, _Array | None]:
+        """Return the last step's gradient (zeros before the first): new U, W, V, b, c."""
+        n, d, m, bias = self.sizes
+        return tuple(  # type: ignore[return-value]
+            None if a is None else a.copy() for a in _unpack_gradient(self.last, n, d, m, bias)
+        )
+
+
+# ---------------------------------------------------------------------- crnn.online: the algorithms around RTRL
+
+# The algorithms' codes in the kernel (the ALG_ enum of crnn/_online_family.pxi).
+ONLINE_ALGORITHMS: dict[str, int] = {
+    "rflo": 1,
+    "eprop": 2,
+    "tbptt": 3,
+    "uoro": 4,
+    "kfrtrl": 5,
+    "snap1": 6,
+    "snap2": 7,
+}
+
+
+class OnlineFamilyState:
+    """What an approximate online algorithm carries from step to step (``_online_family``).
+
+    Its memory (two buffers, the kernel reading one and writing the other,
+    except TBPTT's ring of steps), its counters (the current buffer, the
+    random state, TBPTT's ring), the sum of the per-step estimates and the
+    last one (theta's layout), and a workspace. ``mask`` is SnAp-2's
+    pattern (d, d); ``seed`` the random state's start (UORO, KF-RTRL).
+    """
+
+    def __init__(
+        self,
+        algorithm: str,
+        n: int,
+        d: int,
+        m: int,
+        bias: bool,
+        dtype: DTypeLike,
+        cell: _Cell = ELMAN,
+        *,
+        horizon: int = 1,
+        period: int = 1,
+        seed: int = 0,
+        mask: _Array | None = None,
+    ) -> None:
+        dtype = np.dtype(dtype)
+        self.alg = ONLINE_ALGORITHMS[algorithm]
+        self.sizes = (n, d, m, bias)
+        self.cell = cell
+        rows, size, work = _core._online_family_sizes(self.alg, n, d, m, bias, horizon)
+        check_alloc((rows, size), dtype, f"the memory of {algorithm}")
+        self.mem = np.zeros((rows, size), dtype=dtype)
+        self.ints = np.zeros(7, dtype=np.intp)
+        self.ints[1] = np.array(seed, dtype=np.uint64).view(np.int64)
+        self.ints[5], self.ints[6] = horizon, period
+        self.mask = np.zeros(0, dtype=dtype) if mask is None else mask.astype(dtype).ravel()
+        P = _core._parameter_size(n, d, m, bias)
+        self.grad = np.zeros(P, dtype=dtype)
+        self.last = np.zeros(P, dtype=dtype)
+        self.work = np.empty(work, dtype=dtype)
+
+    def learn(
+        self,
+        theta: _Array,
+        X: _Array,
+        target: _Array,
+        state: _Array,
+        g: float,
+        lr: float,
+        clip: float,
+    ) -> tuple[_Array, _Array, int]:
+        """Run the kernel over X (T, n): as ``OnlineState.learn``."""
+        T = X.shape[0]
+        dt = theta.dtype
+        Y = np.empty((T, self.sizes[2]), dtype=dt)
+        E = np.empty(T, dtype=dt)
+        done = 0
+        if T:
+            done = _kernel("_online_family", dt)(
+                self.alg,
+                theta,
+                X,
+                target,
+                state,
+                self.mem,
+                self.ints,
+                self.mask,
+                g,
+                lr,
+                clip,
+                Y,
+                E,
+                self.grad,
+                self.last,
+                self.work,
+                *self.cell,
+            )
+        return Y, E, done
+
+    def save(self) -> tuple[_Array, _Array, _Array, _Array]:
+        """Return a copy of what ``restore`` puts back."""
+        return self.mem.copy(), self.ints.copy(), self.grad.copy(), self.last.copy()
+
+    def restore(self, saved: tuple[_Array, _Array, _Array, _Array]) -> None:
+        """Put back what ``save`` returned."""
+        self.mem[...], self.ints[...], self.grad[...], self.last[...] = saved
+
+    def gradient(self) -> tuple[_Array, _Array, _Array, _Array | None, _Array | None]:
+        """Return the sum of the per-step estimates: new U, W, V, b, c (b, c None without biases)."""
+        return tuple(  # type: ignore[return-value]
+            None if a is None else a.copy() for a in _views(self.grad, *self.sizes)
+        )
+
+    def estimate(self) -> tuple[_Array, _Array, _Array, _Array | None, _Array | None]:
+        """Return the last step's estimate (zeros before the first): new U, W, V, b, c."""
+        return tuple(  # type: ignore[return-value]
+            None if a is None else a.copy() for a in _views(self.last, *self.sizes)
         )

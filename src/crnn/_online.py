@@ -18,74 +18,36 @@ if TYPE_CHECKING:
     from crnn._typing import ArrayLike, FloatArray
 
     #: What ``_learn`` saves to put back: theta, the state, the carried sensitivities.
-    _Backup = tuple[FloatArray, FloatArray, tuple[int, FloatArray, FloatArray]]
+    _Backup = tuple[FloatArray, FloatArray, Any]
 
 __all__ = ["OnlineRTRL"]
 
 
-class OnlineRTRL:
-    r"""Learn from a stream, one time step at a time, by real-time recurrent learning.
+class _Online:
+    """What every online learner of :mod:`crnn.online` shares; a subclass supplies its carried state.
 
-    Given the input :math:`x^t` and the target :math:`\hat y^t` of step t, it
-    returns the prediction :math:`y^t` made by the current weights, then
-    updates U, W and V at once by the exact gradient of that step's error
-    :math:`E^t = g \sum_k (\hat y^t_k - y^t_k)^2`,
-
-    .. math::
-
-        \frac{\partial E^t}{\partial u_{ij}} = \sum_k \sum_l e^t_k v_{kl}
-        \frac{\partial s^t_l}{\partial u_{ij}}
-
-    (likewise for W and, with biases, b; :math:`e^t_k s^t_j` for V and
-    :math:`e^t_k` for c), with the sensitivities
-    :math:`\partial s^t_l / \partial u_{ij}` carried forward from step to step
-    (Williams and Zipser, 1989). The state and the sensitivities live in this
-    object between calls, so a stream can be fed in pieces of any length; the
-    cost of a step does not depend on how long the stream has run
-    (O(d^3 (n + d)) time, O(d^2 (n + d)) memory).
-
-    Parameters
-    ----------
-    model : RNN
-        The model to train; its weights are updated in place.
-    lr : float, default 0.01
-        Learning rate of the per-step update ``theta -= lr * dE^t/dtheta``.
-        0 only accumulates gradients (then ``gradient_sum_`` over a sequence
-        equals the BPTT gradient of the whole sequence).
-    g : float, default 1.0
-        Loss scale.
-    clip : float, optional
-        Largest Euclidean norm of one step's gradient.
-    s0 : array_like of shape (d,), optional
-        The state the stream starts from; zeros by default.
-
-    Attributes
-    ----------
-    state : ndarray of shape (d,)
-        The current state (assignable).
-    sensitivities : ndarray of shape (d, d*n + d*d) or (d, d*n + d*d + d)
-        A copy of dS_l/du_ij (column i*n + j), dS_l/dw_ij (column
-        d*n + i*d + j) and, when the model has biases, dS_l/db_i (column
-        d*n + d*d + i).
-    gradient_sum_ : Gradient
-        The sum of the per-step gradients since the last :meth:`reset`
-        (``s0`` holds zeros: the initial state is not learned online).
-    n_steps_ : int
-        Steps seen since the last :meth:`reset`.
-    loss_ : float
-        Sum of E^t since the last :meth:`reset`.
-
-    Notes
-    -----
-    With lr > 0 the sensitivities mix derivatives taken at the successive
-    weights, as in every online RTRL; with lr = 0 they are exact.
-
-    References
-    ----------
-    R. J. Williams and D. Zipser, "A learning algorithm for continually
-    running fully recurrent neural networks", Neural Computation 1(2),
-    270-280, 1989.
+    The options (lr, g, clip), the stream's state, ``step`` and ``learn``
+    under the model's training lock (one compiled call per chunk; the model,
+    the state and the carried state put back whole when a chunk diverges or
+    is interrupted), ``gradient_sum_`` and ``gradient_estimate_``. A
+    subclass sets ``_name`` (how the training lock and the messages name
+    it), ``_method`` (the ``method`` of its gradients) and ``_carry`` (a new
+    carried state for the model: an object with ``learn``, ``save``,
+    ``restore``, ``gradient`` and ``estimate``, as
+    ``crnn._kernels.OnlineState``).
     """
+
+    _name = "OnlineRTRL"
+    _method = "rtrl"
+    _carried: Any
+
+    def _carry(self) -> Any:
+        """Return a new carried state for the model (the algorithm's own)."""
+        raise NotImplementedError
+
+    def _options(self) -> str:
+        """Return the algorithm's own options, for repr (such as ``", horizon=8"``)."""
+        return ""
 
     def __init__(
         self,
@@ -149,23 +111,22 @@ class OnlineRTRL:
 
     def reset(self, s0: ArrayLike | None = None) -> None:
         """Start a new stream: the state from s0 (zeros), sensitivities and sums zero."""
-        with exclusive("OnlineRTRL.reset", self):
+        with exclusive(f"{self._name}.reset", self):
             self._reset(s0)
 
     def _reset(self, s0: ArrayLike | None) -> None:
         m = self.model
-        n, d, k = m.input_size, m.hidden_size, m.output_size
+        d = m.hidden_size
         if s0 is None:
             self._state = np.zeros(d, dtype=m.dtype)
         else:
             s0 = as_float_array(s0, "s0", m.dtype, 1)
             check_shape(s0, "s0", (d,))
             self._state = s0.copy()
-        self._carried = _kernels.OnlineState(
-            n, d, k, m.bias, m.dtype, _kernels.cell(m.activation, m.leak)
-        )
+        self._carried = self._carry()
         self.n_steps_ = 0
         self.loss_ = 0.0
+        self._last = 0.0  # the last step's E^t
 
     @property
     def state(self) -> FloatArray:
@@ -176,17 +137,8 @@ class OnlineRTRL:
     def state(self, value: ArrayLike) -> None:
         value = as_float_array(value, "state", self.model.dtype, 1)
         check_shape(value, "state", (self.model.hidden_size,))
-        with exclusive("OnlineRTRL.state", self):
+        with exclusive(f"{self._name}.state", self):
             self._state = value.copy()
-
-    @property
-    def sensitivities(self) -> FloatArray:
-        """A copy of dS_l/dtheta, shape (d, Q).
-
-        Columns: u_ij at i*n + j, w_ij at d*n + i*d + j, b_i at d*n + d*d + i
-        (with biases).
-        """
-        return self._carried.sensitivities()
 
     def step(self, x: ArrayLike, target: ArrayLike) -> FloatArray:
         """Predict one step, then learn from its target.
@@ -206,7 +158,7 @@ class OnlineRTRL:
         target = as_float_array(target, "target", m._dtype, 1, check_finite=False)
         check_shape(x, "x", (m.input_size,))
         check_shape(target, "target", (m.output_size,))
-        with exclusive("OnlineRTRL.learn", self, m):
+        with exclusive(f"{self._name}.learn", self, m):
             return self._learn(x[np.newaxis], target[np.newaxis], (x, target))[0]  # type: ignore[no-any-return]
 
     def learn(self, X: ArrayLike, target: ArrayLike) -> FloatArray:
@@ -235,7 +187,7 @@ class OnlineRTRL:
             the model, state and sensitivities are put back as they were
             before this call.
         """
-        with exclusive("OnlineRTRL.learn", self, self.model):
+        with exclusive(f"{self._name}.learn", self, self.model):
             return self._learn(X, target)
 
     def _learn(
@@ -262,7 +214,7 @@ class OnlineRTRL:
         if theta is None or X.shape[0] == 0:
             theta = self._own_weights(*checks)
         try:
-            check_writable(m, "OnlineRTRL")
+            check_writable(m, self._name)
         except ValueError:
             self._own_weights(*checks)  # a NaN is named first, as the complete checks do
             raise
@@ -296,7 +248,8 @@ class OnlineRTRL:
             )
         self.n_steps_ += T
         self.loss_ += loss
-        return Y
+        self._last = float(E[T - 1])
+        return Y  # type: ignore[no-any-return]
 
     def _put_back(self, theta: FloatArray, backup: _Backup | None) -> None:
         """Put the weights, state and sensitivities back as ``_learn`` saved them (whole)."""
@@ -323,12 +276,110 @@ class OnlineRTRL:
         m = self.model
         d = m.hidden_size
         U, W, V, b, c = self._carried.gradient()
-        return Gradient(
-            U=U, W=W, V=V, s0=np.zeros(d, dtype=m.dtype), loss=self.loss_, method="rtrl", b=b, c=c
-        )
+        s0 = np.zeros(d, dtype=m.dtype)
+        if self._method == "rtrl":
+            return Gradient(U=U, W=W, V=V, s0=s0, loss=self.loss_, method="rtrl", b=b, c=c)
+        return Gradient._of(U, W, V, s0, self.loss_, self._method, b, c)
+
+    @property
+    def gradient_estimate_(self) -> Gradient:
+        """The last step's gradient estimate, the one its update used (after ``clip``).
+
+        Zeros before the first step. For :class:`crnn.OnlineRTRL` it is the exact
+        gradient of E^t, the yardstick the approximations are compared with.
+        """
+        m = self.model
+        U, W, V, b, c = self._carried.estimate()
+        s0 = np.zeros(m.hidden_size, dtype=m.dtype)
+        return Gradient._of(U, W, V, s0, self._last, self._method, b, c)
 
     def __repr__(self) -> str:
         return (
-            f"OnlineRTRL({self.model!r}, lr={self._lr}, g={self._g}, clip={self._clip}, "
-            f"n_steps_={self.n_steps_})"
+            f"{self._name}({self.model!r}, lr={self._lr}, g={self._g}, clip={self._clip}"
+            f"{self._options()}, n_steps_={self.n_steps_})"
         )
+
+
+class OnlineRTRL(_Online):
+    r"""Learn from a stream, one time step at a time, by real-time recurrent learning.
+
+    Given the input :math:`x^t` and the target :math:`\hat y^t` of step t, it
+    returns the prediction :math:`y^t` made by the current weights, then
+    updates U, W and V at once by the exact gradient of that step's error
+    :math:`E^t = g \sum_k (\hat y^t_k - y^t_k)^2`,
+
+    .. math::
+
+        \frac{\partial E^t}{\partial u_{ij}} = \sum_k \sum_l e^t_k v_{kl}
+        \frac{\partial s^t_l}{\partial u_{ij}}
+
+    (likewise for W and, with biases, b; :math:`e^t_k s^t_j` for V and
+    :math:`e^t_k` for c), with the sensitivities
+    :math:`\partial s^t_l / \partial u_{ij}` carried forward from step to step
+    (Williams and Zipser, 1989). The state and the sensitivities live in this
+    object between calls, so a stream can be fed in pieces of any length; the
+    cost of a step does not depend on how long the stream has run
+    (O(d^3 (n + d)) time, O(d^2 (n + d)) memory).
+
+    Parameters
+    ----------
+    model : RNN
+        The model to train; its weights are updated in place.
+    lr : float, default 0.01
+        Learning rate of the per-step update ``theta -= lr * dE^t/dtheta``.
+        0 only accumulates gradients (then ``gradient_sum_`` over a sequence
+        equals the BPTT gradient of the whole sequence).
+    g : float, default 1.0
+        Loss scale.
+    clip : float, optional
+        Largest Euclidean norm of one step's gradient.
+    s0 : array_like of shape (d,), optional
+        The state the stream starts from; zeros by default.
+
+    Attributes
+    ----------
+    state : ndarray of shape (d,)
+        The current state (assignable).
+    sensitivities : ndarray of shape (d, d*n + d*d) or (d, d*n + d*d + d)
+        A copy of dS_l/du_ij (column i*n + j), dS_l/dw_ij (column
+        d*n + i*d + j) and, when the model has biases, dS_l/db_i (column
+        d*n + d*d + i).
+    gradient_sum_ : Gradient
+        The sum of the per-step gradients since the last :meth:`reset`
+        (``s0`` holds zeros: the initial state is not learned online).
+    n_steps_ : int
+        Steps seen since the last :meth:`reset`.
+    loss_ : float
+        Sum of E^t since the last :meth:`reset`.
+
+    Notes
+    -----
+    With lr > 0 the sensitivities mix derivatives taken at the successive
+    weights, as in every online RTRL; with lr = 0 they are exact.
+
+    References
+    ----------
+    R. J. Williams and D. Zipser, "A learning algorithm for continually
+    running fully recurrent neural networks", Neural Computation 1(2),
+    270-280, 1989.
+    """
+
+    def _carry(self) -> _kernels.OnlineState:
+        m = self.model
+        return _kernels.OnlineState(
+            m.input_size,
+            m.hidden_size,
+            m.output_size,
+            m.bias,
+            m.dtype,
+            _kernels.cell(m.activation, m.leak),
+        )
+
+    @property
+    def sensitivities(self) -> FloatArray:
+        """A copy of dS_l/dtheta, shape (d, Q).
+
+        Columns: u_ij at i*n + j, w_ij at d*n + i*d + j, b_i at d*n + d*d + i
+        (with biases).
+        """
+        return self._carried.sensitivities()  # type: ignore[no-any-return]

@@ -32,13 +32,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from crnn._validation import as_real_array, check_dtype, check_real, check_size, is_real, make_rng
+from crnn._validation import (
+    as_real_array,
+    check_dtype,
+    check_int,
+    check_real,
+    check_size,
+    is_real,
+    make_rng,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from numpy.typing import NDArray
 
+    from crnn._rnn import RNN
     from crnn._typing import ArrayLike, FloatArray, FloatDType, Seed
 
     #: One cubic Hermite stage: offset, theta and the four basis weights.
@@ -651,3 +660,119 @@ def train_test_split(
     n_test = min(max(round(test_fraction * total), 1), total - 1)
     cut = total - n_test
     return X[:cut], X[cut:], target[:cut], target[cut:]
+
+
+# ---------------------------------------------------------------------- online learning's tasks
+
+__all__ += ["add_task", "mimic"]
+
+
+def add_task(
+    length: int,
+    t1: int = 5,
+    t2: int = 9,
+    *,
+    seed: Seed = None,
+    dtype: FloatDType = np.float64,
+) -> tuple[FloatArray, FloatArray]:
+    r"""Return one stream of the add task: random bits and a target that adds two of the past ones.
+
+    .. math:: y^t = 0.5 + 0.5\, x^{t - t_1} - 0.25\, x^{t - t_2},
+        \qquad x^t \in \{0, 1\} \text{ with probability } 1/2 \text{ each}
+
+    (Pitis 2016; Marschall, Cho and Savin 2020, who train on it online). A
+    network that predicts the mean has loss Var(y) = 0.078125 per step; one
+    that has learnt the t1 dependency alone 0.015625 (0.2 of it), one that
+    has learnt both 0. Marschall et al. read the target as the probability
+    of a two-class output with a cross-entropy loss; here it is one output
+    with the squared error.
+
+    Parameters
+    ----------
+    length : int
+        T, the number of steps.
+    t1, t2 : int, default 5 and 9
+        The delays, 0 <= t1 and 0 <= t2 (either may be the larger).
+    seed : None, int or numpy.random.Generator
+        Source of the bits: the same seed, the same stream.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+
+    Returns
+    -------
+    X : ndarray of shape (length, 1)
+        The bits x^t.
+    target : ndarray of shape (length, 1)
+        y^t; the bits before the stream's first step are drawn too, so that
+        every target is defined.
+
+    Examples
+    --------
+    >>> from crnn.datasets import add_task
+    >>> X, target = add_task(1000, seed=0)
+    >>> X.shape, target.shape, sorted(set(target[:, 0]))
+    ((1000, 1), (1000, 1), [0.25, 0.5, 0.75, 1.0])
+    """
+    length = check_size(length, "length")
+    t1 = check_int(t1, "t1", low=0)
+    t2 = check_int(t2, "t2", low=0)
+    dtype = check_dtype(dtype)
+    rng = make_rng(seed)
+    lag = max(t1, t2)
+    bits = rng.integers(0, 2, size=length + lag).astype(np.float64)
+    x = bits[lag:]
+    y = 0.5 + 0.5 * bits[lag - t1 : lag - t1 + length] - 0.25 * bits[lag - t2 : lag - t2 + length]
+    return x[:, None].astype(dtype), y[:, None].astype(dtype)
+
+
+def mimic(
+    length: int,
+    input_size: int = 1,
+    hidden_size: int = 16,
+    output_size: int = 1,
+    *,
+    seed: Seed = None,
+    dtype: FloatDType = np.float64,
+    **options: Any,
+) -> tuple[FloatArray, FloatArray, RNN]:
+    """Return one stream whose targets a random teacher network of the same kind produces.
+
+    The teacher is ``crnn.RNN(input_size, hidden_size, output_size,
+    seed=..., **options)`` (``options`` as ``RNN``'s: ``init``,
+    ``spectral_radius``, ``bias``, ``activation``, ``leak``); the inputs are
+    standard normal, the targets its outputs from the zero state. A student
+    of the same sizes can fit them exactly: the task measures how close an
+    online algorithm gets.
+
+    Parameters
+    ----------
+    length : int
+        T, the number of steps.
+    input_size, hidden_size, output_size : int
+        The teacher's sizes.
+    seed : None, int or numpy.random.Generator
+        Source of the teacher's weights, then of the inputs.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+    **options
+        The teacher's other options, as :class:`crnn.RNN` takes them.
+
+    Returns
+    -------
+    X : ndarray of shape (length, input_size)
+    target : ndarray of shape (length, output_size)
+    teacher : RNN
+
+    Examples
+    --------
+    >>> from crnn.datasets import mimic
+    >>> X, target, teacher = mimic(500, 2, 8, 1, seed=0, spectral_radius=0.9)
+    >>> X.shape, target.shape, teacher.hidden_size
+    ((500, 2), (500, 1), 8)
+    """
+    from crnn._rnn import RNN
+
+    length = check_size(length, "length")
+    rng = make_rng(seed)
+    teacher = RNN(input_size, hidden_size, output_size, dtype=dtype, seed=rng, **options)
+    X = rng.standard_normal((length, teacher.input_size)).astype(teacher.dtype)
+    _, Y = teacher.forward(X)
+    return X, Y, teacher

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crnn._typing import Activation, ArrayLike
 
-__all__ = ["forward", "gradient_bptt", "gradient_rtrl", "loss"]
+__all__ = ["forward", "gradient_bptt", "gradient_rtrl", "loss", "online"]
 
 _Matrix = list[list[float]]
 
@@ -390,3 +390,209 @@ def gradient_bptt(
         delta_next, G_next = delta, G
     ds0 = [sum(W[i][j] * delta_next[i] for i in range(d)) + (1.0 - a) * G_next[j] for j in range(d)]
     return {"U": dU, "W": dW, "V": dV, "s0": ds0, "b": db, "c": dc, "loss": E}
+
+
+# ---------------------------------------------------------------------- online learning (crnn.online)
+#
+# The algorithms of crnn.online on one stream, one step at a time, with the
+# weights updated after every step. The parameters of the state are taken
+# as one (d, K) matrix M = [U W b] (row i: u_i., w_i., b_i; K = n + d + 1,
+# or n + d and M = [U W] without biases), whose direct influence on s^t is
+# D^t[l][i][j] = delta_li a f'(z^t_i) xs^t_j with xs^t = [x^t, s^{t-1}, 1]
+# (without the 1 when there are no biases); the Jacobian of the state is
+# J^t[l][k] = (1 - a) delta_lk + a f'(z^t_l) w_lk.
+
+ONLINE_ALGORITHMS = ("rtrl", "rflo", "eprop", "tbptt", "uoro", "kfrtrl", "snap1", "snap2")
+
+
+def online(
+    algorithm: str,
+    U: ArrayLike,
+    W: ArrayLike,
+    V: ArrayLike,
+    X: ArrayLike,
+    target: ArrayLike,
+    s0: ArrayLike | None = None,
+    g: float = 1.0,
+    *,
+    lr: float = 0.0,
+    clip: float | None = None,
+    b: ArrayLike | None = None,
+    c: ArrayLike | None = None,
+    activation: Activation = "tanh",
+    leak: float = 1.0,
+    horizon: int = 1,
+    period: int = 1,
+    signs: Any = None,
+) -> dict[str, Any]:
+    """Learn online from one stream by one of the algorithms of :mod:`crnn.online`.
+
+    At each step t: the state and output from the current weights, e^t =
+    -2g (target^t - y^t), c^t = V^T e^t, the algorithm's estimate G^t of
+    dE^t/dtheta (dE^t/dV = e^t s^t^T and dE^t/dc = e^t exactly; for M, with
+    the influence P^t[l][i][j] of m_ij on s^t_l that it carries, G^t_M[i][j]
+    = sum_l c^t_l P^t[l][i][j]), its norm clipped to ``clip``, then
+    theta -= lr G^t. Influences, by ``algorithm``:
+
+    - ``"rtrl"``:  P^t = J^t P^{t-1} + D^t (Williams and Zipser 1989);
+    - ``"rflo"``:  P^t[i][i][j] = (1 - a) P^{t-1}[i][i][j] + D^t[i][i][j],
+      the rest 0 (Murray 2019);
+    - ``"eprop"``: as rflo with J^t[i][i] for (1 - a) (Bellec et al. 2020);
+    - ``"snap1"``, ``"snap2"``: RTRL's update kept on SnAp-n's pattern,
+      P[l][i] for l = i (n = 1) or l = i or w_li != 0 in the first W
+      (n = 2), the rest 0 (Menick et al. 2021);
+    - ``"uoro"``: P ~ st th^T: with nu the next d of ``signs``,
+      rho0 = sqrt(norm(th) / (norm(J st) + eps)) + eps, rho1 =
+      sqrt(norm(nu^T D) / (norm(nu) + eps)) + eps, st <- rho0 J st + rho1 nu,
+      th <- th / rho0 + nu^T D / rho1 (Tallec and Ollivier 2018), eps = 1e-7
+      and norm the Euclidean norm;
+    - ``"kfrtrl"``: P[l][i][j] ~ A_li u_j: with c1, c2 the next two of
+      ``signs``, p1 = sqrt(norm(J A) / (norm(u) + eps)) + eps, p2 =
+      sqrt(norm(a f') / (norm(xs) + eps)) + eps, u <- c1 p1 u + c2 p2 xs,
+      A <- c1 J A / p1 + c2 diag(a f') / p2 (Mujika et al. 2018);
+    - ``"tbptt"``: every ``period`` steps, the errors of the last period
+      steps are propagated back through the last ``horizon`` steps (by the
+      recursion of :func:`gradient_bptt`, with the weights of that step),
+      and the update is made then (Williams and Peng 1990); G^t is 0 at the
+      other steps.
+
+    Parameters
+    ----------
+    signs : iterator of floats, optional
+        The random signs (+1 or -1) of UORO and KF-RTRL, in the order drawn.
+
+    Returns
+    -------
+    dict
+        ``Y`` (T lists of m), ``E`` (T floats), ``estimates`` (T lists, each
+        G^t flattened in theta's order U, W, V, then b, c when b or c was
+        given) and the final ``U``, ``W``, ``V``, ``b``, ``c`` and ``s``.
+    """
+    if algorithm not in ONLINE_ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ONLINE_ALGORITHMS}, got {algorithm!r}")
+    with_bias = b is not None or c is not None
+    U, W, V, X, s, b, c = _setup(U, W, V, X, s0, b, c)
+    target = _matrix(target)
+    d, n, m = len(U), len(U[0]) if U else 0, len(V)
+    K, a, eps = n + d + (1 if with_bias else 0), float(leak), 1e-7
+    mask = [[1.0 if (l == i or W[l][i] != 0) else 0.0 for i in range(d)] for l in range(d)]
+    if algorithm in ("rflo", "eprop", "snap1"):
+        mask = [[1.0 if l == i else 0.0 for i in range(d)] for l in range(d)]
+    P = [[[0.0] * K for _ in range(d)] for _ in range(d)]  # P[l][i][j]
+    st, th = [0.0] * d, _zeros(d, K)  # UORO
+    u, A = [0.0] * K, _zeros(d, d)  # KF-RTRL
+    ring: list[tuple[list[float], list[float], list[float]]] = []  # TBPTT: (xs, a f', c)
+    sumV, sumc = _zeros(m, d), [0.0] * m
+    Ys, Es, estimates = [], [], []
+    for t, x in enumerate(X):
+        z = [
+            sum(U[i][j] * x[j] for j in range(n)) + sum(W[i][j] * s[j] for j in range(d)) + b[i]
+            for i in range(d)
+        ]
+        s_new = [(1.0 - a) * s[i] + a * _f(activation, z[i]) for i in range(d)]
+        y = [sum(V[k][l] * s_new[l] for l in range(d)) + c[k] for k in range(m)]
+        e = [-2.0 * g * (target[t][k] - y[k]) for k in range(m)]
+        E = g * sum((target[t][k] - y[k]) ** 2 for k in range(m))
+        cv = [sum(V[k][l] * e[k] for k in range(m)) for l in range(d)]
+        fp = [a * _f_prime(activation, z[i]) for i in range(d)]
+        xs = [*x, *s, *([1.0] if with_bias else [])]
+        J = [[(1.0 - a) * (l == k) + fp[l] * W[l][k] for k in range(d)] for l in range(d)]
+        GM = _zeros(d, K)
+        gV = [[e[k] * s_new[j] for j in range(d)] for k in range(m)]
+        gc = list(e)
+        if algorithm in ("rtrl", "snap1", "snap2", "rflo", "eprop"):
+            new = [[[0.0] * K for _ in range(d)] for _ in range(d)]
+            for l in range(d):
+                for i in range(d):
+                    if algorithm == "rflo":
+                        carry = [(1.0 - a) * P[l][i][j] for j in range(K)]
+                    elif algorithm == "eprop":
+                        carry = [J[l][l] * P[l][i][j] for j in range(K)]
+                    else:
+                        carry = [sum(J[l][k] * P[k][i][j] for k in range(d)) for j in range(K)]
+                    for j in range(K):
+                        value = carry[j] + (fp[i] * xs[j] if l == i else 0.0)
+                        new[l][i][j] = value if (algorithm == "rtrl" or mask[l][i]) else 0.0
+            P = new
+            GM = [[sum(cv[l] * P[l][i][j] for l in range(d)) for j in range(K)] for i in range(d)]
+        elif algorithm == "uoro":
+            nu = [float(next(signs)) for _ in range(d)]
+            Js = [sum(J[l][k] * st[k] for k in range(d)) for l in range(d)]
+            nuD = [[nu[i] * fp[i] * xs[j] for j in range(K)] for i in range(d)]
+            norm_th = math.sqrt(sum(v * v for row in th for v in row))
+            norm_nuD = math.sqrt(sum(v * v for row in nuD for v in row))
+            rho0 = math.sqrt(norm_th / (math.sqrt(sum(v * v for v in Js)) + eps)) + eps
+            rho1 = math.sqrt(norm_nuD / (math.sqrt(sum(v * v for v in nu)) + eps)) + eps
+            st = [rho0 * Js[l] + rho1 * nu[l] for l in range(d)]
+            th = [[th[i][j] / rho0 + nuD[i][j] / rho1 for j in range(K)] for i in range(d)]
+            cs = sum(cv[l] * st[l] for l in range(d))
+            GM = [[cs * th[i][j] for j in range(K)] for i in range(d)]
+        elif algorithm == "kfrtrl":
+            c1, c2 = float(next(signs)), float(next(signs))
+            JA = [[sum(J[l][k] * A[k][i] for k in range(d)) for i in range(d)] for l in range(d)]
+            norm_JA = math.sqrt(sum(v * v for row in JA for v in row))
+            p1 = math.sqrt(norm_JA / (math.sqrt(sum(v * v for v in u)) + eps)) + eps
+            p2 = (
+                math.sqrt(
+                    math.sqrt(sum(v * v for v in fp)) / (math.sqrt(sum(v * v for v in xs)) + eps)
+                )
+                + eps
+            )
+            u = [c1 * p1 * u[j] + c2 * p2 * xs[j] for j in range(K)]
+            A = [
+                [c1 * JA[l][i] / p1 + (c2 * fp[l] / p2 if l == i else 0.0) for i in range(d)]
+                for l in range(d)
+            ]
+            cA = [sum(cv[l] * A[l][i] for l in range(d)) for i in range(d)]
+            GM = [[cA[i] * u[j] for j in range(K)] for i in range(d)]
+        else:  # tbptt
+            ring = [*ring, (xs, fp, cv)][-horizon:]
+            for k in range(m):
+                for j in range(d):
+                    sumV[k][j] += gV[k][j]
+                sumc[k] += gc[k]
+            gV, gc = _zeros(m, d), [0.0] * m
+            if (t + 1) % period == 0:
+                G = [0.0] * d  # dE/ds^tau, carried back
+                for tau, (xs_t, fp_t, cv_t) in enumerate(reversed(ring)):
+                    G = [G[i] + (cv_t[i] if tau < period else 0.0) for i in range(d)]
+                    delta = [fp_t[i] * G[i] for i in range(d)]
+                    for i in range(d):
+                        for j in range(K):
+                            GM[i][j] += delta[i] * xs_t[j]
+                    G = [
+                        (1.0 - a) * G[k] + sum(W[i][k] * delta[i] for i in range(d))
+                        for k in range(d)
+                    ]
+                gV, gc = sumV, sumc
+                sumV, sumc = _zeros(m, d), [0.0] * m
+        est = [GM[i][j] for i in range(d) for j in range(n)]
+        est += [GM[i][n + j] for i in range(d) for j in range(d)]
+        est += [v for row in gV for v in row]
+        if with_bias:
+            est += [GM[i][n + d] for i in range(d)] + list(gc)
+        norm = math.sqrt(sum(v * v for v in est))
+        if clip is not None and norm > clip:
+            est = [v * clip / norm for v in est]
+        Ys.append(y)
+        Es.append(E)
+        estimates.append(est)
+        s = s_new
+        it = iter(est)
+        U = [[U[i][j] - lr * next(it) for j in range(n)] for i in range(d)]
+        W = [[W[i][j] - lr * next(it) for j in range(d)] for i in range(d)]
+        V = [[V[k][j] - lr * next(it) for j in range(d)] for k in range(m)]
+        if with_bias:
+            b = [b[i] - lr * next(it) for i in range(d)]
+            c = [c[k] - lr * next(it) for k in range(m)]
+    return {
+        "Y": Ys,
+        "E": Es,
+        "estimates": estimates,
+        "U": U,
+        "W": W,
+        "V": V,
+        "b": b,
+        "c": c,
+        "s": s,
+    }
