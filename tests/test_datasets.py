@@ -474,6 +474,7 @@ def test_the_whole_pipeline_is_deterministic_and_numpy_only():
         np.testing.assert_array_equal(a, b)
     assert first[0].shape == (11, 50, 1)
     assert set(datasets.__all__) == {
+        "flip_flop",
         "mackey_glass",
         "next_step",
         "sine_waves",

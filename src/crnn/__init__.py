@@ -24,6 +24,7 @@ __all__ = ["RNN", "Gradient", "OnlineRTRL", "__version__", "datasets", "load", "
 _LAZY = {
     "datasets": ("crnn.datasets", None),
     "reference": ("crnn.reference", None),
+    "dynamics": ("crnn.dynamics", None),
     "load": ("crnn._saving", "load"),
     "save": ("crnn._saving", "save"),
     # scikit-learn's interface, which needs scikit-learn: not in __all__, so
