@@ -152,10 +152,11 @@ def _dyn_lyapunov(
     s: _F,  # floating[::1] (d,): S^0, IN; S^T, OUT
     Q: _F,  # floating[:, ::1] (k, d): orthonormal tangent rows, IN/OUT
     warmup: int,  # steps of the state alone, < T
-    every: int,  # steps between two QRs, >= 1
-    logs: _F,  # floating[:, ::1] (ceil((T - warmup) / every), k): log |r_ii| per QR, OUT
+    every: int,  # steps between two QRs, >= 1; 0: chosen as it goes
+    logs: _F,  # floating[:, ::1] (C, k): log |r_ii| per QR, OUT (C: see _dynamics.pxi)
+    at: NDArray[np.intp],  # Py_ssize_t[::1] (C,): the steps each QR closes, OUT
     ws: _F,  # floating[::1] (_dyn_lyapunov_work_size(d, k),), SCRATCH
     m: int,  # the output size
     act: int,
     leak: float,
-) -> None: ...
+) -> int: ...  # the QRs made

@@ -22,9 +22,10 @@
 #
 #   _dyn_jacobians(theta, X, P, S, J, Jx, ws, m, n_threads, act, leak)
 #        R independent rows (x, s): the next states F(s) and dF/ds (dF/dx)
-#   _dyn_lyapunov(theta, X, s, Q, warmup, every, logs, ws, m, act, leak)
+#   _dyn_lyapunov(theta, X, s, Q, warmup, every, logs, at, ws, m, act, leak)
 #        a trajectory with k tangent vectors, QR (Benettin et al. 1980)
-#        every ``every`` steps: log |r_ii| of each QR
+#        every ``every`` steps (or as often as the vectors need): log |r_ii|
+#        of each QR
 
 
 from libc.math cimport INFINITY, log
@@ -118,64 +119,140 @@ cdef inline floating _dyn_dot(const floating* a, const floating* b, Py_ssize_t d
     return ((c[0] + c[4]) + (c[1] + c[5])) + ((c[2] + c[6]) + (c[3] + c[7]))
 
 
-cdef void _dyn_qr_rows(floating* Q, Py_ssize_t k, Py_ssize_t d, floating* c,
+cdef enum:
+    _DYN_NB = 8                 # rows per block of the QR
+
+
+cdef inline Py_ssize_t _dyn_qr_work_size(Py_ssize_t k, Py_ssize_t d) noexcept nogil:
+    """Scalars of ``_dyn_qr_rows``' workspace."""
+    return (_up16(d * _DYN_NB) + _up16(k * _DYN_NB) + _up16(_gemm_tn_work_size(_DYN_NB))
+            + _up16(_DYN_NB))
+
+
+cdef void _dyn_qr_rows(floating* Q, Py_ssize_t k, Py_ssize_t d, floating* work,
                        floating* logr) noexcept nogil:
     """Orthonormalise the k rows of Q (k x d, k <= d) in place; logr[i] = log |r_ii|.
 
-    Classical Gram-Schmidt with one reorthogonalisation ("twice is enough":
-    Giraud, Langou, Rozloznik and van den Eshof 2005): row i loses its
-    components along rows 0 .. i-1 twice (c (k,) holds them: independent
-    dot products, then one update), then r_ii is its norm and it is divided
-    by it. The QR of the basis' transpose, Q.T = Q' R; r_ii = 0 gives -inf
-    and leaves the row zero.
+    Block classical Gram-Schmidt with one reorthogonalisation (BCGS2;
+    "twice is enough": Giraud, Langou, Rozloznik and van den Eshof 2005,
+    Barlow and Smoktunowicz 2013), by blocks of _DYN_NB rows: a block loses
+    its components along the rows before it twice, as matrix products (C =
+    Q[:i0] B.T, then B -= C.T Q[:i0]), then within the block each row loses
+    its components along the block's earlier rows twice (dot products), and
+    r_ii is its norm, by which it is divided. The QR of the basis'
+    transpose, Q.T = Q' R; r_ii = 0 gives -inf and leaves the row zero.
+    work: ``_dyn_qr_work_size(k, d)`` scalars.
     """
-    cdef Py_ssize_t i, j, l, p
+    cdef floating* pk = work                                # B.T packed (d x nb)
+    cdef floating* ct = pk + _up16(d * _DYN_NB)              # C (i0 x nb)
+    cdef floating* apk = ct + _up16(k * _DYN_NB)
+    cdef floating* c = apk + _up16(_gemm_tn_work_size(_DYN_NB))
+    cdef const floating* ar[_KC]
+    cdef const floating* br[_KC]
+    cdef Py_ssize_t i0 = 0, nb, i, j, j0, kc, l, p
     cdef floating nrm, cj
+    cdef floating* B
     cdef floating* v
     cdef const floating* q
-    for i in range(k):
-        v = Q + i * d
-        for p in range(2):
-            for j in range(i):
-                c[j] = _dyn_dot(Q + j * d, v, d)
-            for j in range(i):
-                q = Q + j * d
-                cj = c[j]
+    while i0 < k:
+        nb = k - i0 if k - i0 < _DYN_NB else _DYN_NB
+        B = Q + i0 * d
+        if i0 > 0:
+            for p in range(2):
+                # C = Q[:i0] B.T (i0 x nb), then B -= C.T Q[:i0], k in chunks of _KC
+                _pack(B, d, nb, 1, d, pk, d, 0)
+                _gemm_packed(i0, d, nb, Q, d, 1, pk, ct, nb, 0)
+                for j in range(i0 * nb):
+                    ct[j] = -ct[j]
+                j0 = 0
+                while j0 < i0:
+                    kc = i0 - j0 if i0 - j0 < _KC else _KC
+                    for j in range(kc):
+                        ar[j] = ct + (j0 + j) * nb
+                        br[j] = Q + (j0 + j) * d
+                    _gemm_tn(nb, kc, d, ar, br, B, d, apk, 1)
+                    j0 = j0 + kc
+        for i in range(i0, i0 + nb):
+            v = Q + i * d
+            for p in range(2):
+                for j in range(i0, i):
+                    c[j - i0] = _dyn_dot(Q + j * d, v, d)
+                for j in range(i0, i):
+                    q = Q + j * d
+                    cj = c[j - i0]
+                    for l in range(d):
+                        v[l] = v[l] - cj * q[l]
+            nrm = sqrt(_dyn_dot(v, v, d))
+            if nrm > 0:
+                logr[i] = log(nrm)
+                nrm = 1 / nrm
                 for l in range(d):
-                    v[l] = v[l] - cj * q[l]
-        nrm = sqrt(_dyn_dot(v, v, d))
-        if nrm > 0:
-            logr[i] = log(nrm)
-            nrm = 1 / nrm
-            for l in range(d):
-                v[l] = v[l] * nrm
-        else:
-            logr[i] = -INFINITY
+                    v[l] = v[l] * nrm
+            else:
+                logr[i] = -INFINITY
+        i0 = i0 + nb
+
+
+cdef enum:
+    _DYN_MOST_EVERY = 64        # the most steps between two QRs (adaptive)
+
+cdef double _DYN_SPREAD = 9.2   # ln 1e4: how far apart the tangent vectors may grow
+
+
+cdef Py_ssize_t _dyn_next_every(const floating* logr, Py_ssize_t k,
+                                Py_ssize_t steps) noexcept nogil:
+    """The steps before the next QR, from the log |r_ii| of the last one (over ``steps`` steps).
+
+    The tangent vectors grew apart by exp(max - min of log |r_ii|) in those
+    steps, and the largest grew or shrank by exp(max |log r_ii|): the next
+    interval keeps both, at the same rates, below exp(_DYN_SPREAD) (1e4),
+    so that the product of the Jacobians loses no digit the QR needs
+    (rounding: 1e-16 times 1e4 per QR); between 1 and _DYN_MOST_EVERY.
+    """
+    cdef double lo = INFINITY, hi = -INFINITY, big = 0, v, rate
+    cdef Py_ssize_t i
+    for i in range(k):
+        v = logr[i]
+        if v > -INFINITY:
+            lo = v if v < lo else lo
+            hi = v if v > hi else hi
+            big = fabs(v) if fabs(v) > big else big
+    if hi < lo:                                     # every direction collapsed
+        return 1
+    rate = (hi - lo if hi - lo > big else big) / steps
+    if rate * _DYN_MOST_EVERY <= _DYN_SPREAD:
+        return _DYN_MOST_EVERY
+    return <Py_ssize_t>(_DYN_SPREAD / rate) if rate < _DYN_SPREAD else 1
 
 
 def _dyn_lyapunov_work_size(Py_ssize_t d, Py_ssize_t k):
-    """Scalars of ``_dyn_lyapunov``'s workspace: W.T packed, a state, h, the gains, W.T Q, c."""
-    return _up16(d * d) + 3 * _up16(d) + _up16(k * d) + _up16(k)
+    """Scalars of ``_dyn_lyapunov``'s workspace: W.T packed, a state, h, the gains, W.T Q, the QR's."""
+    return _up16(d * d) + 3 * _up16(d) + _up16(k * d) + _dyn_qr_work_size(k, d)
 
 
 def _dyn_lyapunov(const floating[::1] theta, const floating[:, ::1] X, floating[::1] s,
                   floating[:, ::1] Q, Py_ssize_t warmup, Py_ssize_t every,
-                  floating[:, ::1] logs, floating[::1] ws, Py_ssize_t m, int act, double leak):
+                  floating[:, ::1] logs, Py_ssize_t[::1] at, floating[::1] ws, Py_ssize_t m,
+                  int act, double leak):
     """Benettin's QR method along the trajectory driven by X, on one thread.
 
     IN: theta, m and the cell as ``_dyn_jacobians``; X (T, n) the inputs of
-    every step, the warm-up's first; warmup < T, every >= 1.
+    every step, the warm-up's first; warmup < T; every >= 1 the steps
+    between two QRs, or 0 to choose them as it goes (``_dyn_next_every``).
     IN/OUT: s (d,), S^0 on entry, S^T on exit; Q (k, d), k orthonormal rows
     (the tangent vectors) on entry, those of the last QR on exit.
-    OUT: logs (ceil((T - warmup) / every), k): row c holds log |r_ii| of the
-    c-th QR. After the warm-up (the state alone), each step multiplies the
-    vectors by the step's Jacobian, Q <- Q J.T = (1 - a) Q + (Q W.T) diag(a
-    f'(z)), and every ``every`` steps, and after the last, Q.T = Q' R.
+    OUT: logs (C, k) and at (C,), C at least the QRs made (ceil((T -
+    warmup) / every), or T - warmup when every is 0): row c holds log
+    |r_ii| of the c-th QR and at[c] the steps after the warm-up it closes.
+    After the warm-up (the state alone), each step multiplies the vectors
+    by the step's Jacobian, Q <- Q J.T = (1 - a) Q + (Q W.T) diag(a f'(z)),
+    and every so many steps, and after the last, Q.T = Q' R.
     SCRATCH: ws (_dyn_lyapunov_work_size(d, k),).
-    Raises what a signal handler raised while it ran (``_Watch``).
+    Returns the number of QRs made; raises what a signal handler raised
+    while it ran (``_Watch``).
     """
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], d = s.shape[0], k = Q.shape[0]
-    cdef Py_ssize_t t, i, j, c = 0
+    cdef Py_ssize_t t, i, j, c = 0, since = 0, span = every if every > 0 else 1
     cdef const floating* th = &theta[0]
     cdef const floating* bb = _bias_of(th, theta.shape[0], n, d, m, False)
     cdef floating* WT = &ws[0]
@@ -210,8 +287,14 @@ def _dyn_lyapunov(const floating[::1] theta, const floating[:, ::1] X, floating[
                 for i in range(k):
                     for j in range(d):
                         q[i * d + j] = keep * q[i * d + j] + prod[i * d + j] * gain[j]
-            if (t + 1 - warmup) % every == 0 or t + 1 == T:
+            since = since + 1
+            if since == span or t + 1 == T:
                 _dyn_qr_rows(q, k, d, proj, &logs[c, 0])
+                at[c] = t + 1 - warmup
+                if every == 0:
+                    span = _dyn_next_every(&logs[c, 0], k, since)
+                since = 0
                 c = c + 1
     if watch.stop:
         _raise_stopped()
+    return c

@@ -990,20 +990,25 @@ def lyapunov(
     warmup: int,
     every: int,
     cell: _Cell = ELMAN,
-) -> tuple[_Array, _Array, _Array]:
+) -> tuple[_Array, _Array, _Array, _Array]:
     """Run Benettin's QR method along X (T, n) from s0 (d,) with the tangent rows Q (k, d).
 
-    Returns log |r_ii| of every QR (C, k), C = ceil((T - warmup) / every),
-    the final state (d,) and the final tangent basis (k, d). T > warmup.
+    ``every`` is the steps between two QRs, or 0 to let the kernel choose
+    them as it goes. Returns log |r_ii| of every QR (C, k), the steps after
+    the warm-up each QR closes (C,), the final state (d,) and the final
+    tangent basis (k, d). T > warmup.
     """
     T = X.shape[0]
     d, k = s0.shape[0], Q.shape[0]
     dt = theta.dtype
-    count = -(-(T - warmup) // every)
-    check_alloc((count, k), dt, "the running Lyapunov estimates")
-    logs = np.empty((count, k), dtype=dt)
+    rows = T - warmup if every == 0 else -(-(T - warmup) // every)
+    check_alloc((rows, k + 1), dt, "the running Lyapunov estimates")
+    logs = np.empty((rows, k), dtype=dt)
+    at = np.empty(rows, dtype=np.intp)
     s = s0.copy()
     basis = Q.copy()
     ws = np.empty(_core._dyn_lyapunov_work_size(d, k), dtype=dt)
-    _kernel("_dyn_lyapunov", dt)(theta, X, s, basis, warmup, every, logs, ws, size[2], *cell)
-    return logs, s, basis
+    count = _kernel("_dyn_lyapunov", dt)(
+        theta, X, s, basis, warmup, every, logs, at, ws, size[2], *cell
+    )
+    return logs[:count], at[:count], s, basis

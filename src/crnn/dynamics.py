@@ -243,7 +243,7 @@ def lyapunov_spectrum(
     s0: ArrayLike | None = None,
     k: int | None = None,
     warmup: int = 0,
-    qr_every: int = 1,
+    qr_every: int | None = None,
     seed: Seed = None,
 ) -> LyapunovSpectrum:
     r"""Return the k largest Lyapunov exponents by the QR method (Benettin et al. 1980).
@@ -252,7 +252,7 @@ def lyapunov_spectrum(
     carried along the trajectory, :math:`Q \leftarrow J^t Q` with the exact
     Jacobian :math:`J^t = (1 - a) I + a\, \mathrm{diag}(f'(Z^t)) W`, and
     orthonormalised by a QR decomposition, :math:`Q = Q' R`, every
-    ``qr_every`` steps; the i-th exponent is the mean growth rate
+    few steps (``qr_every``); the i-th exponent is the mean growth rate
     :math:`\lambda_i = \frac{1}{T} \sum \log |R_{ii}|` (Engelken, Wolf and
     Abbott 2020). The whole loop is one compiled call (a Gram-Schmidt QR
     with reorthogonalisation in the kernel).
@@ -273,12 +273,16 @@ def lyapunov_spectrum(
     warmup : int, default 0
         Steps run first, the state alone, so that the trajectory reaches
         its attractor (with X, its first ``warmup`` steps; fewer than T).
-    qr_every : int, default 1
+    qr_every : int, optional
         Steps between two orthonormalisations. In exact arithmetic the
         exponents do not depend on it (the R factors of successive QRs
-        multiply); a QR every few steps is faster, and as exact as long as
-        the tangent vectors do not grow apart by more than about 1e6 in
-        between (exp((λ_1 - λ_k) qr_every)).
+        multiply), and a QR every few steps is faster; in floating point it
+        is exact only while the tangent vectors grow apart by less than
+        about 1e4 in between. By default (None) the kernel chooses it as it
+        goes: after each QR, the next interval keeps both the spread of the
+        log |R_ii| and their size, at the rates of the last interval,
+        below ln 1e4 (1 to 64 steps; 1 for a stiff spectrum, where every
+        step needs its QR). ``qr_every=1`` is the textbook method.
     seed : None, int or numpy.random.Generator
         The random initial tangent vectors.
 
@@ -303,7 +307,7 @@ def lyapunov_spectrum(
     rnn, theta = _model(model)
     n, d, _ = rnn._size
     warmup = check_int(warmup, "warmup", low=0)
-    qr_every = check_int(qr_every, "qr_every", low=1)
+    qr_every = check_int(qr_every, "qr_every", low=1, allow_none=True)
     k = d if k is None else check_int(k, "k", low=1)
     if k > d:
         raise ValueError(f"k must be in [1, {d}] (the model's hidden_size), got {k}")
@@ -332,11 +336,11 @@ def lyapunov_spectrum(
         check_shape(state0, "s0", (d,))
     rng = make_rng(seed)
     basis = np.ascontiguousarray(np.linalg.qr(rng.standard_normal((d, k)))[0].T)
-    logs, state, _ = _kernels.lyapunov(
-        theta, rnn._size, X2, state0, basis, warmup, qr_every, rnn._cell
+    every = 0 if qr_every is None else qr_every
+    logs, at, state, _ = _kernels.lyapunov(
+        theta, rnn._size, X2, state0, basis, warmup, every, rnn._cell
     )
-    measured = X2.shape[0] - warmup
-    steps = np.minimum(np.arange(1, logs.shape[0] + 1, dtype=np.int64) * qr_every, measured)
+    steps = at.astype(np.int64)
     with np.errstate(invalid="ignore"):
         running = np.cumsum(logs, axis=0) / steps[:, np.newaxis]
     exponents = running[-1]
