@@ -15,7 +15,8 @@ the median of R repeats (the rows of a table interleaved within each repeat):
 2. fixed points, d = 64, 256 starting states, until q < 1e-12, by
    ``crnn.dynamics.fixed_points`` (Levenberg-Marquardt with the exact
    Jacobian) against FixedPointFinder's method (Adam on q with autograd, in
-   PyTorch), with the points each finds.
+   PyTorch, its learning rate decaying from 0.01), with the points each
+   finds, on a Hopfield-like network with many fixed points.
 
 One thread each (numpy's BLAS, PyTorch and crnn), so that the ratios
 measure the work, not the scheduler of a shared machine.
@@ -31,8 +32,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-from run import _cpu_name  # noqa: E402  (benchmarks/run.py, beside this file)
+import numpy as np
+from run import _cpu_name  # benchmarks/run.py, beside this file
 
 
 def _median_times(calls, repeats):
@@ -82,13 +83,15 @@ def lyapunov_table(repeats):
         S, _ = rnn.forward(X, s0)
         Q0 = np.linalg.qr(np.random.default_rng(1).standard_normal((d, d)))[0]
         calls = {
-            "crnn, QR interval by the kernel": lambda: dynamics.lyapunov_spectrum(
+            "crnn, QR interval by the kernel": lambda rnn=rnn, s0=s0: dynamics.lyapunov_spectrum(
                 rnn, n_steps=T, s0=s0, seed=1
             ),
-            "crnn, a QR every step": lambda: dynamics.lyapunov_spectrum(
+            "crnn, a QR every step": lambda rnn=rnn, s0=s0: dynamics.lyapunov_spectrum(
                 rnn, n_steps=T, s0=s0, seed=1, qr_every=1
             ),
-            "numpy.linalg.qr loop (anchors)": lambda: _numpy_lyapunov(rnn, S, s0, Q0),
+            "numpy.linalg.qr loop (anchors)": lambda rnn=rnn, S=S, s0=s0, Q0=Q0: _numpy_lyapunov(
+                rnn, S, s0, Q0
+            ),
         }
         res = _median_times(calls, repeats)
         base, ref = res["numpy.linalg.qr loop (anchors)"]
@@ -113,16 +116,22 @@ def _torch_fixed_points(rnn, starts, tol, max_iter, lr):
     b = torch.from_numpy(np.array(rnn.b))
     S = torch.tensor(starts, requires_grad=True)
     opt = torch.optim.Adam([S], lr=lr)
-    for it in range(max_iter):
+    # the learning rate decays (x 0.999 a step, to 1e-8 at least): Adam's steps
+    # are about lr long, and q < 1e-12 needs steps of 1e-6 and below
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: max(0.999**t, 1e-8 / lr))
+    steps = 0
+    while steps < max_iter:
         opt.zero_grad()
         q = 0.5 * ((torch.tanh(S @ W.T + b) - S) ** 2).sum(dim=1)
         if bool((q < tol).all()):
             break
         q.sum().backward()
         opt.step()
+        sched.step()
+        steps += 1
     with torch.no_grad():
         q = 0.5 * ((torch.tanh(S @ W.T + b) - S) ** 2).sum(dim=1)
-    return S.detach().numpy(), q.numpy(), it
+    return S.detach().numpy(), q.numpy(), steps
 
 
 def _unique(states, q, tol, merge=1e-6):
@@ -142,11 +151,14 @@ def fixed_point_table(repeats):
     torch.set_num_threads(1)
     d, M, tol = 64, 256, 1e-12
     rng = np.random.default_rng(0)
+    # a Hopfield-like network (W = 2/d sum of 4 patterns' outer products): stable
+    # points near the patterns and their mixtures, saddles between them
+    xi = rng.choice([-1.0, 1.0], size=(4, d))
     rnn = crnn.RNN(1, d, bias=True, seed=0, n_threads=1)
-    rnn.W = 1.5 * rng.normal(size=(d, d)) / np.sqrt(d)
-    rnn.b = 0.1 * rng.normal(size=d)
-    S, _ = rnn.forward(rng.normal(size=(M, 20, 1)))
-    starts = S[:, -1] + 0.1 * rng.normal(size=(M, d))  # states of trajectories, noise added
+    rnn.W = 2.0 * xi.T @ xi / d + 0.1 * rng.normal(size=(d, d)) / np.sqrt(d)
+    rnn.b = 0.01 * rng.normal(size=d)
+    S, _ = rnn.forward(rng.normal(size=(M, 20, 1)), rng.normal(size=(M, d)))
+    starts = S[:, rng.integers(0, 20)] + 0.1 * rng.normal(size=(M, d))  # trajectories, noise
     print(f"\n2. fixed points, d = {d}, {M} starting states, to q < {tol:g}, zero input")
     calls = {
         "crnn: Levenberg-Marquardt, exact J": lambda: dynamics.fixed_points(
@@ -171,7 +183,7 @@ def fixed_point_table(repeats):
     )
     print(
         f"{'PyTorch: Adam on q (FixedPointFinder)':<40} {sec_t:8.3f}s {1.0:8.1f}x {len(found_t):7d}"
-        f"        ({iters + 1} Adam steps; {int((qt < tol).sum())}/{M} starts reached q < {tol:g})"
+        f"        ({iters} Adam steps; {int((qt < tol).sum())}/{M} starts reached q < {tol:g})"
     )
     print(f"points found by both: {same} of crnn's {len(fp.states)}")
 

@@ -350,3 +350,25 @@ def test_bad_input_is_refused_by_name():
     rnn.W[0, 0] = np.nan
     with pytest.raises(ValueError, match="W must contain only finite"):
         dynamics.jacobians(rnn, X)
+
+
+def test_plots_draw_the_points_and_the_spectrum():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rnn = crnn.RNN(1, 2, seed=0)
+    rnn.W = np.diag([2.0, 2.0])
+    grid = np.linspace(-1.5, 1.5, 7)
+    points = dynamics.fixed_points(rnn, inits=np.array([[a, b] for a in grid for b in grid]))
+    S, _ = rnn.forward(np.zeros((3, 20, 1)), np.array([[0.1, 0.2], [-0.3, 0.1], [0.2, -0.2]]))
+    ax = dynamics.plot_fixed_points(points, S)
+    assert len(ax.lines) == 3  # one per trajectory
+    assert sum(len(c.get_offsets()) for c in ax.collections) == 9
+    axes = dynamics.plot_lyapunov(dynamics.lyapunov_spectrum(rnn, n_steps=50, s0=[0.1, 0.2]))
+    assert len(axes[1].lines) == 2
+    plt.close("all")
+    with pytest.raises(TypeError, match="points must be a FixedPoints"):
+        dynamics.plot_fixed_points(S)

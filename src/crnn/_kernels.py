@@ -976,7 +976,7 @@ def state_jacobians(
     Jx = np.empty((R if inputs else 0, d, n), dtype=dt)
     if R:
         nt = threads(n_threads, R, R * d * (n + 2 * d))
-        ws = np.empty(_core._dyn_jacobians_work_size(d, nt), dtype=dt)
+        ws = _aligned_empty(_core._dyn_jacobians_work_size(d, nt), dt)
         _kernel("_dyn_jacobians", dt)(theta, X, P, S, J, Jx, ws, m, nt, *cell)
     return S, J, (Jx if inputs else None)
 
@@ -1007,7 +1007,7 @@ def lyapunov(
     at = np.empty(rows, dtype=np.intp)
     s = s0.copy()
     basis = Q.copy()
-    ws = np.empty(_core._dyn_lyapunov_work_size(d, k), dtype=dt)
+    ws = _aligned_empty(_core._dyn_lyapunov_work_size(d, k), dt)
     count = _kernel("_dyn_lyapunov", dt)(
         theta, X, s, basis, warmup, every, logs, at, ws, size[2], *cell
     )
