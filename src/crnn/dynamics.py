@@ -280,7 +280,7 @@ def lyapunov_spectrum(
         is exact only while the tangent vectors grow apart by less than
         about 1e4 in between. By default (None) the kernel chooses it as it
         goes: after each QR, the next interval keeps both the spread of the
-        log |R_ii| and their size, at the rates of the last interval,
+        :math:`\log |R_{ii}|` and their size, at the rates of the last interval,
         below ln 1e4 (1 to 64 steps; 1 for a stiff spectrum, where every
         step needs its QR). ``qr_every=1`` is the textbook method.
     seed : None, int or numpy.random.Generator
