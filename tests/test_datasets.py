@@ -476,6 +476,7 @@ def test_the_whole_pipeline_is_deterministic_and_numpy_only():
     assert set(datasets.__all__) == {
         "add_task",
         "mimic",
+        "flip_flop",
         "mackey_glass",
         "next_step",
         "sine_waves",

@@ -108,6 +108,16 @@ def _cell(ns, printed, code):
     assert (ns["leaky"].activation, ns["leaky"].leak) == ("relu", 0.3)
 
 
+def _dynamics(ns, printed, code):
+    points, rnn = ns["points"], ns["rnn"]
+    assert printed.split() == ["8"]
+    memories = {tuple(v) for v in (points.states[points.stable] @ rnn.V.T > 0)}
+    assert len(memories) == 8
+    assert ns["J"].shape == (60, 16, 16)
+    assert ns["spectrum"].exponents.shape == (16,)
+    assert ns["profile"].shape == (61,)  # lags 0 .. T
+
+
 # a block is recognised by a line of its code; every block has its check
 CHECKS = {
     "rnn = crnn.RNN(input_size=3, hidden_size=16, output_size=2, seed=0)": _quick_start,
@@ -118,6 +128,7 @@ CHECKS = {
     "cd.fit(rnn, X, target, epochs=20, lr=0.01)": _dask,
     "grid.fit(Xw[:80], yw[:80])": _sklearn,
     'leaky = crnn.RNN(1, 8, activation="relu", leak=0.3, seed=0)': _cell,
+    "points = dynamics.fixed_points(rnn, inits=S.reshape(-1, 16)[::5])": _dynamics,
 }
 
 

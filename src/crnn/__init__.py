@@ -24,6 +24,7 @@ __all__ = ["RNN", "Gradient", "OnlineRTRL", "__version__", "datasets", "load", "
 _LAZY = {
     "datasets": ("crnn.datasets", None),
     "reference": ("crnn.reference", None),
+    "dynamics": ("crnn.dynamics", None),
     "online": ("crnn.online", None),
     "load": ("crnn._saving", "load"),
     "save": ("crnn._saving", "save"),

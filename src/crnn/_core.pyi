@@ -156,3 +156,32 @@ def _online_family(
     act: int,
     leak: float,
 ) -> int: ...  # the steps made; -1 when the weights or data hold a NaN or an infinity
+def _dyn_jacobians_work_size(d: int, n_threads: int) -> int: ...
+def _dyn_jacobians(
+    theta: _F,  # as in _forward
+    X: _F,  # const floating[:, ::1] (R, n): the inputs of R independent points
+    P: _F,  # const floating[:, ::1] (R, d): the states they meet
+    S: _F,  # floating[:, ::1] (R, d): the next states F(P[r]), OUT
+    J: _F,  # floating[:, :, ::1] (R, d, d): dF/ds, OUT
+    Jx: _F,  # floating[:, :, ::1] (R, d, n) dF/dx, OUT; or (0, d, n) for none
+    ws: _F,  # floating[::1] (_dyn_jacobians_work_size(d, n_threads),), SCRATCH
+    m: int,  # the output size
+    n_threads: int,
+    act: int,
+    leak: float,
+) -> None: ...
+def _dyn_lyapunov_work_size(d: int, k: int) -> int: ...
+def _dyn_lyapunov(
+    theta: _F,  # as in _forward
+    X: _F,  # const floating[:, ::1] (T, n): every step's input, the warm-up's first
+    s: _F,  # floating[::1] (d,): S^0, IN; S^T, OUT
+    Q: _F,  # floating[:, ::1] (k, d): orthonormal tangent rows, IN/OUT
+    warmup: int,  # steps of the state alone, < T
+    every: int,  # steps between two QRs, >= 1; 0: chosen as it goes
+    logs: _F,  # floating[:, ::1] (C, k): log |r_ii| per QR, OUT (C: see _dynamics.pxi)
+    at: NDArray[np.intp],  # Py_ssize_t[::1] (C,): the steps each QR closes, OUT
+    ws: _F,  # floating[::1] (_dyn_lyapunov_work_size(d, k),), SCRATCH
+    m: int,  # the output size
+    act: int,
+    leak: float,
+) -> int: ...  # the QRs made

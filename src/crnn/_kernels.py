@@ -54,8 +54,10 @@ __all__ = [
     "gradient_list",
     "loss",
     "loss_list",
+    "lyapunov",
     "parameter_layout",
     "parameters",
+    "state_jacobians",
     "step",
     "threads",
 ]
@@ -1189,3 +1191,68 @@ class OnlineFamilyState:
         return tuple(  # type: ignore[return-value]
             None if a is None else a.copy() for a in _views(self.last, *self.sizes)
         )
+
+
+# ---------------------------------------------------------------------- dynamics (crnn.dynamics)
+
+
+def state_jacobians(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    P: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+    inputs: bool = False,
+) -> tuple[_Array, _Array, _Array | None]:
+    """Return F(P[r]) (R, d), dF/ds (R, d, d) and, with ``inputs``, dF/dx (R, d, n).
+
+    The state map F(s) = (1 - a) s + a f(U x + W s + b) and its Jacobians at
+    R independent points: the inputs X (R, n) and the states P (R, d) they
+    meet (``_dyn_jacobians``). The rows run in parallel.
+    """
+    R = X.shape[0]
+    n, d, m = size
+    dt = theta.dtype
+    check_alloc((R, d, d + (n if inputs else 0) + 1), dt, "the Jacobians")
+    S = np.empty((R, d), dtype=dt)
+    J = np.empty((R, d, d), dtype=dt)
+    Jx = np.empty((R if inputs else 0, d, n), dtype=dt)
+    if R:
+        nt = threads(n_threads, R, R * d * (n + 2 * d))
+        ws = _aligned_empty(_core._dyn_jacobians_work_size(d, nt), dt)
+        _kernel("_dyn_jacobians", dt)(theta, X, P, S, J, Jx, ws, m, nt, *cell)
+    return S, J, (Jx if inputs else None)
+
+
+def lyapunov(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    s0: _Array,
+    Q: _Array,
+    warmup: int,
+    every: int,
+    cell: _Cell = ELMAN,
+) -> tuple[_Array, _Array, _Array, _Array]:
+    """Run Benettin's QR method along X (T, n) from s0 (d,) with the tangent rows Q (k, d).
+
+    ``every`` is the steps between two QRs, or 0 to let the kernel choose
+    them as it goes. Returns log |r_ii| of every QR (C, k), the steps after
+    the warm-up each QR closes (C,), the final state (d,) and the final
+    tangent basis (k, d). T > warmup.
+    """
+    T = X.shape[0]
+    d, k = s0.shape[0], Q.shape[0]
+    dt = theta.dtype
+    rows = T - warmup if every == 0 else -(-(T - warmup) // every)
+    check_alloc((rows, k + 1), dt, "the running Lyapunov estimates")
+    logs = np.empty((rows, k), dtype=dt)
+    at = np.empty(rows, dtype=np.intp)
+    s = s0.copy()
+    basis = Q.copy()
+    ws = _aligned_empty(_core._dyn_lyapunov_work_size(d, k), dt)
+    count = _kernel("_dyn_lyapunov", dt)(
+        theta, X, s, basis, warmup, every, logs, at, ws, size[2], *cell
+    )
+    return logs[:count], at[:count], s, basis

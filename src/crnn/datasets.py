@@ -4,6 +4,9 @@
 Generators
     :func:`sine_waves`    sine waves of several frequencies and phases, (N, T, 1)
     :func:`mackey_glass`  the Mackey-Glass chaotic series, (T, 1)
+    :func:`flip_flop`     the n-bit flip-flop task of Sussillo and Barak, (N, T, n) twice
+    :func:`add_task`      the add task of online learning (Pitis; Marschall et al.), (T, 1) twice
+    :func:`mimic`         inputs and the outputs of a random teacher network of the same kind
 
 Helpers
     :func:`next_step`         a series -> (X, target) pairs, target = X shifted by ``horizon``
@@ -53,7 +56,7 @@ if TYPE_CHECKING:
     #: One cubic Hermite stage: offset, theta and the four basis weights.
     _Stage = tuple[int, float, float, float, float, float]
 
-__all__ = ["mackey_glass", "next_step", "sine_waves", "train_test_split", "windows"]
+__all__ = ["flip_flop", "mackey_glass", "next_step", "sine_waves", "train_test_split", "windows"]
 
 #: Frequencies (cycles per step) drawn by :func:`sine_waves` when none are given.
 DEFAULT_FREQUENCIES = (0.02, 0.2)
@@ -776,3 +779,68 @@ def mimic(
     X = rng.standard_normal((length, teacher.input_size)).astype(teacher.dtype)
     _, Y = teacher.forward(X)
     return X, Y, teacher
+
+
+# ---------------------------------------------------------------------- flip-flop (crnn.dynamics)
+
+
+def flip_flop(
+    n_sequences: int,
+    length: int,
+    n_bits: int = 3,
+    *,
+    p: float = 0.05,
+    seed: Seed = None,
+    dtype: FloatDType = np.float64,
+) -> tuple[FloatArray, FloatArray]:
+    """Return the n-bit flip-flop task (Sussillo and Barak 2013): inputs and targets.
+
+    Each of ``n_bits`` input channels is 0 except for pulses of +1 or -1,
+    each step's with probability ``p`` (and one on every channel at the
+    first step, so that every bit is set from the start); the target of
+    each channel is the sign of its last pulse, held until the next. A
+    network that solves it holds 2^n_bits memories; its stable fixed points
+    (:func:`crnn.dynamics.fixed_points`) are one per memory.
+
+    Parameters
+    ----------
+    n_sequences, length : int
+        N >= 1 sequences of T >= 1 steps.
+    n_bits : int, default 3
+        The channels (bits), >= 1.
+    p : float, default 0.05
+        The probability of a pulse on a channel at a step, in [0, 1].
+    seed : None, int or numpy.random.Generator
+    dtype : float32 or float64, default float64
+
+    Returns
+    -------
+    X, target : ndarray of shape (N, T, n_bits)
+
+    References
+    ----------
+    D. Sussillo and O. Barak, "Opening the black box: low-dimensional
+    dynamics in high-dimensional recurrent neural networks", Neural
+    Computation 25(3), 626-649, 2013.
+
+    Examples
+    --------
+    >>> from crnn import datasets
+    >>> X, target = datasets.flip_flop(2, 50, seed=0)
+    >>> X.shape, sorted(set(target.ravel()))
+    ((2, 50, 3), [-1.0, 1.0])
+    """
+    N = check_size(n_sequences, "n_sequences")
+    T = check_size(length, "length")
+    bits = check_size(n_bits, "n_bits")
+    p = check_real(p, "p", low=0.0, high=1.0)
+    dt = check_dtype(dtype)
+    rng = make_rng(seed)
+    pulse = rng.random((N, T, bits)) < p
+    pulse[:, 0] = True
+    sign = np.where(rng.random((N, T, bits)) < 0.5, -1.0, 1.0)
+    X = np.where(pulse, sign, 0.0)
+    last = np.where(pulse, np.arange(T)[None, :, None], 0)
+    np.maximum.accumulate(last, axis=1, out=last)
+    target = np.take_along_axis(X, last, axis=1)
+    return X.astype(dt), target.astype(dt)

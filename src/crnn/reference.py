@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from crnn._typing import Activation, ArrayLike
 
-__all__ = ["forward", "gradient_bptt", "gradient_rtrl", "loss", "online"]
+__all__ = ["forward", "gradient_bptt", "gradient_rtrl", "jacobians", "loss", "online"]
 
 _Matrix = list[list[float]]
 
@@ -596,3 +596,47 @@ def online(
         "c": c,
         "s": s,
     }
+
+
+# ---------------------------------------------------------------------- dynamics (crnn.dynamics)
+
+
+def jacobians(
+    U: ArrayLike,
+    W: ArrayLike,
+    X: ArrayLike,
+    s0: ArrayLike | None = None,
+    *,
+    b: ArrayLike | None = None,
+    activation: Activation = "tanh",
+    leak: float = 1.0,
+) -> tuple[list[_Matrix], list[_Matrix]]:
+    """Return the Jacobians of every step along one sequence, d s^t / d s^{t-1} and d s^t / d x^t.
+
+    With z^t = U x^t + W s^{t-1} + b::
+
+        d s^t_i / d s^{t-1}_j = (1 - a) [i == j] + a f'(z^t_i) w_ij
+        d s^t_i / d x^t_j     = a f'(z^t_i) u_ij
+
+    Returns two lists of T matrices, (d, d) and (d, n).
+    """
+    U, W, _, X, s_prev, b, _ = _setup(U, W, [], X, s0, b, None)
+    d, n = len(U), len(U[0]) if U else 0
+    Js, Jxs = [], []
+    for x in X:
+        z = [
+            sum(U[i][j] * x[j] for j in range(n))
+            + sum(W[i][j] * s_prev[j] for j in range(d))
+            + b[i]
+            for i in range(d)
+        ]
+        gain = [leak * _f_prime(activation, z[i]) for i in range(d)]
+        J = [
+            [(1.0 - leak if i == j else 0.0) + gain[i] * W[i][j] for j in range(d)]
+            for i in range(d)
+        ]
+        Jx = [[gain[i] * U[i][j] for j in range(n)] for i in range(d)]
+        Js.append(J)
+        Jxs.append(Jx)
+        s_prev = [(1.0 - leak) * s_prev[i] + leak * _f(activation, z[i]) for i in range(d)]
+    return Js, Jxs
