@@ -34,6 +34,8 @@ Units (one compiled module; the ``.pxi`` files are included below)::
                 loss and closed-loop generation
     _bptt.pxi   backpropagation through time
     _rtrl.pxi   real-time recurrent learning, batch and online
+    _jacobian.pxi  the outputs' Jacobian dY/dtheta in forward mode (for
+                Levenberg-Marquardt and the Laplace approximation)
 
 Adding an activation (or changing how a state is formed): ``_cell.pxi``
 alone. The kernels call ``_cell_states`` to turn pre-activations into
@@ -777,3 +779,4 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
 
 include "_bptt.pxi"
 include "_rtrl.pxi"
+include "_jacobian.pxi"

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
         Self,
     )
 
-__all__ = ["RNN", "Gradient"]
+__all__ = ["RNN", "Gradient", "SequenceGradients"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -107,6 +107,34 @@ class Gradient:
         return (
             f"Gradient(method={self.method!r}, loss={self.loss!r}, U: {self.U.shape}, "
             f"W: {self.W.shape}, V: {self.V.shape}{biases}, s0: {self.s0.shape}, "
+            f"dtype={self.U.dtype})"
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class SequenceGradients:
+    """Each sequence's own gradient, as :meth:`RNN.gradient` returns with ``per_sequence=True``.
+
+    The fields of :class:`Gradient` with a leading axis of N, one row per
+    sequence (N = 1 for one sequence given as (T, n)): ``U`` (N, d, n),
+    ``W`` (N, d, d), ``V`` (N, m, d), ``b`` (N, d) and ``c`` (N, m) with
+    biases, ``s0`` (N, d) (each sequence's dE_i/dS^0, also when a (d,)
+    ``s0`` is shared) and ``loss`` (N,), each sequence's E_i. Their sums
+    over the first axis are the batch's :class:`Gradient`, to rounding.
+    """
+
+    U: FloatArray
+    W: FloatArray
+    V: FloatArray
+    s0: FloatArray
+    loss: FloatArray
+    method: Method
+    b: FloatArray | None = None
+    c: FloatArray | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SequenceGradients(method={self.method!r}, N={self.loss.shape[0]}, "
             f"dtype={self.U.dtype})"
         )
 
@@ -978,7 +1006,8 @@ class RNN:
         *,
         sample_weight: ArrayLike | None = None,
         check_finite: bool = True,
-    ) -> Gradient:
+        per_sequence: bool = False,
+    ) -> Any:
         r"""Return the exact gradient of E with respect to U, W, V and S^0.
 
         Both methods give the same numbers (to rounding); they differ in cost.
@@ -1022,6 +1051,11 @@ class RNN:
         X, target, s0, g, sample_weight, check_finite
             As in :meth:`loss`.
         method : {"bptt", "rtrl"}, default "bptt"
+        per_sequence : bool, default False
+            Return each sequence's own gradient instead of their sum: a
+            :class:`SequenceGradients` whose arrays have a leading axis of N
+            (each sequence computed alone, as one kernel call; several at
+            once on several threads).
 
         Returns
         -------
@@ -1030,7 +1064,8 @@ class RNN:
             ``G.loss`` (E, as :meth:`loss` returns it). ``G.s0`` has shape
             (d,) for a single sequence or when a (d,) ``s0`` was shared by a
             batch (then it is summed over the batch), and (N, d), one row per
-            sequence, when ``s0`` was None or (N, d) for a batch.
+            sequence, when ``s0`` was None or (N, d) for a batch. With
+            ``per_sequence=True``, a :class:`SequenceGradients`.
 
         References
         ----------
@@ -1045,6 +1080,10 @@ class RNN:
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
         method = method.lower()  # type: ignore[assignment]
+        if check_bool(per_sequence, "per_sequence"):
+            return self._gradient_per_sequence(
+                X, target, s0, g, method, sample_weight, check_finite
+            )
         if isinstance(X, (list, tuple)) and is_sequence_list(X):
             params = self._weights(check_finite)
             Xs, ts, s02, s0_kind, ws = self._list_data(
@@ -1077,6 +1116,194 @@ class RNN:
         E = G.E
         loss = float(E[0]) if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
         return Gradient._of(G.U, G.W, G.V, ds0, loss, method, G.b, G.c)
+
+    # ------------------------------------------------------------------ second order
+
+    def _sequences(
+        self,
+        X: ArrayLike,
+        target: ArrayLike | None,
+        s0: ArrayLike | None,
+        sample_weight: ArrayLike | None,
+        check_finite: bool,
+        need_target: bool,
+    ) -> tuple[FloatArray, Any, Any, FloatArray, Any, bool]:
+        """Validate a call's weights and data: (theta, Xs, targets, s02, weights, batched).
+
+        A batch stays (N, T, .) arrays (weights (N, T, m) or None); a list of
+        sequences gives lists of (T_i, .) arrays. ``batched`` is False for
+        one sequence given as (T, n).
+        """
+        params = self._weights(check_finite)
+        if isinstance(X, (list, tuple)) and is_sequence_list(X):
+            Xs, ts, s02, _, ws = self._list_data(
+                X, target, s0, sample_weight, check_finite, need_target
+            )
+            return params, Xs, ts, s02, ws, True
+        X3, t3, s02, batched, _ = self._data(X, target, s0, check_finite, need_target)
+        w = None
+        if sample_weight is not None:
+            w = check_sample_weight(sample_weight, self._dtype, t3.shape, batched)
+        return params, X3, t3, s02, w, batched
+
+    def _gradient_per_sequence(
+        self,
+        X: ArrayLike,
+        target: ArrayLike,
+        s0: ArrayLike | None,
+        g: float,
+        method: Method,
+        sample_weight: ArrayLike | None,
+        check_finite: bool,
+    ) -> SequenceGradients:
+        """``gradient(..., per_sequence=True)``: each sequence's gradient, alone."""
+        params, Xs, ts, s02, ws, _ = self._sequences(
+            X, target, s0, sample_weight, check_finite, True
+        )
+        rows = list(Xs)  # a batch's sequences are its rows
+        grads, ds0, E, bad = _kernels.gradient_per_sequence(
+            params,
+            self._size,
+            rows,
+            list(ts),
+            s02,
+            g,
+            method,
+            self._n_threads,
+            self._cell,
+            None if ws is None else list(ws),
+        )
+        self._refuse_nonfinite_list(bad)
+        N = len(rows)
+        parts = {
+            k: grads[:, a:b].reshape(N, *shape)
+            for k, (a, b, shape) in _kernels.parameter_layout(*self._size, self.bias).items()
+        }
+        return SequenceGradients(
+            parts["U"], parts["W"], parts["V"], ds0, E, method, parts.get("b"), parts.get("c")
+        )
+
+    def flat_weights(self) -> FloatArray:
+        """Return theta, every parameter in one new 1-D array.
+
+        The order is fixed: U (d, n), W (d, d), V (m, d), then b (d,) and c
+        (m,) when the model has biases, each row-major; P = d n + d d + m d
+        (+ d + m) values. It is the layout of the columns of
+        :meth:`output_jacobian` and of :meth:`set_flat_weights`.
+
+        Examples
+        --------
+        >>> import crnn
+        >>> rnn = crnn.RNN(2, 3, 1, bias=True, seed=0)
+        >>> rnn.flat_weights().shape  # 3*2 + 3*3 + 1*3 + 3 + 1
+        (22,)
+        """
+        theta: FloatArray = self._theta.copy()
+        return theta
+
+    def set_flat_weights(self, theta: ArrayLike, *, check_finite: bool = True) -> None:
+        """Set every parameter from theta, in the order of :meth:`flat_weights` (checked, copied).
+
+        Raises
+        ------
+        ValueError
+            If theta is not 1-D of the model's P values, or (with
+            check_finite) holds a NaN or infinity; nothing changes then.
+        TypeError
+            If theta is not an array of real numbers.
+        """
+        check_finite = check_bool(check_finite, "check_finite")
+        arr = as_float_array(theta, "theta", self._dtype, 1, check_finite)
+        check_shape(arr, "theta", self._theta.shape)
+        self._weights(False)  # the views still have their shapes
+        self._theta[...] = arr
+
+    def output_jacobian(
+        self, X: ArrayLike, s0: ArrayLike | None = None, *, check_finite: bool = True
+    ) -> Any:
+        r"""Return the exact Jacobian of the outputs with respect to the parameters.
+
+        .. math:: J^t_{k q} = \partial Y^t_k / \partial \theta_q
+
+        with theta in the order of :meth:`flat_weights`. Computed in the
+        kernels in forward mode, from the sensitivities of the state (the
+        recursion of Williams and Zipser's RTRL, see :meth:`gradient`):
+        dY^t/d[U W b] = V dS^t/d[U W b], dY^t_k/dV_kj = S^t_j, dY^t_k/dc_k =
+        1. Forward mode costs O(T d^2 (d n + d^2)) per sequence whatever the
+        number of outputs, and no more memory than the result; reverse mode
+        (one backward pass per output) would cost O(T^2 m d^2), more for
+        every sequence longer than d (n + d) / m steps.
+
+        Parameters
+        ----------
+        X : array_like of shape (T, n) or (N, T, n), or a list of (T_i, n)
+        s0 : array_like of shape (d,) or (N, d), optional
+            As in :meth:`forward`. The initial state is held fixed.
+        check_finite : bool, default True
+
+        Returns
+        -------
+        ndarray of shape (T, m, P) or (N, T, m, P)
+            A list of (T_i, m, P) arrays for a list of sequences. For large
+            data, :meth:`gauss_newton` sums J^T J without holding J.
+        """
+        check_finite = check_bool(check_finite, "check_finite")
+        params, Xs, _, s02, _, batched = self._sequences(X, None, s0, None, check_finite, False)
+        if isinstance(Xs, list):
+            out = []
+            for i, x in enumerate(Xs):
+                J, _, bad = _kernels.output_jacobian(
+                    params, self._size, x[np.newaxis], s02[i : i + 1], self._n_threads, self._cell
+                )
+                self._refuse_nonfinite_list(bad)
+                out.append(J[0])
+            return out
+        J, _, bad = _kernels.output_jacobian(
+            params, self._size, Xs, s02, self._n_threads, self._cell
+        )
+        self._refuse_nonfinite_list(bad)
+        return J if batched else J[0]
+
+    def gauss_newton(
+        self,
+        X: ArrayLike,
+        target: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        sample_weight: ArrayLike | None = None,
+        check_finite: bool = True,
+    ) -> tuple[FloatArray, FloatArray, float]:
+        r"""Return J^T J, J^T r and r^T r without holding J (the residuals r = Y - target).
+
+        .. math:: H = \sum w J^\top J, \quad v = \sum w J^\top (Y - \hat Y), \quad
+            \rho = \sum w (Y - \hat Y)^2
+
+        summed over the steps, outputs and sequences (w: ``sample_weight``,
+        1 by default), with J from :meth:`output_jacobian`. The gradient of
+        :meth:`loss` is 2 g v, and 2 g H its Gauss-Newton approximation of
+        the Hessian. The data runs in windows of at most 16 MB of J, so
+        memory is O(P^2), not O(N T m P). H and v are float64.
+
+        Parameters
+        ----------
+        X, target, s0, sample_weight, check_finite
+            As in :meth:`loss`.
+
+        Returns
+        -------
+        H : ndarray of shape (P, P)
+        v : ndarray of shape (P,)
+        rho : float
+        """
+        check_finite = check_bool(check_finite, "check_finite")
+        params, Xs, ts, s02, ws, _ = self._sequences(
+            X, target, s0, sample_weight, check_finite, True
+        )
+        H, v, E, bad = _kernels.gauss_newton(
+            params, self._size, Xs, ts, s02, self._n_threads, self._cell, ws
+        )
+        self._refuse_nonfinite_list(bad)
+        return H, v, float(E.sum())
 
     # ------------------------------------------------------------------ training
 
