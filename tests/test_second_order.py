@@ -62,7 +62,9 @@ def test_per_sequence_gradients_are_separate_calls(method, activation, leak):
     w = rng.uniform(0, 2, size=(4, 6))
     G = rnn.gradient(X, target, s0, 0.5, method, sample_weight=w, per_sequence=True)
     assert isinstance(G, crnn.SequenceGradients)
-    assert G.U.shape == (4, 4, 2) and G.c.shape == (4, 3) and G.loss.shape == (4,)
+    assert G.U.shape == (4, 4, 2)
+    assert G.c.shape == (4, 3)
+    assert G.loss.shape == (4,)
     for i in range(4):
         one = rnn.gradient(X[i], target[i], s0, 0.5, method, sample_weight=w[i])
         for k in ("U", "W", "V", "b", "c", "s0"):
@@ -81,7 +83,8 @@ def test_per_sequence_gradients_of_a_list_and_of_one_sequence():
     Xs = [rng.normal(size=(T, 2)) for T in (3, 0, 7)]
     ts = [rng.normal(size=(T, 3)) for T in (3, 0, 7)]
     G = rnn.gradient(Xs, ts, per_sequence=True)
-    assert G.b is None and G.W.shape == (3, 4, 4)
+    assert G.b is None
+    assert G.W.shape == (3, 4, 4)
     np.testing.assert_array_equal(G.W[1], 0)
     np.testing.assert_array_equal(G.W[2], rnn.gradient(Xs[2], ts[2]).W)
     one = rnn.gradient(Xs[0], ts[0], per_sequence=True)
@@ -204,3 +207,125 @@ def test_gauss_newton_is_jt_j_without_holding_j(dtype, monkeypatch):
     np.testing.assert_allclose(rho, rnn.loss(X, target, sample_weight=w), rtol=10 * tol)
     G = rnn.gradient(X, target, sample_weight=w)
     np.testing.assert_allclose(2 * v[:8], G.U.ravel(), rtol=1e3 * tol, atol=tol)
+
+
+# ---------------------------------------------------------------------- Levenberg-Marquardt
+
+
+def generated_problem(noise, seed=0):
+    rng = np.random.default_rng(seed)
+    teacher = crnn.RNN(1, 3, 1, bias=True, seed=5)
+    X = rng.normal(size=(8, 30, 1))
+    target = teacher.predict(X) + noise * rng.normal(size=(8, 30, 1))
+    return teacher, X, target
+
+
+def test_lm_reaches_the_generating_networks_loss():
+    teacher, X, target = generated_problem(0.01)
+    best = teacher.loss(X, target)  # the generating weights' loss (the noise's)
+    rnn = crnn.RNN(1, 3, 1, bias=True, seed=1)
+    rnn.fit(X, target, optimizer="lm", epochs=200, tol=0)
+    # a least-squares minimum: at or below the generating weights' loss
+    assert rnn.loss(X, target) <= best * (1 + 1e-10)
+    assert rnn.n_iter_ < 200  # stopped because mu passed mu_max: no step lowers the loss
+    assert rnn._fit_state["optimizer"].mu > 1e10
+    G = rnn.gradient(X, target)
+    assert np.abs(np.concatenate([G.U.ravel(), G.W.ravel(), G.V.ravel()])).max() < 1e-8
+    assert len(rnn.loss_curve_) == rnn.n_iter_
+    np.testing.assert_allclose(rnn.loss_curve_[-1], rnn.loss(X, target) / target.size, rtol=1e-12)
+
+
+def test_lm_without_noise_reaches_zero():
+    _teacher, X, target = generated_problem(0.0)
+    rnn = crnn.RNN(1, 3, 1, bias=True, seed=1)
+    rnn.fit(X, target, optimizer="lm", epochs=300, tol=0)
+    assert rnn.loss(X, target) < 1e-20
+
+
+def test_lm_beats_adam_on_mackey_glass():
+    from crnn import datasets
+
+    series = datasets.mackey_glass(1000, subsample=3.0)
+    train, val = datasets.windows(series[:700], 51, step=25), datasets.windows(series[700:], 51)
+    X, target, Xv, tv = train[:, :-1], train[:, 1:], val[:, :-1], val[:, 1:]
+    scores = {}
+    for optimizer, epochs in (("adam", 300), ("lm", 30)):
+        rnn = crnn.RNN(1, 16, bias=True, seed=0)
+        rnn.fit(
+            X,
+            target,
+            optimizer=optimizer,
+            epochs=epochs,
+            validation_data=(Xv, tv),
+            n_iter_no_change=epochs,
+            seed=0,
+        )
+        assert rnn.n_iter_ <= epochs
+        scores[optimizer] = rnn.best_validation_score_
+    assert scores["lm"] < scores["adam"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lm_with_weights_decay_lists_and_float32(dtype):
+    rng = np.random.default_rng(6)
+    Xs = [rng.normal(size=(T, 2)) for T in (5, 9, 7)]
+    ts = [np.cumsum(x, axis=0)[:, :1] * 0.2 for x in Xs]
+    ws = [rng.uniform(0.5, 1, size=(x.shape[0], 1)) for x in Xs]
+    rnn = crnn.RNN(2, 4, 1, bias=True, activation="logistic", leak=0.8, dtype=dtype, seed=0)
+    before = rnn.loss(Xs, ts, sample_weight=ws)
+    rnn.fit(Xs, ts, optimizer="lm", epochs=15, weight_decay=1e-4, sample_weight=ws)
+    assert rnn.U.dtype == dtype
+    assert rnn.loss(Xs, ts, sample_weight=ws) < 0.1 * before
+    curve = np.array(rnn.loss_curve_) + np.array(rnn.penalty_curve_)
+    assert (np.diff(curve) <= 1e-6 * curve[0]).all()  # the objective never rises
+
+
+def test_lm_refuses_what_it_does_not_do():
+    rng = np.random.default_rng(7)
+    X, target = rng.normal(size=(4, 5, 1)), rng.normal(size=(4, 5, 1))
+    rnn = crnn.RNN(1, 3, seed=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        rnn.fit(X, target, optimizer="lm", batch_size=2)
+    with pytest.raises(ValueError, match="truncate"):
+        rnn.fit(X, target, optimizer="lm", truncate=2)
+    with pytest.raises(ValueError, match="clip"):
+        rnn.fit(X, target, optimizer="lm", clip=1.0)
+    with pytest.raises(ValueError, match="optimizer='lm'"):
+        rnn.partial_fit(X, target, optimizer="lm")
+    rnn.fit(X, target, optimizer="lm", batch_size=4, epochs=2)  # the full batch is fine
+
+
+def test_lm_early_stopping_and_warm_start():
+    rng = np.random.default_rng(8)
+    X, target = rng.normal(size=(12, 10, 1)), rng.normal(size=(12, 10, 1))
+    rnn = crnn.RNN(1, 6, bias=True, seed=0)
+    rnn.fit(
+        X, target, optimizer="lm", epochs=40, validation_fraction=0.25, seed=0, n_iter_no_change=5
+    )
+    scores = rnn.validation_scores_
+    assert len(scores) == rnn.n_iter_ < 40  # overfits noise: stopped early
+    assert rnn.best_validation_score_ == min(scores)
+    opt = rnn._fit_state["optimizer"]
+    mu, steps = opt.mu, opt.t
+    rnn.fit(X, target, optimizer="lm", epochs=1, warm_start=True)
+    assert rnn.n_iter_ == len(scores) + 1
+    assert rnn._fit_state["optimizer"] is opt  # mu goes on from where it was
+    assert opt.mu == mu * 0.1
+    assert opt.t == steps + 1
+    rnn.fit(X, target, optimizer="lm", epochs=1)
+    assert rnn._fit_state["optimizer"].mu == 0.001
+    assert rnn.n_iter_ == 1
+
+
+def test_crnn_train_optimizer_lm(tmp_path):
+    from crnn import datasets
+    from crnn._cli import main
+
+    data = tmp_path / "mg.csv"
+    np.savetxt(data, datasets.mackey_glass(600, subsample=3.0), delimiter=",")
+    out = tmp_path / "m.npz"
+    assert (
+        main(["train", str(data), "--optimizer", "lm", "--hidden-size", "6", "-q", "-o", str(out)])
+        == 0
+    )
+    assert crnn.load(out).hidden_size == 6

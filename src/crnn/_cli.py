@@ -441,6 +441,7 @@ def cmd_train(args: argparse.Namespace, out: IO[str]) -> int:
         file=out,
     )
     start = time.perf_counter()
+    lm = args.optimizer == "lm"  # Levenberg-Marquardt: the full batch
     try:
         model.fit(
             X,
@@ -448,7 +449,7 @@ def cmd_train(args: argparse.Namespace, out: IO[str]) -> int:
             validation_fraction=0.1 if X.shape[0] >= 10 else None,
             seed=args.seed,
             verbose=not args.quiet,
-            **_hyperparameters(args, "fit"),
+            **(_hyperparameters(args, "fit") | ({"batch_size": None} if lm else {})),
         )
     except KeyboardInterrupt as exc:
         return _interrupted(model, exc, mean, scale, args)
@@ -736,14 +737,23 @@ HYPERPARAMETERS = (
     (
         "--optimizer",
         "fit",
-        {"choices": ["adam", "sgd", "adagrad"], "default": "adam", "help": "the optimizer"},
+        {
+            "choices": ["adam", "sgd", "adagrad", "lm"],
+            "default": "adam",
+            "help": "the optimizer (lm: Levenberg-Marquardt on every window at once; for "
+            "small networks)",
+        },
     ),
     (
         "--method",
         "fit",
         {"choices": ["bptt", "rtrl"], "default": "bptt", "help": "how gradients are computed"},
     ),
-    ("--batch-size", "fit", {"type": _positive_int, "default": 16, "help": "windows per update"}),
+    (
+        "--batch-size",
+        "fit",
+        {"type": _positive_int, "default": 16, "help": "windows per update (lm: all of them)"},
+    ),
 )
 
 

@@ -112,7 +112,7 @@ class Gradient:
 
 
 @dataclass(frozen=True, repr=False)
-class SequenceGradients:
+class SequenceGradients(Gradient):
     """Each sequence's own gradient, as :meth:`RNN.gradient` returns with ``per_sequence=True``.
 
     The fields of :class:`Gradient` with a leading axis of N, one row per
@@ -123,14 +123,7 @@ class SequenceGradients:
     over the first axis are the batch's :class:`Gradient`, to rounding.
     """
 
-    U: FloatArray
-    W: FloatArray
-    V: FloatArray
-    s0: FloatArray
-    loss: FloatArray
-    method: Method
-    b: FloatArray | None = None
-    c: FloatArray | None = None
+    loss: FloatArray  # type: ignore[assignment]  # (N,): one loss per sequence
 
     def __repr__(self) -> str:
         return (
@@ -1007,7 +1000,7 @@ class RNN:
         sample_weight: ArrayLike | None = None,
         check_finite: bool = True,
         per_sequence: bool = False,
-    ) -> Any:
+    ) -> Gradient:
         r"""Return the exact gradient of E with respect to U, W, V and S^0.
 
         Both methods give the same numbers (to rounding); they differ in cost.
