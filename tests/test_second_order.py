@@ -329,3 +329,106 @@ def test_crnn_train_optimizer_lm(tmp_path):
         == 0
     )
     assert crnn.load(out).hidden_size == 6
+
+
+# ---------------------------------------------------------------------- the Laplace approximation
+
+
+def noisy_series(T, sigma, seed=0):
+    """A series x from a generating network in closed loop: x^{t+1} = Y^t + noise."""
+    rng = np.random.default_rng(seed)
+    teacher = crnn.RNN(1, 4, 1, bias=True, seed=3, init="normal")
+    x = np.zeros((T, 1))
+    x[0] = 0.3
+    s = np.zeros(4)
+    for t in range(T - 1):
+        _, y, s = teacher.forward(x[t : t + 1], s, return_state=True)
+        x[t + 1] = y[-1] + sigma * rng.normal()
+    return x
+
+
+def test_laplace_intervals_cover_95_percent():
+    from crnn import datasets
+
+    x = noisy_series(2600, 0.05)
+    train, test = x[:1600], x[1600:]
+    w = datasets.windows(train, 101, step=50)
+    X, target = w[:, :-1], w[:, 1:]
+    rnn = crnn.RNN(1, 4, 1, bias=True, seed=0)
+    rnn.fit(X, target, optimizer="lm", epochs=60, tol=0)
+    post = rnn.laplace(X, target)
+    assert post.full
+    assert post.covariance.shape == (29, 29)
+    assert 0.05**2 < post.noise_variance < 4 * 0.05**2
+    # one step ahead on held-out steps, the state run over the training part first
+    _, _, state = rnn.forward(train, return_state=True)
+    Y, std = rnn.predict(test[:-1], state, return_std=True)
+    one = np.mean(np.abs(test[1:] - Y) <= 1.96 * std)
+    # 10 steps of generate from 100 held-out starts, after 200 observed steps
+    hits = []
+    for k in range(1600, 2500, 9):
+        out, sd = rnn.generate(10, x[k - 200 : k + 1], return_std=True)
+        hits.append(np.abs(x[k + 1 : k + 11] - out) <= 1.96 * sd)
+    ten = np.mean(hits)
+    print(f"coverage of the 95% intervals: one step {one:.3f}, 10 steps of generate {ten:.3f}")
+    assert 0.90 <= one <= 0.99
+    assert 0.90 <= ten <= 0.99
+
+
+def test_generate_std_is_the_linearised_closed_loop():
+    from crnn._laplace import Laplace
+
+    rng = np.random.default_rng(9)
+    rnn = crnn.RNN(1, 5, 1, bias=True, activation="logistic", leak=0.7, seed=2)
+    warm = rng.normal(size=(6, 1))
+    P = rnn.flat_weights().size
+    # one step: the one-step predictive deviation
+    rnn.laplace_ = Laplace(np.diag(rng.uniform(0.1, 1, P)), 0.3, 1.0)
+    _, sd = rnn.predict(warm, return_std=True)
+    _, sg = rnn.generate(1, warm, return_std=True)
+    np.testing.assert_allclose(sg[0], sd[-1], rtol=1e-10)
+    # many steps, no noise and Sigma = u u^T: the deviation is |u . dY^t/dtheta|
+    u = rng.normal(size=P)
+    rnn.laplace_ = Laplace(np.outer(u, u), 1e-300, 1.0)
+    _out, sg = rnn.generate(8, warm, return_std=True)
+    theta, eps = rnn.flat_weights(), 1e-6
+    rnn.set_flat_weights(theta + eps * u)
+    up = rnn.generate(8, warm)
+    rnn.set_flat_weights(theta - eps * u)
+    down = rnn.generate(8, warm)
+    rnn.set_flat_weights(theta)
+    np.testing.assert_allclose(sg, np.abs(up - down) / (2 * eps), rtol=1e-6, atol=1e-9)
+    # a batch: each sequence's own
+    _outb, sgb = rnn.generate(8, np.stack([warm, 2 * warm]), return_std=True)
+    np.testing.assert_allclose(sgb[0], sg, rtol=1e-12)
+
+
+def test_laplace_options_diagonal_and_saving(tmp_path):
+    rng = np.random.default_rng(10)
+    X, target = rng.normal(size=(5, 20, 2)), rng.normal(size=(5, 20, 1))
+    rnn = crnn.RNN(2, 3, 1, bias=True, seed=0)
+    rnn.fit(X, target, optimizer="lm", epochs=20)
+    full = rnn.laplace(X, target)
+    diag = rnn.laplace(X, target, full=False)
+    assert diag.covariance.shape == (rnn.flat_weights().size,)
+    fixed = rnn.laplace(X, target, prior_precision=2.5)
+    assert fixed.prior_precision == 2.5
+    with pytest.raises(ValueError, match="prior_precision"):
+        rnn.laplace(X, target, prior_precision=-1.0)
+    with pytest.raises(TypeError, match="full"):
+        rnn.laplace(X, target, full="yes")
+    rnn.laplace_ = full
+    rnn.save(tmp_path / "m.npz")
+    back = crnn.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(back.laplace_.covariance, full.covariance)
+    assert back.laplace_.noise_variance == full.noise_variance
+    np.testing.assert_array_equal(
+        back.predict(X, return_std=True)[1], rnn.predict(X, return_std=True)[1]
+    )
+    plain = crnn.RNN(2, 3, 1, seed=0)
+    with pytest.raises(ValueError, match="laplace"):
+        plain.predict(X, return_std=True)
+    with pytest.raises(ValueError, match="laplace"):
+        crnn.RNN(1, 3, seed=0).generate(3, x0=[0.5], return_std=True)
+    with pytest.raises(ValueError, match="return_state"):
+        rnn.predict(X, return_std=True, return_state=True)

@@ -145,3 +145,9 @@ def _output_jacobian(
     act: int,
     leak: float,
 ) -> int: ...  # the count of NaN and infinite values in the weights, X and s
+def _gram_update(
+    At: _F,  # const floating[:, ::1] (p, R)
+    B: _F,  # const floating[:, ::1] (R, c)
+    H: _F,  # floating[:, ::1] (p, c): H += At B, IN/OUT
+    n_threads: int,
+) -> int: ...

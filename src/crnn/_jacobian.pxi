@@ -167,3 +167,24 @@ def _output_jacobian(const floating[::1] theta, const floating[:, :, ::1] X,
     if watch.stop:
         _raise_stopped()
     return bad
+
+
+def _gram_update(const floating[:, ::1] At, const floating[:, ::1] B, floating[:, ::1] H,
+                 int n_threads):
+    """H += At B (At (p, R), B (R, c), H (p, c)): the Gauss-Newton sums J^T [J r].
+
+    IN: At (J's transpose), B ([J r], R rows). IN/OUT: H. H's rows are
+    split in blocks over threads; every element is one multiply-add chain in
+    the order of R, so no bit depends on the thread count. Returns 0.
+    """
+    cdef Py_ssize_t p = At.shape[0], R = At.shape[1], c = B.shape[1]
+    cdef Py_ssize_t rb = 16, nb = (p + rb - 1) // rb, i, r0, nr
+    cdef Py_ssize_t ct = _ct(<floating>0)
+    if p == 0 or R == 0 or c == 0:
+        return 0
+    with nogil, parallel(num_threads=n_threads):
+        for i in prange(nb, schedule="dynamic"):
+            r0 = i * rb
+            nr = p - r0 if p - r0 < rb else rb
+            _gemm(nr, R, c, &At[r0, 0], R, 1, &B[0, 0], ct, c, c, &H[r0, 0], c, 1)
+    return 0

@@ -1049,9 +1049,9 @@ def gauss_newton(
             items.append((x[np.newaxis], target[i][np.newaxis], s0[i : i + 1], w))
     else:
         items.append((X, target, s0, weight))  # type: ignore[arg-type]
-    check_alloc((P,) if diagonal else (P, P), np.float64, "the Gauss-Newton matrix")
-    H = np.zeros(P if diagonal else (P, P))
-    v = np.zeros(P)
+    check_alloc((P,) if diagonal else (P, P + 1), np.float64, "the Gauss-Newton matrix")
+    HV = np.zeros((0, 0) if diagonal else (P, P + 1))  # [H v]: J^T [J r]
+    H, v = (np.zeros(P), np.zeros(P)) if diagonal else (HV[:, :P], HV[:, P])
     E = np.zeros(len(X))
     rows = max(1, _GN_BYTES // (m * P * dt.itemsize))  # (sequence, step) rows per window
     bad = 0
@@ -1072,19 +1072,31 @@ def gauss_newton(
                 J, Y, nb = _jacobian_window(theta, size, Xw, *carry, n_threads, cell)
                 bad += nb
                 R = (Y - tb[a:b, t0:t1]).astype(np.float64)
-                Jf = J.reshape(-1, P).astype(np.float64)
                 if wb is not None:
                     sw = np.sqrt(wb[a:b, t0:t1].astype(np.float64))
                     R *= sw
-                    Jf *= sw.reshape(-1, 1)
-                if diagonal:
-                    H += np.einsum("rp,rp->p", Jf, Jf)
-                else:
-                    H += Jf.T @ Jf
-                v += Jf.T @ R.ravel()
                 E[at + a : at + b] += (R * R).sum(axis=(1, 2))
+                # [J r], weighted, float64: H += J^T J and v += J^T r in one product
+                Jr = np.empty((J.shape[0] * J.shape[1] * m, P + 1))
+                Jr[:, :P] = J.reshape(-1, P)
+                Jr[:, P] = R.ravel()
+                if wb is not None:
+                    Jr[:, :P] *= sw.reshape(-1, 1)
+                if diagonal:
+                    H += np.einsum("rp,rp->p", Jr[:, :P], Jr[:, :P])
+                    v += np.einsum("rp,r->p", Jr[:, :P], Jr[:, P])
+                else:
+                    _gram(Jr, HV, n_threads)
         at += N
-    return H, v, E, bad
+    return (H, v, E, bad) if diagonal else (HV[:, :P].copy(), HV[:, P].copy(), E, bad)
+
+
+def _gram(Jr: _Array, HV: _Array, n_threads: int | None) -> None:
+    """HV (P, P + 1) += J^T [J r] for Jr = [J r] (R, P + 1), float64, in the kernels."""
+    P = HV.shape[0]
+    At = np.ascontiguousarray(Jr[:, :P].T)
+    nt = threads(n_threads, -(-P // 16), Jr.shape[0] * P * (P + 1))
+    _kernel("_gram_update", np.float64)(At, Jr, HV, nt)
 
 
 def gradient_per_sequence(
@@ -1164,3 +1176,29 @@ def activate(z: _Array, act: int) -> _Array:
     if out.size:
         _core._activate_array(out.ravel(), act)
     return out
+
+
+def sensitivities(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    s0: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+) -> tuple[_Array, _Array, int]:
+    """Return S^T (N, d) and dS^T/d[U W b] (N, d, Q) after X (N, T, n), and the non-finite count.
+
+    Runs the Jacobian kernel in windows of steps (of at most _GN_BYTES of
+    J each), keeping none of J: memory does not grow with T.
+    """
+    N, T, _ = X.shape
+    m = size[2]
+    s, sens = jacobian_start(theta, size, s0)
+    bad = 0
+    if N == 0:
+        return s, sens, 0
+    tc = max(1, min(T, _GN_BYTES // (N * m * theta.shape[0] * theta.dtype.itemsize)))
+    for t0 in range(0, T, tc):
+        Xw = np.ascontiguousarray(X[:, t0 : t0 + tc])
+        bad += _jacobian_window(theta, size, Xw, s, sens, n_threads, cell)[2]
+    return s, sens, bad

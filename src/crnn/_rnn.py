@@ -23,6 +23,7 @@ from crnn._validation import (
     check_leak,
     check_method,
     check_n_threads,
+    check_real,
     check_sample_weight,
     check_shape,
     check_size,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from crnn import _io
+    from crnn._laplace import Laplace
     from crnn._typing import (
         Activation,
         ArrayLike,
@@ -889,6 +891,7 @@ class RNN:
         *,
         return_state: Literal[False] = False,
         check_finite: bool = True,
+        return_std: Literal[False] = False,
     ) -> FloatArray: ...
     @overload
     def predict(
@@ -898,6 +901,7 @@ class RNN:
         *,
         return_state: Literal[True],
         check_finite: bool = True,
+        return_std: Literal[False] = False,
     ) -> tuple[FloatArray, FloatArray]: ...
     @overload
     def predict(
@@ -907,7 +911,18 @@ class RNN:
         *,
         return_state: bool,
         check_finite: bool = True,
+        return_std: Literal[False] = False,
     ) -> FloatArray | tuple[FloatArray, FloatArray]: ...
+    @overload
+    def predict(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: Literal[False] = False,
+        check_finite: bool = True,
+        return_std: Literal[True],
+    ) -> tuple[FloatArray, FloatArray]: ...
     def predict(
         self,
         X: ArrayLike,
@@ -915,6 +930,7 @@ class RNN:
         *,
         return_state: bool = False,
         check_finite: bool = True,
+        return_std: bool = False,
     ) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Return the outputs Y of :meth:`forward`.
 
@@ -922,13 +938,33 @@ class RNN:
         ----------
         X, s0, return_state, check_finite
             As in :meth:`forward`.
+        return_std : bool, default False
+            Also return the predictive standard deviation of each value,
+            from the Laplace approximation that :meth:`laplace` made: the
+            weights' uncertainty, J Sigma J^T (J from
+            :meth:`output_jacobian`, held for the whole of X), plus the
+            noise's variance. Not with ``return_state``.
 
         Returns
         -------
         Y : ndarray of shape (T, m) or (N, T, m)
         state : ndarray of shape (d,) or (N, d)
             The final state, only when ``return_state`` is True.
+        std : ndarray of the shape of Y
+            Only when ``return_std`` is True.
         """
+        if check_bool(return_std, "return_std"):
+            if return_state:
+                raise ValueError("return_std and return_state cannot be combined")
+            from crnn._laplace import check_laplace, predictive_std
+
+            post = check_laplace(getattr(self, "laplace_", None), self._theta.shape[0])
+            Y = self.predict(X, s0, check_finite=check_finite)
+            J = self.output_jacobian(X, s0, check_finite=check_finite)
+            if isinstance(J, list):
+                std = [predictive_std(post, j).astype(self._dtype) for j in J]
+                return cast("tuple[FloatArray, FloatArray]", (Y, std))
+            return Y, predictive_std(post, J).astype(self._dtype)
         out = self.forward(X, s0, return_state=return_state, check_finite=check_finite)
         return (out[1], out[2]) if return_state else out[1]  # type: ignore[misc]
 
@@ -1298,6 +1334,85 @@ class RNN:
         self._refuse_nonfinite_list(bad)
         return H, v, float(E.sum())
 
+    def laplace(
+        self,
+        X: ArrayLike,
+        target: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        sample_weight: ArrayLike | None = None,
+        prior_precision: float | None = None,
+        full: bool | None = None,
+        check_finite: bool = True,
+    ) -> Laplace:
+        r"""Approximate the posterior over the weights around the current ones (Laplace).
+
+        The targets are taken as the outputs plus Gaussian noise of variance
+        sigma^2 (sigma^2 / w with ``sample_weight``), the weights theta (all
+        P of :meth:`flat_weights`) as drawn from N(0, I / alpha). Around the
+        current weights, which should be a minimum of the loss (after
+        :meth:`fit`; ``optimizer="lm"`` gets there), the posterior is
+        N(theta, Sigma) with
+
+        .. math:: \Sigma^{-1} = \beta \sum w J^\top J + \alpha I, \quad \beta = 1 / \sigma^2
+
+        (the Gauss-Newton Hessian, from :meth:`gauss_newton`). sigma^2 comes
+        from the residuals and alpha, unless given, from maximising the
+        evidence (MacKay 1992): gamma = sum beta h_i / (beta h_i + alpha),
+        the well-determined parameters (h_i the eigenvalues of J^T J), then
+        alpha = gamma / |theta|^2 and sigma^2 = sum w r^2 / (n - gamma),
+        repeated until they settle. Afterwards ``predict(X,
+        return_std=True)`` and ``generate(..., return_std=True)`` give
+        predictive standard deviations. The result is kept as
+        ``laplace_`` and saved with the model; it belongs to these weights:
+        call this again after training.
+
+        Parameters
+        ----------
+        X, target, s0, sample_weight, check_finite
+            As in :meth:`loss`: the data the model was trained on.
+        prior_precision : float > 0, optional
+            alpha; chosen by evidence maximisation when None.
+        full : bool, optional
+            Hold the whole covariance Sigma (P x P). The default does up to
+            P = 4000 parameters (128 MB); above, only its diagonal, from the
+            diagonal of J^T J (the weights' correlations ignored).
+
+        Returns
+        -------
+        Laplace
+            ``covariance`` (P, P) or its diagonal (P,), ``noise_variance``
+            and ``prior_precision``.
+
+        References
+        ----------
+        D. J. C. MacKay, "A practical Bayesian framework for backpropagation
+        networks", Neural Computation 4(3), 448-472, 1992.
+        """
+        from crnn._laplace import FULL_MAX, fit_laplace
+
+        check_finite = check_bool(check_finite, "check_finite")
+        alpha = check_real(
+            prior_precision, "prior_precision", low=0, low_open=True, allow_none=True
+        )
+        P = self._theta.shape[0]
+        whole = P <= FULL_MAX if full is None else check_bool(full, "full")
+        params, Xs, ts, s02, ws, _ = self._sequences(
+            X, target, s0, sample_weight, check_finite, True
+        )
+        H, _, E, bad = _kernels.gauss_newton(
+            params, self._size, Xs, ts, s02, self._n_threads, self._cell, ws, diagonal=not whole
+        )
+        self._refuse_nonfinite_list(bad)
+        if ws is None:
+            n = float(sum(t.size for t in ts))
+        else:
+            n = float(sum(np.count_nonzero(w) for w in ws))
+        if n == 0:
+            raise ValueError("target must hold at least one value to estimate the noise from")
+        self.laplace_ = fit_laplace(self, H, float(E.sum()), n, alpha)
+        return self.laplace_
+
     # ------------------------------------------------------------------ training
 
     def fit(
@@ -1590,6 +1705,7 @@ class RNN:
         self._state = s_new if x.ndim == 2 else s_new[0]
         return y if x.ndim == 2 else y[0]
 
+    @overload
     def generate(
         self,
         n_steps: int,
@@ -1597,7 +1713,27 @@ class RNN:
         *,
         s0: ArrayLike | None = None,
         x0: ArrayLike | None = None,
-    ) -> FloatArray:
+        return_std: Literal[False] = False,
+    ) -> FloatArray: ...
+    @overload
+    def generate(
+        self,
+        n_steps: int,
+        warmup: ArrayLike | None = None,
+        *,
+        s0: ArrayLike | None = None,
+        x0: ArrayLike | None = None,
+        return_std: Literal[True],
+    ) -> tuple[FloatArray, FloatArray]: ...
+    def generate(
+        self,
+        n_steps: int,
+        warmup: ArrayLike | None = None,
+        *,
+        s0: ArrayLike | None = None,
+        x0: ArrayLike | None = None,
+        return_std: bool = False,
+    ) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Forecast in closed loop: each output is fed back as the next input.
 
         Parameters
@@ -1611,12 +1747,25 @@ class RNN:
             Initial state (of the warm-up, if any).
         x0 : array_like of shape (n,) or (N, n), optional
             The first input when there is no warm-up.
+        return_std : bool, default False
+            Also return each generated value's predictive standard
+            deviation, from the Laplace approximation :meth:`laplace` made,
+            linearised through the closed loop: the weights' uncertainty and
+            each step's noise, which is fed back with its output, carried
+            forward to first order (see :meth:`laplace`).
 
         Returns
         -------
         ndarray of shape (n_steps, m) or (N, n_steps, m)
             The generated outputs.
+        std : ndarray of the same shape
+            Only when ``return_std`` is True.
         """
+        return_std = check_bool(return_std, "return_std")
+        if return_std:
+            from crnn._laplace import check_laplace
+
+            post = check_laplace(getattr(self, "laplace_", None), self._theta.shape[0])
         if self.output_size != self.input_size:
             raise ValueError(
                 "generate feeds outputs back as inputs, so output_size must equal "
@@ -1660,7 +1809,26 @@ class RNN:
             self._n_threads,
             self._cell,
         )
-        return out
+        if not return_std:
+            return out
+        from crnn._laplace import closed_loop_std
+
+        x_first = np.ascontiguousarray(X3[:, 0])
+        if warmup is not None:  # the state's sensitivities after the observed steps
+            W3 = warmup[np.newaxis] if warmup.ndim == 2 else warmup
+            s00 = self._data(W3[:, :1], None, s0, True, False)[2]
+            s_T, sens, _ = _kernels.sensitivities(
+                self._theta,
+                self._size,
+                np.ascontiguousarray(W3[:, :-1]),
+                s00,
+                self._n_threads,
+                self._cell,
+            )
+        else:
+            s_T, sens = _kernels.jacobian_start(self._theta, self._size, s02)
+        std = closed_loop_std(self, post, x_first, s_T, sens, n_steps).astype(self._dtype)
+        return out, (std if batched else std[0])
 
     # ------------------------------------------------------------------ save and load
     # (crnn._io holds the file format and knows no model class: the model's
@@ -1673,6 +1841,9 @@ class RNN:
     #: An option saved only when set: the ``crnn`` command's training was
     #: stopped by Ctrl-C after this many epochs (``interrupted_after_epoch_``).
     _INTERRUPTED = "interrupted_after_epoch"
+
+    #: The weights' posterior (:meth:`laplace`): an array and two options.
+    _LAPLACE = ("laplace_covariance", "laplace_noise_variance", "laplace_prior_precision")
 
     def _to_file(self) -> tuple[dict[str, FloatArray], dict[str, Any]]:
         """Return (arrays, options): what a file holds of the model (arrays not copied)."""
@@ -1692,6 +1863,11 @@ class RNN:
         interrupted = getattr(self, self._INTERRUPTED + "_", None)
         if interrupted is not None:
             options[self._INTERRUPTED] = int(interrupted)
+        post = getattr(self, "laplace_", None)
+        if post is not None:  # the weights' posterior (RNN.laplace)
+            arrays["laplace_covariance"] = post.covariance.astype(self._dtype)
+            options["laplace_noise_variance"] = post.noise_variance
+            options["laplace_prior_precision"] = post.prior_precision
         return arrays, options
 
     @classmethod
@@ -1699,10 +1875,11 @@ class RNN:
         cls, arrays: Mapping[str, FloatArray], options: Mapping[str, Any], dtype: np.dtype[Any]
     ) -> Self:
         """Rebuild a model from what :meth:`_to_file` gave (checked by crnn._io)."""
-        unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING})
+        unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING, *cls._LAPLACE})
         if unknown:
             raise ValueError(f"it holds arrays {unknown} that this crnn cannot restore")
-        unknown = sorted(set(options) - {"n_threads", "activation", "leak", cls._INTERRUPTED})
+        known = {"n_threads", "activation", "leak", cls._INTERRUPTED, *cls._LAPLACE[1:]}
+        unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"it holds options {unknown} that this crnn cannot restore")
         if ("b" in arrays) != ("c" in arrays):
@@ -1725,6 +1902,15 @@ class RNN:
         if cls._INTERRUPTED in options:
             value = options[cls._INTERRUPTED]
             setattr(model, cls._INTERRUPTED + "_", check_int(value, cls._INTERRUPTED, low=1))
+        if "laplace_covariance" in arrays:
+            from crnn._laplace import from_file
+
+            model.laplace_ = from_file(
+                arrays["laplace_covariance"],
+                options.get("laplace_noise_variance"),
+                options.get("laplace_prior_precision"),
+                model._theta.shape[0],
+            )
         return model
 
     def save(self, path: PathLike, *, overwrite: bool = True) -> str:
