@@ -432,3 +432,23 @@ def test_laplace_options_diagonal_and_saving(tmp_path):
         crnn.RNN(1, 3, seed=0).generate(3, x0=[0.5], return_std=True)
     with pytest.raises(ValueError, match="return_state"):
         rnn.predict(X, return_std=True, return_state=True)
+
+
+def test_gauss_newton_memory_does_not_grow_with_the_data(monkeypatch):
+    import tracemalloc
+
+    from crnn import _kernels
+
+    monkeypatch.setattr(_kernels, "_GN_BYTES", 64 << 10)  # windows of 64 KB of J
+    rng = np.random.default_rng(11)
+    rnn = crnn.RNN(1, 8, 1, bias=True, seed=0, n_threads=1)  # P = 89
+    peaks = []
+    for N in (8, 256):  # J: 0.1 MB, then 3.6 MB
+        X, target = rng.normal(size=(N, 20, 1)), rng.normal(size=(N, 20, 1))
+        rnn.gauss_newton(X, target)  # the workspaces, kept per thread
+        tracemalloc.start()
+        rnn.gauss_newton(X, target)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < peaks[0] + 20 * 256 * 8 * 4  # O(P^2) and a window, not O(N T m P)
+    assert peaks[1] < 0.5 * 256 * 20 * 89 * 8

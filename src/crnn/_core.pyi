@@ -146,8 +146,8 @@ def _output_jacobian(
     leak: float,
 ) -> int: ...  # the count of NaN and infinite values in the weights, X and s
 def _gram_update(
-    At: _F,  # const floating[:, ::1] (p, R)
-    B: _F,  # const floating[:, ::1] (R, c)
-    H: _F,  # floating[:, ::1] (p, c): H += At B, IN/OUT
+    B: _F,  # const floating[:, ::1] (R, p + 1): [J r]
+    Bp: _F,  # floating[::1] (R (p + 1),): B packed, SCRATCH
+    H: _F,  # floating[:, ::1] (p, p + 1): += J^T [J r], upper triangle, IN/OUT
     n_threads: int,
 ) -> int: ...

@@ -1088,15 +1088,19 @@ def gauss_newton(
                 else:
                     _gram(Jr, HV, n_threads)
         at += N
-    return (H, v, E, bad) if diagonal else (HV[:, :P].copy(), HV[:, P].copy(), E, bad)
+    if diagonal:
+        return H, v, E, bad
+    H = np.triu(HV[:, :P])  # the kernels summed the upper triangle: J^T J is symmetric
+    H += np.triu(H, 1).T
+    return H, HV[:, P].copy(), E, bad
 
 
 def _gram(Jr: _Array, HV: _Array, n_threads: int | None) -> None:
-    """HV (P, P + 1) += J^T [J r] for Jr = [J r] (R, P + 1), float64, in the kernels."""
+    """HV (P, P + 1) += J^T [J r] (upper triangle) for Jr = [J r] (R, P + 1), float64."""
     P = HV.shape[0]
-    At = np.ascontiguousarray(Jr[:, :P].T)
-    nt = threads(n_threads, -(-P // 16), Jr.shape[0] * P * (P + 1))
-    _kernel("_gram_update", np.float64)(At, Jr, HV, nt)
+    nt = threads(n_threads, -(-P // 32), Jr.shape[0] * P * (P + 1) // 2)
+    Bp = _scratch("gram", (Jr.size,), np.float64)
+    _kernel("_gram_update", np.float64)(Jr, Bp, HV, nt)
 
 
 def gradient_per_sequence(

@@ -91,6 +91,7 @@ class LMSource:
     def __init__(self, trainer: _Trainer, X: Any, target: Any, w: Any, val: _Val | None) -> None:
         self.trainer, self.X, self.target, self.w, self.val = trainer, X, target, w, val
         self.converged = False
+        self._last: tuple[bytes, float] | None = None  # (theta's bytes, its loss) of the last step
         model = trainer.model
         n, d, m = model._size
         self.mask = np.zeros(model._theta.shape[0])  # D: the weights the penalty decays
@@ -121,7 +122,8 @@ class LMSource:
         H, v, _, bad = _kernels.gauss_newton(
             theta, model._size, self.X, self.target, s0, model._n_threads, model._cell, self.w
         )
-        E0 = self._loss(theta)
+        last = self._last
+        E0 = last[1] if last is not None and last[0] == theta.tobytes() else self._loss(theta)
         if bad or not (np.isfinite(E0) and np.isfinite(H).all() and np.isfinite(v).all()):
             raise FloatingPointError(
                 "fit diverged: the loss or its Jacobian is not finite; the model keeps the "
@@ -150,6 +152,7 @@ class LMSource:
                         theta[...] = trial
                         opt.t += 1
                         opt.mu = max(opt.mu * opt.mu_dec, 1e-20)
+                    self._last = (trial.tobytes(), E1)
                     return scale * E1
             opt.mu *= opt.mu_inc
         self.converged = True  # no step lowers F: a minimum, to rounding
