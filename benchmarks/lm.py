@@ -1,6 +1,6 @@
 """One Levenberg-Marquardt iteration: crnn against the same iteration in PyTorch.
 
-    python benchmarks/lm.py [--repeats 5] [--sizes 8,16,32] [--no-curves]
+    python benchmarks/lm.py [--repeats 5] [--sizes 8,16,32] [--no-curves] [--plot PNG]
 
 The problem: next-step prediction of the Mackey-Glass series (tau = 17),
 30 windows of 50 steps (1500 predicted values), n = m = 1, biases, tanh,
@@ -121,12 +121,51 @@ def curves():
         )
 
 
+def plot(path):
+    """The README's figure: a closed-loop forecast of the series with its 95% band."""
+    import matplotlib.pyplot as plt
+
+    series = datasets.mackey_glass(1600, subsample=3.0)
+    series = series + 0.01 * np.random.default_rng(0).normal(size=series.shape)  # measured
+    train = datasets.windows(series[:1200], 51, step=25)
+    rnn = crnn.RNN(1, 8, bias=True, seed=0)
+    rnn.fit(train[:, :-1], train[:, 1:], optimizer="lm", epochs=50)
+    post = rnn.laplace(train[:, :-1], train[:, 1:])
+    start, steps = 1300, 60
+    future, band = rnn.generate(steps, series[start - 100 : start + 1], return_std=True)
+    t = np.arange(start - 60, start + steps + 1)
+    ahead = np.arange(start + 1, start + steps + 1)
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.plot(t, series[t, 0], color="black", lw=1, label="the series (noise sd 0.01)")
+    ax.plot(ahead, future[:, 0], color="tab:blue", lw=1.5, label="generate, closed loop")
+    ax.fill_between(
+        ahead,
+        future[:, 0] - 1.96 * band[:, 0],
+        future[:, 0] + 1.96 * band[:, 0],
+        color="tab:blue",
+        alpha=0.25,
+        label="95% band (Laplace, linearised)",
+    )
+    ax.axvline(start + 0.5, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("step")
+    ax.set_title(
+        f"Mackey-Glass, d = 8, Levenberg-Marquardt; sigma = {post.noise_variance**0.5:.4f}"
+    )
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"figure written to {path}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--sizes", default="8,16,32")
     p.add_argument("--no-curves", action="store_true")
+    p.add_argument("--plot", default=None, help="also draw the README's figure (matplotlib)")
     args = p.parse_args(argv)
+    if args.plot:
+        plot(args.plot)
     try:
         import torch
     except ImportError:
