@@ -452,3 +452,31 @@ def test_gauss_newton_memory_does_not_grow_with_the_data(monkeypatch):
         tracemalloc.stop()
     assert peaks[1] < peaks[0] + 20 * 256 * 8 * 4  # O(P^2) and a window, not O(N T m P)
     assert peaks[1] < 0.5 * 256 * 20 * 89 * 8
+
+
+def test_crnn_forecast_interval(tmp_path, capsys):
+    from crnn import datasets
+    from crnn._cli import main
+
+    data = tmp_path / "mg.csv"
+    np.savetxt(data, datasets.mackey_glass(400, subsample=3.0), delimiter=",")
+    model = tmp_path / "m.npz"
+    assert (
+        main(
+            ["train", str(data), "--optimizer", "lm", "--hidden-size", "4", "-q", "-o", str(model)]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["forecast", str(model), str(data), "--steps", "6", "--interval", "0.9"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "forecast_0,forecast_0_lower,forecast_0_upper"
+    table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    assert table.shape == (6, 3)
+    assert (table[:, 1] < table[:, 0]).all()
+    assert (table[:, 0] < table[:, 2]).all()
+    np.testing.assert_allclose(table[:, 0] - table[:, 1], table[:, 2] - table[:, 0])
+    # the same forecast as without --interval
+    assert main(["forecast", str(model), str(data), "--steps", "6"]) == 0
+    plain = np.loadtxt(capsys.readouterr().out.splitlines()[1:], delimiter=",")
+    np.testing.assert_array_equal(plain, table[:, 0])
