@@ -771,8 +771,7 @@ HYPERPARAMETERS = (
         {
             "choices": ["adam", "sgd", "adagrad", "lm"],
             "default": "adam",
-            "help": "the optimizer (lm: Levenberg-Marquardt on every window at once; for "
-            "small networks)",
+            "help": "the optimizer",
         },
     ),
     (

@@ -1459,9 +1459,13 @@ class RNN:
             Targets.
         epochs : int, default 200
             The most passes over the data.
-        optimizer : {"adam", "sgd", "adagrad"}, default "adam"
+        optimizer : {"adam", "sgd", "adagrad", "lm"}, default "adam"
+            "lm" is Levenberg-Marquardt on the full batch (an epoch is one
+            iteration; see the README and ``crnn._lm``): not with
+            ``batch_size`` smaller than the data, ``truncate`` or ``clip``.
         lr : float, optional
-            Learning rate; default 0.01 for "adam" and "sgd", 0.1 for "adagrad".
+            Learning rate; default 0.01 for "adam" and "sgd", 0.1 for
+            "adagrad"; for "lm", the first damping mu, 0.001.
         momentum : float, default 0.9
             Momentum of "sgd", in [0, 1).
         nesterov : bool, default False
@@ -1705,26 +1709,6 @@ class RNN:
         self._state = s_new if x.ndim == 2 else s_new[0]
         return y if x.ndim == 2 else y[0]
 
-    @overload
-    def generate(
-        self,
-        n_steps: int,
-        warmup: ArrayLike | None = None,
-        *,
-        s0: ArrayLike | None = None,
-        x0: ArrayLike | None = None,
-        return_std: Literal[False] = False,
-    ) -> FloatArray: ...
-    @overload
-    def generate(
-        self,
-        n_steps: int,
-        warmup: ArrayLike | None = None,
-        *,
-        s0: ArrayLike | None = None,
-        x0: ArrayLike | None = None,
-        return_std: Literal[True],
-    ) -> tuple[FloatArray, FloatArray]: ...
     def generate(
         self,
         n_steps: int,
@@ -1733,7 +1717,7 @@ class RNN:
         s0: ArrayLike | None = None,
         x0: ArrayLike | None = None,
         return_std: bool = False,
-    ) -> FloatArray | tuple[FloatArray, FloatArray]:
+    ) -> FloatArray:
         """Forecast in closed loop: each output is fed back as the next input.
 
         Parameters
@@ -1757,9 +1741,10 @@ class RNN:
         Returns
         -------
         ndarray of shape (n_steps, m) or (N, n_steps, m)
-            The generated outputs.
-        std : ndarray of the same shape
-            Only when ``return_std`` is True.
+            The generated outputs. With ``return_std``, an array of shape
+            (2, ...) of them and their standard deviations, one array so
+            that the type does not change: ``out, std = rnn.generate(...,
+            return_std=True)``.
         """
         return_std = check_bool(return_std, "return_std")
         if return_std:
@@ -1828,7 +1813,7 @@ class RNN:
         else:
             s_T, sens = _kernels.jacobian_start(self._theta, self._size, s02)
         std = closed_loop_std(self, post, x_first, s_T, sens, n_steps).astype(self._dtype)
-        return out, (std if batched else std[0])
+        return np.stack([out, std if batched else std[0]])
 
     # ------------------------------------------------------------------ save and load
     # (crnn._io holds the file format and knows no model class: the model's
