@@ -173,25 +173,30 @@ def _gram_update(const floating[:, ::1] B, floating[::1] Bp, floating[:, ::1] H,
                  int n_threads):
     """H += A.T B over the upper triangle, A = B[:, :p]: the Gauss-Newton sums J^T [J r].
 
-    IN: B ([J r], R rows of c = p + 1). IN/OUT: H (p, c): the blocks of 32
+    IN: B ([J r], R rows of c = p + 1). IN/OUT: H (p, c): each panel's CT
     rows from their diagonal rightwards (the rest, H's lower triangle, is
     left to the caller: J^T J is symmetric). SCRATCH: Bp (R c,), B packed
-    in panels (``_pack``), so that each panel's rows are contiguous. The row
-    blocks are split over threads; every element is one multiply-add chain
+    in panels (``_pack``), which are both operands: each panel's rows are
+    contiguous. The row blocks are split over threads; every element is one multiply-add chain
     in the order of R, so no bit depends on the thread count. Returns 0.
     """
     cdef Py_ssize_t R = B.shape[0], c = B.shape[1], p = H.shape[0]
-    cdef Py_ssize_t rb = 32, nb = (p + rb - 1) // rb, i, r0, nr
-    cdef Py_ssize_t ct = _ct(<floating>0)
+    cdef Py_ssize_t ct = _ct(<floating>0), npanels = c // ct, rem = c % ct
+    cdef Py_ssize_t nb = (p + ct - 1) // ct, i, r0, nr
+    cdef const floating* A
     if p == 0 or R == 0:
         return 0
     with nogil:
         _pack(&B[0, 0], R, c, c, 1, &Bp[0], R, 0)
     with nogil, parallel(num_threads=n_threads):
         for i in prange(nb, schedule="dynamic"):
-            r0 = i * rb                             # a multiple of ct: a panel's first column
-            nr = p - r0 if p - r0 < rb else rb
+            # the rows of panel i: A = B[:, r0:r0 + nr].T, read from the packed
+            # panel (rows of ct columns one after the other), or from the
+            # columns past the last whole panel (rows of rem)
+            r0 = i * ct
+            nr = p - r0 if p - r0 < ct else ct
+            A = &Bp[0] + i * R * ct
             # H[r0:r0 + nr, r0:] += B[:, r0:r0 + nr].T B[:, r0:]
-            _gemm(nr, R, c - r0, &B[0, r0], 1, c, &Bp[0] + (r0 // ct) * R * ct, R * ct, ct,
-                  c % ct, &H[r0, r0], c, 1)
+            _gemm(nr, R, c - r0, A, 1, ct if i < npanels else rem, A, R * ct, ct, rem,
+                  &H[r0, r0], c, 1)
     return 0

@@ -1098,7 +1098,7 @@ def gauss_newton(
 def _gram(Jr: _Array, HV: _Array, n_threads: int | None) -> None:
     """HV (P, P + 1) += J^T [J r] (upper triangle) for Jr = [J r] (R, P + 1), float64."""
     P = HV.shape[0]
-    nt = threads(n_threads, -(-P // 32), Jr.shape[0] * P * (P + 1) // 2)
+    nt = threads(n_threads, -(-P // 8), Jr.shape[0] * P * (P + 1) // 2)
     Bp = _scratch("gram", (Jr.size,), np.float64)
     _kernel("_gram_update", np.float64)(Jr, Bp, HV, nt)
 
