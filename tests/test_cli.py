@@ -611,7 +611,7 @@ def test_help_has_a_line_for_every_option_with_its_default(command, capsys):
             "--hidden-size HIDDEN_SIZE hidden units d (default: 32)",
             "--epochs EPOCHS the most passes over the windows (default: 200)",
             "(default: 0.01 for adam and sgd, 0.1 for adagrad)",
-            "--optimizer {adam,sgd,adagrad} the optimizer (default: adam)",
+            "--optimizer {adam,sgd,adagrad,lm} the optimizer (default: adam)",
             "--test-fraction TEST_FRACTION",
             "(default: 0.2)",
             "--window WINDOW steps per training window (default: 100)",

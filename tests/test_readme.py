@@ -118,8 +118,22 @@ def _dynamics(ns, printed, code):
     assert ns["profile"].shape == (61,)  # lags 0 .. T
 
 
+def _second_order(ns, printed, code):
+    rnn, X = ns["rnn"], ns["X"]
+    assert rnn.n_iter_ <= 30
+    assert ns["std"].shape == ns["Y"].shape == (30, 50, 1)
+    assert (ns["std"] > 0).all()
+    assert ns["future"].shape == ns["band"].shape == (20, 1)
+    assert ns["band"][-1, 0] > ns["band"][0, 0]  # the band widens with the horizon
+    assert ns["J"].shape == (2, 50, 1, 89) == (*X[:2].shape, rnn.flat_weights().size)
+    assert ns["G"].U.shape == (30, 8, 1)
+    assert ns["G"].loss.shape == (30,)
+    assert ns["post"].noise_variance > 0
+
+
 # a block is recognised by a line of its code; every block has its check
 CHECKS = {
+    'rnn.fit(X, target, optimizer="lm", epochs=30)': _second_order,
     "rnn = crnn.RNN(input_size=3, hidden_size=16, output_size=2, seed=0)": _quick_start,
     "rnn.fit(X, target, epochs=300, batch_size=16, validation_fraction=0.1, seed=0)": _training,
     "biased.fit(X, target, epochs=300, seed=0)": _biases,

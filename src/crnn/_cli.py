@@ -441,6 +441,7 @@ def cmd_train(args: argparse.Namespace, out: IO[str]) -> int:
         file=out,
     )
     start = time.perf_counter()
+    lm = args.optimizer == "lm"  # Levenberg-Marquardt: the full batch
     try:
         model.fit(
             X,
@@ -448,7 +449,7 @@ def cmd_train(args: argparse.Namespace, out: IO[str]) -> int:
             validation_fraction=0.1 if X.shape[0] >= 10 else None,
             seed=args.seed,
             verbose=not args.quiet,
-            **_hyperparameters(args, "fit"),
+            **(_hyperparameters(args, "fit") | ({"batch_size": None} if lm else {})),
         )
     except KeyboardInterrupt as exc:
         return _interrupted(model, exc, mean, scale, args)
@@ -507,8 +508,17 @@ def _interrupted(
     return 130
 
 
-def _apply(args: argparse.Namespace, compute: Callable[[RNN, _Array], _Array], column: str) -> int:
-    """Load MODEL and DATA, run compute(model, standardised data), write CSV."""
+def _apply(
+    args: argparse.Namespace,
+    compute: Callable[[RNN, _Array], _Array],
+    column: str,
+    bounds: bool = False,
+) -> int:
+    """Load MODEL and DATA, run compute(model, standardised data), write CSV.
+
+    ``bounds``: compute gives three blocks of columns, the values and their
+    lower and upper bounds, written with the suffixes _lower and _upper.
+    """
     model = _load_model(args.model)
     series, names = read_data(args.data, columns=args.columns, delimiter=args.delimiter)
     _check_columns(model, series, args.data)
@@ -517,8 +527,14 @@ def _apply(args: argparse.Namespace, compute: Callable[[RNN, _Array], _Array], c
     check_output(path, args.force)
     z = _standardise(series, mean, scale, args.data)
     with np.errstate(over="ignore"):  # outputs beyond float64 are written as inf
-        result = compute(model, z) * scale + mean
-    header = names if names is not None else [f"{column}_{j}" for j in range(result.shape[1])]
+        if bounds:
+            result = compute(model, z) * np.tile(scale, 3) + np.tile(mean, 3)
+        else:
+            result = compute(model, z) * scale + mean
+    k = result.shape[1] // 3 if bounds else result.shape[1]
+    header = names if names is not None else [f"{column}_{j}" for j in range(k)]
+    if bounds:
+        header = [*header, *(f"{h}_lower" for h in header), *(f"{h}_upper" for h in header)]
     if path is None:
         write_csv(None, result, header, delimiter=args.delimiter)
     else:
@@ -537,8 +553,23 @@ def cmd_predict(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def cmd_forecast(args: argparse.Namespace, out: IO[str]) -> int:
-    """Run over DATA, then forecast STEPS steps in closed loop."""
-    return _apply(args, lambda model, z: model.generate(args.steps, z), "forecast")
+    """Run over DATA, then forecast STEPS steps in closed loop (with --interval, its bounds)."""
+    if args.interval is None:
+        return _apply(args, lambda model, z: model.generate(args.steps, z), "forecast")
+    return _apply(args, lambda model, z: _with_bounds(model, z, args), "forecast", bounds=True)
+
+
+def _with_bounds(model: RNN, z: _Array, args: argparse.Namespace) -> _Array:
+    """Return the forecast of z (standardised) and its --interval's bounds: (steps, 3 k)."""
+    from statistics import NormalDist
+
+    if getattr(model, "laplace_", None) is None:
+        if z.shape[0] < 2:
+            raise CLIError("--interval needs at least two rows of DATA to fit the posterior")
+        model.laplace(z[:-1], z[1:])
+    future, std = model.generate(args.steps, z, return_std=True)
+    q = NormalDist().inv_cdf(0.5 + args.interval / 2)
+    return np.concatenate([future, future - q * std, future + q * std], axis=1)
 
 
 def cmd_demo(args: argparse.Namespace, out: IO[str]) -> int:
@@ -666,6 +697,7 @@ _positive_float = _real(lambda v: bool(np.isfinite(v)) and v > 0, "a number > 0"
 _non_negative_float = _real(lambda v: bool(np.isfinite(v)) and v >= 0, "a number >= 0")
 _fraction = _real(lambda v: 0 <= v < 1, "in [0, 1)")
 _leak = _real(lambda v: 0 < v <= 1, "in (0, 1]")
+_probability = _real(lambda v: 0 < v < 1, "in (0, 1)")
 
 
 def _delimiter(text: str) -> str:
@@ -736,14 +768,22 @@ HYPERPARAMETERS = (
     (
         "--optimizer",
         "fit",
-        {"choices": ["adam", "sgd", "adagrad"], "default": "adam", "help": "the optimizer"},
+        {
+            "choices": ["adam", "sgd", "adagrad", "lm"],
+            "default": "adam",
+            "help": "the optimizer",
+        },
     ),
     (
         "--method",
         "fit",
         {"choices": ["bptt", "rtrl"], "default": "bptt", "help": "how gradients are computed"},
     ),
-    ("--batch-size", "fit", {"type": _positive_int, "default": 16, "help": "windows per update"}),
+    (
+        "--batch-size",
+        "fit",
+        {"type": _positive_int, "default": 16, "help": "windows per update (lm: all of them)"},
+    ),
 )
 
 
@@ -832,6 +872,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="a model saved by 'crnn train'")
     p.add_argument("data", metavar="DATA", help="CSV or .npy, the columns the model was trained on")
     p.add_argument("--steps", type=_positive_int, required=True, help="steps to forecast")
+    p.add_argument(
+        "--interval",
+        type=_probability,
+        default=None,
+        help="also write the lower and upper bounds of this central predictive interval "
+        "(e.g. 0.95): the Laplace approximation saved with the model (RNN.laplace), or, "
+        "when it has none, one fitted to DATA's next-step pairs; linearised through the "
+        "closed loop",
+    )
     data_options(p)
     common_out(p, "CSV (default: standard output)")
     p.set_defaults(func=cmd_forecast)

@@ -185,3 +185,23 @@ def _dyn_lyapunov(
     act: int,
     leak: float,
 ) -> int: ...  # the QRs made
+def _jacobian_sensitivity_columns(n: int, d: int, bias: bool = False) -> int: ...
+def _jacobian_workspace_size(n: int, d: int, bias: bool, n_threads: int) -> int: ...
+def _output_jacobian(
+    theta: _F,  # const floating[::1] (_parameter_size,)
+    X: _F,  # const floating[:, :, ::1] (N, T, n)
+    s: _F,  # floating[:, ::1] (N, d): S^0, then S^T, IN/OUT
+    sens: _F,  # floating[:, :, ::1] (N, d, _jacobian_sensitivity_columns): IN/OUT
+    J: _F,  # floating[:, :, :, ::1] (N, T, m, P): dY/dtheta in theta's layout, OUT
+    Y: _F,  # floating[:, :, ::1] (N, T, m): the outputs, OUT
+    ws: _F,  # floating[::1] (_jacobian_workspace_size(n, d, bias, n_threads),), SCRATCH
+    n_threads: int,
+    act: int,
+    leak: float,
+) -> int: ...  # the count of NaN and infinite values in the weights, X and s
+def _gram_update(
+    B: _F,  # const floating[:, ::1] (R, p + 1): [J r]
+    Bp: _F,  # floating[::1] (R (p + 1),): B packed, SCRATCH
+    H: _F,  # floating[:, ::1] (p, p + 1): += J^T [J r], upper triangle, IN/OUT
+    n_threads: int,
+) -> int: ...

@@ -36,6 +36,8 @@ Units (one compiled module; the ``.pxi`` files are included below)::
     _rtrl.pxi   real-time recurrent learning, batch and online
     _dynamics.pxi  the network as a dynamical system: the state map's
                 Jacobians, the Lyapunov spectrum (crnn.dynamics)
+    _jacobian.pxi  the outputs' Jacobian dY/dtheta in forward mode (for
+                Levenberg-Marquardt and the Laplace approximation)
 
 Adding an activation (or changing how a state is formed): ``_cell.pxi``
 alone. The kernels call ``_cell_states`` to turn pre-activations into
@@ -782,3 +784,5 @@ include "_rtrl.pxi"
 include "_online_family.pxi"
 
 include "_dynamics.pxi"
+
+include "_jacobian.pxi"

@@ -577,7 +577,7 @@ def run_epochs(
             if callback is not None:
                 callback(model)
             since_best = 0 if improved else since_best + 1
-            if since_best >= n_iter_no_change:
+            if since_best >= n_iter_no_change or getattr(source, "converged", False):
                 break
     except KeyboardInterrupt as exc:
         exc.best_weights = best_weights  # type: ignore[attr-defined]
@@ -709,7 +709,7 @@ def _fit(
         model,
         warm_start,
         val is not None,
-        lambda: make_optimizer(optimizer, lr, momentum, nesterov),
+        lambda: make_optimizer(optimizer, lr, momentum, nesterov, full_batch=True),
     )
     trainer = _Trainer(
         model,
@@ -721,7 +721,11 @@ def _fit(
         truncate=truncate,
         weight_decay=weight_decay,
     )
-    source = _LocalSource(trainer, X, target, w, val, rng)
+    source: Source = _LocalSource(trainer, X, target, w, val, rng)
+    if isinstance(optimizer, str) and optimizer.lower() == "lm":  # Levenberg-Marquardt
+        from crnn._lm import lm_source
+
+        source, opt = lm_source(trainer, X, target, w, val, opt, batch_size=batch_size, lr=lr)
     return run_epochs(
         model,
         source,

@@ -1256,3 +1256,268 @@ def lyapunov(
         theta, X, s, basis, warmup, every, logs, at, ws, size[2], *cell
     )
     return logs[:count], at[:count], s, basis
+
+
+# ---------------------------------------------------------------------- output Jacobians
+#
+# dY/dtheta in forward mode (crnn/_jacobian.pxi), per-sequence gradients and
+# the Gauss-Newton products J^T J and J^T r that Levenberg-Marquardt and the
+# Laplace approximation take. Every function returns new arrays.
+
+# The rows of J (m P scalars each) held at once by ``gauss_newton``: it runs
+# the data in windows of sequences and steps of at most this many bytes of J,
+# carrying the state and the sensitivities from one window to the next.
+_GN_BYTES = 16 << 20
+
+
+def _jacobian_window(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    s: _Array,
+    sens: _Array,
+    n_threads: int | None,
+    cell: _Cell,
+) -> tuple[_Array, _Array, int]:
+    """One kernel call: J (N, T, m, P) and Y (N, T, m) of X (N >= 1, T >= 1); s, sens carried."""
+    N, T, _ = X.shape
+    n, d, m = size
+    dt = theta.dtype
+    P = theta.shape[0]
+    bias = _core._parameter_size(n, d, m) < P
+    Q = _core._jacobian_sensitivity_columns(n, d, bias)
+    J = np.empty((N, T, m, P), dtype=dt)
+    Y = np.empty((N, T, m), dtype=dt)
+    work = N * T * d * Q * (d + m)
+    nt, key = _choose("jacobian", n_threads, N, work)
+    wsize = _core._jacobian_workspace_size(n, d, bias, nt)
+    check_alloc((wsize,), dt, "the jacobian workspace")
+    ws = _scratch("jacobian", (wsize,), dt)
+    run = _kernel("_output_jacobian", dt)
+    bad = _timed(key, nt, work, lambda: run(theta, X, s, sens, J, Y, ws, nt, *cell))
+    return J, Y, bad
+
+
+def jacobian_start(theta: _Array, size: _Size, s0: _Array) -> tuple[_Array, _Array]:
+    """Return the state and zero sensitivities (N, d, Q) a sequence starts from (copies)."""
+    n, d, m = size
+    bias = theta.shape[0] > _core._parameter_size(n, d, m)
+    Q = _core._jacobian_sensitivity_columns(n, d, bias)
+    check_alloc((s0.shape[0], d, Q), theta.dtype, "the sensitivities")
+    return s0.copy(), np.zeros((s0.shape[0], d, Q), dtype=theta.dtype)
+
+
+def output_jacobian(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    s0: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+    carry: tuple[_Array, _Array] | None = None,
+) -> tuple[_Array, _Array, int]:
+    """Return J = dY/dtheta (N, T, m, P), the outputs Y (N, T, m) and the non-finite count.
+
+    ``carry``: (state, sensitivities) from ``jacobian_start`` to go on from
+    (updated in place to those of the last step); None starts afresh from s0.
+    """
+    N, T, _ = X.shape
+    m = size[2]
+    P = theta.shape[0]
+    check_alloc((N, T, m, P), theta.dtype, "the jacobian")
+    if N * T == 0:
+        return np.zeros((N, T, m, P), theta.dtype), np.zeros((N, T, m), theta.dtype), 0
+    s, sens = jacobian_start(theta, size, s0) if carry is None else carry
+    return _jacobian_window(theta, size, X, s, sens, n_threads, cell)
+
+
+def gauss_newton(
+    theta: _Array,
+    size: _Size,
+    X: _Array | list[_Array],
+    target: _Array | list[_Array],
+    s0: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+    weight: _Array | list[_Array] | None = None,
+    diagonal: bool = False,
+) -> tuple[_Array, _Array, _Array, int]:
+    """Return H = sum w J^T J, v = sum w J^T (Y - target), each sequence's sum w (Y - target)^2.
+
+    X, target (and the weights w, or None for 1): a batch (N, T, .) or lists
+    of (T_i, .) arrays. H is (P, P), or its diagonal (P,) when ``diagonal``;
+    H and v are float64 whatever the model's dtype. J is never held whole:
+    the data runs in windows of sequences and steps, each at most
+    _GN_BYTES of J (the state and sensitivities carried across), so the
+    memory is O(P^2) (O(P) with ``diagonal``) plus one window. Also returns
+    the non-finite count.
+    """
+    m = size[2]
+    P = theta.shape[0]
+    dt = theta.dtype
+    items: list[tuple[_Array, _Array, _Array, _Array | None]] = []
+    if isinstance(X, list):
+        for i, x in enumerate(X):
+            w = None if weight is None else weight[i][np.newaxis]
+            items.append((x[np.newaxis], target[i][np.newaxis], s0[i : i + 1], w))
+    else:
+        items.append((X, target, s0, weight))  # type: ignore[arg-type]
+    check_alloc((P,) if diagonal else (P, P + 1), np.float64, "the Gauss-Newton matrix")
+    HV = np.zeros((0, 0) if diagonal else (P, P + 1))  # [H v]: J^T [J r]
+    H, v = (np.zeros(P), np.zeros(P)) if diagonal else (HV[:, :P], HV[:, P])
+    E = np.zeros(len(X))
+    rows = max(1, _GN_BYTES // (m * P * dt.itemsize))  # (sequence, step) rows per window
+    bad = 0
+    at = 0
+    for Xb, tb, sb, wb in items:
+        N, T, _ = Xb.shape
+        if T == 0:
+            at += N
+            continue
+        nc = max(1, min(N, rows // T))  # sequences per window
+        tc = T if nc > 1 else min(T, rows)  # steps per window
+        for a in range(0, N, nc):
+            b = min(N, a + nc)
+            carry = jacobian_start(theta, size, np.ascontiguousarray(sb[a:b]))
+            for t0 in range(0, T, tc):
+                t1 = min(T, t0 + tc)
+                Xw = np.ascontiguousarray(Xb[a:b, t0:t1])
+                J, Y, nb = _jacobian_window(theta, size, Xw, *carry, n_threads, cell)
+                bad += nb
+                R = (Y - tb[a:b, t0:t1]).astype(np.float64)
+                if wb is not None:
+                    sw = np.sqrt(wb[a:b, t0:t1].astype(np.float64))
+                    R *= sw
+                E[at + a : at + b] += (R * R).sum(axis=(1, 2))
+                # [J r], weighted, float64: H += J^T J and v += J^T r in one product
+                Jr = np.empty((J.shape[0] * J.shape[1] * m, P + 1))
+                Jr[:, :P] = J.reshape(-1, P)
+                Jr[:, P] = R.ravel()
+                if wb is not None:
+                    Jr[:, :P] *= sw.reshape(-1, 1)
+                if diagonal:
+                    H += np.einsum("rp,rp->p", Jr[:, :P], Jr[:, :P])
+                    v += np.einsum("rp,r->p", Jr[:, :P], Jr[:, P])
+                else:
+                    _gram(Jr, HV, n_threads)
+        at += N
+    if diagonal:
+        return H, v, E, bad
+    H = np.triu(HV[:, :P])  # the kernels summed the upper triangle: J^T J is symmetric
+    H += np.triu(H, 1).T
+    return H, HV[:, P].copy(), E, bad
+
+
+def _gram(Jr: _Array, HV: _Array, n_threads: int | None) -> None:
+    """HV (P, P + 1) += J^T [J r] (upper triangle) for Jr = [J r] (R, P + 1), float64."""
+    P = HV.shape[0]
+    work = Jr.shape[0] * P * (P + 1) // 2
+    nt, key = _choose("gram", n_threads, -(-P // 8), work)
+    Bp = _scratch("gram", (Jr.size,), np.float64)
+    run = _kernel("_gram_update", np.float64)
+    _timed(key, nt, work, lambda: run(Jr, Bp, HV, nt))
+
+
+def gradient_per_sequence(
+    theta: _Array,
+    size: _Size,
+    Xs: list[_Array],
+    targets: list[_Array],
+    s0: _Array,
+    g: float,
+    method: str,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+    weights: list[_Array] | None = None,
+) -> tuple[_Array, _Array, _Array, int]:
+    """Return each sequence's own gradient: dE_i/dtheta (N, P), dE_i/dS^0_i (N, d), E (N,).
+
+    Xs, targets (and weights): lists of (T_i, .) arrays, the sequences of a
+    batch or of a list. Each sequence is its own kernel call (several at
+    once on several threads); a sequence's numbers are those it gets alone.
+    Also returns the non-finite count.
+    """
+    N = len(Xs)
+    d = size[1]
+    dt = theta.dtype
+    P = theta.shape[0]
+    check_alloc((N, P + d + 1), dt, "the gradients of the sequences")
+    grads = np.zeros((N, P), dtype=dt)
+    ds0 = np.zeros((N, d), dtype=dt)
+    E = np.zeros(N, dtype=dt)
+    lengths = [x.shape[0] for x in Xs]
+    nt, key, work = _list_threads("gradient_per_sequence", n_threads, lengths, size, 3)
+    per = 1 if nt > 1 else n_threads
+    bad = [0] * N
+
+    def run(i: int) -> None:
+        if lengths[i] == 0:
+            return  # nothing scored: E = 0, dE/dS^0 = 0
+        w = None if weights is None else weights[i][np.newaxis]
+        G = gradient(
+            theta,
+            size,
+            Xs[i][np.newaxis],
+            targets[i][np.newaxis],
+            s0[i : i + 1],
+            g,
+            method,
+            per,
+            cell,
+            w,
+        )
+        bad[i] = G.nonfinite
+        at = 0
+        for part in (G.U, G.W, G.V, G.b, G.c):
+            if part is not None:
+                grads[i, at : at + part.size] = part.ravel()
+                at += part.size
+        ds0[i] = G.s0[0]
+        E[i] = G.E[0]
+
+    _timed(key, nt, work, lambda: _run_items(nt, N, run))
+    return grads, ds0, E, sum(bad)
+
+
+def activation_slope(h: _Array, act: int, leak: float) -> _Array:
+    """Return a f'(z) from h = f(z) by the kernels' own slope (a new array)."""
+    out: _Array = np.array(h, order="C")
+    if out.size:
+        _core._slope_array(out.ravel(), act)
+    if leak != 1:
+        out *= leak
+    return out
+
+
+def activate(z: _Array, act: int) -> _Array:
+    """Return f(z) by the kernels' own activation (a new array)."""
+    out: _Array = np.array(z, order="C")
+    if out.size:
+        _core._activate_array(out.ravel(), act)
+    return out
+
+
+def sensitivities(
+    theta: _Array,
+    size: _Size,
+    X: _Array,
+    s0: _Array,
+    n_threads: int | None,
+    cell: _Cell = ELMAN,
+) -> tuple[_Array, _Array, int]:
+    """Return S^T (N, d) and dS^T/d[U W b] (N, d, Q) after X (N, T, n), and the non-finite count.
+
+    Runs the Jacobian kernel in windows of steps (of at most _GN_BYTES of
+    J each), keeping none of J: memory does not grow with T.
+    """
+    N, T, _ = X.shape
+    m = size[2]
+    s, sens = jacobian_start(theta, size, s0)
+    bad = 0
+    if N == 0:
+        return s, sens, 0
+    tc = max(1, min(T, _GN_BYTES // (N * m * theta.shape[0] * theta.dtype.itemsize)))
+    for t0 in range(0, T, tc):
+        Xw = np.ascontiguousarray(X[:, t0 : t0 + tc])
+        bad += _jacobian_window(theta, size, Xw, s, sens, n_threads, cell)[2]
+    return s, sens, bad

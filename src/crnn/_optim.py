@@ -116,23 +116,61 @@ class Adagrad(_Optimizer):
         return self.lr * grad / (np.sqrt(acc) + self.eps)
 
 
-#: name -> (class, default learning rate)
+class LevenbergMarquardt(_Optimizer):
+    """The state of Levenberg-Marquardt (``fit(..., optimizer="lm")``): the damping mu.
+
+    Its iterations are made by ``crnn._lm`` on the full batch, from J^T J
+    and J^T r, not from a gradient: ``step`` refuses. ``lr`` is the first
+    mu; on an accepted step mu is multiplied by ``mu_dec``, on a rejected
+    one by ``mu_inc``, and training ends when mu would pass ``mu_max``
+    (MATLAB's ``trainlm``: 0.001, 0.1, 10, 1e10).
+    """
+
+    name = "lm"
+
+    def __init__(
+        self, lr: float, mu_dec: float = 0.1, mu_inc: float = 10.0, mu_max: float = 1e10
+    ) -> None:
+        super().__init__(lr)
+        self.mu, self.mu_dec, self.mu_inc, self.mu_max = lr, mu_dec, mu_inc, mu_max
+
+    def step(self, params: MutableMapping[str, _Array], grads: Mapping[str, _Array]) -> None:
+        raise ValueError(_LM_FULL_BATCH)
+
+
+_LM_FULL_BATCH = (
+    "optimizer='lm' (Levenberg-Marquardt) takes whole Gauss-Newton steps on the full batch: "
+    "it is an optimizer of RNN.fit only; partial_fit and crnn.distributed take "
+    "'adam', 'sgd' or 'adagrad'"
+)
+
+#: name -> (class, default learning rate; for "lm", the first damping mu)
 OPTIMIZERS: dict[str, tuple[type[_Optimizer], float]] = {
     "sgd": (SGD, 0.01),
     "adam": (Adam, 0.01),
     "adagrad": (Adagrad, 0.1),
+    "lm": (LevenbergMarquardt, 0.001),
 }
 
 
 def make_optimizer(
-    name: object, lr: object = None, momentum: object = 0.9, nesterov: object = False
+    name: object,
+    lr: object = None,
+    momentum: object = 0.9,
+    nesterov: object = False,
+    full_batch: bool = False,
 ) -> _Optimizer:
-    """Return a new optimizer from its name and options, all validated."""
+    """Return a new optimizer from its name and options, all validated.
+
+    "lm" only with ``full_batch`` (``RNN.fit``): it makes no gradient steps.
+    """
     if not isinstance(name, str):
         raise TypeError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {type(name).__name__}")
     key = name.lower()
     if key not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {name!r}")
+    if key == "lm" and not full_batch:
+        raise ValueError(_LM_FULL_BATCH)
     cls, default_lr = OPTIMIZERS[key]
     lr = default_lr if lr is None else check_lr(lr)
     if key == "sgd":

@@ -23,6 +23,7 @@ from crnn._validation import (
     check_leak,
     check_method,
     check_n_threads,
+    check_real,
     check_sample_weight,
     check_shape,
     check_size,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from crnn import _io
+    from crnn._laplace import Laplace
     from crnn._typing import (
         Activation,
         ArrayLike,
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
         Self,
     )
 
-__all__ = ["RNN", "Gradient"]
+__all__ = ["RNN", "Gradient", "SequenceGradients"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -107,6 +109,27 @@ class Gradient:
         return (
             f"Gradient(method={self.method!r}, loss={self.loss!r}, U: {self.U.shape}, "
             f"W: {self.W.shape}, V: {self.V.shape}{biases}, s0: {self.s0.shape}, "
+            f"dtype={self.U.dtype})"
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class SequenceGradients(Gradient):
+    """Each sequence's own gradient, as :meth:`RNN.gradient` returns with ``per_sequence=True``.
+
+    The fields of :class:`Gradient` with a leading axis of N, one row per
+    sequence (N = 1 for one sequence given as (T, n)): ``U`` (N, d, n),
+    ``W`` (N, d, d), ``V`` (N, m, d), ``b`` (N, d) and ``c`` (N, m) with
+    biases, ``s0`` (N, d) (each sequence's dE_i/dS^0, also when a (d,)
+    ``s0`` is shared) and ``loss`` (N,), each sequence's E_i. Their sums
+    over the first axis are the batch's :class:`Gradient`, to rounding.
+    """
+
+    loss: FloatArray  # type: ignore[assignment]  # (N,): one loss per sequence
+
+    def __repr__(self) -> str:
+        return (
+            f"SequenceGradients(method={self.method!r}, N={self.loss.shape[0]}, "
             f"dtype={self.U.dtype})"
         )
 
@@ -868,6 +891,7 @@ class RNN:
         *,
         return_state: Literal[False] = False,
         check_finite: bool = True,
+        return_std: Literal[False] = False,
     ) -> FloatArray: ...
     @overload
     def predict(
@@ -877,6 +901,7 @@ class RNN:
         *,
         return_state: Literal[True],
         check_finite: bool = True,
+        return_std: Literal[False] = False,
     ) -> tuple[FloatArray, FloatArray]: ...
     @overload
     def predict(
@@ -886,7 +911,18 @@ class RNN:
         *,
         return_state: bool,
         check_finite: bool = True,
+        return_std: Literal[False] = False,
     ) -> FloatArray | tuple[FloatArray, FloatArray]: ...
+    @overload
+    def predict(
+        self,
+        X: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        return_state: Literal[False] = False,
+        check_finite: bool = True,
+        return_std: Literal[True],
+    ) -> tuple[FloatArray, FloatArray]: ...
     def predict(
         self,
         X: ArrayLike,
@@ -894,6 +930,7 @@ class RNN:
         *,
         return_state: bool = False,
         check_finite: bool = True,
+        return_std: bool = False,
     ) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Return the outputs Y of :meth:`forward`.
 
@@ -901,13 +938,33 @@ class RNN:
         ----------
         X, s0, return_state, check_finite
             As in :meth:`forward`.
+        return_std : bool, default False
+            Also return the predictive standard deviation of each value,
+            from the Laplace approximation that :meth:`laplace` made: the
+            weights' uncertainty, J Sigma J^T (J from
+            :meth:`output_jacobian`, held for the whole of X), plus the
+            noise's variance. Not with ``return_state``.
 
         Returns
         -------
         Y : ndarray of shape (T, m) or (N, T, m)
         state : ndarray of shape (d,) or (N, d)
             The final state, only when ``return_state`` is True.
+        std : ndarray of the shape of Y
+            Only when ``return_std`` is True.
         """
+        if check_bool(return_std, "return_std"):
+            if return_state:
+                raise ValueError("return_std and return_state cannot be combined")
+            from crnn._laplace import check_laplace, predictive_std
+
+            post = check_laplace(getattr(self, "laplace_", None), self._theta.shape[0])
+            Y = self.predict(X, s0, check_finite=check_finite)
+            J = self.output_jacobian(X, s0, check_finite=check_finite)
+            if isinstance(J, list):
+                std = [predictive_std(post, j).astype(self._dtype) for j in J]
+                return cast("tuple[FloatArray, FloatArray]", (Y, std))
+            return Y, predictive_std(post, J).astype(self._dtype)
         out = self.forward(X, s0, return_state=return_state, check_finite=check_finite)
         return (out[1], out[2]) if return_state else out[1]  # type: ignore[misc]
 
@@ -978,6 +1035,7 @@ class RNN:
         *,
         sample_weight: ArrayLike | None = None,
         check_finite: bool = True,
+        per_sequence: bool = False,
     ) -> Gradient:
         r"""Return the exact gradient of E with respect to U, W, V and S^0.
 
@@ -1022,6 +1080,11 @@ class RNN:
         X, target, s0, g, sample_weight, check_finite
             As in :meth:`loss`.
         method : {"bptt", "rtrl"}, default "bptt"
+        per_sequence : bool, default False
+            Return each sequence's own gradient instead of their sum: a
+            :class:`SequenceGradients` whose arrays have a leading axis of N
+            (each sequence computed alone, as one kernel call; several at
+            once on several threads).
 
         Returns
         -------
@@ -1030,7 +1093,8 @@ class RNN:
             ``G.loss`` (E, as :meth:`loss` returns it). ``G.s0`` has shape
             (d,) for a single sequence or when a (d,) ``s0`` was shared by a
             batch (then it is summed over the batch), and (N, d), one row per
-            sequence, when ``s0`` was None or (N, d) for a batch.
+            sequence, when ``s0`` was None or (N, d) for a batch. With
+            ``per_sequence=True``, a :class:`SequenceGradients`.
 
         References
         ----------
@@ -1045,6 +1109,10 @@ class RNN:
         g = check_g(g, self._dtype)
         check_finite = check_bool(check_finite, "check_finite")
         method = method.lower()  # type: ignore[assignment]
+        if check_bool(per_sequence, "per_sequence"):
+            return self._gradient_per_sequence(
+                X, target, s0, g, method, sample_weight, check_finite
+            )
         if isinstance(X, (list, tuple)) and is_sequence_list(X):
             params = self._weights(check_finite)
             Xs, ts, s02, s0_kind, ws = self._list_data(
@@ -1077,6 +1145,273 @@ class RNN:
         E = G.E
         loss = float(E[0]) if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
         return Gradient._of(G.U, G.W, G.V, ds0, loss, method, G.b, G.c)
+
+    # ------------------------------------------------------------------ second order
+
+    def _sequences(
+        self,
+        X: ArrayLike,
+        target: ArrayLike | None,
+        s0: ArrayLike | None,
+        sample_weight: ArrayLike | None,
+        check_finite: bool,
+        need_target: bool,
+    ) -> tuple[FloatArray, Any, Any, FloatArray, Any, bool]:
+        """Validate a call's weights and data: (theta, Xs, targets, s02, weights, batched).
+
+        A batch stays (N, T, .) arrays (weights (N, T, m) or None); a list of
+        sequences gives lists of (T_i, .) arrays. ``batched`` is False for
+        one sequence given as (T, n).
+        """
+        params = self._weights(check_finite)
+        if isinstance(X, (list, tuple)) and is_sequence_list(X):
+            Xs, ts, s02, _, ws = self._list_data(
+                X, target, s0, sample_weight, check_finite, need_target
+            )
+            return params, Xs, ts, s02, ws, True
+        X3, t3, s02, batched, _ = self._data(X, target, s0, check_finite, need_target)
+        w = None
+        if sample_weight is not None:
+            w = check_sample_weight(sample_weight, self._dtype, t3.shape, batched)
+        return params, X3, t3, s02, w, batched
+
+    def _gradient_per_sequence(
+        self,
+        X: ArrayLike,
+        target: ArrayLike,
+        s0: ArrayLike | None,
+        g: float,
+        method: Method,
+        sample_weight: ArrayLike | None,
+        check_finite: bool,
+    ) -> SequenceGradients:
+        """``gradient(..., per_sequence=True)``: each sequence's gradient, alone."""
+        params, Xs, ts, s02, ws, _ = self._sequences(
+            X, target, s0, sample_weight, check_finite, True
+        )
+        rows = list(Xs)  # a batch's sequences are its rows
+        grads, ds0, E, bad = _kernels.gradient_per_sequence(
+            params,
+            self._size,
+            rows,
+            list(ts),
+            s02,
+            g,
+            method,
+            self._n_threads,
+            self._cell,
+            None if ws is None else list(ws),
+        )
+        self._refuse_nonfinite_list(bad)
+        N = len(rows)
+        parts = {
+            k: grads[:, a:b].reshape(N, *shape)
+            for k, (a, b, shape) in _kernels.parameter_layout(*self._size, self.bias).items()
+        }
+        return SequenceGradients(
+            parts["U"], parts["W"], parts["V"], ds0, E, method, parts.get("b"), parts.get("c")
+        )
+
+    def flat_weights(self) -> FloatArray:
+        """Return theta, every parameter in one new 1-D array.
+
+        The order is fixed: U (d, n), W (d, d), V (m, d), then b (d,) and c
+        (m,) when the model has biases, each row-major; P = d n + d d + m d
+        (+ d + m) values. It is the layout of the columns of
+        :meth:`output_jacobian` and of :meth:`set_flat_weights`.
+
+        Examples
+        --------
+        >>> import crnn
+        >>> rnn = crnn.RNN(2, 3, 1, bias=True, seed=0)
+        >>> rnn.flat_weights().shape  # 3*2 + 3*3 + 1*3 + 3 + 1
+        (22,)
+        """
+        theta: FloatArray = self._theta.copy()
+        return theta
+
+    def set_flat_weights(self, theta: ArrayLike, *, check_finite: bool = True) -> None:
+        """Set every parameter from theta, in the order of :meth:`flat_weights` (checked, copied).
+
+        Raises
+        ------
+        ValueError
+            If theta is not 1-D of the model's P values, or (with
+            check_finite) holds a NaN or infinity; nothing changes then.
+        TypeError
+            If theta is not an array of real numbers.
+        """
+        check_finite = check_bool(check_finite, "check_finite")
+        arr = as_float_array(theta, "theta", self._dtype, 1, check_finite)
+        check_shape(arr, "theta", self._theta.shape)
+        self._weights(False)  # the views still have their shapes
+        self._theta[...] = arr
+
+    def output_jacobian(
+        self, X: ArrayLike, s0: ArrayLike | None = None, *, check_finite: bool = True
+    ) -> Any:
+        r"""Return the exact Jacobian of the outputs with respect to the parameters.
+
+        .. math:: J^t_{k q} = \partial Y^t_k / \partial \theta_q
+
+        with theta in the order of :meth:`flat_weights`. Computed in the
+        kernels in forward mode, from the sensitivities of the state (the
+        recursion of Williams and Zipser's RTRL, see :meth:`gradient`):
+        dY^t/d[U W b] = V dS^t/d[U W b], dY^t_k/dV_kj = S^t_j, dY^t_k/dc_k =
+        1. Forward mode costs O(T d^2 (d n + d^2)) per sequence whatever the
+        number of outputs, and no more memory than the result; reverse mode
+        (one backward pass per output) would cost O(T^2 m d^2), more for
+        every sequence longer than d (n + d) / m steps.
+
+        Parameters
+        ----------
+        X : array_like of shape (T, n) or (N, T, n), or a list of (T_i, n)
+        s0 : array_like of shape (d,) or (N, d), optional
+            As in :meth:`forward`. The initial state is held fixed.
+        check_finite : bool, default True
+
+        Returns
+        -------
+        ndarray of shape (T, m, P) or (N, T, m, P)
+            A list of (T_i, m, P) arrays for a list of sequences. For large
+            data, :meth:`gauss_newton` sums J^T J without holding J.
+        """
+        check_finite = check_bool(check_finite, "check_finite")
+        params, Xs, _, s02, _, batched = self._sequences(X, None, s0, None, check_finite, False)
+        if isinstance(Xs, list):
+            out = []
+            for i, x in enumerate(Xs):
+                J, _, bad = _kernels.output_jacobian(
+                    params, self._size, x[np.newaxis], s02[i : i + 1], self._n_threads, self._cell
+                )
+                self._refuse_nonfinite_list(bad)
+                out.append(J[0])
+            return out
+        J, _, bad = _kernels.output_jacobian(
+            params, self._size, Xs, s02, self._n_threads, self._cell
+        )
+        self._refuse_nonfinite_list(bad)
+        return J if batched else J[0]
+
+    def gauss_newton(
+        self,
+        X: ArrayLike,
+        target: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        sample_weight: ArrayLike | None = None,
+        check_finite: bool = True,
+    ) -> tuple[FloatArray, FloatArray, float]:
+        r"""Return J^T J, J^T r and r^T r without holding J (the residuals r = Y - target).
+
+        .. math:: H = \sum w J^\top J, \quad v = \sum w J^\top (Y - \hat Y), \quad
+            \rho = \sum w (Y - \hat Y)^2
+
+        summed over the steps, outputs and sequences (w: ``sample_weight``,
+        1 by default), with J from :meth:`output_jacobian`. The gradient of
+        :meth:`loss` is 2 g v, and 2 g H its Gauss-Newton approximation of
+        the Hessian. The data runs in windows of at most 16 MB of J, so
+        memory is O(P^2), not O(N T m P). H and v are float64.
+
+        Parameters
+        ----------
+        X, target, s0, sample_weight, check_finite
+            As in :meth:`loss`.
+
+        Returns
+        -------
+        H : ndarray of shape (P, P)
+        v : ndarray of shape (P,)
+        rho : float
+        """
+        check_finite = check_bool(check_finite, "check_finite")
+        params, Xs, ts, s02, ws, _ = self._sequences(
+            X, target, s0, sample_weight, check_finite, True
+        )
+        H, v, E, bad = _kernels.gauss_newton(
+            params, self._size, Xs, ts, s02, self._n_threads, self._cell, ws
+        )
+        self._refuse_nonfinite_list(bad)
+        return H, v, float(E.sum())
+
+    def laplace(
+        self,
+        X: ArrayLike,
+        target: ArrayLike,
+        s0: ArrayLike | None = None,
+        *,
+        sample_weight: ArrayLike | None = None,
+        prior_precision: float | None = None,
+        full: bool | None = None,
+        check_finite: bool = True,
+    ) -> Laplace:
+        r"""Approximate the posterior over the weights around the current ones (Laplace).
+
+        The targets are taken as the outputs plus Gaussian noise of variance
+        sigma^2 (sigma^2 / w with ``sample_weight``), the weights theta (all
+        P of :meth:`flat_weights`) as drawn from N(0, I / alpha). Around the
+        current weights, which should be a minimum of the loss (after
+        :meth:`fit`; ``optimizer="lm"`` gets there), the posterior is
+        N(theta, Sigma) with
+
+        .. math:: \Sigma^{-1} = \beta \sum w J^\top J + \alpha I, \quad \beta = 1 / \sigma^2
+
+        (the Gauss-Newton Hessian, from :meth:`gauss_newton`). sigma^2 comes
+        from the residuals and alpha, unless given, from maximising the
+        evidence (MacKay 1992): gamma = sum beta h_i / (beta h_i + alpha),
+        the well-determined parameters (h_i the eigenvalues of J^T J), then
+        alpha = gamma / |theta|^2 and sigma^2 = sum w r^2 / (n - gamma),
+        repeated until they settle. Afterwards ``predict(X,
+        return_std=True)`` and ``generate(..., return_std=True)`` give
+        predictive standard deviations. The result is kept as
+        ``laplace_`` and saved with the model; it belongs to these weights:
+        call this again after training.
+
+        Parameters
+        ----------
+        X, target, s0, sample_weight, check_finite
+            As in :meth:`loss`: the data the model was trained on.
+        prior_precision : float > 0, optional
+            alpha; chosen by evidence maximisation when None.
+        full : bool, optional
+            Hold the whole covariance Sigma (P x P). The default does up to
+            P = 4000 parameters (128 MB); above, only its diagonal, from the
+            diagonal of J^T J (the weights' correlations ignored).
+
+        Returns
+        -------
+        Laplace
+            ``covariance`` (P, P) or its diagonal (P,), ``noise_variance``
+            and ``prior_precision``.
+
+        References
+        ----------
+        D. J. C. MacKay, "A practical Bayesian framework for backpropagation
+        networks", Neural Computation 4(3), 448-472, 1992.
+        """
+        from crnn._laplace import FULL_MAX, fit_laplace
+
+        check_finite = check_bool(check_finite, "check_finite")
+        alpha = check_real(
+            prior_precision, "prior_precision", low=0, low_open=True, allow_none=True
+        )
+        P = self._theta.shape[0]
+        whole = P <= FULL_MAX if full is None else check_bool(full, "full")
+        params, Xs, ts, s02, ws, _ = self._sequences(
+            X, target, s0, sample_weight, check_finite, True
+        )
+        H, _, E, bad = _kernels.gauss_newton(
+            params, self._size, Xs, ts, s02, self._n_threads, self._cell, ws, diagonal=not whole
+        )
+        self._refuse_nonfinite_list(bad)
+        if ws is None:
+            n = float(sum(t.size for t in ts))
+        else:
+            n = float(sum(np.count_nonzero(w) for w in ws))
+        if n == 0:
+            raise ValueError("target must hold at least one value to estimate the noise from")
+        self.laplace_ = fit_laplace(self, H, float(E.sum()), n, alpha)
+        return self.laplace_
 
     # ------------------------------------------------------------------ training
 
@@ -1124,9 +1459,13 @@ class RNN:
             Targets.
         epochs : int, default 200
             The most passes over the data.
-        optimizer : {"adam", "sgd", "adagrad"}, default "adam"
+        optimizer : {"adam", "sgd", "adagrad", "lm"}, default "adam"
+            "lm" is Levenberg-Marquardt on the full batch (an epoch is one
+            iteration; see the README and ``crnn._lm``): not with
+            ``batch_size`` smaller than the data, ``truncate`` or ``clip``.
         lr : float, optional
-            Learning rate; default 0.01 for "adam" and "sgd", 0.1 for "adagrad".
+            Learning rate; default 0.01 for "adam" and "sgd", 0.1 for
+            "adagrad"; for "lm", the first damping mu, 0.001.
         momentum : float, default 0.9
             Momentum of "sgd", in [0, 1).
         nesterov : bool, default False
@@ -1377,6 +1716,7 @@ class RNN:
         *,
         s0: ArrayLike | None = None,
         x0: ArrayLike | None = None,
+        return_std: bool = False,
     ) -> FloatArray:
         """Forecast in closed loop: each output is fed back as the next input.
 
@@ -1391,12 +1731,26 @@ class RNN:
             Initial state (of the warm-up, if any).
         x0 : array_like of shape (n,) or (N, n), optional
             The first input when there is no warm-up.
+        return_std : bool, default False
+            Also return each generated value's predictive standard
+            deviation, from the Laplace approximation :meth:`laplace` made,
+            linearised through the closed loop: the weights' uncertainty and
+            each step's noise, which is fed back with its output, carried
+            forward to first order (see :meth:`laplace`).
 
         Returns
         -------
         ndarray of shape (n_steps, m) or (N, n_steps, m)
-            The generated outputs.
+            The generated outputs. With ``return_std``, an array of shape
+            (2, ...) of them and their standard deviations, one array so
+            that the type does not change: ``out, std = rnn.generate(...,
+            return_std=True)``.
         """
+        return_std = check_bool(return_std, "return_std")
+        if return_std:
+            from crnn._laplace import check_laplace
+
+            post = check_laplace(getattr(self, "laplace_", None), self._theta.shape[0])
         if self.output_size != self.input_size:
             raise ValueError(
                 "generate feeds outputs back as inputs, so output_size must equal "
@@ -1440,7 +1794,26 @@ class RNN:
             self._n_threads,
             self._cell,
         )
-        return out
+        if not return_std:
+            return out
+        from crnn._laplace import closed_loop_std
+
+        x_first = np.ascontiguousarray(X3[:, 0])
+        if warmup is not None:  # the state's sensitivities after the observed steps
+            W3 = warmup[np.newaxis] if warmup.ndim == 2 else warmup
+            s00 = self._data(W3[:, :1], None, s0, True, False)[2]
+            s_T, sens, _ = _kernels.sensitivities(
+                self._theta,
+                self._size,
+                np.ascontiguousarray(W3[:, :-1]),
+                s00,
+                self._n_threads,
+                self._cell,
+            )
+        else:
+            s_T, sens = _kernels.jacobian_start(self._theta, self._size, s02)
+        std = closed_loop_std(self, post, x_first, s_T, sens, n_steps).astype(self._dtype)
+        return np.stack([out, std if batched else std[0]])
 
     # ------------------------------------------------------------------ save and load
     # (crnn._io holds the file format and knows no model class: the model's
@@ -1453,6 +1826,9 @@ class RNN:
     #: An option saved only when set: the ``crnn`` command's training was
     #: stopped by Ctrl-C after this many epochs (``interrupted_after_epoch_``).
     _INTERRUPTED = "interrupted_after_epoch"
+
+    #: The weights' posterior (:meth:`laplace`): an array and two options.
+    _LAPLACE = ("laplace_covariance", "laplace_noise_variance", "laplace_prior_precision")
 
     def _to_file(self) -> tuple[dict[str, FloatArray], dict[str, Any]]:
         """Return (arrays, options): what a file holds of the model (arrays not copied)."""
@@ -1472,6 +1848,11 @@ class RNN:
         interrupted = getattr(self, self._INTERRUPTED + "_", None)
         if interrupted is not None:
             options[self._INTERRUPTED] = int(interrupted)
+        post = getattr(self, "laplace_", None)
+        if post is not None:  # the weights' posterior (RNN.laplace)
+            arrays["laplace_covariance"] = post.covariance.astype(self._dtype)
+            options["laplace_noise_variance"] = post.noise_variance
+            options["laplace_prior_precision"] = post.prior_precision
         return arrays, options
 
     @classmethod
@@ -1479,10 +1860,11 @@ class RNN:
         cls, arrays: Mapping[str, FloatArray], options: Mapping[str, Any], dtype: np.dtype[Any]
     ) -> Self:
         """Rebuild a model from what :meth:`_to_file` gave (checked by crnn._io)."""
-        unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING})
+        unknown = sorted(set(arrays) - {"U", "W", "V", "b", "c", *cls._SCALING, *cls._LAPLACE})
         if unknown:
             raise ValueError(f"it holds arrays {unknown} that this crnn cannot restore")
-        unknown = sorted(set(options) - {"n_threads", "activation", "leak", cls._INTERRUPTED})
+        known = {"n_threads", "activation", "leak", cls._INTERRUPTED, *cls._LAPLACE[1:]}
+        unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"it holds options {unknown} that this crnn cannot restore")
         if ("b" in arrays) != ("c" in arrays):
@@ -1505,6 +1887,15 @@ class RNN:
         if cls._INTERRUPTED in options:
             value = options[cls._INTERRUPTED]
             setattr(model, cls._INTERRUPTED + "_", check_int(value, cls._INTERRUPTED, low=1))
+        if "laplace_covariance" in arrays:
+            from crnn._laplace import from_file
+
+            model.laplace_ = from_file(
+                arrays["laplace_covariance"],
+                options.get("laplace_noise_variance"),
+                options.get("laplace_prior_precision"),
+                model._theta.shape[0],
+            )
         return model
 
     def save(self, path: PathLike, *, overwrite: bool = True) -> str:

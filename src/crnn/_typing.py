@@ -59,7 +59,7 @@ Activation: TypeAlias = Literal["tanh", "relu", "identity", "logistic"]
 Method: TypeAlias = Literal["bptt", "rtrl"]
 
 #: The optimizers of ``fit`` (``crnn._optim.OPTIMIZERS``).
-OptimizerName: TypeAlias = Literal["adam", "sgd", "adagrad"]
+OptimizerName: TypeAlias = Literal["adam", "sgd", "adagrad", "lm"]
 
 #: The named initialisers of ``RNN(init=...)`` (``crnn._init.INITS``).
 InitName: TypeAlias = Literal["uniform", "glorot", "normal", "orthogonal"]
