@@ -162,8 +162,10 @@ def test_the_method_save_works_without_touching_crnn_save(tmp_path):
 def test_dir_lists_the_public_names_before_their_first_use(tmp_path):
     code = "import crnn\nprint(*dir(crnn))\nprint(*crnn.__all__)\n"
     listed, public = (set(line.split()) for line in run(code, tmp_path).splitlines())
-    assert public == {"RNN", "Gradient", "OnlineRTRL", "__version__"} | {
+    assert public == {"RNN", "Gradient", "SequenceGradients", "OnlineRTRL", "__version__"} | {
         "datasets",
+        "dynamics",
+        "online",
         "reference",
         "load",
         "save",
@@ -181,9 +183,10 @@ def test_an_unknown_attribute_is_an_attribute_error():
 def test_the_eager_names_are_plain_attributes():
     from crnn import _online, _rnn
 
-    assert (crnn.RNN, crnn.Gradient, crnn.OnlineRTRL) == (
+    assert (crnn.RNN, crnn.Gradient, crnn.SequenceGradients, crnn.OnlineRTRL) == (
         _rnn.RNN,
         _rnn.Gradient,
+        _rnn.SequenceGradients,
         _online.OnlineRTRL,
     )
     assert isinstance(crnn.__version__, str)

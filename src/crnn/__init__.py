@@ -14,10 +14,22 @@ Python loops, the oracle the compiled kernels are tested against.
 """
 
 from crnn._online import OnlineRTRL
-from crnn._rnn import RNN, Gradient
+from crnn._rnn import RNN, Gradient, SequenceGradients
 from crnn._version import __version__
 
-__all__ = ["RNN", "Gradient", "OnlineRTRL", "__version__", "datasets", "load", "reference", "save"]
+__all__ = [
+    "RNN",
+    "Gradient",
+    "OnlineRTRL",
+    "SequenceGradients",
+    "__version__",
+    "datasets",
+    "dynamics",
+    "load",
+    "online",
+    "reference",
+    "save",
+]
 
 # Imported on first use (PEP 562), to keep ``import crnn`` fast: name -> (module, attribute).
 # crnn._saving (with crnn._io) pulls in zipfile, hashlib, json and secrets (~10 ms).

@@ -1360,7 +1360,7 @@ class RNN:
         from the residuals and alpha, unless given, from maximising the
         evidence (MacKay 1992): gamma = sum beta h_i / (beta h_i + alpha),
         the well-determined parameters (h_i the eigenvalues of J^T J), then
-        alpha = gamma / |theta|^2 and sigma^2 = sum w r^2 / (n - gamma),
+        alpha = gamma / (theta^T theta) and sigma^2 = sum w r^2 / (n - gamma),
         repeated until they settle. Afterwards ``predict(X,
         return_std=True)`` and ``generate(..., return_std=True)`` give
         predictive standard deviations. The result is kept as
