@@ -3,9 +3,11 @@
 With ``n_threads=None`` crnn times its calls and runs a kind and size of call
 on one thread when one thread has been measured faster (a core held by
 another process, or by another library's spinning threads), trying several
-threads again after a while. These tests drive that choice with a clock of
-their own (``_kernels._clock``), so that they decide what "slow" is; that the
-machine's real times follow is measured in ``benchmarks/busy.py``.
+threads again once its calls have taken 40 times as long as the last try.
+These tests drive that choice with a clock of their own
+(``_kernels._clock``), so that they decide what "slow" is (in binary
+fractions of a second, added without rounding); that the machine's real
+times follow is measured in ``benchmarks/busy.py``.
 """
 
 import numpy as np
@@ -54,35 +56,37 @@ def _call(clock, nt_seconds):
 
 
 def test_the_default_runs_on_one_thread_when_several_are_measured_slower(clock, several):
-    slow_many = {False: 0.001, True: 0.010}  # a core is busy: two threads 10x slower
+    ms = 1 / 1024
+    slow_many = {False: ms, True: 10 * ms}  # a core is busy: two threads 10x slower
     assert _call(clock, slow_many) == several  # the first call: a quiet machine's choice
     assert _call(clock, slow_many) == 1  # the second measures one thread
-    assert [_call(clock, slow_many) for _ in range(20)] == [1] * 20
-    # after a while (here 40 times the slow call) it tries several threads again,
-    # and goes back at once
-    clock.now += _kernels._RETRY_RATIO * 0.010
-    assert _call(clock, slow_many) == several
-    assert [_call(clock, slow_many) for _ in range(5)] == [1] * 5
+    # it tries several threads again once the calls on one have taken 40 times
+    # the second call (40 calls of 1 ms), and goes back at once
+    counts = [_call(clock, slow_many) for _ in range(41)]
+    assert counts == [1] * 40 + [several]
+    # the next try waits for 40 times the slow try: 400 calls of 1 ms
+    counts = [_call(clock, slow_many) for _ in range(401)]
+    assert counts == [1] * 400 + [several]
     # the machine is quiet again: the next try finds two threads faster, and they stay
-    quiet = {False: 0.001, True: 0.0006}
-    clock.now += _kernels._RETRY_RATIO * 0.010
+    quiet = {False: ms, True: 0.625 * ms}
+    counts = [_call(clock, quiet) for _ in range(405)]
+    assert counts == [1] * 400 + [several] * 5
+    # time between the calls (the rest of the program) does not bring a try nearer
+    clock.now += 1000.0
     assert _call(clock, quiet) == several
-    assert [_call(clock, quiet) for _ in range(5)] == [several] * 5
 
 
 def test_on_a_quiet_machine_one_thread_is_tried_rarely(clock, several):
-    quiet = {False: 1.0, True: 0.6}  # long calls, two threads faster
-    counts = [_call(clock, quiet) for _ in range(40)]
+    quiet = {False: 1.0, True: 0.625}  # long calls, two threads faster
+    counts = [_call(clock, quiet) for _ in range(80)]
     assert counts[:2] == [several, 1]
-    # a try of one thread costs 0.4 s here: the next waits at least 40 times the call
+    # a try of one thread takes 1 s: the next comes after 40 s of calls, 64 of 0.625 s
     tries = [i for i, nt in enumerate(counts) if nt == 1]
-    assert tries == [1]
-    clock.now += _kernels._RETRY_RATIO * 1.0
-    assert _call(clock, quiet) == 1
+    assert tries == [1, 1 + 64 + 1]
 
 
 def test_sizes_and_kinds_are_measured_apart(clock, several):
-    slow_many = {False: 0.001, True: 0.010}
+    slow_many = {False: 1 / 1024, True: 10 / 1024}
     _call(clock, slow_many), _call(clock, slow_many)
     assert _call(clock, slow_many) == 1
     # another kind of call, or a size in another power of two, starts afresh

@@ -249,13 +249,13 @@ def threads(n_threads: int | None, N: int, work: int) -> int:
 # load average nor a short probe tells this in time, so the default
 # (``n_threads=None``) measures: for each kind of call and size of work (a
 # power of two of multiply-adds) it keeps the recent time per multiply-add on
-# one thread and on several, uses the faster, and tries the other again
-# after a while (at least _RETRY_SECONDS, and _RETRY_RATIO times the length
-# of the call that tried it: trying costs at most a few per cent). The first
-# call of a kind and size runs on several threads, the second on one. None
-# of this changes a bit of any result (no bit depends on the thread count).
+# one thread and on several, uses the faster, and tries the other again once
+# the calls of that kind and size have taken _RETRY_RATIO times as long as
+# the last try did (so trying costs at most 1 / _RETRY_RATIO of crnn's own
+# time, whatever else the program does between its calls). The first call
+# of a kind and size runs on several threads, the second on one. None of
+# this changes a bit of any result (no bit depends on the thread count).
 
-_RETRY_SECONDS = 0.25
 _RETRY_RATIO = 40.0
 _STALE_SECONDS = 1.0  # an older time is replaced rather than averaged
 
@@ -263,11 +263,12 @@ _STALE_SECONDS = 1.0  # an older time is replaced rather than averaged
 class _Speed:
     """Seconds per multiply-add of one kind and size of call, on one thread and on several."""
 
-    __slots__ = ("many", "many_at", "one", "one_at", "retry_at")
+    __slots__ = ("budget", "many", "many_at", "one", "one_at", "spent")
 
     def __init__(self) -> None:
         self.one = self.many = -1.0  # unknown
-        self.one_at = self.many_at = self.retry_at = 0.0
+        self.one_at = self.many_at = 0.0  # when they were measured
+        self.spent = self.budget = 0.0  # seconds of calls since the last try, and before the next
 
 
 _SPEEDS: dict[tuple[str, int], _Speed] = {}
@@ -293,7 +294,7 @@ def _choose(
     if speed.one < 0:
         return 1, key
     many = speed.many <= speed.one
-    if _clock() >= speed.retry_at:
+    if speed.spent >= speed.budget:
         many = not many  # try the other
     return (nt if many else 1), key
 
@@ -318,8 +319,10 @@ def _timed(key: tuple[str, int] | None, nt: int, work: int, call: Callable[[], _
         speed.many, speed.many_at = per, end
     else:
         speed.one, speed.one_at = per, end
-    if trying or end >= speed.retry_at:
-        speed.retry_at = end + max(_RETRY_SECONDS, _RETRY_RATIO * (end - start))
+    if trying or old < 0:  # a try, or a first measure: the next try after a while
+        speed.spent, speed.budget = 0.0, _RETRY_RATIO * (end - start)
+    else:
+        speed.spent += end - start
     return result
 
 
