@@ -388,7 +388,10 @@ def test_generate_std_is_the_linearised_closed_loop():
     # one step: the one-step predictive deviation
     rnn.laplace_ = Laplace(np.diag(rng.uniform(0.1, 1, P)), 0.3, 1.0)
     _, sd = rnn.predict(warm, return_std=True)
-    _, sg = rnn.generate(1, warm, return_std=True)
+    both = rnn.generate(1, warm, return_std=True)
+    assert isinstance(both, tuple)  # as predict returns them
+    _, sg = both
+    np.testing.assert_array_equal(both[0], rnn.generate(1, warm))
     np.testing.assert_allclose(sg[0], sd[-1], rtol=1e-10)
     # many steps, no noise and Sigma = u u^T: the deviation is |u . dY^t/dtheta|
     u = rng.normal(size=P)

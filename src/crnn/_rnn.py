@@ -1709,6 +1709,36 @@ class RNN:
         self._state = s_new if x.ndim == 2 else s_new[0]
         return y if x.ndim == 2 else y[0]
 
+    @overload
+    def generate(
+        self,
+        n_steps: int,
+        warmup: ArrayLike | None = None,
+        *,
+        s0: ArrayLike | None = None,
+        x0: ArrayLike | None = None,
+        return_std: Literal[False] = False,
+    ) -> FloatArray: ...
+    @overload
+    def generate(
+        self,
+        n_steps: int,
+        warmup: ArrayLike | None = None,
+        *,
+        s0: ArrayLike | None = None,
+        x0: ArrayLike | None = None,
+        return_std: Literal[True],
+    ) -> tuple[FloatArray, FloatArray]: ...
+    @overload
+    def generate(
+        self,
+        n_steps: int,
+        warmup: ArrayLike | None = None,
+        *,
+        s0: ArrayLike | None = None,
+        x0: ArrayLike | None = None,
+        return_std: bool,
+    ) -> FloatArray | tuple[FloatArray, FloatArray]: ...
     def generate(
         self,
         n_steps: int,
@@ -1717,7 +1747,7 @@ class RNN:
         s0: ArrayLike | None = None,
         x0: ArrayLike | None = None,
         return_std: bool = False,
-    ) -> FloatArray:
+    ) -> FloatArray | tuple[FloatArray, FloatArray]:
         """Forecast in closed loop: each output is fed back as the next input.
 
         Parameters
@@ -1741,10 +1771,10 @@ class RNN:
         Returns
         -------
         ndarray of shape (n_steps, m) or (N, n_steps, m)
-            The generated outputs. With ``return_std``, an array of shape
-            (2, ...) of them and their standard deviations, one array so
-            that the type does not change: ``out, std = rnn.generate(...,
-            return_std=True)``.
+            The generated outputs.
+        std : ndarray of the same shape
+            Only when ``return_std`` is True: their standard deviations, as
+            :meth:`predict` returns them.
         """
         return_std = check_bool(return_std, "return_std")
         if return_std:
@@ -1813,7 +1843,7 @@ class RNN:
         else:
             s_T, sens = _kernels.jacobian_start(self._theta, self._size, s02)
         std = closed_loop_std(self, post, x_first, s_T, sens, n_steps).astype(self._dtype)
-        return np.stack([out, std if batched else std[0]])
+        return out, std if batched else std[0]
 
     # ------------------------------------------------------------------ save and load
     # (crnn._io holds the file format and knows no model class: the model's

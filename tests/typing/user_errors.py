@@ -29,7 +29,7 @@ rnn.forward(X, return_state="yes")  # E: call-overload "forward"
 crnn.RNN(2.5, 8)  # E: arg-type "Argument 1 to"
 crnn.RNN(2, 8, seed="zero")  # E: arg-type "seed"
 crnn.OnlineRTRL(rnn, lr="fast")  # E: arg-type "lr"
-rnn.generate(10.0, X)  # E: arg-type "generate"
+rnn.generate(10.0, X)  # E: call-overload "generate"
 crnn.datasets.sine_waves(n_series=4.5)  # E: arg-type "n_series"
 
 # wrong argument names
