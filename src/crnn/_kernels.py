@@ -924,29 +924,22 @@ def gradient_list(
         def run(k: int, start: int = start) -> None:
             i = start + k
             slots[k] = 0
-            if lengths[i] == 0:
-                return  # nothing scored: E = 0, dE/dS^0 = 0
-            w = None if weights is None else weights[i][np.newaxis]
-            G = gradient(
+            w = None if weights is None else weights[i]
+            bad[i] = _sequence_gradient(
                 theta,
                 size,
-                Xs[i][np.newaxis],
-                targets[i][np.newaxis],
-                s0[i : i + 1],
+                Xs[i],
+                targets[i],
+                s0[i],
                 g,
                 method,
                 per,
                 cell,
                 w,
+                slots[k],
+                ds0[i],
+                E[i:],
             )
-            bad[i] = G.nonfinite
-            at = 0
-            for part in (G.U, G.W, G.V, G.b, G.c):
-                if part is not None:
-                    slots[k, at : at + part.size] = part.ravel()
-                    at += part.size
-            ds0[i] = G.s0[0]
-            E[i] = G.E[0]
 
         part = work * sum(lengths[start:stop]) // max(sum(lengths), 1)
         _timed(key, nt, part, lambda: _run_items(nt, stop - start, run))  # noqa: B023 - called here
@@ -955,6 +948,52 @@ def gradient_list(
     bias = _core._parameter_size(n, d, m) < P
     dU, dW, dV, db, dc = _views(total, n, d, m, bias)
     return GradientArrays(dU, dW, dV, db, dc, ds0, E, sum(bad))
+
+
+def _sequence_gradient(
+    theta: _Array,
+    size: _Size,
+    x: _Array,
+    target: _Array,
+    s0: _Array,
+    g: float,
+    method: str,
+    n_threads: int | None,
+    cell: _Cell,
+    weight: _Array | None,
+    row: _Array,
+    ds0: _Array,
+    E: _Array,
+) -> int:
+    """Write one sequence's dE/dtheta into row (P,), dE/dS^0 into ds0 (d,), E into E[0].
+
+    x (T, n), target (T, m), s0 (d,), weight (T, m) or None. A sequence of
+    no steps scores nothing: it writes nothing (the caller's zeros stand).
+    Returns the non-finite count.
+    """
+    if x.shape[0] == 0:
+        return 0
+    w = None if weight is None else weight[np.newaxis]
+    G = gradient(
+        theta,
+        size,
+        x[np.newaxis],
+        target[np.newaxis],
+        s0[np.newaxis],
+        g,
+        method,
+        n_threads,
+        cell,
+        w,
+    )
+    at = 0
+    for part in (G.U, G.W, G.V, G.b, G.c):
+        if part is not None:
+            row[at : at + part.size] = part.ravel()
+            at += part.size
+    ds0[:] = G.s0[0]
+    E[0] = G.E[0]
+    return G.nonfinite
 
 
 # ---------------------------------------------------------------------- online RTRL
@@ -1454,29 +1493,10 @@ def gradient_per_sequence(
     bad = [0] * N
 
     def run(i: int) -> None:
-        if lengths[i] == 0:
-            return  # nothing scored: E = 0, dE/dS^0 = 0
-        w = None if weights is None else weights[i][np.newaxis]
-        G = gradient(
-            theta,
-            size,
-            Xs[i][np.newaxis],
-            targets[i][np.newaxis],
-            s0[i : i + 1],
-            g,
-            method,
-            per,
-            cell,
-            w,
+        w = None if weights is None else weights[i]
+        bad[i] = _sequence_gradient(
+            theta, size, Xs[i], targets[i], s0[i], g, method, per, cell, w, grads[i], ds0[i], E[i:]
         )
-        bad[i] = G.nonfinite
-        at = 0
-        for part in (G.U, G.W, G.V, G.b, G.c):
-            if part is not None:
-                grads[i, at : at + part.size] = part.ravel()
-                at += part.size
-        ds0[i] = G.s0[0]
-        E[i] = G.E[0]
 
     _timed(key, nt, work, lambda: _run_items(nt, N, run))
     return grads, ds0, E, sum(bad)
