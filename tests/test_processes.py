@@ -423,7 +423,7 @@ def arrays(out):
     return out if isinstance(out, tuple) else (out.U, out.W, out.V, out.s0)
 
 signal.signal(signal.SIGALRM, handler)
-signal.setitimer(signal.ITIMER_REAL, 0.05, 0.1)
+signal.setitimer(signal.ITIMER_REAL, 0.03, 0.05)
 G = model.gradient(X, target, method="rtrl")
 signal.setitimer(signal.ITIMER_REAL, 0)
 assert len(results) >= 3 and all(results), results

@@ -408,43 +408,63 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
             bad = bad + _nonfinite(wt, N * T * m)
         _pack_weights(U, n, d, m, pack, True)
         memset(grad, 0, P * sizeof(floating))
-    # one parallel region (threads woken once), its loops shared out in turn
-    with nogil, parallel(num_threads=n_threads):
-        for blk in prange(n_threads, schedule="static"):
-            b0 = blk * R
-            Rb = N - b0 if N - b0 < R else R
-            if Rb > 0:
-                _bptt_forward(cell, b0, Rb, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0], wt,
-                              &s0[0, 0], g, pack, bb, cb, A, B, Hb, E, wp)
-        for tb in range(nblk - 1, -1, -1):
-            t1 = tb * L
-            t2 = T if t1 + L > T else t1 + L
-            for blk in prange(n_threads, schedule="static"):
-                b0 = blk * R
-                Rb = N - b0 if N - b0 < R else R
-                # a stopped call skips its work, but every thread still meets
-                # every loop (the threads of a team must)
-                if Rb > 0 and not _stopped(wp, Rb * (t2 - t1) * (m + d) * d):
-                    _bptt_backward(cell, b0, Rb, T, L + 1, t1, t2, n, d, m, pack, A,
-                                   B, Hb, Gb, B + ring, ds0)
-            for it in prange(Kg * nrb, schedule="static"):
-                part = it // nrb
-                g0 = part * G
-                r0 = (it % nrb) * rows
-                r1 = r0 + rows if r0 + rows < d + m else d + m
-                if r1 > r0 and not _stopped(wp, 0):
-                    _bptt_products(r0, r1, g0, G if N - g0 > G else N - g0, t1, t2, N,
-                                   R, T, L + 1, n, d, m, A, B + ring, bb != NULL,
-                                   grad if Kg == 1 else parts + part * P,
-                                   work + threadid() * at[3], t2 < T)
-        if Kg > 1:                                  # the parts, added in order
-            for p in prange(P, schedule="static"):
-                acc = parts[p]
-                for i in range(1, Kg):
-                    acc = acc + parts[i * P + p]
-                grad[p] = acc
+        if n_threads == 1:  # no thread team (as _forward_batch): the loops below, in turn
+            _bptt_forward(cell, 0, N, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0], wt, &s0[0, 0],
+                          g, pack, bb, cb, A, B, Hb, E, wp)
+            for tb in range(nblk - 1, -1, -1):
+                t1 = tb * L
+                t2 = T if t1 + L > T else t1 + L
+                if not _stopped(wp, N * (t2 - t1) * (m + d) * d):
+                    _bptt_backward(cell, 0, N, T, L + 1, t1, t2, n, d, m, pack, A, B, Hb, Gb,
+                                   B + ring, ds0)
+                for part in range(Kg):
+                    g0 = part * G
+                    if not _stopped(wp, 0):
+                        _bptt_products(0, d + m, g0, G if N - g0 > G else N - g0, t1, t2, N, N,
+                                       T, L + 1, n, d, m, A, B + ring, bb != NULL,
+                                       grad if Kg == 1 else parts + part * P, work, t2 < T)
+            if Kg > 1:
+                for p in range(P):
+                    acc = parts[p]
+                    for i in range(1, Kg):
+                        acc = acc + parts[i * P + p]
+                    grad[p] = acc
+        else:  # one parallel region (threads woken once), its loops shared out in turn
+            with parallel(num_threads=n_threads):
+                for blk in prange(n_threads, schedule="static"):
+                    b0 = blk * R
+                    Rb = N - b0 if N - b0 < R else R
+                    if Rb > 0:
+                        _bptt_forward(cell, b0, Rb, T, n, d, m, &X[0, 0, 0], &target[0, 0, 0], wt,
+                                      &s0[0, 0], g, pack, bb, cb, A, B, Hb, E, wp)
+                for tb in range(nblk - 1, -1, -1):
+                    t1 = tb * L
+                    t2 = T if t1 + L > T else t1 + L
+                    for blk in prange(n_threads, schedule="static"):
+                        b0 = blk * R
+                        Rb = N - b0 if N - b0 < R else R
+                        # a stopped call skips its work, but every thread still meets
+                        # every loop (the threads of a team must)
+                        if Rb > 0 and not _stopped(wp, Rb * (t2 - t1) * (m + d) * d):
+                            _bptt_backward(cell, b0, Rb, T, L + 1, t1, t2, n, d, m, pack, A,
+                                           B, Hb, Gb, B + ring, ds0)
+                    for it in prange(Kg * nrb, schedule="static"):
+                        part = it // nrb
+                        g0 = part * G
+                        r0 = (it % nrb) * rows
+                        r1 = r0 + rows if r0 + rows < d + m else d + m
+                        if r1 > r0 and not _stopped(wp, 0):
+                            _bptt_products(r0, r1, g0, G if N - g0 > G else N - g0, t1, t2, N,
+                                           R, T, L + 1, n, d, m, A, B + ring, bb != NULL,
+                                           grad if Kg == 1 else parts + part * P,
+                                           work + threadid() * at[3], t2 < T)
+                if Kg > 1:                                  # the parts, added in order
+                    for p in prange(P, schedule="static"):
+                        acc = parts[p]
+                        for i in range(1, Kg):
+                            acc = acc + parts[i * P + p]
+                        grad[p] = acc
+        _to_theta_layout(grad, &out[0], n, d, P)
     if watch.stop:
         _raise_stopped()
-    with nogil:
-        _to_theta_layout(grad, &out[0], n, d, P)
     return bad

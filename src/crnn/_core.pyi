@@ -127,6 +127,7 @@ def _rtrl_online(
     Y: _F,  # floating[:, ::1] (T, m), OUT
     E: _F,  # floating[::1] (T,), OUT
     grad_sum: _F,  # floating[::1] (_gradient_size,), IN/OUT
+    last: _F,  # floating[::1] (_gradient_size,): the last step's gradient, OUT
     work: _F,  # floating[::1] (_online_work_size,), SCRATCH
     act: int,
     leak: float,

@@ -595,6 +595,11 @@ cdef Py_ssize_t _forward_batch(_Cell cell, const floating* theta, Py_ssize_t siz
     if weight != NULL:
         bad = bad + _nonfinite(weight, N * T * m)
     _pack_weights(theta, n, d, m, ws, False)
+    if n_threads == 1:  # no thread team: each of its barriers is a system call
+        if N > 0:
+            _forward_block(cell, 0, N, T, n, d, m, X, s0, ws, bb, cb, S, Y, target, weight,
+                           g, E, ws + at, wp)
+        return bad
     for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
         b0 = blk * R
         Rb = N - b0 if N - b0 < R else R
@@ -738,12 +743,18 @@ def _generate(const floating[::1] theta, const floating[:, ::1] x0, const floati
         if N > 0:
             bad = bad + _nonfinite(&x0[0, 0], N * n) + _nonfinite(&s0[0, 0], N * d)
         _pack_weights(U, n, d, m, pack, False)
-        for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
-            b0 = blk * R
-            Rb = N - b0 if N - b0 < R else R
-            if Rb > 0:
-                _generate_block(_cell(act, leak), b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], pack, bb, cb,
-                                &out[0, 0, 0], &sT[0, 0], pack + at + threadid() * stride, wp)
+        if n_threads == 1:  # no thread team (as _forward_batch)
+            if N > 0:
+                _generate_block(_cell(act, leak), 0, N, T, n, d, &x0[0, 0], &s0[0, 0], pack, bb,
+                                cb, &out[0, 0, 0], &sT[0, 0], pack + at, wp)
+        else:
+            for blk in prange(n_threads, num_threads=n_threads, schedule="static"):
+                b0 = blk * R
+                Rb = N - b0 if N - b0 < R else R
+                if Rb > 0:
+                    _generate_block(_cell(act, leak), b0, Rb, T, n, d, &x0[0, 0], &s0[0, 0], pack,
+                                    bb, cb, &out[0, 0, 0], &sT[0, 0],
+                                    pack + at + threadid() * stride, wp)
     if watch.stop:
         _raise_stopped()
     return bad

@@ -62,6 +62,10 @@ cdef extern from "_simd.h":
     void crnn_tilev_f(Py_ssize_t K, const float* a, Py_ssize_t ars, Py_ssize_t aks,
                       const float* b, Py_ssize_t ldb, float* o, Py_ssize_t ldo,
                       Py_ssize_t nr, int acc) noexcept nogil
+    void crnn_panel_rows_d(Py_ssize_t d, double* o, const double* p, double* g,
+                           const double* f, double keep, const double* c) noexcept nogil
+    void crnn_panel_rows_f(Py_ssize_t d, float* o, const float* p, float* g,
+                           const float* f, float keep, const float* c) noexcept nogil
     double crnn_fma_d "CRNN_FMA_D"(double a, double b, double c) noexcept nogil
     float crnn_fma_f "CRNN_FMA_F"(float a, float b, float c) noexcept nogil
 

@@ -6,8 +6,8 @@ weights (and an online trainer's state) in place, in numpy and in compiled
 kernels that run without the GIL. Two such calls on one model from two
 threads would interleave their updates and leave numbers that no serial
 order gives. :func:`exclusive` makes the second call raise ``RuntimeError``
-at once instead; it costs one lock acquisition per call, and nothing is
-stored on the model (which stays picklable).
+at once instead; it costs a dict update per object held (each one atomic,
+so no lock), and nothing is stored on the model (which stays picklable).
 
 A forked child has only the thread that forked: the marks of the calls of
 the other threads (which never end there) are dropped in the child.
@@ -36,18 +36,23 @@ if TYPE_CHECKING:
 
 __all__ = ["deferral_is_cheap", "exclusive", "interrupts_deferrable", "uninterrupted"]
 
-_lock = threading.Lock()
-# id(object) -> (the call that holds it, its thread, the thread's ident)
-_holders: dict[int, tuple[str, threading.Thread, int | None]] = {}
+# id(object) -> (the call that holds it, its thread's ident)
+_holders: dict[int, tuple[str, int]] = {}
 
 
 def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()  # another thread may have held it at the fork
     me = threading.get_ident()
-    for key, (_, _, ident) in list(_holders.items()):
+    for key, (_, ident) in list(_holders.items()):
         if ident != me:
             del _holders[key]
+
+
+def _thread_name(ident: int) -> str:
+    """Return the name of the running thread `ident` (for a message)."""
+    for thread in threading.enumerate():
+        if thread.ident == ident:
+            return thread.name
+    return f"<thread {ident}>"
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -72,26 +77,24 @@ class exclusive:  # lower case: used as a function, ``with exclusive(...):``
         self.objects = objects
 
     def __enter__(self) -> Self:
-        thread = threading.current_thread()
-        holder = (self.what, thread, thread.ident)  # its text is made only for a message
-        with _lock:
-            for obj in self.objects:
-                other = _holders.get(id(obj))
-                if other is not None:
-                    raise RuntimeError(
-                        f"{self.what}: this {type(obj).__name__} is being changed by "
-                        f"{other[0]} in thread {other[1].name!r}; one model (or online "
-                        "trainer) cannot be trained by two calls at once. Give each thread "
-                        "its own model (copy.deepcopy), or wait for the other call."
-                    )
-            for obj in self.objects:
-                _holders[id(obj)] = holder
+        holder = (self.what, threading.get_ident())
+        for held, obj in enumerate(self.objects):
+            # setdefault is one atomic step: of two threads, one finds the other's mark
+            other = _holders.setdefault(id(obj), holder)
+            if other is not holder:
+                for mine in self.objects[:held]:
+                    del _holders[id(mine)]
+                raise RuntimeError(
+                    f"{self.what}: this {type(obj).__name__} is being changed by "
+                    f"{other[0]} in thread {_thread_name(other[1])!r}; one model (or online "
+                    "trainer) cannot be trained by two calls at once. Give each thread "
+                    "its own model (copy.deepcopy), or wait for the other call."
+                )
         return self
 
     def __exit__(self, *exc: object) -> Literal[False]:
-        with _lock:
-            for obj in self.objects:
-                _holders.pop(id(obj), None)
+        for obj in self.objects:
+            _holders.pop(id(obj), None)
         return False
 
 
@@ -193,6 +196,8 @@ def interrupts_deferrable() -> Iterator[None]:
 
 def check_writable(model: RNN, what: str) -> None:
     """Refuse to train a model whose weights were made read-only (they are updated in place)."""
+    if model._writable():
+        return
     for name, arr in model.parameters().items():
         if not arr.flags.writeable:
             raise ValueError(

@@ -284,6 +284,8 @@ def _choose(
     measured one thread to be faster for calls of this kind and size (see
     above); the key is None when nothing is to be measured.
     """
+    if n_threads == 1:
+        return 1, None
     nt = threads(n_threads, N, work)
     if nt == 1 or n_threads is not None:
         return nt, None
@@ -401,7 +403,7 @@ def _forward_scratch(n: int, d: int, m: int, N: int, nt: int, dtype: DTypeLike) 
         check_alloc((size,), dtype, "the forward workspace")
         return (_scratch("forward", (size,), dtype),)
 
-    ws: _Array = _plan(("forward", n, d, m, N, nt, dtype), make)[0]
+    ws: _Array = _plan(("forward", _core, n, d, m, N, nt, dtype), make)[0]
     return ws
 
 
@@ -551,7 +553,7 @@ def _bptt(
     work = N * T * _step_work(n, d, m) * 3
     nt, key = _choose("bptt", n_threads, N, work)
 
-    def make() -> tuple[int, int, _Array]:
+    def make() -> tuple[int, int, _Array, Callable[..., int]]:
         L = _bptt_steps(N, T)
         # the final products in parts, each over a group of sequences (threads
         # share them out without packing the same operand twice); the count
@@ -566,12 +568,14 @@ def _bptt(
         wsize = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, leaky, nt)
         if leaky:  # H^t of every step too
             check_alloc((wsize,), dt, "the bptt workspace")
-        return L, parts, _scratch("bptt", (wsize,), dt)
+        return L, parts, _scratch("bptt", (wsize,), dt), _kernel("_bptt_gradient", dt)
 
     leaky = cell[1] != 1
-    L, parts, ws = _plan(("bptt", N, T, n, d, m, P, nt, leaky, dt), make)
+    run: Callable[..., int]
+    L, parts, ws, run = _plan(("bptt", _core, N, T, n, d, m, P, nt, leaky, dt), make)
     wt = _NO_WEIGHTS[dt.char] if weight is None else weight
-    run = _kernel("_bptt_gradient", dt)
+    if key is None:
+        return run(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
     return _timed(
         key, nt, work, lambda: run(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
     )
@@ -600,7 +604,7 @@ def _rtrl(
     work = N * T * d * d * (d * n + d * d + d)
     nt, key = _choose("rtrl", n_threads, N * available_cpus(), work)
 
-    def make() -> tuple[int, int, _Array]:
+    def make() -> tuple[int, int, _Array, Callable[..., int]]:
         nch = 1 if nt <= N else -(-nt // N)
         # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
         k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
@@ -608,11 +612,13 @@ def _rtrl(
         check_alloc((need,), dt, "the rtrl workspace")
         check_alloc((k + 1, P), dt, "the gradient slots")
         wsize = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
-        return nch, k, _scratch("rtrl", (wsize,), dt)
+        return nch, k, _scratch("rtrl", (wsize,), dt), _kernel("_rtrl_gradient", dt)
 
-    nch, k, ws = _plan(("rtrl", N, T, n, d, m, P, nt, dt), make)
+    run: Callable[..., int]
+    nch, k, ws, run = _plan(("rtrl", _core, N, T, n, d, m, P, nt, dt), make)
     wt = _NO_WEIGHTS[dt.char] if weight is None else weight
-    run = _kernel("_rtrl_gradient", dt)
+    if key is None:
+        return run(theta, X, target, wt, s0, g, out, ws, k, nch, nt, *cell)
     return _timed(
         key, nt, work, lambda: run(theta, X, target, wt, s0, g, out, ws, k, nch, nt, *cell)
     )
@@ -681,8 +687,7 @@ def gradient(
             out[P + N * d + start : P + N * d + stop] = part[P + (stop - start) * d :]
     elif N * T:
         bad = _rtrl(theta, size, X, target, s0, g, out, n_threads, cell, weight)
-    bias = theta.shape[0] > _core._parameter_size(n, d, m)
-    dU, dW, dV, db, dc = _views(out, n, d, m, bias)
+    dU, dW, dV, db, dc = _views(out, n, d, m, d * (n + d + m) < P)
     ds0 = out[P : P + N * d].reshape(N, d)
     return GradientArrays(dU, dW, dV, db, dc, ds0, out[P + N * d :], bad)
 
@@ -693,8 +698,15 @@ _NO_WEIGHTS = {"d": np.empty((0, 0, 0), np.float64), "f": np.empty((0, 0, 0), np
 
 def _views(vector: _Array, n: int, d: int, m: int, bias: bool) -> list[Any]:
     """U, W, V, b, c (b, c None without biases) as views of a vector in theta's layout."""
-    views = [vector[a:b].reshape(shape) for a, b, shape in parameter_layout(n, d, m, bias).values()]
-    return views if bias else [*views, None, None]
+    (u, us), (w, ws), (v, vs), *biases = _slices(n, d, m, bias)
+    views = [vector[u].reshape(us), vector[w].reshape(ws), vector[v].reshape(vs)]
+    return views + ([vector[b] for b, _ in biases] if bias else [None, None])
+
+
+@functools.lru_cache(maxsize=64)
+def _slices(n: int, d: int, m: int, bias: bool) -> tuple[tuple[slice, tuple[int, ...]], ...]:
+    """``parameter_layout`` as (slice, shape) pairs, kept (every call cuts a gradient up)."""
+    return tuple((slice(a, b), shape) for a, b, shape in parameter_layout(n, d, m, bias).values())
 
 
 def _unpack_gradient(
@@ -1063,20 +1075,10 @@ class OnlineState:
                 Y,
                 E,
                 self.grad,
+                self.last,
                 self.work,
                 *self.cell,
             )
-        if done == T > 0:  # the workspace holds the last step's dE^t/d[U W b] and d[V c]
-            n, d, m, bias = self.sizes
-            K1, nb = n + d, d if bias else 0
-            gq = self.work[K1 + 3 * d + 2 * m :]
-            gv = gq[-(-(d * K1 + nb) // self.ct) * self.ct :]
-            last = self.last
-            last[: d * K1] = gq[: d * K1]
-            last[d * K1 : d * K1 + m * d] = gv[: m * d]
-            if bias:
-                last[d * K1 + m * d : d * K1 + m * d + d] = gq[d * K1 : d * K1 + d]
-                last[d * K1 + m * d + d :] = gv[m * d : m * d + m]
         return Y, E, done
 
     def save(self) -> tuple[int, _Array, _Array]:

@@ -153,11 +153,14 @@ class _Online:
         ndarray of shape (m,)
             The prediction y^t, made before the update.
         """
-        m = self.model
+        m = self._model
+        n, _, k = m._size
         x = as_float_array(x, "x", m._dtype, 1, check_finite=False)
         target = as_float_array(target, "target", m._dtype, 1, check_finite=False)
-        check_shape(x, "x", (m.input_size,))
-        check_shape(target, "target", (m.output_size,))
+        if x.shape[0] != n:
+            check_shape(x, "x", (n,))
+        if target.shape[0] != k:
+            check_shape(target, "target", (k,))
         with exclusive(f"{self._name}.learn", self, m):
             return self._learn(x[np.newaxis], target[np.newaxis], (x, target))[0]  # type: ignore[no-any-return]
 
@@ -202,7 +205,7 @@ class _Online:
         views as one step: then they are not checked again, and a NaN is
         named as in x or target.
         """
-        m = self.model
+        m = self._model
         if step is None:
             X = as_float_array(X, "X", m.dtype, 2, check_finite=False)
             target = as_float_array(target, "target", m.dtype, 2, check_finite=False)
@@ -236,7 +239,7 @@ class _Online:
             raise ValueError("the weights or data hold NaN or infinite values")
         loss = math.inf  # the E of steps not made are not set
         if done == T == 1:
-            loss = float(E[0])
+            loss = last = float(E[0])
         elif done == T:
             with np.errstate(over="ignore"):  # a sum beyond the float range diverged too
                 loss = float(np.sum(E, dtype=np.float64))
@@ -248,7 +251,7 @@ class _Online:
             )
         self.n_steps_ += T
         self.loss_ += loss
-        self._last = float(E[T - 1])
+        self._last = last if T == 1 else float(E[T - 1])
         return Y  # type: ignore[no-any-return]
 
     def _put_back(self, theta: FloatArray, backup: _Backup | None) -> None:

@@ -101,7 +101,9 @@ class Gradient:
     ) -> Gradient:
         """Build one from fields already checked: the fields set without the frozen checks."""
         self = object.__new__(cls)
-        self.__dict__.update(U=U, W=W, V=V, s0=s0, loss=loss, method=method, b=b, c=c)
+        fields = self.__dict__
+        fields["U"], fields["W"], fields["V"], fields["s0"] = U, W, V, s0
+        fields["loss"], fields["method"], fields["b"], fields["c"] = loss, method, b, c
         return self
 
     def __repr__(self) -> str:
@@ -625,6 +627,16 @@ class RNN:
             check_shape(arr, name, shape)
         return self._theta
 
+    def _writable(self) -> bool:
+        """Return True when none of U, W, V, b, c was made read-only (``check_writable``)."""
+        b, c = self._b, self._c
+        return (
+            self._U.flags.writeable
+            and self._W.flags.writeable
+            and self._V.flags.writeable
+            and (b is None or (b.flags.writeable and c.flags.writeable))  # type: ignore[union-attr]
+        )
+
     def _kernel_weights(self) -> FloatArray | None:
         """Return theta when U, W, V, b, c have their shapes and dtype, else None.
 
@@ -720,8 +732,8 @@ class RNN:
         target3 = None
         if need_target:
             target = as_float_array(target, "target", dt, X.ndim, check_finite)
-            expected = (*X.shape[:-1], m)
-            if target.shape != expected:
+            if target.shape[:-1] != X.shape[:-1] or target.shape[-1] != m:
+                expected = (*X.shape[:-1], m)
                 raise ValueError(
                     f"target must have shape {expected} (X's "
                     f"{'batch and time' if batched else 'time'} axes and the model's "
@@ -1105,11 +1117,13 @@ class RNN:
         P. J. Werbos, "Backpropagation through time: what it does and how to
         do it", Proceedings of the IEEE 78(10), 1550-1560, 1990.
         """
-        check_method(method)
+        if not isinstance(method, str) or method not in ("bptt", "rtrl"):  # else checked
+            check_method(method)
+            method = method.lower()  # type: ignore[assignment]
         g = check_g(g, self._dtype)
-        check_finite = check_bool(check_finite, "check_finite")
-        method = method.lower()  # type: ignore[assignment]
-        if check_bool(per_sequence, "per_sequence"):
+        if check_finite is not True:
+            check_finite = check_bool(check_finite, "check_finite")
+        if per_sequence is not False and check_bool(per_sequence, "per_sequence"):
             return self._gradient_per_sequence(
                 X, target, s0, g, method, sample_weight, check_finite
             )
@@ -1135,7 +1149,7 @@ class RNN:
         G = _kernels.gradient(
             params, self._size, X3, t3, s02, g, method, self._n_threads, self._cell, w
         )
-        if deferred:
+        if deferred and G.nonfinite:
             self._refuse_nonfinite(G.nonfinite, X, target, s0, True)
         ds0 = G.s0
         if not batched:

@@ -37,11 +37,8 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
     """
     cdef Py_ssize_t ct = _ct(<floating>0), pl, l, j, q0, lo, hi, l0, l1
     cdef const floating* bp
-    cdef const floating* prow
     cdef floating* op
-    cdef floating* orow
     cdef floating* grow
-    cdef floating v, fl, cl
     for pl in range(npanels):
         q0 = (p0 + pl) * ct
         bp = Pp + pl * d * ct
@@ -65,25 +62,11 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
             l1 = q0 + ct - qb
             for l in range(l0, l1 if l1 < d else d):
                 op[l * ct + qb + l - q0] = op[l * ct + qb + l - q0] + 1
-        if keep == 0:
-            for l in range(d):                      # times f'(Z), and into c.T Pn
-                orow = op + l * ct
-                fl = fp[l]
-                cl = c[l]
-                for j in range(ct):
-                    v = orow[j] * fl
-                    orow[j] = v
-                    grow[j] = grow[j] + cl * v
+        # times f'(Z) (the leaky cell's: + (1 - a) Pp), and into c.T Pn
+        if floating is double:
+            crnn_panel_rows_d(d, op, bp if keep != 0 else NULL, grow, fp, keep, c)
         else:
-            for l in range(d):                      # the leaky cell's: + (1 - a) Pp
-                orow = op + l * ct
-                prow = bp + l * ct
-                fl = fp[l]
-                cl = c[l]
-                for j in range(ct):
-                    v = orow[j] * fl + keep * prow[j]
-                    orow[j] = v
-                    grow[j] = grow[j] + cl * v
+            crnn_panel_rows_f(d, op, bp if keep != 0 else NULL, grow, fp, keep, c)
 
 
 cdef void _rtrl_item(_Cell cell, Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py_ssize_t T,
@@ -269,27 +252,43 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
             bad = bad + _nonfinite(wt, N * T * m)
         _pack_weights(U, n, d, m, pack, True)
         memset(grad, 0, P * sizeof(floating))
-    with nogil, parallel(num_threads=n_threads):
-        start = 0
-        while start < N:
-            stop = start + K if start + K < N else N
-            for it in prange((stop - start) * nch, schedule="static"):
-                _rtrl_item(cell, start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
-                           &target[0, 0, 0], wt, &s0[0, 0], g, W, pack, bb, cb,
-                           slots + (it // nch) * P, ds0 + (start + it // nch) * d, E,
-                           pack + at[0] + threadid() * at[1], wp)
-            # add the slots in sequence order: the same sum whatever the threads
-            for p in prange(P, schedule="static"):
+        if n_threads == 1:  # no thread team (as _forward_batch): the loops below, in turn
+            start = 0
+            while start < N:
+                stop = start + K if start + K < N else N
+                for it in range((stop - start) * nch):
+                    _rtrl_item(cell, start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
+                               &target[0, 0, 0], wt, &s0[0, 0], g, W, pack, bb, cb,
+                               slots + (it // nch) * P, ds0 + (start + it // nch) * d, E,
+                               pack + at[0], wp)
                 if not crnn_flag_get(&wp.stop):
-                    acc = grad[p]
-                    for i in range(stop - start):
-                        acc = acc + slots[i * P + p]
-                    grad[p] = acc
-            start = stop
+                    for p in range(P):
+                        acc = grad[p]
+                        for i in range(stop - start):
+                            acc = acc + slots[i * P + p]
+                        grad[p] = acc
+                start = stop
+        else:
+            with parallel(num_threads=n_threads):
+                start = 0
+                while start < N:
+                    stop = start + K if start + K < N else N
+                    for it in prange((stop - start) * nch, schedule="static"):
+                        _rtrl_item(cell, start + it // nch, it % nch, nch, T, n, d, m, &X[0, 0, 0],
+                                   &target[0, 0, 0], wt, &s0[0, 0], g, W, pack, bb, cb,
+                                   slots + (it // nch) * P, ds0 + (start + it // nch) * d, E,
+                                   pack + at[0] + threadid() * at[1], wp)
+                    # add the slots in sequence order: the same sum whatever the threads
+                    for p in prange(P, schedule="static"):
+                        if not crnn_flag_get(&wp.stop):
+                            acc = grad[p]
+                            for i in range(stop - start):
+                                acc = acc + slots[i * P + p]
+                            grad[p] = acc
+                    start = stop
+        _to_theta_layout(grad, &out[0], n, d, P)
     if watch.stop:
         _raise_stopped()
-    with nogil:
-        _to_theta_layout(grad, &out[0], n, d, P)
     return bad
 
 
@@ -389,7 +388,7 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
                  floating[::1] s, floating[:, ::1] P, Py_ssize_t[::1] cur,
                  floating g, floating lr, floating clip,
                  floating[:, ::1] Y, floating[::1] E, floating[::1] grad_sum,
-                 floating[::1] work, int act, double leak):
+                 floating[::1] last, floating[::1] work, int act, double leak):
     """Real-time recurrent learning over a chunk of one stream (Williams and Zipser).
 
     At each step t: the state and output from the current weights (the
@@ -417,7 +416,8 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
     steps and the choice of buffer); grad_sum (_gradient_size,): every
     step's gradient is added,
     in the layout of the batch kernels' gradient ([U W] by rows, V, then b
-    and c).
+    and c); last (_gradient_size,): the last step's gradient, in that
+    layout, when every step was made (else left as it was).
     IN: X (T, n), target (T, m). OUT: Y (T, m) the outputs (from the weights
     before the step's update), E (T,) each step's E^t.
     SCRATCH: work (_online_work_size(n, d, m, bias),).
@@ -578,6 +578,16 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
                         bb[i] = bb[i] - lr * gq[d * K1 + i]
                     for k in range(m):
                         cb[k] = cb[k] - lr * gv[m * d + k]
+        if done == T and T > 0:                     # the last step's gradient
+            for q in range(d * K1):
+                last[q] = gq[q]
+            for q in range(m * d):
+                last[d * K1 + q] = gv[q]
+            for i in range(nb):
+                last[d * K1 + m * d + i] = gq[d * K1 + i]
+            if bias:
+                for k in range(m):
+                    last[d * K1 + m * d + d + k] = gv[m * d + k]
     if done > 0:
         cur[0] = (c0 + done) % 2
     if watch.stop:

@@ -271,6 +271,35 @@ typedef float crnn_vf;
             if (i < nr) *(VT*)(o + i * ldo) = c[i];                                  \
     }
 
+/* The rows of an RTRL sensitivity panel (CT = 2 vectors of columns, d rows
+   of ct = 2 W) after its product (crnn/_rtrl.pxi): row l becomes o f[l], or
+   o f[l] + keep p when p is not NULL (a leaky cell), and g += c[l] times it,
+   the rows in order (g held in registers). Each element's operations are
+   those of the scalar loop they replace, in its form, so that they contract
+   and round alike. */
+#define CRNN_PANEL_ROWS(NAME, T, VT, W)                                           \
+    static inline void NAME(Py_ssize_t d, T* o, const T* p, T* g, const T* f,    \
+                            T keep, const T* c) {                                \
+        VT g0 = *(const VT*)g, g1 = *(const VT*)(g + W), v0, v1;                 \
+        Py_ssize_t l;                                                            \
+        for (l = 0; l < d; l++, o += 2 * W) {                                    \
+            if (p) {                                                             \
+                v0 = ((*(const VT*)o) * f[l]) + (keep * (*(const VT*)p));        \
+                v1 = ((*(const VT*)(o + W)) * f[l]) + (keep * (*(const VT*)(p + W))); \
+                p += 2 * W;                                                      \
+            } else {                                                             \
+                v0 = (*(const VT*)o) * f[l];                                     \
+                v1 = (*(const VT*)(o + W)) * f[l];                               \
+            }                                                                    \
+            *(VT*)o = v0;                                                        \
+            *(VT*)(o + W) = v1;                                                  \
+            g0 = g0 + (c[l] * v0);                                               \
+            g1 = g1 + (c[l] * v1);                                               \
+        }                                                                        \
+        *(VT*)g = g0;                                                            \
+        *(VT*)(g + W) = g1;                                                      \
+    }
+
 CRNN_TILE4(crnn_tile4_d, double, crnn_vd, CRNN_VWD, CRNN_ZD)
 CRNN_TILE4(crnn_tile4_f, float, crnn_vf, CRNN_VWF, CRNN_ZF)
 CRNN_TILE1(crnn_tile1_d, double, crnn_vd, CRNN_VWD, CRNN_ZD)
@@ -281,6 +310,8 @@ CRNN_TILE8(crnn_tile8_d, double, crnn_vd, CRNN_VWD, CRNN_ZD)
 CRNN_TILE8(crnn_tile8_f, float, crnn_vf, CRNN_VWF, CRNN_ZF)
 CRNN_TILEV(crnn_tilev_d, double, crnn_vd, CRNN_ZD)
 CRNN_TILEV(crnn_tilev_f, float, crnn_vf, CRNN_ZF)
+CRNN_PANEL_ROWS(crnn_panel_rows_d, double, crnn_vd, CRNN_VWD)
+CRNN_PANEL_ROWS(crnn_panel_rows_f, float, crnn_vf, CRNN_VWF)
 
 /* ---- a multiply-add rounded as the vector tiles round it ---------------
    Once where the build has FMA (the tiles' a + x * b is contracted there),
