@@ -6,8 +6,8 @@
 Runs forward, loss, both gradients, generate, step and online RTRL through
 the public API on a grid of sizes (small ones, ones past a SIMD panel, a
 batch split over threads, a long BPTT that runs in several blocks of steps),
-float32 and float64, with and without biases, on 1 and 2 threads, for each
-kernel variant (CRNN_KERNELS, one child process each), and writes the
+float32 and float64, with and without biases, on 1 and 2 threads, and the
+other cells (leak rates, activations), for each kernel variant (CRNN_KERNELS, one child process each), and writes the
 SHA-256 of every result's bytes. Two runs agree exactly when no bit moved.
 """
 
@@ -80,7 +80,39 @@ def _one_variant():
                         parts += [online.sensitivities, online.state]
                         parts += [model.b, model.c, G.b, G.c] if bias else []
                         out[key + f" online clip={clip}"] = _digest(*parts)
+            _cells(out, dtype, bias)
     return {"variant": _core.variant, "results": out}
+
+
+def _cells(out, dtype, bias):
+    """Add the other cells (leak rates, activations): both gradients and online RTRL."""
+    import numpy as np
+
+    import crnn
+
+    N, T, n, d, m = 3, 25, 3, 13, 2
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(N, T, n))
+    Y = rng.normal(size=(N, T, m))
+    for activation in ("tanh", "relu", "identity"):
+        for leak in (1.0, 0.3):
+            key = f"{np.dtype(dtype).name} bias={bias} cell={activation},{leak}"
+            rnn = crnn.RNN(
+                n, d, m, dtype=dtype, seed=5, bias=bias, activation=activation, leak=leak
+            )
+            for method in ("bptt", "rtrl"):
+                G = rnn.gradient(X, Y, g=0.7, method=method)
+                parts = [G.U, G.W, G.V, G.s0] + ([G.b, G.c] if bias else [])
+                out[key + " " + method] = _digest(*parts) + " " + repr(G.loss)
+            model = crnn.RNN(
+                n, d, m, dtype=dtype, seed=3, bias=bias, activation=activation, leak=leak
+            )
+            online = crnn.OnlineRTRL(model, lr=0.02, clip=1.0)
+            preds = online.learn(X[0], Y[0])
+            parts = [preds, *model.parameters().values(), online.sensitivities]
+            est = online.gradient_estimate_
+            parts += [est.U, est.W, est.V]
+            out[key + " online"] = _digest(*parts)
 
 
 def main(argv):

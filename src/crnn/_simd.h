@@ -272,27 +272,29 @@ typedef float crnn_vf;
     }
 
 /* The rows of an RTRL sensitivity panel (CT = 2 vectors of columns, d rows
-   of ct = 2 W) after its product (crnn/_rtrl.pxi): row l becomes o f[l], or
-   o f[l] + keep p when p is not NULL (a leaky cell), and g += c[l] times it,
-   the rows in order (g held in registers). Each element's operations are
-   those of the scalar loop they replace, in its form, so that they contract
-   and round alike. */
-#define CRNN_PANEL_ROWS(NAME, T, VT, W)                                           \
+   of 2 W) after its product (crnn/_rtrl.pxi): row l becomes o f[l], or
+   fma(o, f[l], keep p) when p is not NULL (a leaky cell: the rounding the
+   scalar loop this replaces had, spelled out, as a compiler may contract a
+   vector expression the other way), and g += c[l] times it, the rows in
+   order (g held in registers, not stored and loaded back for every row). */
+#define CRNN_PANEL_ROWS(NAME, T, VT, W, FMA)                                      \
     static inline void NAME(Py_ssize_t d, T* o, const T* p, T* g, const T* f,    \
                             T keep, const T* c) {                                \
         VT g0 = *(const VT*)g, g1 = *(const VT*)(g + W), v0, v1;                 \
-        Py_ssize_t l;                                                            \
+        Py_ssize_t l, j;                                                         \
         for (l = 0; l < d; l++, o += 2 * W) {                                    \
             if (p) {                                                             \
-                v0 = ((*(const VT*)o) * f[l]) + (keep * (*(const VT*)p));        \
-                v1 = ((*(const VT*)(o + W)) * f[l]) + (keep * (*(const VT*)(p + W))); \
+                for (j = 0; j < 2 * W; j++)                                      \
+                    o[j] = FMA(o[j], f[l], keep * p[j]);                         \
                 p += 2 * W;                                                      \
+                v0 = *(const VT*)o;                                              \
+                v1 = *(const VT*)(o + W);                                        \
             } else {                                                             \
                 v0 = (*(const VT*)o) * f[l];                                     \
                 v1 = (*(const VT*)(o + W)) * f[l];                               \
+                *(VT*)o = v0;                                                    \
+                *(VT*)(o + W) = v1;                                              \
             }                                                                    \
-            *(VT*)o = v0;                                                        \
-            *(VT*)(o + W) = v1;                                                  \
             g0 = g0 + (c[l] * v0);                                               \
             g1 = g1 + (c[l] * v1);                                               \
         }                                                                        \
@@ -310,8 +312,6 @@ CRNN_TILE8(crnn_tile8_d, double, crnn_vd, CRNN_VWD, CRNN_ZD)
 CRNN_TILE8(crnn_tile8_f, float, crnn_vf, CRNN_VWF, CRNN_ZF)
 CRNN_TILEV(crnn_tilev_d, double, crnn_vd, CRNN_ZD)
 CRNN_TILEV(crnn_tilev_f, float, crnn_vf, CRNN_ZF)
-CRNN_PANEL_ROWS(crnn_panel_rows_d, double, crnn_vd, CRNN_VWD)
-CRNN_PANEL_ROWS(crnn_panel_rows_f, float, crnn_vf, CRNN_VWF)
 
 /* ---- a multiply-add rounded as the vector tiles round it ---------------
    Once where the build has FMA (the tiles' a + x * b is contracted there),
@@ -324,6 +324,9 @@ CRNN_PANEL_ROWS(crnn_panel_rows_f, float, crnn_vf, CRNN_VWF)
 #define CRNN_FMA_D(a, b, c) ((a) * (b) + (c))
 #define CRNN_FMA_F(a, b, c) ((a) * (b) + (c))
 #endif
+
+CRNN_PANEL_ROWS(crnn_panel_rows_d, double, crnn_vd, CRNN_VWD, CRNN_FMA_D)
+CRNN_PANEL_ROWS(crnn_panel_rows_f, float, crnn_vf, CRNN_VWF, CRNN_FMA_F)
 
 /* ---- bit-level helpers of the vectorised tanh (crnn/_cell.pxi) ----------
    Cython has no bit cast; memcpy is one, and compilers vectorise it.
