@@ -128,19 +128,20 @@ def child(tmp, names):
         # strings such as "_" + name): bounded, but it would look like growth
         getattr(sys, "_clear_type_cache", lambda: None)()
 
-    tracemalloc.start()
     for name in names:
         call, count = points[name]
-        for _ in range(count):  # warm up: caches reach their size
+        for _ in range(count):  # warm up: caches reach their size (untraced: faster)
             call()
         settle()
+        # what the measured calls allocate and leave alive: traced from here
+        tracemalloc.start()
         traced0, rss0 = tracemalloc.get_traced_memory()[0], _rss()
         for _ in range(count):
             call()
         settle()
         traced, rss = tracemalloc.get_traced_memory()[0] - traced0, _rss() - rss0
+        tracemalloc.stop()
         print(json.dumps({"name": name, "calls": count, "traced": traced, "rss": rss}), flush=True)
-    tracemalloc.stop()
 
 
 def _names(tmp_path):
