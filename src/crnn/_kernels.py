@@ -1038,6 +1038,7 @@ class OnlineState:
         self.grad = np.zeros(_core._gradient_size(n, d, m, bias), dtype=dtype)
         self.work = np.empty(work, dtype=dtype)
         self.last = np.zeros_like(self.grad)  # the last step's gradient (``estimate``)
+        self.E1 = np.empty(1, dtype=dtype)  # E of a one-step call
 
     def learn(
         self,
@@ -1059,7 +1060,7 @@ class OnlineState:
         T = X.shape[0]
         dt = theta.dtype
         Y = np.empty((T, self.sizes[2]), dtype=dt)
-        E = np.empty(T, dtype=dt)
+        E = self.E1 if T == 1 else np.empty(T, dtype=dt)  # read by the caller before the next call
         done = 0
         if T:
             done = _kernel("_rtrl_online", dt)(
@@ -1176,6 +1177,7 @@ class OnlineFamilyState:
         P = _core._parameter_size(n, d, m, bias)
         self.grad = np.zeros(P, dtype=dtype)
         self.last = np.zeros(P, dtype=dtype)
+        self.E1 = np.empty(1, dtype=dtype)  # E of a one-step call
         self.work = np.empty(work, dtype=dtype)
 
     def learn(
@@ -1192,7 +1194,7 @@ class OnlineFamilyState:
         T = X.shape[0]
         dt = theta.dtype
         Y = np.empty((T, self.sizes[2]), dtype=dt)
-        E = np.empty(T, dtype=dt)
+        E = self.E1 if T == 1 else np.empty(T, dtype=dt)  # read by the caller before the next call
         done = 0
         if T:
             done = _kernel("_online_family", dt)(

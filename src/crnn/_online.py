@@ -38,8 +38,13 @@ class _Online:
     """
 
     _name = "OnlineRTRL"
+    _learning = "OnlineRTRL.learn"  # the call's name for the training lock (``_name``.learn)
     _method = "rtrl"
     _carried: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._learning = f"{cls._name}.learn"
 
     def _carry(self) -> Any:
         """Return a new carried state for the model (the algorithm's own)."""
@@ -161,7 +166,7 @@ class _Online:
             check_shape(x, "x", (n,))
         if target.shape[0] != k:
             check_shape(target, "target", (k,))
-        with exclusive(f"{self._name}.learn", self, m):
+        with exclusive(self._learning, self, m):
             return self._learn(x[np.newaxis], target[np.newaxis], (x, target))[0]  # type: ignore[no-any-return]
 
     def learn(self, X: ArrayLike, target: ArrayLike) -> FloatArray:
@@ -190,7 +195,7 @@ class _Online:
             the model, state and sensitivities are put back as they were
             before this call.
         """
-        with exclusive(f"{self._name}.learn", self, self.model):
+        with exclusive(self._learning, self, self.model):
             return self._learn(X, target)
 
     def _learn(
@@ -217,7 +222,8 @@ class _Online:
         if theta is None or X.shape[0] == 0:
             theta = self._own_weights(*checks)
         try:
-            check_writable(m, self._name)
+            if not m._writable():
+                check_writable(m, self._name)
         except ValueError:
             self._own_weights(*checks)  # a NaN is named first, as the complete checks do
             raise
