@@ -597,12 +597,15 @@ def _rtrl(
     N, T, _ = X.shape
     n, d, m = size
     dt = theta.dtype
-    bias = theta.shape[0] > _core._parameter_size(n, d, m)
-    P = _core._gradient_size(n, d, m, bias)
+    P = theta.shape[0]  # the gradient's size
+    bias = P > d * (n + d + m)
 
     # one sequence's sensitivity columns may be split over threads
     work = N * T * d * d * (d * n + d * d + d)
-    nt, key = _choose("rtrl", n_threads, N * available_cpus(), work)
+    if n_threads == 1:
+        nt, key = 1, None
+    else:
+        nt, key = _choose("rtrl", n_threads, N * available_cpus(), work)
 
     def make() -> tuple[int, int, _Array, Callable[..., int]]:
         nch = 1 if nt <= N else -(-nt // N)

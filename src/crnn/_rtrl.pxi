@@ -26,8 +26,13 @@
 cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t npanels,
                        const floating* W, const floating* Pp, floating* Pn,
                        const floating* xs, Py_ssize_t qb, const floating* fp,
-                       floating keep, const floating* c, floating* gq) noexcept nogil:
+                       floating keep, const floating* c, floating* gq,
+                       Py_ssize_t zero) noexcept nogil:
     """One RTRL step on the sensitivity panels p0 .. p0 + npanels - 1.
+
+    Columns below ``zero`` are known to be zero in Pp (the first step of a
+    sequence: only S^0's columns are not): W Pp is +0 there, as the tiles
+    would make it from +0 for finite weights, without the product.
 
     P (d x Q) is held by panels of CT columns, panel-major (panel, row l,
     column): Pn = fp (W Pp + direct) + keep Pp with direct[l, l K1 + j] =
@@ -44,10 +49,13 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
         bp = Pp + pl * d * ct
         op = Pn + pl * d * ct
         grow = gq + pl * ct
-        l = 0
-        while l < d:                                # W Pp, four rows at a time
-            _tile(d, W + l * d, d, 1, bp, ct, op + l * ct, ct, d - l if d - l < 4 else 4, 0)
-            l = l + 4
+        if q0 + ct <= zero:
+            memset(op, 0, d * ct * sizeof(floating))
+        else:
+            l = 0
+            while l < d:                            # W Pp, four rows at a time
+                _tile(d, W + l * d, d, 1, bp, ct, op + l * ct, ct, d - l if d - l < 4 else 4, 0)
+                l = l + 4
         # the direct terms: the rows whose [x, s] columns meet the panel, and
         # the bias columns'
         l0 = q0 // K1
@@ -146,7 +154,7 @@ cdef void _rtrl_item(_Cell cell, Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py
         _gemm_packed(1, m, d, e, m, 1, Vr, c, d, 0)
         _cell_gains(cell, fp if keep != 0 else nxt + n, fp, d)
         _rtrl_panels(d, K1, p0, npanels, W, Pp, Pn, cur, d * K1 if bb != NULL else -1,
-                     fp, keep, c, gq)
+                     fp, keep, c, gq, d * K1 + nb if t == 0 else 0)
         if ch == 0:                                 # dE^t/dV = e^t (S^t).T
             for k in range(m):
                 for j in range(d):
@@ -485,7 +493,7 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
             # sum, the k-sum first (cv = V.T e^t)
             memset(gq, 0, Qpad * sizeof(floating))
             _rtrl_panels(d, K1, 0, npanels, W, Pp, Pn, xs, d * K1 if bias else -1,
-                         fp, keep, cv, gq)
+                         fp, keep, cv, gq, 0)
             for k in range(m * d + (m if bias else 0)):
                 gv[k] = 0
             _outer(gv, m, d, e, s_new)
