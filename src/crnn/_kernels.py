@@ -598,7 +598,7 @@ def _rtrl(
     n, d, m = size
     dt = theta.dtype
     P = theta.shape[0]  # the gradient's size
-    bias = P > d * (n + d + m)
+    bias = d * (n + d + m) < P
 
     # one sequence's sensitivity columns may be split over threads
     work = N * T * d * d * (d * n + d * d + d)
