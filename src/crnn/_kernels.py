@@ -373,8 +373,8 @@ def _aligned_empty(size: int, dtype: DTypeLike) -> _Array:
     return raw[start : start + size * dt.itemsize].view(dt)
 
 
-def _plan(key: Hashable, make: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
-    """Return ``make()``: a call's thread count, sizes and workspaces, kept by `key` when small.
+def _plan(key: Hashable, make: Callable[..., tuple[Any, ...]], *args: Any) -> tuple[Any, ...]:
+    """Return ``make(*args)``: a call's thread count, sizes and workspaces, kept by `key` when small.
 
     Every plan is computed from the sizes (and the model's thread setting)
     alone, so a call with the sizes of a recent one (a stream of steps,
@@ -382,11 +382,11 @@ def _plan(key: Hashable, make: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]
     workspaces are larger than _PLAN_BYTES are not kept.
     """
     if _core._in_signal_handler():  # the interrupted call's are in use
-        return make()
+        return make(*args)
     plans = _SCRATCH.__dict__.setdefault("plans", {})
     plan: tuple[Any, ...] | None = plans.get(key)
     if plan is None:
-        plan = make()
+        plan = make(*args)
         size = sum(a.nbytes for a in plan if isinstance(a, np.ndarray))
         if size <= _PLAN_BYTES:
             if len(plans) >= _PLANS_KEEP:
@@ -532,6 +532,27 @@ def _bptt_steps(N: int, T: int) -> int:
     return max(1, min(T, -(-_BPTT_BLOCK_ROWS // N)))
 
 
+def _bptt_plan(
+    N: int, T: int, n: int, d: int, m: int, P: int, nt: int, leaky: bool, dt: np.dtype[Any]
+) -> tuple[int, int, _Array, Callable[..., int]]:
+    """Return BPTT's steps per block, gradient parts, workspace and kernel for these sizes."""
+    L = _bptt_steps(N, T)
+    # the final products in parts, each over a group of sequences (threads
+    # share them out without packing the same operand twice); the count
+    # depends on the sizes alone, so that no bit depends on the threads
+    parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
+    # what grows with the data is checked (the rest is a few times the
+    # model's size): the states and errors, and the parts when several
+    check_alloc((sum(_core._bptt_buffer_sizes(N, T, n, d, m, L)),), dt, "the bptt workspace")
+    if parts > 1:
+        check_alloc((parts, P), dt, "the gradient parts")
+    bias = _core._parameter_size(n, d, m) < P
+    wsize = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, leaky, nt)
+    if leaky:  # H^t of every step too
+        check_alloc((wsize,), dt, "the bptt workspace")
+    return L, parts, _scratch("bptt", (wsize,), dt), _kernel("_bptt_gradient", dt)
+
+
 def _bptt(
     theta: _Array,
     size: _Size,
@@ -549,30 +570,26 @@ def _bptt(
     n, d, m = size
     dt = theta.dtype
     P = theta.shape[0]  # the gradient's size
-
-    work = N * T * _step_work(n, d, m) * 3
-    nt, key = _choose("bptt", n_threads, N, work)
-
-    def make() -> tuple[int, int, _Array, Callable[..., int]]:
-        L = _bptt_steps(N, T)
-        # the final products in parts, each over a group of sequences (threads
-        # share them out without packing the same operand twice); the count
-        # depends on the sizes alone, so that no bit depends on the threads
-        parts = max(1, min(_PARTS, N, N * T // _PART_MIN_STEPS, _PARTS_BYTES // (P * dt.itemsize)))
-        # what grows with the data is checked (the rest is a few times the
-        # model's size): the states and errors, and the parts when several
-        check_alloc((sum(_core._bptt_buffer_sizes(N, T, n, d, m, L)),), dt, "the bptt workspace")
-        if parts > 1:
-            check_alloc((parts, P), dt, "the gradient parts")
-        bias = theta.shape[0] > _core._parameter_size(n, d, m)
-        wsize = _core._bptt_workspace_size(N, T, n, d, m, L, parts, bias, leaky, nt)
-        if leaky:  # H^t of every step too
-            check_alloc((wsize,), dt, "the bptt workspace")
-        return L, parts, _scratch("bptt", (wsize,), dt), _kernel("_bptt_gradient", dt)
-
+    if n_threads == 1:
+        nt, key, work = 1, None, 0
+    else:
+        work = N * T * _step_work(n, d, m) * 3
+        nt, key = _choose("bptt", n_threads, N, work)
     leaky = cell[1] != 1
     run: Callable[..., int]
-    L, parts, ws, run = _plan(("bptt", _core, N, T, n, d, m, P, nt, leaky, dt), make)
+    L, parts, ws, run = _plan(
+        ("bptt", _core, N, T, n, d, m, P, nt, leaky, dt),
+        _bptt_plan,
+        N,
+        T,
+        n,
+        d,
+        m,
+        P,
+        nt,
+        leaky,
+        dt,
+    )
     wt = _NO_WEIGHTS[dt.char] if weight is None else weight
     if key is None:
         return run(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
@@ -654,19 +671,17 @@ def gradient(
     # one array: dE/dtheta, dE/dS^0 (N, d), E (N,), as the kernels write them
     out = np.zeros(P + N * d + N, dtype=dt)
     bad = 0
-    if N * T and method == "bptt":
+    if not N * T:
+        pass
+    elif method == "rtrl":
+        bad = _rtrl(theta, size, X, target, s0, g, out, n_threads, cell, weight)
+    elif N == 1 or (chunk := _bptt_chunk(N, T, n, d, m, dt, cell)) == N:
+        bad = _bptt(theta, size, X, target, s0, g, out, n_threads, cell, weight)
+    else:
         # BPTT keeps every state of the batch: sequences in chunks whose
         # buffers fit in _BPTT_BYTES (a size-only rule: no bit depends on
         # the thread count), their gradients added in order
-        chunk = N
-        if N > 1:
-            per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
-            if cell[1] != 1:  # a leaky cell's H^t
-                per_seq += T * d * dt.itemsize
-            chunk = max(1, min(N, _BPTT_BYTES // per_seq))
-        if chunk == N:
-            bad = _bptt(theta, size, X, target, s0, g, out, n_threads, cell, weight)
-        for start in range(0, N, chunk) if chunk < N else ():
+        for start in range(0, N, chunk):
             stop = min(N, start + chunk)
             part = np.empty(P + (stop - start) * (d + 1), dtype=dt)  # not a workspace: see _SCRATCH
             wpart = None if weight is None else weight[start:stop]
@@ -688,22 +703,30 @@ def gradient(
                 out[:P] = part[:P]
             out[P + start * d : P + stop * d] = part[P : P + (stop - start) * d]
             out[P + N * d + start : P + N * d + stop] = part[P + (stop - start) * d :]
-    elif N * T:
-        bad = _rtrl(theta, size, X, target, s0, g, out, n_threads, cell, weight)
     dU, dW, dV, db, dc = _views(out, n, d, m, d * (n + d + m) < P)
     ds0 = out[P : P + N * d].reshape(N, d)
     return GradientArrays(dU, dW, dV, db, dc, ds0, out[P + N * d :], bad)
+
+
+def _bptt_chunk(N: int, T: int, n: int, d: int, m: int, dt: np.dtype[Any], cell: _Cell) -> int:
+    """Return the sequences per BPTT call: as many as fit in _BPTT_BYTES (at least 1)."""
+    per_seq = sum(_core._bptt_buffer_sizes(1, T, n, d, m, 1)) * dt.itemsize
+    if cell[1] != 1:  # a leaky cell's H^t
+        per_seq += T * d * dt.itemsize
+    return max(1, min(N, _BPTT_BYTES // per_seq))
 
 
 # "no weights" for the kernels: an empty batch of them
 _NO_WEIGHTS = {"d": np.empty((0, 0, 0), np.float64), "f": np.empty((0, 0, 0), np.float32)}
 
 
-def _views(vector: _Array, n: int, d: int, m: int, bias: bool) -> list[Any]:
+def _views(vector: _Array, n: int, d: int, m: int, bias: bool) -> tuple[Any, ...]:
     """U, W, V, b, c (b, c None without biases) as views of a vector in theta's layout."""
     (u, us), (w, ws), (v, vs), *biases = _slices(n, d, m, bias)
-    views = [vector[u].reshape(us), vector[w].reshape(ws), vector[v].reshape(vs)]
-    return views + ([vector[b] for b, _ in biases] if bias else [None, None])
+    U, W, V = vector[u].reshape(us), vector[w].reshape(ws), vector[v].reshape(vs)
+    if bias:
+        return U, W, V, vector[biases[0][0]], vector[biases[1][0]]
+    return U, W, V, None, None
 
 
 @functools.lru_cache(maxsize=64)
