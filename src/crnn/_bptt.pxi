@@ -340,7 +340,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
 
     IN: theta (_parameter_size,): U (d, n), W (d, d), V (m, d), then b (d,)
     and c (m,) when the model has biases; X (N, T, n), target (N, T, m),
-    weight (N, T, m) the weights of the squared errors or empty (N = 0) for
+    weight (N, T, m) the weights of the squared errors, or None (or empty) for
     none, s0 (N, d), g; act and leak, the cell (as ``_forward``).
     OUT (overwritten): out (_gradient_size + N d + N,): dE/dtheta, summed
     over the batch, in theta's layout (U, W, V, then b, c); then dE/dS^0 of
@@ -387,7 +387,7 @@ def _bptt_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef _Watch watch
     cdef _Watch* wp = &watch
     cdef _Cell cell = _cell(act, leak)
-    cdef const floating* wt = &weight[0, 0, 0] if weight.shape[0] > 0 else NULL
+    cdef const floating* wt = &weight[0, 0, 0] if weight is not None and weight.shape[0] > 0 else NULL
     cdef floating* Hb = NULL
     cdef floating* Gb = NULL
     with nogil:

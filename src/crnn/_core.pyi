@@ -75,7 +75,7 @@ def _loss(
     theta: _F,
     X: _F,
     target: _F,  # const floating[:, :, ::1] (N, T, m)
-    weight: _F,  # const floating[:, :, ::1] (N, T, m) or (0, 0, 0): none
+    weight: _F | None,  # const floating[:, :, ::1] (N, T, m); None (or (0, 0, 0)): none
     s0: _F,
     g: float,
     E: _F,  # floating[::1] (N,), OUT
@@ -88,7 +88,7 @@ def _bptt_gradient(
     theta: _F,
     X: _F,
     target: _F,
-    weight: _F,  # as in _loss
+    weight: _F | None,  # as in _loss
     s0: _F,
     g: float,
     out: _F,  # floating[::1] (_gradient_size + N d + N,): dE/dtheta, dE/dS^0, E, OUT
@@ -103,7 +103,7 @@ def _rtrl_gradient(
     theta: _F,
     X: _F,
     target: _F,
-    weight: _F,  # as in _loss
+    weight: _F | None,  # as in _loss
     s0: _F,
     g: float,
     out: _F,  # as in _bptt_gradient, OUT

@@ -766,7 +766,7 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
     """Loss of every sequence of a batch, without storing states.
 
     IN: as ``_forward``, target (N, T, m), weight (N, T, m) the weights of
-    the squared errors or empty (N = 0) for none, g.
+    the squared errors, or None (or empty) for none, g.
     OUT: E (N,), E[b] = g sum_t sum_k w (target - Y)^2 of sequence b.
     SCRATCH: ws as ``_forward``.
 
@@ -779,7 +779,7 @@ def _loss(const floating[::1] theta, const floating[:, :, ::1] X, const floating
         bad = _forward_batch(_cell(act, leak), &theta[0], theta.shape[0], X.shape[0], X.shape[1],
                              X.shape[2], s0.shape[1], target.shape[2], &X[0, 0, 0], &s0[0, 0],
                              NULL, NULL, &target[0, 0, 0],
-                             &weight[0, 0, 0] if weight.shape[0] > 0 else NULL, g, &E[0],
+                             &weight[0, 0, 0] if weight is not None and weight.shape[0] > 0 else NULL, g, &E[0],
                              &ws[0], n_threads, &watch)
     if watch.stop:
         _raise_stopped()

@@ -491,9 +491,8 @@ def loss(
         work = N * T * _step_work(n, d, m)
         nt, key = _choose("loss", n_threads, N, work)
         ws = _forward_scratch(n, d, m, N, nt, dt)
-        wt = _NO_WEIGHTS[dt.char] if weight is None else weight
         run = _kernel("_loss", dt)
-        bad = _timed(key, nt, work, lambda: run(theta, X, target, wt, s0, g, E, ws, nt, *cell))
+        bad = _timed(key, nt, work, lambda: run(theta, X, target, weight, s0, g, E, ws, nt, *cell))
     return E, bad
 
 
@@ -590,11 +589,10 @@ def _bptt(
         leaky,
         dt,
     )
-    wt = _NO_WEIGHTS[dt.char] if weight is None else weight
     if key is None:
-        return run(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
+        return run(theta, X, target, weight, s0, g, out, ws, parts, L, nt, *cell)
     return _timed(
-        key, nt, work, lambda: run(theta, X, target, wt, s0, g, out, ws, parts, L, nt, *cell)
+        key, nt, work, lambda: run(theta, X, target, weight, s0, g, out, ws, parts, L, nt, *cell)
     )
 
 
@@ -636,11 +634,10 @@ def _rtrl(
 
     run: Callable[..., int]
     nch, k, ws, run = _plan(("rtrl", _core, N, T, n, d, m, P, nt, dt), make)
-    wt = _NO_WEIGHTS[dt.char] if weight is None else weight
     if key is None:
-        return run(theta, X, target, wt, s0, g, out, ws, k, nch, nt, *cell)
+        return run(theta, X, target, weight, s0, g, out, ws, k, nch, nt, *cell)
     return _timed(
-        key, nt, work, lambda: run(theta, X, target, wt, s0, g, out, ws, k, nch, nt, *cell)
+        key, nt, work, lambda: run(theta, X, target, weight, s0, g, out, ws, k, nch, nt, *cell)
     )
 
 
@@ -714,10 +711,6 @@ def _bptt_chunk(N: int, T: int, n: int, d: int, m: int, dt: np.dtype[Any], cell:
     if cell[1] != 1:  # a leaky cell's H^t
         per_seq += T * d * dt.itemsize
     return max(1, min(N, _BPTT_BYTES // per_seq))
-
-
-# "no weights" for the kernels: an empty batch of them
-_NO_WEIGHTS = {"d": np.empty((0, 0, 0), np.float64), "f": np.empty((0, 0, 0), np.float32)}
 
 
 def _views(vector: _Array, n: int, d: int, m: int, bias: bool) -> tuple[Any, ...]:

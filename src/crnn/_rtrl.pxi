@@ -247,7 +247,7 @@ def _rtrl_gradient(const floating[::1] theta, const floating[:, :, ::1] X,
     cdef _Watch watch
     cdef _Watch* wp = &watch
     cdef _Cell cell = _cell(act, leak)
-    cdef const floating* wt = &weight[0, 0, 0] if weight.shape[0] > 0 else NULL
+    cdef const floating* wt = &weight[0, 0, 0] if weight is not None and weight.shape[0] > 0 else NULL
     with nogil:
         _watch_start(wp)
         _rtrl_ws(n, d, m, nch, P > _parameter_count(n, d, m), K, n_threads, at)
