@@ -84,9 +84,11 @@ def test_forward_matches_the_oracle(rng, activation, leak):
 
 @pytest.mark.parametrize(("activation", "leak"), CELLS, ids=CELL_IDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_bptt_and_rtrl_agree(rng, activation, leak, dtype):
-    # sizes that fill several sensitivity panels and BPTT blocks
-    rnn, X, target, s0, w = problem(rng, 5, 40, 3, 17, 2, activation, leak, dtype)
+@pytest.mark.parametrize("T", [1, 2, 40])
+def test_bptt_and_rtrl_agree(rng, activation, leak, dtype, T):
+    # sizes that fill several sensitivity panels and BPTT blocks; RTRL's
+    # first step has a path of its own, and T = 1 is a first and last step
+    rnn, X, target, s0, w = problem(rng, 5, T, 3, 17, 2, activation, leak, dtype)
     rnn.W *= 0.5  # keep relu and the identity from growing without bound
     G = rnn.gradient(X, target, s0, sample_weight=w)
     H = rnn.gradient(X, target, s0, method="rtrl", sample_weight=w)

@@ -383,7 +383,9 @@ def _plan(key: Hashable, make: Callable[..., tuple[Any, ...]], *args: Any) -> tu
     """
     if _core._in_signal_handler():  # the interrupted call's are in use
         return make(*args)
-    plans = _SCRATCH.__dict__.setdefault("plans", {})
+    plans = _SCRATCH.__dict__.get("plans")
+    if plans is None:
+        plans = _SCRATCH.__dict__["plans"] = {}
     plan: tuple[Any, ...] | None = plans.get(key)
     if plan is None:
         plan = make(*args)
@@ -596,6 +598,21 @@ def _bptt(
     )
 
 
+def _rtrl_plan(
+    N: int, n: int, d: int, m: int, P: int, nt: int, dt: np.dtype[Any]
+) -> tuple[int, int, _Array, Callable[..., int]]:
+    """Return RTRL's chunks per sequence, slots, workspace and kernel for these sizes."""
+    bias = d * (n + d + m) < P
+    nch = 1 if nt <= N else -(-nt // N)
+    # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
+    k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
+    need = _core._rtrl_workspace_size(n, d, m, nch, bias, 0, nt)  # no slots
+    check_alloc((need,), dt, "the rtrl workspace")
+    check_alloc((k + 1, P), dt, "the gradient slots")
+    wsize = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
+    return nch, k, _scratch("rtrl", (wsize,), dt), _kernel("_rtrl_gradient", dt)
+
+
 def _rtrl(
     theta: _Array,
     size: _Size,
@@ -613,27 +630,17 @@ def _rtrl(
     n, d, m = size
     dt = theta.dtype
     P = theta.shape[0]  # the gradient's size
-    bias = d * (n + d + m) < P
-
-    # one sequence's sensitivity columns may be split over threads
-    work = N * T * d * d * (d * n + d * d + d)
     if n_threads == 1:
-        nt, key = 1, None
+        nt, key, work = 1, None, 0
     else:
+        # one sequence's sensitivity columns may be split over threads
+        work = N * T * d * d * (d * n + d * d + d)
         nt, key = _choose("rtrl", n_threads, N * available_cpus(), work)
 
-    def make() -> tuple[int, int, _Array, Callable[..., int]]:
-        nch = 1 if nt <= N else -(-nt // N)
-        # as many slots as fit in _SLOTS_BYTES (fewer passes over the batch)
-        k = min(N, max(_SLOTS_PER_THREAD * nt, _SLOTS_BYTES // (P * dt.itemsize)))
-        need = _core._rtrl_workspace_size(n, d, m, nch, bias, 0, nt)  # no slots
-        check_alloc((need,), dt, "the rtrl workspace")
-        check_alloc((k + 1, P), dt, "the gradient slots")
-        wsize = _core._rtrl_workspace_size(n, d, m, nch, bias, k, nt)
-        return nch, k, _scratch("rtrl", (wsize,), dt), _kernel("_rtrl_gradient", dt)
-
     run: Callable[..., int]
-    nch, k, ws, run = _plan(("rtrl", _core, N, T, n, d, m, P, nt, dt), make)
+    nch, k, ws, run = _plan(
+        ("rtrl", _core, N, n, d, m, P, nt, dt), _rtrl_plan, N, n, d, m, P, nt, dt
+    )
     if key is None:
         return run(theta, X, target, weight, s0, g, out, ws, k, nch, nt, *cell)
     return _timed(
@@ -700,9 +707,32 @@ def gradient(
                 out[:P] = part[:P]
             out[P + start * d : P + stop * d] = part[P : P + (stop - start) * d]
             out[P + N * d + start : P + N * d + stop] = part[P + (stop - start) * d :]
-    dU, dW, dV, db, dc = _views(out, n, d, m, d * (n + d + m) < P)
-    ds0 = out[P : P + N * d].reshape(N, d)
-    return GradientArrays(dU, dW, dV, db, dc, ds0, out[P + N * d :], bad)
+    bias = d * (n + d + m) < P
+    r = np.ndarray((), _gradient_fields(n, d, m, bias, N, dt), out)
+    return GradientArrays(
+        r["U"],
+        r["W"],
+        r["V"],
+        r["b"] if bias else None,
+        r["c"] if bias else None,
+        r["s0"],
+        r["E"],
+        bad,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _gradient_fields(
+    n: int, d: int, m: int, bias: bool, N: int, dt: np.dtype[Any]
+) -> np.dtype[Any]:
+    """Return the gradient kernels' output as one record: dE/dtheta, dE/dS^0, E.
+
+    Its fields are the output's arrays, each cut out by one look-up (a
+    slice and a reshape make two arrays each, which a call on a small model
+    notices).
+    """
+    fields = [(name, dt, shape) for name, (_, _, shape) in parameter_layout(n, d, m, bias).items()]
+    return np.dtype([*fields, ("s0", dt, (N, d)), ("E", dt, (N,))])
 
 
 def _bptt_chunk(N: int, T: int, n: int, d: int, m: int, dt: np.dtype[Any], cell: _Cell) -> int:
@@ -715,17 +745,20 @@ def _bptt_chunk(N: int, T: int, n: int, d: int, m: int, dt: np.dtype[Any], cell:
 
 def _views(vector: _Array, n: int, d: int, m: int, bias: bool) -> tuple[Any, ...]:
     """U, W, V, b, c (b, c None without biases) as views of a vector in theta's layout."""
-    (u, us), (w, ws), (v, vs), *biases = _slices(n, d, m, bias)
-    U, W, V = vector[u].reshape(us), vector[w].reshape(ws), vector[v].reshape(vs)
-    if bias:
-        return U, W, V, vector[biases[0][0]], vector[biases[1][0]]
-    return U, W, V, None, None
+    (u, us), (w, ws), (v, vs), (b, _), (c, _) = _slices(n, d, m, bias)
+    if b is None:
+        return vector[u].reshape(us), vector[w].reshape(ws), vector[v].reshape(vs), None, None
+    return vector[u].reshape(us), vector[w].reshape(ws), vector[v].reshape(vs), vector[b], vector[c]
 
 
 @functools.lru_cache(maxsize=64)
-def _slices(n: int, d: int, m: int, bias: bool) -> tuple[tuple[slice, tuple[int, ...]], ...]:
-    """``parameter_layout`` as (slice, shape) pairs, kept (every call cuts a gradient up)."""
-    return tuple((slice(a, b), shape) for a, b, shape in parameter_layout(n, d, m, bias).values())
+def _slices(n: int, d: int, m: int, bias: bool) -> tuple[tuple[Any, Any], ...]:
+    """``parameter_layout`` as (slice, shape) pairs for U, W, V, b, c ((None, None) for no bias).
+
+    Kept: every gradient call cuts its result up with them.
+    """
+    pairs = tuple((slice(a, b), shape) for a, b, shape in parameter_layout(n, d, m, bias).values())
+    return pairs + ((None, None),) * (5 - len(pairs))
 
 
 def _unpack_gradient(

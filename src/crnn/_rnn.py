@@ -721,18 +721,21 @@ class RNN:
         dt = self._dtype
         n_in, d, m = self._size
         X = as_float_array(X, "X", dt, (2, 3), check_finite)
-        batched = X.ndim == 3
-        X3 = X if batched else X[np.newaxis]
-        N, _, n = X3.shape
-        if n != n_in:
+        shape = X.shape
+        if shape[-1] != n_in:
             raise ValueError(
                 f"X must have {self.input_size} features in its last axis (the model's "
                 f"input_size), got shape {X.shape}"
             )
+        batched = len(shape) == 3
+        if batched:
+            X3, N = X, shape[0]
+        else:
+            X3, N = X[np.newaxis], 1
         target3 = None
         if need_target:
-            target = as_float_array(target, "target", dt, X.ndim, check_finite)
-            if target.shape[:-1] != X.shape[:-1] or target.shape[-1] != m:
+            target = as_float_array(target, "target", dt, len(shape), check_finite)
+            if target.shape[-1] != m or target.shape[:-1] != shape[:-1]:
                 expected = (*X.shape[:-1], m)
                 raise ValueError(
                     f"target must have shape {expected} (X's "
@@ -1146,19 +1149,17 @@ class RNN:
         w = None
         if sample_weight is not None:
             w = check_sample_weight(sample_weight, self._dtype, t3.shape, batched)
-        G = _kernels.gradient(
+        dU, dW, dV, db, dc, ds0, E, bad = _kernels.gradient(
             params, self._size, X3, t3, s02, g, method, self._n_threads, self._cell, w
         )
-        if deferred and G.nonfinite:
-            self._refuse_nonfinite(G.nonfinite, X, target, s0, True)
-        ds0 = G.s0
+        if deferred and bad:
+            self._refuse_nonfinite(bad, X, target, s0, True)
         if not batched:
             ds0 = ds0[0]
         elif s0_kind == "shared":
             ds0 = ds0.sum(axis=0)
-        E = G.E
-        loss = float(E[0]) if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
-        return Gradient._of(G.U, G.W, G.V, ds0, loss, method, G.b, G.c)
+        loss = E.item() if E.shape[0] == 1 else float(np.sum(E, dtype=np.float64))
+        return Gradient._of(dU, dW, dV, ds0, loss, method, db, dc)
 
     # ------------------------------------------------------------------ second order
 

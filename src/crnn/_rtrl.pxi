@@ -23,16 +23,58 @@
 # [x, s], online as U x plus W s, with the one-step helpers), so their
 # results differ in the last bits; see the design note in _core.pyx.
 
+cdef inline void _rtrl_first_panel(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t q0, floating* op,
+                                   const floating* xs, Py_ssize_t qb, const floating* fp,
+                                   floating keep, const floating* c, floating* grow,
+                                   bint last) noexcept nogil:
+    """``_rtrl_panels`` on a panel of columns q0 .. q0 + CT - 1 that are zero in Pp.
+
+    When ``last`` (the sequence's last step: its Pn is not read), only grow.
+    """
+    cdef Py_ssize_t ct = _ct(<floating>0), l, j, lo, hi, l0, l1
+    cdef floating v
+    if not last:
+        memset(op, 0, d * ct * sizeof(floating))
+    l0 = q0 // K1
+    l1 = (q0 + ct - 1) // K1 + 1
+    for l in range(l0, l1 if l1 < d else d):         # row l's [x, s] columns
+        lo = l * K1
+        hi = lo + K1
+        for j in range(lo if lo > q0 else q0, hi if hi < q0 + ct else q0 + ct):
+            v = (<floating>0 + xs[j - lo]) * fp[l]
+            if keep != 0:
+                v = v + <floating>0
+            if not last:
+                op[l * ct + j - q0] = v
+            grow[j - q0] = grow[j - q0] + c[l] * v
+    if qb >= 0:                                      # b_l's column
+        l0 = q0 - qb if q0 > qb else 0
+        l1 = q0 + ct - qb
+        for l in range(l0, l1 if l1 < d else d):
+            v = fp[l]
+            if keep != 0:
+                v = v + <floating>0
+            if not last:
+                op[l * ct + qb + l - q0] = v
+            grow[qb + l - q0] = grow[qb + l - q0] + c[l] * v
+
+
 cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t npanels,
                        const floating* W, const floating* Pp, floating* Pn,
                        const floating* xs, Py_ssize_t qb, const floating* fp,
                        floating keep, const floating* c, floating* gq,
-                       Py_ssize_t zero) noexcept nogil:
+                       Py_ssize_t zero, bint last) noexcept nogil:
     """One RTRL step on the sensitivity panels p0 .. p0 + npanels - 1.
 
     Columns below ``zero`` are known to be zero in Pp (the first step of a
-    sequence: only S^0's columns are not): W Pp is +0 there, as the tiles
-    would make it from +0 for finite weights, without the product.
+    sequence: only S^0's columns are not), and Pp is not read there: a
+    panel of them is fp direct^t alone, whose columns each have one
+    nonzero row (a column of row l's [x, s] block, or b_l's), so each
+    column's term of c.T Pn is one product. The values are those of the
+    general path for finite weights, bit for bit: W Pp is +0, the sums
+    add +0s, and a leaky cell's + (1 - a) 0 turns -0 into +0. ``last``
+    says that Pn will not be read (a sequence's last step): such a panel
+    then adds to gq alone.
 
     P (d x Q) is held by panels of CT columns, panel-major (panel, row l,
     column): Pn = fp (W Pp + direct) + keep Pp with direct[l, l K1 + j] =
@@ -50,12 +92,12 @@ cdef void _rtrl_panels(Py_ssize_t d, Py_ssize_t K1, Py_ssize_t p0, Py_ssize_t np
         op = Pn + pl * d * ct
         grow = gq + pl * ct
         if q0 + ct <= zero:
-            memset(op, 0, d * ct * sizeof(floating))
-        else:
-            l = 0
-            while l < d:                            # W Pp, four rows at a time
-                _tile(d, W + l * d, d, 1, bp, ct, op + l * ct, ct, d - l if d - l < 4 else 4, 0)
-                l = l + 4
+            _rtrl_first_panel(d, K1, q0, op, xs, qb, fp, keep, c, grow, last)
+            continue
+        l = 0
+        while l < d:                                # W Pp, four rows at a time
+            _tile(d, W + l * d, d, 1, bp, ct, op + l * ct, ct, d - l if d - l < 4 else 4, 0)
+            l = l + 4
         # the direct terms: the rows whose [x, s] columns meet the panel, and
         # the bias columns'
         l0 = q0 // K1
@@ -130,7 +172,10 @@ cdef void _rtrl_item(_Cell cell, Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py
     for j in range(d):
         cur[n + j] = s0[b * d + j]
     memset(gq, 0, Qc * sizeof(floating))
-    memset(Pp, 0, d * Qc * sizeof(floating))
+    # P^0 is zero but for S^0's identity; the first step reads it from S^0's first panel
+    j = (d * K1 + nb) // ct - p0
+    j = 0 if j < 0 else (npanels if j > npanels else j)
+    memset(Pp + j * d * ct, 0, (npanels - j) * d * ct * sizeof(floating))
     for l in range(d):                              # dS^0/dS^0 = I
         q = d * K1 + nb + l
         if q >= p0 * ct and q < p1 * ct:
@@ -154,7 +199,7 @@ cdef void _rtrl_item(_Cell cell, Py_ssize_t b, Py_ssize_t ch, Py_ssize_t nch, Py
         _gemm_packed(1, m, d, e, m, 1, Vr, c, d, 0)
         _cell_gains(cell, fp if keep != 0 else nxt + n, fp, d)
         _rtrl_panels(d, K1, p0, npanels, W, Pp, Pn, cur, d * K1 if bb != NULL else -1,
-                     fp, keep, c, gq, d * K1 + nb if t == 0 else 0)
+                     fp, keep, c, gq, d * K1 + nb if t == 0 else 0, t == T - 1)
         if ch == 0:                                 # dE^t/dV = e^t (S^t).T
             for k in range(m):
                 for j in range(d):
@@ -493,7 +538,7 @@ def _rtrl_online(floating[::1] theta, const floating[:, ::1] X, const floating[:
             # sum, the k-sum first (cv = V.T e^t)
             memset(gq, 0, Qpad * sizeof(floating))
             _rtrl_panels(d, K1, 0, npanels, W, Pp, Pn, xs, d * K1 if bias else -1,
-                         fp, keep, cv, gq, 0)
+                         fp, keep, cv, gq, 0, False)
             for k in range(m * d + (m if bias else 0)):
                 gv[k] = 0
             _outer(gv, m, d, e, s_new)
