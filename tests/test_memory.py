@@ -28,6 +28,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 #: Calls measured per entry point (after as many again to warm up), by default.
 CALLS = 1500
+WARM_UP = 300  # calls before the measured ones
 #: Most traced bytes the CALLS calls may add (a leak of 44 bytes per call fails).
 TRACED_LIMIT = 64 << 10
 #: Most resident bytes they may add (a leak of 2.8 KiB per call fails).
@@ -130,7 +131,7 @@ def child(tmp, names):
 
     for name in names:
         call, count = points[name]
-        for _ in range(count):  # warm up: caches reach their size (untraced: faster)
+        for _ in range(min(count, WARM_UP)):  # caches reach their size (untraced: faster)
             call()
         settle()
         # what the measured calls allocate and leave alive: traced from here
