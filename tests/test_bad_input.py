@@ -80,8 +80,50 @@ def _coverage_env():
 
 
 @pytest.fixture(scope="module")
-def outcomes():
-    """Run the whole table once, in CHILDREN processes at a time."""
+def outcomes(tmp_path_factory):
+    """Run the whole table once, in CHILDREN processes at a time.
+
+    Under pytest-xdist the first worker to need the table runs it and the
+    others read its outcomes (their temporary directories share a parent):
+    the table runs once per test run, not once per worker.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _run_table()
+    shared = tmp_path_factory.getbasetemp().parent / "bad_input_outcomes.json"
+    try:
+        os.close(os.open(shared.with_suffix(".lock"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another worker runs it
+        return _read_outcomes(shared)
+    try:
+        results = _run_table()
+    except BaseException as exc:
+        _write_atomically(shared, {"__error__": repr(exc)})
+        raise
+    _write_atomically(shared, results)
+    return results
+
+
+def _read_outcomes(shared):
+    """Wait for the outcomes another worker writes to ``shared``, and return them."""
+    deadline = time.monotonic() + TIMEOUT * CHILDREN
+    while not shared.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no outcomes from the worker running the table in {shared}")
+        time.sleep(0.05)
+    results = json.loads(shared.read_text())
+    if "__error__" in results:
+        raise RuntimeError(f"the worker running the table failed: {results['__error__']}")
+    return results
+
+
+def _write_atomically(path, results):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results))
+    os.replace(tmp, path)
+
+
+def _run_table():
+    """Run every case of the table; {id: (ok, detail)}."""
     results = {}
     start = time.perf_counter()
     chunks = [IDS[k::CHILDREN] for k in range(CHILDREN)]
