@@ -27,6 +27,8 @@ from crnn._guard import (
     interrupts_deferrable,
     uninterrupted,
 )
+from crnn._lm import lm_source
+from crnn._objective import _count, add_penalty_gradient, penalty
 from crnn._optim import clip_by_norm, make_optimizer
 from crnn._validation import (
     as_float_array,
@@ -148,15 +150,6 @@ def _rows(data: Any, idx: Any) -> Any:
     if data is None or not isinstance(data, list):
         return None if data is None else data[idx]
     return [data[i] for i in idx]
-
-
-def _count(target: Any, w: Any) -> float:
-    """Return what a batch scores: the count of its values, or the sum of their weights."""
-    if w is None:
-        return sum(t.size for t in target) if isinstance(target, list) else int(target.size)
-    if isinstance(w, list):
-        return float(sum(np.sum(v, dtype=np.float64) for v in w))
-    return float(np.sum(w, dtype=np.float64))
 
 
 def as_weights(
@@ -292,22 +285,6 @@ def _split(
             "sample_weight is 0 on every value left to train on after the validation split"
         )
     return Xt, tt, wt, (Xv, tv, wv, N == 1)
-
-
-def penalty(params: Mapping[str, _Array], weight_decay: float) -> float:
-    """Return the weight decay's penalty, weight_decay (|U|^2 + |W|^2 + |V|^2) (no biases)."""
-    if not weight_decay:
-        return 0.0
-    return weight_decay * sum(float(np.vdot(params[k], params[k])) for k in ("U", "W", "V"))
-
-
-def add_penalty_gradient(
-    grads: MutableMapping[str, _Array], params: Mapping[str, _Array], weight_decay: float
-) -> None:
-    """Add the penalty's gradient, 2 weight_decay U (W, V), to grads (in place)."""
-    if weight_decay:
-        for k in ("U", "W", "V"):
-            grads[k] = grads[k] + (2 * weight_decay) * params[k]
 
 
 class _Trainer:
@@ -723,8 +700,6 @@ def _fit(
     )
     source: Source = _LocalSource(trainer, X, target, w, val, rng)
     if isinstance(optimizer, str) and optimizer.lower() == "lm":  # Levenberg-Marquardt
-        from crnn._lm import lm_source
-
         source, opt = lm_source(trainer, X, target, w, val, opt, batch_size=batch_size, lr=lr)
     return run_epochs(
         model,

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crnn import _kernels
-from crnn._fit import _count, penalty
 from crnn._guard import uninterrupted
+from crnn._objective import _count, penalty
 from crnn._optim import LevenbergMarquardt, make_optimizer
 
 if TYPE_CHECKING:

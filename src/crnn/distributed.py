@@ -49,18 +49,16 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 
 from crnn._fit import (
     _as_batch,
-    _count,
     _given_as_batch,
-    add_penalty_gradient,
     apply_update,
     as_weights,
     check_loop_options,
-    penalty,
     run_epochs,
     split_sequences,
     start_history,
 )
 from crnn._guard import check_writable, exclusive, interrupts_deferrable
+from crnn._objective import _count, add_penalty_gradient, penalty
 from crnn._optim import make_optimizer
 from crnn._rnn import RNN
 from crnn._validation import (
