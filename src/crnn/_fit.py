@@ -50,14 +50,14 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
     from crnn._optim import _Optimizer
-    from crnn._rnn import RNN
+    from crnn._typing import Trainable
 
     _Array = NDArray[Any]
     #: Held-out data: X, target (arrays, or lists of sequences), their
     #: weights or None, and whether it continues the training sequence.
     _Val = tuple[Any, Any, Any, bool]
 
-_Model = TypeVar("_Model", bound="RNN")
+_Model = TypeVar("_Model", bound="Trainable")
 
 __all__ = ["fit"]
 
@@ -96,7 +96,7 @@ class _Progress:
 
 
 def _as_batch(
-    model: RNN, X: Any, target: Any, name_x: str = "X", name_t: str = "target"
+    model: Trainable, X: Any, target: Any, name_x: str = "X", name_t: str = "target"
 ) -> tuple[Any, Any]:
     """Return X, target as (N, T, n), (N, T, m) arrays of the model's dtype.
 
@@ -134,7 +134,7 @@ def _given_as_batch(X: Any) -> bool:
 
 
 def _as_lists(
-    model: RNN, X: object, target: object, name_x: str, name_t: str
+    model: Trainable, X: object, target: object, name_x: str, name_t: str
 ) -> tuple[list[_Array], list[_Array]]:
     """Return the list form of ``_as_batch``: lists of (T_i, n) and (T_i, m) arrays."""
     Xs, ts = as_sequence_pairs(
@@ -153,7 +153,7 @@ def _rows(data: Any, idx: Any) -> Any:
 
 
 def as_weights(
-    model: RNN,
+    model: Trainable,
     sample_weight: Any,
     X: Any,
     target: Any,
@@ -292,7 +292,7 @@ class _Trainer:
 
     def __init__(
         self,
-        model: RNN,
+        model: Trainable,
         *,
         g: float,
         method: Any,
@@ -445,7 +445,7 @@ def check_loop_options(
 
 
 def start_history(
-    model: RNN, warm_start: object, has_val: bool, new_optimizer: Callable[[], _Optimizer]
+    model: Trainable, warm_start: object, has_val: bool, new_optimizer: Callable[[], _Optimizer]
 ) -> _Optimizer:
     """Return a fit's optimizer and set up its bookkeeping on the model.
 

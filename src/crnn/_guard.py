@@ -29,8 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from types import FrameType
 
-    from crnn._rnn import RNN
-    from crnn._typing import Self
+    from crnn._typing import Self, Trainable
 
     _Handler = Callable[[int, FrameType | None], object]
 
@@ -194,7 +193,7 @@ def interrupts_deferrable() -> Iterator[None]:
         signal.signal(signal.SIGINT, deferral.original)
 
 
-def check_writable(model: RNN, what: str) -> None:
+def check_writable(model: Trainable, what: str) -> None:
     """Refuse to train a model whose weights were made read-only (they are updated in place)."""
     if model._writable():
         return

@@ -44,7 +44,7 @@ from crnn import _kernels
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from crnn._rnn import RNN
+    from crnn._typing import Trainable
 
     _Array = NDArray[Any]
 
@@ -110,7 +110,7 @@ def evidence(
 
 
 def fit_laplace(
-    model: RNN,
+    model: Trainable,
     H: _Array,
     rss: float,
     n: float,
@@ -147,7 +147,7 @@ def predictive_std(post: Laplace, J: _Array) -> _Array:
 
 
 def closed_loop_std(
-    model: RNN,
+    model: Trainable,
     post: Laplace,
     x: _Array,
     s: _Array,

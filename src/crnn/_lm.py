@@ -34,12 +34,27 @@ from crnn._objective import _count, penalty
 from crnn._optim import LevenbergMarquardt, make_optimizer
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from numpy.typing import NDArray
 
-    from crnn._fit import _Trainer, _Val
     from crnn._optim import _Optimizer
+    from crnn._typing import Trainable
 
     _Array = NDArray[Any]
+    _Val = tuple[Any, Any, Any, bool]  # held-out data, as crnn._fit keeps it
+
+    class _Trainer(Protocol):
+        """What LM uses of fit's settings (``crnn._fit._Trainer``, which imports this module)."""
+
+        model: Trainable
+        g: float
+        clip: float | None
+        truncate: int | None
+        weight_decay: float
+
+        def validation_loss(self, val: _Val, X_train: Any) -> float: ...
+
 
 __all__ = ["LMSource", "lm_source"]
 

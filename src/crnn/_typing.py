@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -37,6 +37,7 @@ __all__ = [
     "PathLike",
     "Seed",
     "Self",
+    "Trainable",
 ]
 
 #: An array of the model's dtype (float32 or float64): what crnn returns.
@@ -82,3 +83,42 @@ Seed: TypeAlias = (
 
 #: A file name.
 PathLike: TypeAlias = str | os.PathLike[str]
+
+
+class Trainable(Protocol):
+    """What the training code uses of a model; :class:`crnn.RNN` is one.
+
+    ``crnn._fit``, ``_lm``, ``_guard`` and ``_laplace`` annotate the model
+    they are given with this rather than with ``RNN``: ``crnn._rnn`` imports
+    them, so none of them names it back, not even in an annotation.
+    """
+
+    _cell: tuple[int, float]
+    _n_threads: int | None
+    _size: tuple[int, int, int]
+    _theta: FloatArray
+    _fit_state: dict[str, Any]
+    loss_curve_: list[float]
+    validation_scores_: list[float] | None
+    best_loss_: float
+    best_validation_score_: float | None
+    n_iter_: int
+    penalty_curve_: list[float]
+
+    @property
+    def input_size(self) -> int: ...
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def output_size(self) -> int: ...
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def bias(self) -> bool: ...
+    def parameters(self) -> dict[str, FloatArray]: ...
+    def flat_weights(self) -> FloatArray: ...
+    def _weights(self, check_finite: bool) -> FloatArray: ...
+    def _writable(self) -> bool: ...
+    def forward(self, *args: Any, **kwargs: Any) -> Any: ...
+    def loss(self, *args: Any, **kwargs: Any) -> Any: ...
+    def gradient(self, *args: Any, **kwargs: Any) -> Any: ...
