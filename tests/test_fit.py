@@ -196,6 +196,47 @@ def test_divergence_stops_with_finite_weights():
     rnn.predict(X)  # still usable
 
 
+def _huge_gradient_model(dtype=np.float64):
+    """A model and data whose loss is small but whose dE/dU is about 0.6 times X's 1e200."""
+    big = 1e200 if dtype == np.float64 else 1e30
+    rnn = crnn.RNN(1, 1, 1, seed=0, dtype=dtype)
+    rnn.U = [[1 / big]]
+    rnn.W = [[0.0]]
+    rnn.V = [[1.0]]
+    return rnn, np.full((1, 1, 1), big), np.zeros((1, 1, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("optimizer", ["adam", "adagrad"])
+def test_a_gradient_whose_square_overflows_is_refused_before_the_step(dtype, optimizer):
+    # found by fuzz/fuzz_api.py: Adam's grad * grad overflowed, a RuntimeWarning
+    # (an error where warnings are errors) in the middle of the step
+    rnn, X, target = _huge_gradient_model(dtype)
+    G = rnn.gradient(X, target)
+    assert np.isfinite(G.loss)
+    assert np.isfinite(G.U).all()
+    assert np.abs(G.U).max() > np.sqrt(np.finfo(dtype).max)  # the case: its square overflows
+    before = {k: v.copy() for k, v in rnn.parameters().items()}
+    with pytest.raises(FloatingPointError, match=rf"overflow the {optimizer} optimizer's squares"):
+        rnn.fit(X, target, epochs=1, optimizer=optimizer)
+    for k, v in rnn.parameters().items():
+        np.testing.assert_array_equal(v, before[k])
+    # clipped, the same gradient is a step of norm clip
+    rnn.fit(X, target, epochs=1, optimizer=optimizer, clip=1.0, lr=0.1)
+    assert all(np.isfinite(v).all() for v in rnn.parameters().values())
+    assert rnn.U[0, 0] != before["U"][0, 0]
+
+
+def test_clip_by_norm_clips_a_gradient_whose_squares_overflow():
+    from crnn._optim import clip_by_norm
+
+    grads = {"U": np.array([[3e200]]), "W": np.array([[4e200]])}
+    norm = clip_by_norm(grads, 1.0)
+    assert norm == pytest.approx(5e200, rel=1e-15)
+    np.testing.assert_allclose(grads["U"], [[0.6]], rtol=1e-15)
+    np.testing.assert_allclose(grads["W"], [[0.8]], rtol=1e-15)
+
+
 def test_verbose_reports_progress(capsys):
     X, target = _sines(2, 10)
     crnn.RNN(1, 3, seed=0).fit(X, target, epochs=3, verbose=True)

@@ -192,6 +192,11 @@ def split_sequences(
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+# For each dtype, the largest gradient element whose square is finite there
+# (the optimizers square a gradient in its own dtype).
+_SQUARE_MAX = {np.dtype(t): math.sqrt(float(np.finfo(t).max)) for t in (np.float32, np.float64)}
+
+
 def apply_update(
     params: MutableMapping[str, _Array],
     optimizer: _Optimizer,
@@ -202,8 +207,10 @@ def apply_update(
     """Make one optimizer step on params (in place) from grads, or refuse it.
 
     A loss or gradient that is not finite raises FloatingPointError before
-    anything changes; grads are clipped to the norm ``clip``; a step that makes
-    a weight overflow is undone and raises FloatingPointError, so the weights
+    anything changes; grads are clipped to the norm ``clip``; a gradient
+    element whose square would overflow an optimizer that squares it (Adam,
+    Adagrad) raises FloatingPointError before the step; a step that makes a
+    weight overflow is undone and raises FloatingPointError, so the weights
     are always the last finite ones. A Ctrl-C never leaves half a step: in a
     fit's loop it waits until the step is whole; elsewhere (partial_fit) it
     undoes the step. The weights and the optimizer's state are always those
@@ -214,7 +221,18 @@ def apply_update(
             "fit diverged: the loss or its gradient is not finite; the model keeps the "
             "last finite weights (try a smaller lr, or clip=1.0)"
         )
-    clip_by_norm(grads, clip)
+    norm = clip_by_norm(grads, clip)
+    if clip is not None:
+        norm = min(norm, clip)  # the norm of what the step is given
+    if optimizer.squares and grads:
+        limit = _SQUARE_MAX.get(next(iter(grads.values())).dtype, math.inf)
+        big = norm if norm < limit else max(float(np.max(np.abs(v))) for v in grads.values())
+        if big >= limit:
+            raise FloatingPointError(
+                f"fit diverged: a gradient element of {big:.3g} would overflow the "
+                f"{optimizer.name} optimizer's squares; the model keeps the last finite "
+                "weights (try clip=1.0, or a smaller lr)"
+            )
     backup = {k: v.copy() for k, v in params.items()}
     if deferral_is_cheap():
         with uninterrupted():
@@ -243,7 +261,8 @@ def _step(
     backup: Mapping[str, _Array],
 ) -> bool:
     """Make the optimizer's step; undo it and return False when a weight is not finite."""
-    optimizer.step(params, grads)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is found just below
+        optimizer.step(params, grads)
     if all(np.isfinite(v).all() for v in params.values()):
         return True
     for k, v in params.items():

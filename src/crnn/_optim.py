@@ -26,6 +26,10 @@ class _Optimizer:
     """Base class: ``step(params, grads)`` updates each params[k] in place."""
 
     name = ""
+    #: The step squares the gradient (Adam's second moment, Adagrad's sum):
+    #: a gradient element beyond the square root of the dtype's largest
+    #: number would overflow it (``apply_update`` refuses such a step).
+    squares = False
 
     def __init__(self, lr: float) -> None:
         self.lr = lr
@@ -85,6 +89,7 @@ class Adam(_Optimizer):
     """Adam (Kingma and Ba, 2015) with bias correction."""
 
     name = "adam"
+    squares = True
 
     def __init__(
         self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
@@ -105,6 +110,7 @@ class Adagrad(_Optimizer):
     """Adagrad (Duchi, Hazan and Singer, 2011)."""
 
     name = "adagrad"
+    squares = True
 
     def __init__(self, lr: float, eps: float = 1e-10) -> None:
         super().__init__(lr)
@@ -185,6 +191,10 @@ def clip_by_norm(grads: Mapping[str, _Array], max_norm: float | None) -> float:
     Returns the norm before clipping.
     """
     norm = math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+    if math.isinf(norm):  # the squares overflowed: the norm of grads / their largest element
+        big = max((float(np.max(np.abs(g))) for g in grads.values() if g.size), default=0.0)
+        if math.isfinite(big) and big > 0:
+            norm = big * math.sqrt(sum(float(np.vdot(g / big, g / big)) for g in grads.values()))
     if max_norm is not None and norm > max_norm:
         scale = max_norm / norm
         for g in grads.values():
